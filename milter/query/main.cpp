@@ -1,6 +1,7 @@
 // regmilter-query: the policy library from the command line, for
 // administrators, tests and benchmarks. Thin: parse arguments, ask the
 // library, print. Exit status 0 on an answer, 2 on bad arguments.
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -117,9 +118,10 @@ void print_spf_json(util::JsonWriter& w, const spf::Outcome& o) {
 
 int main(int argc, char** argv) {
     Args args = parse_args(argc, argv);
-    auto resolver = dns::LdnsResolver::create(args.resolver);
-    if (!resolver.resolver) {
-        std::fprintf(stderr, "regmilter-query: resolver: %s\n", resolver.error.c_str());
+    std::string error;
+    auto resolver = dns::LdnsResolver::create(args.resolver, error);
+    if (!resolver) {
+        std::fprintf(stderr, "regmilter-query: resolver: %s\n", error.c_str());
         return 1;
     }
 
@@ -132,7 +134,7 @@ int main(int argc, char** argv) {
     if (args.trace) opt.trace = [](std::string_view line) { std::cerr << "trace: " << line << '\n'; };
     // One stage's bound: well below Postfix's 30 s milter_command_timeout.
     opt.deadline = dns::deadline_in(std::chrono::milliseconds(20000));
-    spf::Outcome spf = spf::check_mailfrom(*resolver.resolver, req, opt);
+    spf::Outcome spf = spf::check_mailfrom(*resolver, req, opt);
 
     if (args.json) {
         util::JsonWriter w;
