@@ -1,0 +1,131 @@
+// dns-blackhole: a DNS endpoint that takes queries and never answers, for
+// timeout tests. Binds UDP and TCP on 127.0.0.1 (the same port), prints the
+// port on stdout, then reads and drops everything until SIGTERM/SIGINT or
+// --max-seconds (default 300) pass. TCP connections are accepted and held open.
+//
+//   dns-blackhole [--port N] [--max-seconds S]      (port 0 / absent: any free port)
+//
+// Exit: 0 after a signal or the time limit, 2 on bad usage, 1 when it cannot bind.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+volatile sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+// A socket bound to 127.0.0.1:port; returns -1 on failure.
+int bound_socket(int type, uint16_t port) {
+    int fd = socket(AF_INET, type, 0);
+    if (fd < 0) return -1;
+    int one = 1;
+    if (type == SOCK_STREAM) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+        (type == SOCK_STREAM && listen(fd, 16) != 0)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+uint16_t port_of(int fd) {
+    sockaddr_in sa{};
+    socklen_t len = sizeof sa;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+    return ntohs(sa.sin_port);
+}
+
+bool parse_uint(const char* s, unsigned long max, unsigned long& out) {
+    char* end = nullptr;
+    errno = 0;
+    out = std::strtoul(s, &end, 10);
+    return errno == 0 && end && *end == '\0' && end != s && out <= max;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    unsigned long port = 0, max_seconds = 300;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--port" && i + 1 < argc && parse_uint(argv[i + 1], 65535, port)) {
+            ++i;
+        } else if (a == "--max-seconds" && i + 1 < argc && parse_uint(argv[i + 1], 86400, max_seconds) &&
+                   max_seconds > 0) {
+            ++i;
+        } else {
+            std::fprintf(stderr, "usage: dns-blackhole [--port N] [--max-seconds 1..86400]\n");
+            return 2;
+        }
+    }
+
+    int udp = -1, tcp = -1;
+    // With port 0: take the kernel's free UDP port and try TCP on the same one.
+    for (int attempt = 0; attempt < 50 && tcp < 0; ++attempt) {
+        udp = bound_socket(SOCK_DGRAM, uint16_t(port));
+        if (udp < 0) break;
+        tcp = bound_socket(SOCK_STREAM, port_of(udp));
+        if (tcp < 0) {
+            close(udp);
+            udp = -1;
+            if (port != 0) break;
+        }
+    }
+    if (udp < 0 || tcp < 0) {
+        std::fprintf(stderr, "dns-blackhole: cannot bind 127.0.0.1:%lu: %s\n", port, std::strerror(errno));
+        return 1;
+    }
+
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    std::printf("%u\n", unsigned(port_of(udp)));
+    std::fflush(stdout);
+
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(max_seconds);
+    std::vector<pollfd> fds{{udp, POLLIN, 0}, {tcp, POLLIN, 0}};
+    char buf[65536];
+    while (!g_stop && std::chrono::steady_clock::now() < end) {
+        int n = poll(fds.data(), fds.size(), 200);
+        if (n <= 0) continue;
+        if (fds[0].revents & POLLIN) (void)recv(udp, buf, sizeof buf, 0);
+        if (fds[1].revents & POLLIN) {
+            int c = accept(tcp, nullptr, nullptr);
+            if (c >= 0 && fds.size() < 1000) fds.push_back({c, POLLIN, 0});
+            else if (c >= 0) close(c);
+        }
+        for (size_t i = 2; i < fds.size();) {
+            if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+                ssize_t r = recv(fds[i].fd, buf, sizeof buf, 0);
+                if (r <= 0) {
+                    close(fds[i].fd);
+                    fds.erase(fds.begin() + long(i));
+                    continue;
+                }
+            }
+            ++i;
+        }
+    }
+    for (const pollfd& p : fds) close(p.fd);
+    return 0;
+}
