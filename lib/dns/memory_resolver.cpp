@@ -29,6 +29,12 @@ void MemoryResolver::add_failure(std::string_view name, DnsStatus status) {
     n.failure = status;
 }
 
+void MemoryResolver::add_failure_for_missing(std::string_view name, DnsStatus status) {
+    Node& n = nodes_[key_of(name)];
+    n.failing_missing = true;
+    n.failure = status;
+}
+
 DnsAnswer MemoryResolver::query(std::string_view name, RrType type, Deadline deadline) {
     std::string k = key_of(name);
     log_.push_back(k + "/" + to_string(type));
@@ -64,6 +70,11 @@ DnsAnswer MemoryResolver::query(std::string_view name, RrType type, Deadline dea
             return ans;
         }
         auto cname = n.records.find(RrType::cname);
+        if (n.failing_missing && (cname == n.records.end() || type == RrType::cname)) {
+            ans.status = n.failure;
+            ans.detail = std::string("fixture: ") + to_string(n.failure);
+            return ans;
+        }
         if (cname == n.records.end() || type == RrType::cname) {
             ans.status = DnsStatus::nodata;
             ans.ttl = 300;

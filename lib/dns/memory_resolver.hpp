@@ -22,6 +22,9 @@ public:
     void add_empty(std::string_view name);
     // Every query for this name (any type) answers `status` (timeout, servfail...).
     void add_failure(std::string_view name, DnsStatus status);
+    // Queries for a type this name holds no records of (CNAMEs aside) answer
+    // `status`; types it holds answer normally (the openspf suite's TIMEOUT).
+    void add_failure_for_missing(std::string_view name, DnsStatus status);
     // Lenient mode: unknown names are NXDOMAIN without being recorded as unexpected.
     void set_strict(bool strict) { strict_ = strict; }
 
@@ -37,6 +40,7 @@ private:
     struct Node {
         std::multimap<RrType, std::pair<std::string, uint32_t>> records;
         bool failing = false;
+        bool failing_missing = false;
         DnsStatus failure = DnsStatus::servfail;
     };
     std::map<std::string, Node> nodes_;  // key: lower-case name, no trailing dot
