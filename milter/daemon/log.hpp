@@ -1,0 +1,19 @@
+// daemon log: syslog (LOG_MAIL) and, in the foreground, stderr too.
+// Decides only where a line goes; what a decision line says is
+// policy::log_line's. Thread-safe (syslog(3) is; stderr lines are written whole).
+#pragma once
+
+#include <string_view>
+#include <syslog.h>
+
+namespace regmilter::daemon {
+
+// Opens syslog as "regmilter" with LOG_PID, facility LOG_MAIL; `to_stderr`
+// also copies every line to stderr (regmilter -f).
+void log_open(bool to_stderr);
+
+// One line at `priority` (LOG_ERR, LOG_WARNING, LOG_INFO, ...). Control
+// bytes in `line` are written as \xHH so one call stays one line.
+void log_line(int priority, std::string_view line);
+
+}  // namespace regmilter::daemon

@@ -1,0 +1,38 @@
+// daemon runtime: the immutable snapshot a session runs with (Config, bulk
+// table, shared DNS cache) and the one place it is swapped on reload.
+// Decides nothing about mail. current() and install() are thread-safe: the
+// pointer is swapped atomically; a session keeps the snapshot it started with.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bulk/bulk.hpp"
+#include "config/config.hpp"
+#include "dns/cache.hpp"
+
+namespace regmilter::daemon {
+
+struct Runtime {
+    std::shared_ptr<const config::Config> config;
+    std::shared_ptr<const bulk::Table> bulk_table;   // null: no [bulk] table configured
+    std::shared_ptr<dns::Cache> cache;               // shared by every session's resolver
+    unsigned generation = 0;                         // 1 at start, +1 per reload
+};
+
+struct Loaded {
+    std::shared_ptr<const Runtime> runtime;   // null when problems is not empty
+    std::vector<std::string> problems;        // "FILE:LINE: ..." each, config then table
+};
+
+// Reads and validates the config file and its bulk table. An empty
+// authserv_id becomes this host's name. `previous` (may be null) lends its DNS
+// cache when the resolver settings did not change, so a reload keeps it warm.
+Loaded load_runtime(const std::string& path, const std::shared_ptr<const Runtime>& previous);
+
+// The snapshot new sessions get; null before the first install().
+std::shared_ptr<const Runtime> current();
+void install(std::shared_ptr<const Runtime> runtime);
+
+}  // namespace regmilter::daemon
