@@ -35,6 +35,9 @@ struct TableError {
 // KEY is user@domain or @domain. A repeated key is an error.
 class Table {
 public:
+    Table() = default;
+    Table(const Table&) = delete;              // map_ views into arena_
+    Table& operator=(const Table&) = delete;
     struct Loaded;
     static Loaded parse(std::string_view text, std::string_view name);
     static Loaded load(const std::string& path);
@@ -44,7 +47,8 @@ public:
     size_t size() const { return map_.size(); }
 
 private:
-    std::unordered_map<std::string, config::BulkChoice> map_;
+    std::string arena_;   // every key, back to back; map_ keys view into it
+    std::unordered_map<std::string_view, config::BulkChoice> map_;
 };
 
 struct Table::Loaded {
@@ -80,6 +84,7 @@ private:
     std::shared_ptr<const Table> table_;   // guarded by mu_
     struct Stamp { unsigned long long ino = 0, size = 0; long long mtime_ns = 0; bool valid = false; };
     Stamp stamp_;                          // guarded by mu_
+    bool checked_ = false;                 // guarded by mu_
 };
 
 // Why a message is bulk; each signal a short name for logs and JSON:

@@ -9,6 +9,7 @@
 //   connect  ctx = Context{}; ctx.ip = address or nullopt (unix socket,
 //            "unknown"); ctx.hostname; ctx.macros (names without braces).
 //            facts = Facts{}; facts.now = system_clock::now();
+//            facts.authserv_id = authserv_id(cfg);
 //            facts.connect = gather_connect(ctx, cfg, resolver, stage_deadline(cfg));
 //              (registry zones + FCrDNS; may run on another thread with its own
 //              Resolver so it overlaps the HELO; it must be done before decide_mail)
@@ -23,7 +24,7 @@
 //            v = decide_rcpt(facts, r, cfg);      // envelope-known bulk, per recipient
 //            if (v.action is not reject/tempfail) { ctx.rcpts.push_back(addr); facts.rcpts.push_back(r); }
 //   header   ctx.headers.push_back({name, value});
-//   eom      facts.data = gather_data(ctx, cfg);
+//   eom      facts.data = gather_data(ctx, facts, cfg);
 //            v = decide_data(facts, cfg);
 //            remove v.headers_to_remove (forged Authentication-Results),
 //            insert v.headers_to_add in order at index 0.. (A-R first, above Received),
@@ -105,6 +106,7 @@ struct DataFacts {
 
 struct Facts {
     std::chrono::system_clock::time_point now;  // for enforce_after; tests set it
+    std::string authserv_id;                    // [milter] authserv_id or the host name
     ConnectFacts connect;
     MailFacts mail;
     std::vector<RcptFacts> rcpts;           // recipients that were not refused
@@ -130,6 +132,9 @@ struct Verdict {
     std::vector<std::string> rcpts_to_remove;                 // data stage
 };
 
+// [milter] authserv_id, or this host's name when it is empty.
+std::string authserv_id(const config::Config& cfg);
+
 // Per-stage DNS bound from [resolver] stage_timeout_ms.
 dns::Deadline stage_deadline(const config::Config& cfg);
 
@@ -139,7 +144,7 @@ MailFacts gather_mail(const Context& ctx, const Facts& facts, const config::Conf
                       dns::Resolver& dns, dns::Deadline deadline);
 RcptFacts gather_rcpt(std::string_view rcpt, const Facts& facts, const config::Config& cfg,
                       const bulk::Table* table);
-DataFacts gather_data(const Context& ctx, const config::Config& cfg);
+DataFacts gather_data(const Context& ctx, const Facts& facts, const config::Config& cfg);
 
 Verdict decide_connect(const Facts& facts, const config::Config& cfg) noexcept;
 Verdict decide_helo(const Facts& facts, const config::Config& cfg) noexcept;

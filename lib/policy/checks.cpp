@@ -1,0 +1,294 @@
+#include "policy/checks.hpp"
+
+#include <chrono>
+
+namespace regmilter::policy {
+
+using CAction = config::Action;
+using config::Config;
+
+namespace {
+
+// Days since the epoch (UTC) of a time point, rounding toward the past.
+config::Day day_of(std::chrono::system_clock::time_point t) {
+    auto s = std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+    return s >= 0 ? s / 86400 : (s - 86399) / 86400;
+}
+
+void set_codes(Check& c, const char* reject_code, const char* reject_x, const char* temp_code,
+               const char* temp_x) {
+    if (c.action == CAction::reject) {
+        c.code = reject_code;
+        c.xcode = reject_x;
+    } else if (c.action == CAction::tempfail) {
+        c.code = temp_code;
+        c.xcode = temp_x;
+    }
+}
+
+std::string ip_text(const Facts& f) { return f.connect.ip ? f.connect.ip->str() : "unknown"; }
+
+void registry_checks(const Facts& f, const Config& cfg, std::vector<Check>& out) {
+    const auto& entries = f.connect.registry;
+    if (!f.connect.ip) return;
+    const net::Address& ip = *f.connect.ip;
+    config::Day today = day_of(f.now);
+
+    auto zone_of = [&](const registry::Entry& e) -> const config::Registry* {
+        for (const auto& r : cfg.registries)
+            if (r.name == e.name) return &r;
+        return nullptr;
+    };
+    auto counts_registered = [](const registry::Entry& e) {
+        return e.status == registry::Status::listed && (!e.fcrdns_checked || e.fcrdns_ok);
+    };
+    auto enforce = [&](Check& c, const config::Registry& z) {
+        if (z.enforce_after && today < *z.enforce_after &&
+            (c.action == CAction::reject || c.action == CAction::tempfail)) {
+            c.action = CAction::tag;
+            c.downgraded = true;
+            c.tag += " (enforced from " + config::format_date(*z.enforce_after) + ")";
+        }
+    };
+    auto error_check = [&](const registry::Entry& e, const config::Registry& z) {
+        Check c;
+        c.source = "registry:" + e.name;
+        c.reason = "registry:error:" + e.zone;
+        c.action = z.on_error == config::OnError::tempfail ? CAction::tempfail : CAction::accept;
+        c.code = "451";
+        c.xcode = "4.4.3";
+        if (c.action != CAction::tempfail) c.code.clear(), c.xcode.clear();
+        c.text = "cannot check " + ip.str() + " in " + e.zone + " (" + e.error + "), try again later";
+        c.tag = "registry error for " + ip.str() + " in " + e.zone + ": " + e.error;
+        return c;
+    };
+
+    // meaning = registered zones: listed in any one counts as registered.
+    bool any_registered = false, any_error = false;
+    for (const auto& e : entries)
+        if (e.meaning == config::Meaning::registered) {
+            any_registered = any_registered || counts_registered(e);
+            any_error = any_error || e.status == registry::Status::error;
+        }
+    for (const auto& e : entries) {
+        const config::Registry* z = zone_of(e);
+        if (!z) continue;
+        if (e.meaning == config::Meaning::registered) {
+            if (any_registered) continue;
+            if (e.status == registry::Status::error) {
+                out.push_back(error_check(e, *z));
+                continue;
+            }
+            Check c;
+            c.source = "registry:" + e.name;
+            c.reason = "registry:unregistered:" + e.zone;
+            c.action = z->unregistered;
+            std::string why = e.status == registry::Status::listed ? " (in " + e.zone + " without forward-confirmed reverse DNS)"
+                                                                   : " (not in " + e.zone + ")";
+            c.text = z->reject_text.empty() ? ip.str() + " is not a registered mail server" + why
+                                            : registry::expand_text(z->reject_text, ip, e);
+            c.tag = "unregistered " + ip.str() + why;
+            if (!z->reject_text.empty()) c.tag += "; " + registry::expand_text(z->reject_text, ip, e);
+            // Another zone could not be asked: "unregistered" is not certain,
+            // and a temporary failure never becomes a permanent reject.
+            if (any_error && c.action > CAction::tag) c.action = CAction::tag;
+            enforce(c, *z);
+            set_codes(c, "550", "5.7.1", "451", "4.7.1");
+            out.push_back(std::move(c));
+        } else {
+            if (e.status == registry::Status::error) {
+                out.push_back(error_check(e, *z));
+                continue;
+            }
+            if (e.status != registry::Status::listed) continue;
+            Check c;
+            c.source = "registry:" + e.name;
+            c.reason = "registry:listed:" + e.zone;
+            c.action = z->listed;
+            std::string detail = " (" + e.code + (e.info.empty() ? "" : ": " + e.info) + ")";
+            c.text = z->reject_text.empty() ? ip.str() + " is listed in " + e.zone + detail
+                                            : registry::expand_text(z->reject_text, ip, e);
+            c.tag = "listed " + ip.str() + " in " + e.zone + detail;
+            enforce(c, *z);
+            set_codes(c, "550", "5.7.1", "451", "4.7.1");
+            out.push_back(std::move(c));
+        }
+    }
+}
+
+CAction spf_action(spf::Result r, const config::Spf& s) {
+    switch (r) {
+    case spf::Result::pass: return s.pass;
+    case spf::Result::fail: return s.fail;
+    case spf::Result::softfail: return s.softfail;
+    case spf::Result::neutral: return s.neutral;
+    case spf::Result::none: return s.none;
+    case spf::Result::permerror: return s.permerror;
+    case spf::Result::temperror: return s.temperror;
+    }
+    return CAction::accept;
+}
+
+Check spf_check(const spf::Outcome& o, CAction action, const std::string& ip, bool helo) {
+    Check c;
+    c.source = std::string("spf:") + (helo ? "helo" : "mailfrom");
+    std::string res = spf::to_string(o.result);
+    c.reason = c.source + ":" + res;
+    c.action = action;
+    std::string who = helo ? "HELO " + o.domain : o.domain;
+    switch (o.result) {
+    case spf::Result::temperror:
+        // A temporary failure never becomes a permanent reject.
+        if (c.action == CAction::reject) c.action = CAction::tempfail;
+        c.text = "cannot check SPF of " + who + (o.problem.empty() ? "" : " (" + o.problem + ")") +
+                 ", try again later";
+        set_codes(c, "550", "5.7.24", "451", "4.7.24");
+        break;
+    case spf::Result::permerror:
+        c.text = "SPF record of " + who + " is invalid" + (o.problem.empty() ? "" : ": " + o.problem);
+        set_codes(c, "550", "5.7.24", "451", "4.7.24");
+        break;
+    default:
+        // RFC 7208 §6.2: the domain's explanation, when it has one.
+        if (!o.explanation.empty())
+            c.text = o.explanation;
+        else if (o.result == spf::Result::none)
+            c.text = who + " publishes no SPF record";
+        else
+            c.text = ip + " is not allowed to send mail for " + who + " (SPF " + res + ")";
+        if (o.result == spf::Result::pass) c.text = "SPF pass for " + who;
+        set_codes(c, "550", "5.7.23", "451", "4.7.23");
+        break;
+    }
+    c.tag = "spf " + res + " for " + who + " (" + ip + ")" +
+            (o.result == spf::Result::fail || o.problem.empty() ? "" : ": " + o.problem);
+    return c;
+}
+
+}  // namespace
+
+std::vector<Check> evaluate_checks(const Facts& f, const Config& cfg) {
+    std::vector<Check> out;
+    if (f.mail.trust != TrustReason::none) return out;
+    registry_checks(f, cfg, out);
+    std::string ip = ip_text(f);
+    // RFC 7208 §2.3: a HELO fail is acted on like a MAIL FROM fail.
+    if (cfg.spf.check_helo && f.mail.spf_helo && f.mail.spf_helo->result == spf::Result::fail)
+        out.push_back(spf_check(*f.mail.spf_helo, cfg.spf.fail, ip, true));
+    if (f.mail.spf_mail) out.push_back(spf_check(*f.mail.spf_mail, spf_action(f.mail.spf_mail->result, cfg.spf), ip, false));
+    return out;
+}
+
+const Check* strongest(const std::vector<Check>& checks) {
+    const Check* top = nullptr;
+    for (const auto& c : checks)
+        if (!top || c.action > top->action) top = &c;
+    return top;
+}
+
+std::string ar_value(std::string_view v) {
+    // RFC 2045 token: printable ASCII except SPACE, CTLs and tspecials.
+    static const std::string_view tspecials = "()<>@,;:\\\"/[]?=";
+    bool token = !v.empty();
+    for (char c : v) {
+        unsigned char u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u >= 0x7f || tspecials.find(c) != std::string_view::npos) token = false;
+    }
+    if (token) return std::string(v);
+    std::string q = "\"";
+    for (char c : v) {
+        unsigned char u = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\') q += '\\';
+        q += (u < 0x20 || u == 0x7f) ? '?' : c;
+    }
+    return q + "\"";
+}
+
+namespace {
+
+// An addr-spec as pvalue (RFC 8601 §2.2): local@domain kept readable when it
+// has no specials; otherwise quoted as a whole.
+std::string ar_address(std::string_view a) {
+    bool plain = !a.empty();
+    for (char c : a) {
+        unsigned char u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u >= 0x7f || std::string_view("()<>,;:\\\"[]").find(c) != std::string_view::npos)
+            plain = false;
+    }
+    return plain ? std::string(a) : ar_value(a);
+}
+
+}  // namespace
+
+std::vector<Header> result_headers(const Facts& f, const Config& cfg) {
+    std::vector<Header> out;
+    const std::string& id = f.authserv_id.empty() ? std::string("localhost") : f.authserv_id;
+    bool want_ar = cfg.spf.headers == config::SpfHeaders::authentication_results ||
+                   cfg.spf.headers == config::SpfHeaders::both;
+    bool want_rspf = cfg.spf.headers == config::SpfHeaders::received_spf || cfg.spf.headers == config::SpfHeaders::both;
+
+    std::vector<std::string> results;
+    if (f.mail.trust == TrustReason::authenticated) {
+        results.push_back("auth=pass");
+    }
+    if (want_ar) {
+        if (f.mail.spf_mail)
+            results.push_back("spf=" + std::string(spf::to_string(f.mail.spf_mail->result)) +
+                              " smtp.mailfrom=" + ar_address(f.mail.spf_mail->sender));
+        if (f.mail.spf_helo)
+            results.push_back("spf=" + std::string(spf::to_string(f.mail.spf_helo->result)) +
+                              " smtp.helo=" + ar_address(f.mail.spf_helo->domain));
+    }
+    // RFC 8904: dnswl for allow-list (meaning = registered) zones.
+    if (f.mail.trust == TrustReason::none)
+        for (const auto& e : f.connect.registry) {
+            if (e.meaning != config::Meaning::registered) continue;
+            std::string r = e.status == registry::Status::error ? "temperror"
+                            : e.status == registry::Status::listed && (!e.fcrdns_checked || e.fcrdns_ok) ? "pass"
+                                                                                                         : "none";
+            std::string s = "dnswl=" + r + " dns.zone=" + e.zone;
+            if (r == "pass") {
+                s += " policy.ip=" + e.code;
+                if (!e.info.empty()) s += " policy.txt=" + ar_value(e.info);
+            }
+            results.push_back(s);
+        }
+    if (!results.empty() || want_ar) {
+        std::string v = id + ";";
+        if (results.empty()) v += " none";   // RFC 8601 §2.2: no method ran
+        for (size_t i = 0; i < results.size(); ++i) v += (i ? "; " : " ") + results[i];
+        out.push_back({"Authentication-Results", v});
+    }
+    // RFC 7208 §9.1 Received-SPF, one per identity checked.
+    if (want_rspf) {
+        std::string ip = ip_text(f);
+        auto add = [&](const spf::Outcome& o) {
+            std::string r = spf::to_string(o.result);
+            std::string comment = id + ": ";
+            switch (o.result) {
+            case spf::Result::pass: comment += "domain of " + o.sender + " designates " + ip + " as permitted sender"; break;
+            case spf::Result::fail: comment += "domain of " + o.sender + " does not designate " + ip + " as permitted sender"; break;
+            case spf::Result::softfail: comment += "domain of " + o.sender + " discourages use of " + ip + " as permitted sender"; break;
+            case spf::Result::neutral: comment += ip + " is neither permitted nor denied by domain of " + o.sender; break;
+            case spf::Result::none: comment += "domain of " + o.sender + " does not designate permitted sender hosts"; break;
+            case spf::Result::permerror: comment += "permanent error in processing domain of " + o.sender; break;
+            case spf::Result::temperror: comment += "temporary error in processing domain of " + o.sender; break;
+            }
+            std::string safe;
+            for (char c : comment) {
+                unsigned char u = static_cast<unsigned char>(c);
+                safe += (c == '(' || c == ')' || c == '\\' || u < 0x20 || u >= 0x7f) ? '?' : c;
+            }
+            std::string v = r + " (" + safe + ") client-ip=" + ip + "; envelope-from=" + ar_value(o.sender) +
+                            "; helo=" + ar_value(f.mail.helo.empty() ? "unknown" : f.mail.helo) +
+                            "; receiver=" + ar_value(id) + "; identity=" + o.identity;
+            if (!o.mechanism.empty()) v += "; mechanism=" + ar_value(o.mechanism);
+            out.push_back({"Received-SPF", v});
+        };
+        if (f.mail.spf_mail) add(*f.mail.spf_mail);
+        if (f.mail.spf_helo && f.mail.spf_helo->result != spf::Result::none) add(*f.mail.spf_helo);
+    }
+    return out;
+}
+
+}  // namespace regmilter::policy

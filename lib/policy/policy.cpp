@@ -1,0 +1,346 @@
+#include "policy/policy.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+
+#include "policy/checks.hpp"
+
+namespace regmilter::policy {
+
+using CAction = config::Action;
+using config::Config;
+
+const char* to_string(Stage s) {
+    switch (s) {
+    case Stage::connect: return "connect";
+    case Stage::helo: return "helo";
+    case Stage::mail: return "mail";
+    case Stage::rcpt: return "rcpt";
+    case Stage::data: return "data";
+    }
+    return "?";
+}
+
+const char* to_string(TrustReason t) {
+    switch (t) {
+    case TrustReason::none: return "none";
+    case TrustReason::network: return "network";
+    case TrustReason::authenticated: return "authenticated";
+    case TrustReason::tls: return "tls";
+    case TrustReason::unknown_client: return "unknown-client";
+    }
+    return "?";
+}
+
+const char* to_string(policy::Action a) {
+    switch (a) {
+    case policy::Action::continue_: return "continue";
+    case policy::Action::accept: return "accept";
+    case policy::Action::tag: return "tag";
+    case policy::Action::tempfail: return "tempfail";
+    case policy::Action::reject: return "reject";
+    case policy::Action::discard: return "discard";
+    }
+    return "?";
+}
+
+const std::string* Context::macro(std::string_view name) const {
+    for (const auto& m : macros)
+        if (m.first == name) return &m.second;
+    return nullptr;
+}
+
+void Context::set_macro(std::string_view name, std::string value) {
+    for (auto& m : macros)
+        if (m.first == name) {
+            m.second = std::move(value);
+            return;
+        }
+    macros.emplace_back(std::string(name), std::move(value));
+}
+
+void begin_transaction(Context& ctx, Facts& facts) {
+    ctx.mail_from.clear();
+    ctx.rcpts.clear();
+    ctx.headers.clear();
+    facts.mail = MailFacts{};
+    facts.rcpts.clear();
+    facts.data = DataFacts{};
+}
+
+std::string authserv_id(const Config& cfg) {
+    if (!cfg.milter.authserv_id.empty()) return cfg.milter.authserv_id;
+    char host[HOST_NAME_MAX + 1] = {};
+    if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') return "localhost";
+    return host;
+}
+
+dns::Deadline stage_deadline(const Config& cfg) {
+    return dns::deadline_in(std::chrono::milliseconds(cfg.resolver.stage_timeout_ms));
+}
+
+ConnectFacts gather_connect(const Context& ctx, const Config& cfg, dns::Resolver& dns, dns::Deadline deadline) {
+    ConnectFacts c;
+    if (!ctx.ip) {
+        c.unknown_client = true;
+        return c;
+    }
+    c.ip = ctx.ip->unmapped();
+    c.network_trusted = cfg.trust.networks.contains(*c.ip);
+    if (c.network_trusted) return c;   // trusted: the registry is not asked
+    for (const auto& zone : cfg.registries) c.registry.push_back(registry::lookup(dns, *c.ip, zone, deadline));
+    return c;
+}
+
+MailFacts gather_mail(const Context& ctx, const Facts& facts, const Config& cfg, dns::Resolver& dns,
+                      dns::Deadline deadline) {
+    MailFacts m;
+    m.mail_from = ctx.mail_from;
+    m.helo = ctx.helo;
+    const ConnectFacts& c = facts.connect;
+    if (c.unknown_client) {
+        m.trust = TrustReason::unknown_client;
+    } else if (c.network_trusted) {
+        m.trust = TrustReason::network;
+    } else if (const std::string* user = ctx.macro("auth_authen"); cfg.trust.authenticated && user && !user->empty()) {
+        m.trust = TrustReason::authenticated;
+    } else if (const std::string* issuer = ctx.macro("cert_issuer"); issuer && !issuer->empty()) {
+        const std::string* verify = ctx.macro("verify");
+        if (verify && *verify == "OK" &&
+            std::find(cfg.trust.tls_issuers.begin(), cfg.trust.tls_issuers.end(), *issuer) !=
+                cfg.trust.tls_issuers.end())
+            m.trust = TrustReason::tls;
+    }
+
+    // Bulk is the recipient's choice: its signals count for trusted mail too.
+    for (const auto& e : c.registry)
+        if (e.status == registry::Status::listed && e.bulk && (!e.fcrdns_checked || e.fcrdns_ok))
+            m.envelope_bulk.signals.push_back("registry:bulk:" + e.zone);
+    for (auto& s : bulk::sender_signals(ctx.mail_from, c.ip, cfg.bulk).signals)
+        m.envelope_bulk.signals.push_back(std::move(s));
+
+    if (m.trust != TrustReason::none || !c.ip) return m;
+    if (cfg.spf.trusted_forwarders.contains(*c.ip)) {
+        m.spf_skipped_forwarder = true;
+        return m;
+    }
+    spf::Request req;
+    req.ip = *c.ip;
+    req.sender = ctx.mail_from;
+    req.helo = ctx.helo;
+    req.receiver = facts.authserv_id.empty() ? "unknown" : facts.authserv_id;
+    spf::Options opt;
+    opt.limits.void_lookups = cfg.spf.void_lookups;
+    opt.deadline = deadline;
+    if (cfg.spf.check_helo && !ctx.helo.empty()) m.spf_helo = spf::check_helo(dns, req, opt);
+    m.spf_mail = spf::check_mailfrom(dns, req, opt);
+    return m;
+}
+
+RcptFacts gather_rcpt(std::string_view rcpt, const Facts&, const Config& cfg, const bulk::Table* table) {
+    RcptFacts r;
+    r.rcpt = std::string(rcpt);
+    r.bulk = bulk::lookup(table, rcpt, cfg.bulk);
+    return r;
+}
+
+namespace {
+
+bool ieq(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+        unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+        if (std::tolower(x) != std::tolower(y)) return false;
+    }
+    return true;
+}
+
+// The authserv-id of an Authentication-Results value (RFC 8601 §2.2): the
+// first token, after CFWS (comments skipped, bounded nesting).
+std::string ar_authserv_id(std::string_view v) {
+    size_t i = 0;
+    auto skip_cfws = [&] {
+        for (;;) {
+            while (i < v.size() && (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n')) ++i;
+            if (i < v.size() && v[i] == '(') {
+                int depth = 0;
+                for (; i < v.size(); ++i) {
+                    if (v[i] == '\\') { ++i; continue; }
+                    if (v[i] == '(') ++depth;
+                    if (v[i] == ')' && --depth == 0) { ++i; break; }
+                }
+                continue;
+            }
+            break;
+        }
+    };
+    skip_cfws();
+    size_t b = i;
+    while (i < v.size() && v[i] != ';' && v[i] != ' ' && v[i] != '\t' && v[i] != '(' && v[i] != '\r' &&
+           v[i] != '\n')
+        ++i;
+    return std::string(v.substr(b, i - b));
+}
+
+}  // namespace
+
+DataFacts gather_data(const Context& ctx, const Facts& facts, const Config& cfg) {
+    DataFacts d;
+    std::vector<bulk::HeaderField> fields(ctx.headers.begin(), ctx.headers.end());
+    d.header_bulk = bulk::header_signals(fields, cfg.bulk);
+    int index = 0;
+    for (const auto& h : ctx.headers) {
+        if (!ieq(h.name, "Authentication-Results")) continue;
+        ++index;
+        if (ieq(ar_authserv_id(h.value), facts.authserv_id)) d.forged_ar.emplace_back(h.name, index);
+    }
+    return d;
+}
+
+Verdict decide_connect(const Facts& facts, const Config& cfg) noexcept {
+    Verdict v;
+    if (facts.connect.unknown_client && cfg.trust.unknown_client == config::UnknownClient::accept) {
+        v.action = policy::Action::accept;
+        v.reason = "unknown-client";
+    }
+    return v;
+}
+
+Verdict decide_helo(const Facts&, const Config&) noexcept { return Verdict{}; }
+
+Verdict decide_mail(const Facts& facts, const Config& cfg) noexcept {
+    try {
+        Verdict v;
+        if (facts.mail.trust != TrustReason::none) {
+            v.reason = std::string("trusted:") + to_string(facts.mail.trust);
+            return v;
+        }
+        std::vector<Check> checks = evaluate_checks(facts, cfg);
+        const Check* top = strongest(checks);
+        if (!top) return v;
+        v.reason = top->reason;
+        if (cfg.milter.mode == config::Mode::observe) {
+            if (top->action >= CAction::tempfail) v.reason = "observe:" + top->reason;
+            return v;
+        }
+        if (top->action == CAction::reject || top->action == CAction::tempfail) {
+            v.action = top->action == CAction::reject ? policy::Action::reject : policy::Action::tempfail;
+            v.code = top->code;
+            v.xcode = top->xcode;
+            v.text = top->text;
+        } else if (top->action == CAction::tag) {
+            v.action = policy::Action::tag;   // the headers come at end of message
+        }
+        return v;
+    } catch (...) {
+        return internal_error_verdict(cfg);
+    }
+}
+
+Verdict decide_rcpt(const Facts& facts, const RcptFacts& rcpt, const Config& cfg) noexcept {
+    try {
+        Verdict v;
+        if (!facts.mail.envelope_bulk.any() || rcpt.bulk.choice != config::BulkChoice::reject) return v;
+        v.reason = "bulk:opted-out:" + rcpt.bulk.key;
+        if (cfg.bulk.action != config::BulkAction::reject) return v;   // discard/tag: end of message
+        if (cfg.milter.mode == config::Mode::observe) {
+            v.reason = "observe:" + v.reason;
+            return v;
+        }
+        v.action = policy::Action::reject;
+        v.code = "550";
+        v.xcode = "5.7.1";
+        v.text = bulk::normalize(rcpt.rcpt) + " does not accept bulk mail";
+        return v;
+    } catch (...) {
+        return internal_error_verdict(cfg);
+    }
+}
+
+Verdict decide_data(const Facts& facts, const Config& cfg) noexcept {
+    try {
+        Verdict v;
+        v.headers_to_remove = facts.data.forged_ar;
+        v.headers_to_add = result_headers(facts, cfg);
+        bool observe = cfg.milter.mode == config::Mode::observe;
+        std::vector<Check> checks;
+        if (facts.mail.trust == TrustReason::none) checks = evaluate_checks(facts, cfg);
+        for (const auto& c : checks) {
+            if (c.action == CAction::tag)
+                v.headers_to_add.push_back({"X-Regmilter", c.tag});
+            else if (observe && c.action >= CAction::tempfail)
+                v.headers_to_add.push_back(
+                    {"X-Regmilter", std::string(c.action == CAction::reject ? "would reject: " : "would tempfail: ") +
+                                        c.code + " " + c.xcode + " " + c.text});
+        }
+        if (const Check* top = strongest(checks); top && top->action >= CAction::tag) v.reason = top->reason;
+
+        // Bulk per recipient (DESIGN "[bulk] action").
+        bool envelope = facts.mail.envelope_bulk.any();
+        bool header = facts.data.header_bulk.any();
+        if (!envelope && !header) {
+            if (!v.reason.empty() && !observe) v.action = policy::Action::tag;
+            return v;
+        }
+        std::vector<std::string> signals = facts.mail.envelope_bulk.signals;
+        for (const auto& s : facts.data.header_bulk.signals) signals.push_back(s);
+        std::string why;
+        for (const auto& s : signals) why += (why.empty() ? "" : ", ") + s;
+        std::vector<std::string> opted_out;
+        for (const auto& r : facts.rcpts)
+            if (r.bulk.choice == config::BulkChoice::reject) opted_out.push_back(r.rcpt);
+        if (opted_out.empty()) {
+            if (!v.reason.empty() && !observe) v.action = policy::Action::tag;
+            return v;
+        }
+        std::string n = std::to_string(opted_out.size());
+        if (observe) {
+            v.headers_to_add.push_back({"X-Regmilter", "would " + std::string(config::to_string(cfg.bulk.action)) +
+                                                           " bulk mail (" + why + ") for " + n +
+                                                           " recipient(s) who opted out"});
+            v.reason = "observe:bulk";
+            return v;
+        }
+        if (cfg.bulk.action == config::BulkAction::tag) {
+            v.headers_to_add.push_back({"X-Regmilter", "bulk (" + why + "); " + n + " recipient(s) opted out"});
+            v.action = policy::Action::tag;
+            v.reason = "bulk:tag";
+            return v;
+        }
+        // reject or discard: remove the opted-out recipients; nothing left ends the message.
+        v.reason = "bulk:" + std::string(config::to_string(cfg.bulk.action));
+        if (opted_out.size() == facts.rcpts.size()) {
+            if (cfg.bulk.action == config::BulkAction::discard) {
+                v.action = policy::Action::discard;
+            } else {
+                v.action = policy::Action::reject;
+                v.code = "550";
+                v.xcode = "5.7.1";
+                v.text = "no recipient accepts bulk mail (" + why + ")";
+            }
+            return v;
+        }
+        v.rcpts_to_remove = std::move(opted_out);
+        return v;
+    } catch (...) {
+        return internal_error_verdict(cfg);
+    }
+}
+
+Verdict internal_error_verdict(const Config& cfg) noexcept {
+    Verdict v;
+    v.reason = "internal-error";
+    if (cfg.milter.on_internal_error == config::OnInternalError::accept) {
+        v.action = policy::Action::accept;
+        return v;
+    }
+    v.action = policy::Action::tempfail;
+    v.code = "451";
+    v.xcode = "4.3.0";
+    v.text = "internal error, try again later";
+    return v;
+}
+
+}  // namespace regmilter::policy
