@@ -107,6 +107,17 @@ public:
 
     // RFC 7208 §4: check_host(<ip>, <domain>, <sender>) at one level.
     Verdict check(const std::string& domain) {
+        std::optional<Record> rec;
+        Verdict v = fetch(domain, rec);
+        if (!rec) {
+            if (opt_.trace) opt_.trace(domain + ": " + to_string(v.result) + " (" + v.problem + ")");
+            return v;
+        }
+        return evaluate(domain, *rec);
+    }
+
+    // §4.3-§4.6: the domain's one SPF record, parsed; or the verdict without one.
+    Verdict fetch(const std::string& domain, std::optional<Record>& rec) {
         std::string why;
         if (!valid_identity_domain(domain, &why)) return make(Result::none, domain + ": " + why);
         DnsAnswer ans = query(domain, RrType::txt);
@@ -126,8 +137,11 @@ public:
             return make(Result::permerror, std::to_string(found) + " SPF records at " + domain);
         ParsedRecord parsed = parse_record(*text);
         if (!parsed.record) return make(Result::permerror, domain + ": " + parsed.error);
-        const Record& rec = *parsed.record;
+        rec = std::move(parsed.record);
+        return Verdict{};
+    }
 
+    Verdict evaluate(const std::string& domain, const Record& rec) {
         for (const Term& t : rec.terms) {
             std::string problem;
             Match m = deadline_hit_ ? Match::temperror : match(t, domain, problem);
@@ -337,6 +351,13 @@ private:
         return result;
     }
 
+    // RFC 7208 §4.3, §4.8 by analogy: a target that is no valid DNS name is
+    // treated as non-existent, without a query.
+    static Match unusable(std::string& problem) {
+        problem = "target is not a valid domain name after expansion";
+        return Match::no;
+    }
+
     Match lookup_failed(const DnsAnswer& ans, const std::string& what, std::string& problem) {
         if (dns::is_temporary(ans.status)) {
             problem = what + ": " + describe(ans);
@@ -378,14 +399,14 @@ private:
             return Match::permerror;
         }
         case Mechanism::a: {  // §5.3
-            if (!usable) return Match::no;
+            if (!usable) return unusable(problem);
             DnsAnswer ans = query(target, address_type());
             if (ans.status != DnsStatus::ok)
                 return lookup_failed(ans, std::string(dns::to_string(address_type())) + " lookup for " + target, problem);
             return has_address(ans, ip_.is_v4() ? t.cidr4 : t.cidr6) ? Match::yes : Match::no;
         }
         case Mechanism::mx: {  // §5.4
-            if (!usable) return Match::no;
+            if (!usable) return unusable(problem);
             DnsAnswer ans = query(target, RrType::mx);
             if (ans.status != DnsStatus::ok) return lookup_failed(ans, "MX lookup for " + target, problem);
             std::vector<std::string> hosts;
@@ -416,7 +437,7 @@ private:
             return Match::no;
         }
         case Mechanism::ptr: {  // §5.5
-            if (!usable) return Match::no;
+            if (!usable) return unusable(problem);
             DnsAnswer ans;
             auto names = ptr_names(ans);
             if (!names) {
@@ -430,7 +451,7 @@ private:
             return Match::no;
         }
         case Mechanism::exists: {  // §5.7: an A query whatever the client's family
-            if (!usable) return Match::no;
+            if (!usable) return unusable(problem);
             DnsAnswer ans = query(target, RrType::a);
             if (ans.status != DnsStatus::ok) return lookup_failed(ans, "A lookup for " + target, problem);
             return Match::yes;

@@ -3,7 +3,9 @@
 // zonedata. Usage: spf-suite FILE [TESTNAME...]
 // Prints one line per failure, then "spf-suite: N of M passed"; exit 0 only
 // when all passed, 77 when FILE is missing, 1 otherwise.
+// SPF_SUITE_TRACE=1 in the environment prints each test's evaluation trace.
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <set>
@@ -177,6 +179,10 @@ int main(int argc, char** argv) {
             req.sender = field("mailfrom");
             req.helo = field("helo");
             spf::Options opt;
+            if (const char* tr = std::getenv("SPF_SUITE_TRACE"); tr && *tr && *tr != '0') {
+                std::cout << "== " << name << "\n";
+                opt.trace = [](std::string_view line) { std::cout << "   " << line << "\n"; };
+            }
             spf::Outcome out = spf::check_mailfrom(dns, req, opt);
             std::string got = spf::to_string(out.result);
             bool ok = false;
