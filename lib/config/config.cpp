@@ -202,7 +202,7 @@ std::string parse_int(const std::string& v, int lo, int hi, int& out) {
     if (v.empty() || v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos)
         return quoted(v) + " is not a whole number";
     long n = std::stol(v);
-    if (n < lo || n > hi) return v + " is out of range " + std::to_string(lo) + ".." + std::to_string(hi);
+    if (n < lo || n > hi) return v + " is out of range";
     out = int(n);
     return {};
 }

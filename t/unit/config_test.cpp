@@ -1,0 +1,330 @@
+// config: defaults, every kind of error with its exact message, the option
+// table against the man page and the sample file.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include "config/config.hpp"
+
+using namespace regmilter;
+
+namespace {
+
+std::string errors_of(const std::string& text) {
+    auto r = config::load_string(text, "t.ini");
+    std::string out;
+    for (const auto& e : r.errors) out += e.str() + "\n";
+    return out;
+}
+
+std::string read_top_file(const std::string& rel) {
+    // Tests run from the top of the tree (t/run-tests cds there); fall back
+    // to the source file's location.
+    for (std::string base : {std::string("."), std::string(__FILE__).substr(0, std::string(__FILE__).rfind("/t/unit/"))}) {
+        std::ifstream in(base + "/" + rel);
+        if (in) {
+            std::ostringstream ss;
+            ss << in.rdbuf();
+            return ss.str();
+        }
+    }
+    return {};
+}
+
+}  // namespace
+
+TEST_CASE("no file at all gives the embedded defaults", "[config]") {
+    auto d = config::defaults();
+    REQUIRE(d);
+    CHECK(d->milter.socket == "unix:/run/regmilter/regmilter.sock");
+    CHECK(d->milter.socket_mode == 0660);
+    CHECK(d->milter.mode == config::Mode::enforce);
+    CHECK(d->resolver.timeout_ms == 2000);
+    CHECK(d->resolver.nameservers.empty());
+    CHECK(d->trust.networks.contains(*net::Address::parse("127.0.0.1")));
+    CHECK(d->trust.networks.contains(*net::Address::parse("::1")));
+    CHECK_FALSE(d->trust.networks.contains(*net::Address::parse("192.0.2.1")));
+    CHECK(d->spf.fail == config::Action::reject);
+    CHECK(d->spf.temperror == config::Action::tempfail);
+    CHECK(d->spf.void_lookups == 2);
+    CHECK(d->bulk.recipient_delimiter == "+");
+    CHECK(d->registries.empty());
+
+    auto empty = config::load_string("", "empty.ini");
+    REQUIRE(empty.errors.empty());
+    CHECK(empty.config->milter.socket == d->milter.socket);
+    CHECK(empty.config->source == "empty.ini");
+}
+
+TEST_CASE("the defaults in the option table equal the struct initializers", "[config]") {
+    config::Config plain;   // the C++ initializers in config.hpp
+    auto d = config::defaults();
+    CHECK(plain.milter.socket == d->milter.socket);
+    CHECK(plain.milter.socket_mode == d->milter.socket_mode);
+    CHECK(plain.milter.user == d->milter.user);
+    CHECK(plain.milter.pid_file == d->milter.pid_file);
+    CHECK(plain.resolver.timeout_ms == d->resolver.timeout_ms);
+    CHECK(plain.resolver.retries == d->resolver.retries);
+    CHECK(plain.resolver.cache_size == d->resolver.cache_size);
+    CHECK(plain.resolver.stage_timeout_ms == d->resolver.stage_timeout_ms);
+    CHECK(plain.spf.softfail == d->spf.softfail);
+    CHECK(plain.spf.permerror == d->spf.permerror);
+    CHECK(plain.spf.headers == d->spf.headers);
+    CHECK(plain.bulk.action == d->bulk.action);
+
+    auto r = config::load_string("[registry r]\nzone = reg.example\n", "t.ini");
+    REQUIRE(r.errors.empty());
+    const auto& reg = r.config->registries.at(0);
+    config::Registry plain_reg;
+    CHECK(reg.format == plain_reg.format);
+    CHECK(reg.meaning == plain_reg.meaning);
+    CHECK(reg.unregistered == plain_reg.unregistered);
+    CHECK(reg.on_error == plain_reg.on_error);
+    REQUIRE(reg.bulk_codes.size() == 1);
+    CHECK(reg.bulk_codes[0].str() == "127.0.0.3");
+}
+
+TEST_CASE("every option's default is accepted when written in a file", "[config]") {
+    std::string text;
+    std::string section;
+    for (const auto& o : config::options()) {
+        std::string s = o.section;
+        if (s != section) {
+            text += s == "registry" ? "[registry r]\n" : "[" + s + "]\n";
+            section = s;
+        }
+        std::string v = o.default_value;
+        if (s == "registry" && std::string(o.key) == "zone") v = "reg.example";
+        if (s == "registry" && std::string(o.key) == "listed") continue;   // meaning = blocked only
+        text += std::string(o.key) + " = " + v + "\n";
+    }
+    INFO(text);
+    CHECK(errors_of(text) == "");
+}
+
+TEST_CASE("a full file sets every kind of value", "[config]") {
+    auto r = config::load_string(R"([milter]
+socket = inet:8891@127.0.0.1
+socket_mode = 0600
+mode = observe
+authserv_id = MX.Example.org
+[resolver]
+nameservers = 127.0.0.1:5353
+  [::1]:53
+timeout_ms = 500
+[trust]
+networks =
+tls_issuers = Example CA
+  Other CA, Inc.
+[registry reg]
+zone = Reg.Example.
+format = reversed
+enforce_after = 2026-03-01
+bulk_codes = 127.0.0.3 127.0.0.5
+reject_text = %{ip} is not registered; see https://reg.example/
+[registry bl]
+zone = bl.example
+meaning = blocked
+listed = tempfail
+[bulk]
+senders = News.Example 198.51.100.0/24
+recipient_delimiter = +-
+)", "full.ini");
+    INFO((r.errors.empty() ? std::string() : r.errors[0].str()));
+    REQUIRE(r.errors.empty());
+    const auto& c = *r.config;
+    CHECK(c.milter.socket == "inet:8891@127.0.0.1");
+    CHECK(c.milter.socket_mode == 0600);
+    CHECK(c.milter.mode == config::Mode::observe);
+    CHECK(c.milter.authserv_id == "mx.example.org");
+    CHECK(c.resolver.nameservers == std::vector<std::string>{"127.0.0.1:5353", "[::1]:53"});
+    CHECK(c.resolver.timeout_ms == 500);
+    CHECK(c.trust.networks.empty());   // an empty value trusts nothing
+    CHECK(c.trust.tls_issuers == std::vector<std::string>{"Example CA", "Other CA, Inc."});
+    REQUIRE(c.registries.size() == 2);
+    CHECK(c.registries[0].zone == "reg.example");
+    CHECK(c.registries[0].format == config::Format::reversed);
+    CHECK(config::format_date(*c.registries[0].enforce_after) == "2026-03-01");
+    CHECK(c.registries[0].bulk_codes.size() == 2);
+    CHECK(c.registries[1].meaning == config::Meaning::blocked);
+    CHECK(c.registries[1].listed == config::Action::tempfail);
+    CHECK(c.bulk.sender_domains == std::vector<std::string>{"news.example"});
+    CHECK(c.bulk.sender_networks.contains(*net::Address::parse("198.51.100.9")));
+    CHECK(c.bulk.recipient_delimiter == "+-");
+}
+
+TEST_CASE("each kind of error names file, line, key and what is allowed", "[config]") {
+    struct Case {
+        const char* name;
+        const char* text;
+        const char* want;
+    };
+    const Case cases[] = {
+        {"unknown section", "[milter]\n[foo]\n",
+         "t.ini:2: [foo]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk\n"},
+        {"unknown key", "[milter]\nsokcet = x\n",
+         "t.ini:2: [milter] sokcet: unknown key, allowed: socket, socket_mode, user, pid_file, mode, authserv_id, "
+         "on_internal_error\n"},
+        {"bad choice", "[milter]\nmode = strict\n",
+         "t.ini:2: [milter] mode: \"strict\" is not a valid choice, allowed: enforce|observe\n"},
+        {"bad number", "[resolver]\ntimeout_ms = fast\n",
+         "t.ini:2: [resolver] timeout_ms: \"fast\" is not a whole number, allowed: 100..30000\n"},
+        {"number out of range", "[resolver]\nretries = 50\n",
+         "t.ini:2: [resolver] retries: 50 is out of range, allowed: 0..10\n"},
+        {"bad boolean", "[trust]\nauthenticated = maybe\n",
+         "t.ini:2: [trust] authenticated: \"maybe\" is not yes or no, allowed: yes|no\n"},
+        {"bad CIDR", "[trust]\nnetworks = 10.1.2.3/24 ::1\n",
+         "t.ini:2: [trust] networks: non-null host address bits in \"10.1.2.3/24\", perhaps you should use "
+         "\"10.1.2.0/24\" instead, allowed: CIDR ...; empty trusts no network\n"},
+        {"not an address", "[trust]\nnetworks = localhost\n",
+         "t.ini:2: [trust] networks: \"localhost\" is not an IPv4 or IPv6 address, allowed: CIDR ...; empty trusts "
+         "no network\n"},
+        {"bad date", "[registry r]\nzone = r.example\nenforce_after = 2026-02-30\n",
+         "t.ini:3: [registry r] enforce_after: \"2026-02-30\" is not a date, allowed: YYYY-MM-DD; empty: always\n"},
+        {"date in another format", "[registry r]\nzone = r.example\nenforce_after = 01/03/2026\n",
+         "t.ini:3: [registry r] enforce_after: \"01/03/2026\" is not a date, allowed: YYYY-MM-DD; empty: always\n"},
+        {"listed in a registered zone", "[registry r]\nzone = r.example\nlisted = reject\n",
+         "t.ini:3: [registry r] listed: applies to meaning = blocked; this zone has meaning = registered (use "
+         "unregistered)\n"},
+        {"unregistered in a blocked zone", "[registry r]\nunregistered = tag\nzone = r.example\nmeaning = blocked\n",
+         "t.ini:2: [registry r] unregistered: applies to meaning = registered; this zone has meaning = blocked\n"},
+        {"zone missing", "[registry r]\nformat = dashed\n", "t.ini:1: [registry r] zone: is required\n"},
+        {"registry without a name", "[registry]\nzone = x.example\n",
+         "t.ini:1: [registry]: a registry section needs a name: [registry NAME]\n"},
+        {"same zone twice", "[registry a]\nzone = r.example\n[registry b]\nzone = r.example\n",
+         "t.ini:4: [registry b] zone: zone r.example is already asked by [registry a]\n"},
+        {"key set twice", "[spf]\nfail = reject\nfail = tag\n",
+         "t.ini:3: [spf] fail: set twice, first at line 2\n"},
+        {"duplicate section", "[spf]\n[bulk]\n[spf]\n", "t.ini:3: [spf]: duplicate section, first at line 1\n"},
+        {"key outside a section", "mode = observe\n", "t.ini:1: mode: key outside any section\n"},
+        {"line without =", "[spf]\nhello\n", "t.ini:2: [spf]: \"hello\" is not a `key = value` line\n"},
+        {"continuation of a single value", "[bulk]\nrecipient_delimiter = +\n  -\n",
+         "t.ini:2: [bulk] recipient_delimiter: takes one value; continuation lines are only for lists\n"},
+        {"bad octal", "[milter]\nsocket_mode = 999\n",
+         "t.ini:2: [milter] socket_mode: \"999\" is not an octal mode, allowed: 0000..0777\n"},
+        {"bad socket", "[milter]\nsocket = inet:99999\n",
+         "t.ini:2: [milter] socket: \"inet:99999\" needs PORT[@HOST] with PORT 1..65535 (e.g. inet:8891@127.0.0.1), "
+         "allowed: unix:PATH|local:PATH|inet:PORT@HOST|inet6:PORT@HOST\n"},
+        {"bad nameserver", "[resolver]\nnameservers = ns.example\n",
+         "t.ini:2: [resolver] nameservers: nameserver \"ns.example\": not an IP address (use 192.0.2.1, "
+         "192.0.2.1:5353, 2001:db8::1 or [2001:db8::1]:5353), allowed: HOST[:PORT] ... (IP addresses); empty: "
+         "/etc/resolv.conf\n"},
+        {"error answer as bulk code", "[registry r]\nzone = r.example\nbulk_codes = 127.0.0.1\n",
+         "t.ini:3: [registry r] bulk_codes: 127.0.0.1 is an error answer (RFC 5782 §2.3), never a listing, allowed: "
+         "addresses in 127.0.0.0/8 ...\n"},
+        {"bulk code outside 127/8", "[registry r]\nzone = r.example\nbulk_codes = 10.0.0.3\n",
+         "t.ini:3: [registry r] bulk_codes: 10.0.0.3 is outside 127.0.0.0/8, allowed: addresses in 127.0.0.0/8 ...\n"},
+        {"bad sender", "[bulk]\nsenders = bad!domain\n",
+         "t.ini:2: [bulk] senders: \"bad!domain\" is neither a domain nor a network, allowed: DOMAIN|CIDR ...\n"},
+        {"relative table path", "[bulk]\ntable = bulk.txt\n",
+         "t.ini:2: [bulk] table: \"bulk.txt\" is not an absolute path, allowed: an absolute path; empty: no table\n"},
+        {"unreadable table", "[bulk]\ntable = /nonexistent/bulk.txt\n",
+         "t.ini:2: [bulk] table: cannot read \"/nonexistent/bulk.txt\": No such file or directory, allowed: an "
+         "absolute path; empty: no table\n"},
+        {"section without ]", "[milter\n", "t.ini:1: section header without ']'\n"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.name);
+        CHECK(errors_of(c.text) == c.want);
+    }
+    // Lines longer than inih's buffer: an error naming the way out.
+    std::string got = errors_of("[trust]\nnetworks = " + std::string(300, '1') + "\n");
+    INFO(got);
+    CHECK(got.rfind("t.ini:2: line is longer than ", 0) == 0);
+    CHECK(got.find("continue a long list on indented lines") != std::string::npos);
+}
+
+TEST_CASE("every error at once, in line order, and no config", "[config]") {
+    auto r = config::load_string("[milter]\nmode = x\n[foo]\nbar = 1\n[resolver]\nretries = -1\ntimeout_ms = 1\n",
+                                 "t.ini");
+    CHECK_FALSE(r.config);
+    REQUIRE(r.errors.size() == 4);
+    CHECK(r.errors[0].line == 2);
+    CHECK(r.errors[1].line == 3);
+    CHECK(r.errors[2].line == 6);
+    CHECK(r.errors[3].line == 7);
+    CHECK(r.errors[1].str() == "t.ini:3: [foo]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk");
+}
+
+TEST_CASE("a missing file is one error naming it", "[config]") {
+    auto r = config::load_file("/nonexistent/regmilter.ini");
+    CHECK_FALSE(r.config);
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.errors[0].str() == "/nonexistent/regmilter.ini: cannot read: No such file or directory");
+}
+
+TEST_CASE("dates: YYYY-MM-DD only, real calendar days", "[config]") {
+    struct Case { const char* text; bool ok; long long day; };
+    const Case cases[] = {
+        {"1970-01-01", true, 0},  {"2026-03-01", true, 20513}, {"2024-02-29", true, 19782},
+        {"2023-02-29", false, 0}, {"2026-13-01", false, 0},    {"2026-1-01", false, 0},
+        {"2026-01-01x", false, 0}, {"", false, 0},             {"1969-12-31", false, 0},
+    };
+    for (const auto& c : cases) {
+        INFO(c.text);
+        auto d = config::parse_date(c.text);
+        CHECK(bool(d) == c.ok);
+        if (d && c.ok) {
+            CHECK(*d == c.day);
+            CHECK(config::format_date(*d) == c.text);
+        }
+    }
+}
+
+TEST_CASE("every option is documented in regmilter.ini(5) and present in conf/regmilter.ini", "[config]") {
+    std::string man = read_top_file("man/regmilter.ini.5");
+    std::string conf = read_top_file("conf/regmilter.ini");
+    REQUIRE_FALSE(man.empty());
+    REQUIRE_FALSE(conf.empty());
+    for (const auto& o : config::options()) {
+        std::string key = o.key;
+        INFO(std::string("[") + o.section + "] " + key);
+        // The man page names each key in a .TP entry as \fBkey\fR.
+        CHECK(man.find("\\fB" + key + "\\fR") != std::string::npos);
+        bool in_conf = conf.find("\n" + key + " =") != std::string::npos ||
+                       conf.find("\n# " + key + " =") != std::string::npos ||
+                       conf.find("\n#" + key + " =") != std::string::npos;
+        CHECK(in_conf);
+    }
+}
+
+TEST_CASE("conf/regmilter.ini is accepted, and so is every commented example in it", "[config]") {
+    std::string conf = read_top_file("conf/regmilter.ini");
+    REQUIRE_FALSE(conf.empty());
+    auto r = config::load_string(conf, "conf/regmilter.ini");
+    for (const auto& e : r.errors) FAIL_CHECK(e.str());
+    // Uncomment the examples ("#key = value", "#[registry NAME]"): still valid.
+    std::set<std::string> keys;
+    for (const auto& o : config::options()) keys.insert(o.key);
+    std::istringstream in(conf);
+    std::string line;
+    std::vector<std::string> lines;
+    std::map<std::string, size_t> active;   // key -> its line in this section
+    while (std::getline(in, line)) {
+        if (line.rfind("#[", 0) == 0 || line.rfind("[", 0) == 0) {
+            if (line[0] == '#') line = line.substr(1);
+            active.clear();
+        } else if (line.size() > 1 && line[0] == '#' && line[1] != ' ') {
+            auto eq = line.find(" =");
+            std::string key = eq == std::string::npos ? "" : line.substr(1, eq - 1);
+            // (table: the example path need not exist on the test machine.)
+            if (keys.count(key) && key != "table") {
+                line = line.substr(1);
+                // The example replaces the active line it follows.
+                if (auto it = active.find(key); it != active.end()) lines[it->second] = "";
+            }
+        }
+        auto eq = line.find(" =");
+        if (eq != std::string::npos && line[0] != '#' && line[0] != ' ') active[line.substr(0, eq)] = lines.size();
+        lines.push_back(line);
+    }
+    std::string out;
+    for (const auto& l : lines) out += l + "\n";
+    auto u = config::load_string(out, "uncommented");
+    for (const auto& e : u.errors) FAIL_CHECK(e.str());
+    CHECK(u.config);
+}
