@@ -70,10 +70,11 @@ struct Session {
 
 Session* session_of(SMFICTX* ctx) { return static_cast<Session*>(smfi_getpriv(ctx)); }
 
+// The queue id for log lines; "NOQUEUE" (Postfix's word) until the MTA has
+// one (Postfix assigns it at the first accepted RCPT by default).
 std::string queue_id(const Session* s) {
-    if (!s) return "";
-    const std::string* id = s->ctx.macro("i");
-    return id ? *id : "";
+    const std::string* id = s ? s->ctx.macro("i") : nullptr;
+    return id && !id->empty() ? *id : "NOQUEUE";
 }
 
 // Builds a session with the current snapshot. Throws when the resolver
@@ -196,8 +197,11 @@ sfsistat answer(SMFICTX* ctx, const Session* s, const Verdict& v, Stage stage) {
     return SMFIS_TEMPFAIL;
 }
 
+// One line per decision, the queue id field first.
 void log_verdict(const Session& s, Stage stage, const Verdict& v, std::string_view rcpt = {}) {
-    log_line(LOG_INFO, policy::log_line(s.ctx, s.facts, stage, v, rcpt));
+    std::string line = policy::log_line(s.ctx, s.facts, stage, v, rcpt);
+    if (line.compare(0, 3, "id=") != 0) line = "id=" + queue_id(&s) + " " + line;
+    log_line(LOG_INFO, line);
 }
 
 // The configured fallback (DESIGN "Internal errors"): never throws.
@@ -275,6 +279,7 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) noexcept
         refresh_macros(ctx, s);
         s.facts = policy::Facts{};
         s.facts.now = std::chrono::system_clock::now();
+        s.facts.authserv_id = policy::authserv_id(s.cfg());
         s.facts.connect = policy::gather_connect(s.ctx, s.cfg(), *s.resolver, policy::stage_deadline(s.cfg()));
         Verdict v = policy::decide_connect(s.facts, s.cfg());
         if (v.action != Action::continue_) log_verdict(s, Stage::connect, v);

@@ -13,7 +13,8 @@
 //   !sleep MS             pause
 //   !wait-file PATH [MS]  wait until PATH exists (default at most 30000 ms)
 //   !touch PATH           create PATH (tells the test script where we are)
-//   !close                drop the connection without QUIT, then stop
+//   !close                drop the connection without QUIT, then stop; inside
+//                         a message: send the lines before it, then drop
 // In every line "\xHH" is the byte HH (NUL, 8-bit) and "\\" a backslash.
 // Output: "> COMMAND" (non-printable bytes as \xHH), then each reply line as
 // received; "! closed" when the server closed the connection; exit 0 when the
@@ -218,14 +219,25 @@ int run(Connection& conn, std::istream& script) {
         if (!is_data) continue;
         std::string message;
         std::string line;
+        bool drop = false;
         while (std::getline(script, line)) {
             if (!line.empty() && line.back() == '\r') line.pop_back();
             if (line == ".") break;
+            if (line == "!close") {
+                drop = true;
+                break;
+            }
             std::string bytes = unescape(line);
             if (!bytes.empty() && bytes[0] == '.') bytes.insert(0, 1, '.');  // RFC 5321 §4.5.2
             message += bytes + "\r\n";
         }
         if (code != 354) continue;
+        if (drop) {
+            // Half a message, then the connection goes away (no end-of-data dot).
+            conn.send_all(message);
+            std::cout << "! close" << std::endl;
+            return 0;
+        }
         std::cout << "> ." << std::endl;
         if (!conn.send_all(message + ".\r\n")) {
             std::cout << "! send failed" << std::endl;
