@@ -14,13 +14,20 @@ namespace regmilter::spf {
 
 const char* to_string(Result r) {
     switch (r) {
-    case Result::none: return "none";
-    case Result::neutral: return "neutral";
-    case Result::pass: return "pass";
-    case Result::fail: return "fail";
-    case Result::softfail: return "softfail";
-    case Result::temperror: return "temperror";
-    case Result::permerror: return "permerror";
+        case Result::none:
+            return "none";
+        case Result::neutral:
+            return "neutral";
+        case Result::pass:
+            return "pass";
+        case Result::fail:
+            return "fail";
+        case Result::softfail:
+            return "softfail";
+        case Result::temperror:
+            return "temperror";
+        case Result::permerror:
+            return "permerror";
     }
     return "?";
 }
@@ -51,10 +58,14 @@ Verdict make(Result r, std::string problem) {
 
 Result from_qualifier(Qualifier q) {
     switch (q) {
-    case Qualifier::pass: return Result::pass;
-    case Qualifier::fail: return Result::fail;
-    case Qualifier::softfail: return Result::softfail;
-    case Qualifier::neutral: return Result::neutral;
+        case Qualifier::pass:
+            return Result::pass;
+        case Qualifier::fail:
+            return Result::fail;
+        case Qualifier::softfail:
+            return Result::softfail;
+        case Qualifier::neutral:
+            return Result::neutral;
     }
     return Result::neutral;
 }
@@ -100,10 +111,15 @@ std::string reverse_name(const net::Address& ip) {
 class Evaluator {
 public:
     Evaluator(dns::Resolver& dns, const Options& opt, const net::Address& ip, std::string sender,
-              std::string local, std::string sender_domain, std::string_view helo,
-              std::string_view receiver)
-        : dns_(dns), opt_(opt), ip_(ip), sender_(std::move(sender)), local_(std::move(local)),
-          sender_domain_(std::move(sender_domain)), helo_(helo), receiver_(receiver) {}
+              std::string local, std::string sender_domain, std::string_view helo, std::string_view receiver)
+        : dns_(dns),
+          opt_(opt),
+          ip_(ip),
+          sender_(std::move(sender)),
+          local_(std::move(local)),
+          sender_domain_(std::move(sender_domain)),
+          helo_(helo),
+          receiver_(receiver) {}
 
     // RFC 7208 §4: check_host(<ip>, <domain>, <sender>) at one level.
     Verdict check(const std::string& domain) {
@@ -133,8 +149,7 @@ public:
             text = &r;
         }
         if (found == 0) return make(Result::none, "no SPF record at " + domain);
-        if (found > 1)
-            return make(Result::permerror, std::to_string(found) + " SPF records at " + domain);
+        if (found > 1) return make(Result::permerror, std::to_string(found) + " SPF records at " + domain);
         ParsedRecord parsed = parse_record(*text);
         if (!parsed.record) return make(Result::permerror, domain + ": " + parsed.error);
         rec = std::move(parsed.record);
@@ -229,7 +244,8 @@ private:
             if (ans.status == DnsStatus::timeout && dns::Clock::now() >= opt_.deadline) deadline_hit_ = true;
         }
         if (opt_.trace) {
-            std::string line = std::string("query ") + dns::to_string(type) + " " + name + " -> " + describe(ans);
+            std::string line =
+                std::string("query ") + dns::to_string(type) + " " + name + " -> " + describe(ans);
             if (ans.status == DnsStatus::ok) {
                 line += " [";
                 for (size_t i = 0; i < ans.rdata.size(); ++i) {
@@ -245,8 +261,10 @@ private:
 
     void trace_term(const std::string& domain, const std::string& term, Match m, const std::string& problem) {
         if (!opt_.trace) return;
-        const char* what = m == Match::yes ? "match" : m == Match::no ? "no match"
-                         : m == Match::temperror ? "temperror" : "permerror";
+        const char* what = m == Match::yes         ? "match"
+                           : m == Match::no        ? "no match"
+                           : m == Match::temperror ? "temperror"
+                                                   : "permerror";
         std::string line = domain + ": " + term + " -> " + what;
         if (!problem.empty() && m != Match::yes) line += " (" + problem + ")";
         opt_.trace(line);
@@ -336,10 +354,12 @@ private:
         auto names = ptr_names(ans);
         if (names) {
             std::vector<const std::string*> order;
-            for (const auto& n : *names) if (iequals(n, strip_dot(domain))) order.push_back(&n);
+            for (const auto& n : *names)
+                if (iequals(n, strip_dot(domain))) order.push_back(&n);
             for (const auto& n : *names)
                 if (!iequals(n, strip_dot(domain)) && is_same_or_subdomain(n, domain)) order.push_back(&n);
-            for (const auto& n : *names) if (!is_same_or_subdomain(n, domain)) order.push_back(&n);
+            for (const auto& n : *names)
+                if (!is_same_or_subdomain(n, domain)) order.push_back(&n);
             for (const std::string* n : order) {
                 if (validates(*n)) {
                     result = *n;
@@ -369,95 +389,107 @@ private:
 
     Match match(const Term& t, const std::string& domain, std::string& problem) {
         switch (t.mechanism) {
-        case Mechanism::all:
-            return Match::yes;
-        case Mechanism::ip4:
-        case Mechanism::ip6:
-            return ip_.in(t.network, t.prefix) ? Match::yes : Match::no;
-        default:
-            break;
+            case Mechanism::all:
+                return Match::yes;
+            case Mechanism::ip4:
+            case Mechanism::ip6:
+                return ip_.in(t.network, t.prefix) ? Match::yes : Match::no;
+            default:
+                break;
         }
         if (!count_term(problem)) return Match::permerror;
         std::string target;
         bool usable = target_name(t.domain_spec, domain, target);
         switch (t.mechanism) {
-        case Mechanism::include: {  // §5.2
-            if (!usable) {
-                problem = t.text + ": target is not a valid domain name";
-                return Match::permerror;
-            }
-            Verdict v = check(target);
-            switch (v.result) {
-            case Result::pass: return Match::yes;
-            case Result::fail: case Result::softfail: case Result::neutral: return Match::no;
-            case Result::temperror: problem = v.problem; return Match::temperror;
-            case Result::permerror: problem = v.problem; return Match::permerror;
-            case Result::none:
-                problem = "include:" + target + ": " + v.problem;
-                return Match::permerror;
-            }
-            return Match::permerror;
-        }
-        case Mechanism::a: {  // §5.3
-            if (!usable) return unusable(problem);
-            DnsAnswer ans = query(target, address_type());
-            if (ans.status != DnsStatus::ok)
-                return lookup_failed(ans, std::string(dns::to_string(address_type())) + " lookup for " + target, problem);
-            return has_address(ans, ip_.is_v4() ? t.cidr4 : t.cidr6) ? Match::yes : Match::no;
-        }
-        case Mechanism::mx: {  // §5.4
-            if (!usable) return unusable(problem);
-            DnsAnswer ans = query(target, RrType::mx);
-            if (ans.status != DnsStatus::ok) return lookup_failed(ans, "MX lookup for " + target, problem);
-            std::vector<std::string> hosts;
-            for (const auto& r : ans.rdata) {
-                size_t sp = r.find(' ');
-                std::string host = strip_dot(sp == std::string::npos ? std::string_view() : std::string_view(r).substr(sp + 1));
-                if (!host.empty()) hosts.push_back(std::move(host));  // "0 ." is a null MX
-            }
-            // §4.6.4: more than 10 MX names is a permerror.
-            if (int(hosts.size()) > opt_.limits.mx_names) {
-                problem = target + " has " + std::to_string(hosts.size()) + " MX names, more than " +
-                          std::to_string(opt_.limits.mx_names) + " (RFC 7208 §4.6.4)";
-                return Match::permerror;
-            }
-            // The hosts' address lookups are not counted as void: an IPv6
-            // client checked against IPv4-only MX hosts would otherwise
-            // exhaust the limit (pyspf #44).
-            for (const auto& h : hosts) {
-                std::string q;
-                if (!query_name(h, q)) continue;
-                DnsAnswer addr = query(q, address_type());
-                if (dns::is_temporary(addr.status)) {
-                    problem = std::string(dns::to_string(address_type())) + " lookup for MX host " + q + ": " + describe(addr);
-                    return Match::temperror;
+            case Mechanism::include: {  // §5.2
+                if (!usable) {
+                    problem = t.text + ": target is not a valid domain name";
+                    return Match::permerror;
                 }
-                if (has_address(addr, ip_.is_v4() ? t.cidr4 : t.cidr6)) return Match::yes;
+                Verdict v = check(target);
+                switch (v.result) {
+                    case Result::pass:
+                        return Match::yes;
+                    case Result::fail:
+                    case Result::softfail:
+                    case Result::neutral:
+                        return Match::no;
+                    case Result::temperror:
+                        problem = v.problem;
+                        return Match::temperror;
+                    case Result::permerror:
+                        problem = v.problem;
+                        return Match::permerror;
+                    case Result::none:
+                        problem = "include:" + target + ": " + v.problem;
+                        return Match::permerror;
+                }
+                return Match::permerror;
             }
-            return Match::no;
-        }
-        case Mechanism::ptr: {  // §5.5
-            if (!usable) return unusable(problem);
-            DnsAnswer ans;
-            auto names = ptr_names(ans);
-            if (!names) {
-                // §5.5: a DNS error on the PTR lookup makes the mechanism not match.
-                if (dns::is_temporary(ans.status)) return Match::no;
-                if (!count_void(problem)) return Match::permerror;
+            case Mechanism::a: {  // §5.3
+                if (!usable) return unusable(problem);
+                DnsAnswer ans = query(target, address_type());
+                if (ans.status != DnsStatus::ok)
+                    return lookup_failed(
+                        ans, std::string(dns::to_string(address_type())) + " lookup for " + target, problem);
+                return has_address(ans, ip_.is_v4() ? t.cidr4 : t.cidr6) ? Match::yes : Match::no;
+            }
+            case Mechanism::mx: {  // §5.4
+                if (!usable) return unusable(problem);
+                DnsAnswer ans = query(target, RrType::mx);
+                if (ans.status != DnsStatus::ok)
+                    return lookup_failed(ans, "MX lookup for " + target, problem);
+                std::vector<std::string> hosts;
+                for (const auto& r : ans.rdata) {
+                    size_t sp = r.find(' ');
+                    std::string host = strip_dot(
+                        sp == std::string::npos ? std::string_view() : std::string_view(r).substr(sp + 1));
+                    if (!host.empty()) hosts.push_back(std::move(host));  // "0 ." is a null MX
+                }
+                // §4.6.4: more than 10 MX names is a permerror.
+                if (int(hosts.size()) > opt_.limits.mx_names) {
+                    problem = target + " has " + std::to_string(hosts.size()) + " MX names, more than " +
+                              std::to_string(opt_.limits.mx_names) + " (RFC 7208 §4.6.4)";
+                    return Match::permerror;
+                }
+                // The hosts' address lookups are not counted as void: an IPv6
+                // client checked against IPv4-only MX hosts would otherwise
+                // exhaust the limit (pyspf #44).
+                for (const auto& h : hosts) {
+                    std::string q;
+                    if (!query_name(h, q)) continue;
+                    DnsAnswer addr = query(q, address_type());
+                    if (dns::is_temporary(addr.status)) {
+                        problem = std::string(dns::to_string(address_type())) + " lookup for MX host " + q +
+                                  ": " + describe(addr);
+                        return Match::temperror;
+                    }
+                    if (has_address(addr, ip_.is_v4() ? t.cidr4 : t.cidr6)) return Match::yes;
+                }
                 return Match::no;
             }
-            for (const auto& n : *names)
-                if (is_same_or_subdomain(n, target) && validates(n)) return Match::yes;
-            return Match::no;
-        }
-        case Mechanism::exists: {  // §5.7: an A query whatever the client's family
-            if (!usable) return unusable(problem);
-            DnsAnswer ans = query(target, RrType::a);
-            if (ans.status != DnsStatus::ok) return lookup_failed(ans, "A lookup for " + target, problem);
-            return Match::yes;
-        }
-        default:
-            return Match::no;
+            case Mechanism::ptr: {  // §5.5
+                if (!usable) return unusable(problem);
+                DnsAnswer ans;
+                auto names = ptr_names(ans);
+                if (!names) {
+                    // §5.5: a DNS error on the PTR lookup makes the mechanism not match.
+                    if (dns::is_temporary(ans.status)) return Match::no;
+                    if (!count_void(problem)) return Match::permerror;
+                    return Match::no;
+                }
+                for (const auto& n : *names)
+                    if (is_same_or_subdomain(n, target) && validates(n)) return Match::yes;
+                return Match::no;
+            }
+            case Mechanism::exists: {  // §5.7: an A query whatever the client's family
+                if (!usable) return unusable(problem);
+                DnsAnswer ans = query(target, RrType::a);
+                if (ans.status != DnsStatus::ok) return lookup_failed(ans, "A lookup for " + target, problem);
+                return Match::yes;
+            }
+            default:
+                return Match::no;
         }
     }
 

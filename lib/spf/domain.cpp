@@ -4,10 +4,18 @@ namespace regmilter::spf {
 
 namespace {
 
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
+bool is_alpha(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+bool is_alnum(char c) {
+    return is_alpha(c) || is_digit(c);
+}
+char lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c;
+}
 
 void set(std::string* why, const char* text) {
     if (why) *why = text;
@@ -47,9 +55,12 @@ bool is_toplabel(std::string_view l) {
     if (l.empty()) return false;
     bool dash = false, alpha = false;
     for (char c : l) {
-        if (c == '-') dash = true;
-        else if (is_alpha(c)) alpha = true;
-        else if (!is_digit(c)) return false;
+        if (c == '-')
+            dash = true;
+        else if (is_alpha(c))
+            alpha = true;
+        else if (!is_digit(c))
+            return false;
     }
     if (!dash) return alpha;
     return is_alnum(l.front()) && is_alnum(l.back());

@@ -16,20 +16,33 @@ bool is_delimiter(char c) {
     return c == '.' || c == '-' || c == '+' || c == ',' || c == '/' || c == '_' || c == '=';
 }
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
+char lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c;
+}
 
 bool letter_allowed(char l, MacroUse use) {
     switch (l) {
-    case 's': case 'l': case 'o': case 'd': case 'i': case 'p': case 'v': case 'h':
-        return true;
-    case 'c': case 'r': case 't':
-        return use != MacroUse::domain;
-    default:
-        return false;
+        case 's':
+        case 'l':
+        case 'o':
+        case 'd':
+        case 'i':
+        case 'p':
+        case 'v':
+        case 'h':
+            return true;
+        case 'c':
+        case 'r':
+        case 't':
+            return use != MacroUse::domain;
+        default:
+            return false;
     }
 }
 
-bool is_macro_letter(char l) { return letter_allowed(l, MacroUse::explanation); }
+bool is_macro_letter(char l) {
+    return letter_allowed(l, MacroUse::explanation);
+}
 
 bool literal_allowed(unsigned char c, MacroUse use) {
     // RFC 7208 §7.1: macro-literal = %x21-24 / %x26-7E; explain-string adds SP.
@@ -44,24 +57,33 @@ std::string hex_byte(unsigned char c) {
 
 // One parsed "%{...}" macro.
 struct Macro {
-    char letter = 0;       // lower case
-    bool upper = false;    // URL-escape the result (§7.3)
-    unsigned digits = 0;   // 0: all parts
+    char letter = 0;      // lower case
+    bool upper = false;   // URL-escape the result (§7.3)
+    unsigned digits = 0;  // 0: all parts
     bool reverse = false;
-    std::string delims;    // empty: "."
+    std::string delims;  // empty: "."
 };
 
 // Parse the macro starting at text[i] == '%' (i < size). On success, sets
 // `len` to its length and either `literal` (for %% %_ %-) or `m`.
-std::string parse_one(std::string_view text, size_t i, MacroUse use, size_t& len,
-                      std::string& literal, Macro& m, bool& is_literal) {
+std::string parse_one(std::string_view text, size_t i, MacroUse use, size_t& len, std::string& literal,
+                      Macro& m, bool& is_literal) {
     if (i + 1 >= text.size()) return "\"%\" at the end of macro string \"" + std::string(text) + "\"";
     char n = text[i + 1];
     is_literal = true;
     len = 2;
-    if (n == '%') { literal = "%"; return ""; }
-    if (n == '_') { literal = " "; return ""; }
-    if (n == '-') { literal = "%20"; return ""; }
+    if (n == '%') {
+        literal = "%";
+        return "";
+    }
+    if (n == '_') {
+        literal = " ";
+        return "";
+    }
+    if (n == '-') {
+        literal = "%20";
+        return "";
+    }
     if (n != '{')
         return "invalid macro \"%" + std::string(1, n) +
                "\" (\"%\" must be followed by \"{\", \"%\", \"_\" or \"-\")";
@@ -93,7 +115,8 @@ std::string parse_one(std::string_view text, size_t i, MacroUse use, size_t& len
         ++k;
     }
     for (; k < body.size(); ++k) {
-        if (!is_delimiter(body[k])) return "bad character \"" + std::string(1, body[k]) + "\" in macro " + shown;
+        if (!is_delimiter(body[k]))
+            return "bad character \"" + std::string(1, body[k]) + "\" in macro " + shown;
         if (m.delims.find(body[k]) == std::string::npos) m.delims += body[k];
     }
     len = close - i + 1;
@@ -115,20 +138,30 @@ std::string nibbles(const net::Address& ip) {
 
 std::string raw_value(char letter, const MacroInputs& in) {
     switch (letter) {
-    case 's': return std::string(in.sender);
-    case 'l': return std::string(in.local_part);
-    case 'o': return std::string(in.sender_domain);
-    case 'd': return std::string(in.domain);
-    case 'i': return in.ip.is_v4() ? in.ip.str() : nibbles(in.ip);
-    case 'p': {
-        std::string p = in.validated_name ? in.validated_name() : std::string();
-        return p.empty() ? "unknown" : p;
-    }
-    case 'v': return in.ip.is_v4() ? "in-addr" : "ip6";
-    case 'h': return std::string(in.helo);
-    case 'c': return in.ip.str();
-    case 'r': return in.receiver.empty() ? "unknown" : std::string(in.receiver);
-    case 't': return std::to_string(in.now);
+        case 's':
+            return std::string(in.sender);
+        case 'l':
+            return std::string(in.local_part);
+        case 'o':
+            return std::string(in.sender_domain);
+        case 'd':
+            return std::string(in.domain);
+        case 'i':
+            return in.ip.is_v4() ? in.ip.str() : nibbles(in.ip);
+        case 'p': {
+            std::string p = in.validated_name ? in.validated_name() : std::string();
+            return p.empty() ? "unknown" : p;
+        }
+        case 'v':
+            return in.ip.is_v4() ? "in-addr" : "ip6";
+        case 'h':
+            return std::string(in.helo);
+        case 'c':
+            return in.ip.str();
+        case 'r':
+            return in.receiver.empty() ? "unknown" : std::string(in.receiver);
+        case 't':
+            return std::to_string(in.now);
     }
     return std::string();
 }
@@ -161,8 +194,8 @@ std::string transform(const std::string& value, const Macro& m) {
     std::string esc;
     esc.reserve(out.size());
     for (unsigned char c : out) {
-        bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '-' || c == '.' || c == '_' || c == '~';
+        bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '.' || c == '_' || c == '~';
         if (keep) {
             esc += char(c);
         } else {

@@ -21,15 +21,15 @@ enum class MacroUse {
 
 // The values macros expand to (§7.3). Views must outlive the expand call.
 struct MacroInputs {
-    std::string_view sender;         // %{s} <sender>
-    std::string_view local_part;     // %{l}
-    std::string_view sender_domain;  // %{o}
-    std::string_view domain;         // %{d} the <domain> being evaluated
-    std::string_view helo;           // %{h}
-    std::string_view receiver;       // %{r}; empty expands to "unknown"
-    net::Address ip;                 // %{i} %{c} %{v}; already unmapped
+    std::string_view sender;                      // %{s} <sender>
+    std::string_view local_part;                  // %{l}
+    std::string_view sender_domain;               // %{o}
+    std::string_view domain;                      // %{d} the <domain> being evaluated
+    std::string_view helo;                        // %{h}
+    std::string_view receiver;                    // %{r}; empty expands to "unknown"
+    net::Address ip;                              // %{i} %{c} %{v}; already unmapped
     std::function<std::string()> validated_name;  // %{p}; empty: "unknown"
-    int64_t now = 0;                 // %{t} seconds since the epoch
+    int64_t now = 0;                              // %{t} seconds since the epoch
 };
 
 // Returns "" when `text` is a valid macro-string (explain-string for
@@ -50,7 +50,6 @@ struct Expansion {
 //    `truncated` says the left side was dropped.
 //  - other uses stop at `max_len` characters (`truncated` set).
 // Repeated identical macros are computed once per call.
-Expansion expand_macros(std::string_view text, MacroUse use, const MacroInputs& in,
-                        size_t max_len = 512);
+Expansion expand_macros(std::string_view text, MacroUse use, const MacroInputs& in, size_t max_len = 512);
 
 }  // namespace regmilter::spf

@@ -7,10 +7,16 @@ namespace regmilter::spf {
 
 namespace {
 
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_alpha(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
-std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string quoted(std::string_view s) {
+    return "\"" + std::string(s) + "\"";
+}
 
 // RFC 7208 ABNF: ip4-cidr-length = "/" ( "0" / %x31-39 0*1DIGIT ), value 0..32;
 // ip6-cidr-length = "/" ( "0" / %x31-39 0*2DIGIT ), value 0..128.
@@ -38,80 +44,107 @@ bool take_length_suffix(std::string_view& s, std::string_view& digits) {
     return true;
 }
 
-bool ieq(std::string_view a, const char* b) { return iequals(a, b); }
+bool ieq(std::string_view a, const char* b) {
+    return iequals(a, b);
+}
 
 std::string parse_mechanism(std::string_view term, Term& t) {
     t.text.assign(term);
     std::string_view body = term;
     switch (body[0]) {
-    case '+': t.qualifier = Qualifier::pass; body.remove_prefix(1); break;
-    case '-': t.qualifier = Qualifier::fail; body.remove_prefix(1); break;
-    case '~': t.qualifier = Qualifier::softfail; body.remove_prefix(1); break;
-    case '?': t.qualifier = Qualifier::neutral; body.remove_prefix(1); break;
-    default: break;
+        case '+':
+            t.qualifier = Qualifier::pass;
+            body.remove_prefix(1);
+            break;
+        case '-':
+            t.qualifier = Qualifier::fail;
+            body.remove_prefix(1);
+            break;
+        case '~':
+            t.qualifier = Qualifier::softfail;
+            body.remove_prefix(1);
+            break;
+        case '?':
+            t.qualifier = Qualifier::neutral;
+            body.remove_prefix(1);
+            break;
+        default:
+            break;
     }
     size_t end = body.find_first_of(":/");
     std::string_view name = body.substr(0, end);
     std::string_view rest = end == std::string_view::npos ? std::string_view() : body.substr(end);
-    if (ieq(name, "all")) t.mechanism = Mechanism::all;
-    else if (ieq(name, "include")) t.mechanism = Mechanism::include;
-    else if (ieq(name, "a")) t.mechanism = Mechanism::a;
-    else if (ieq(name, "mx")) t.mechanism = Mechanism::mx;
-    else if (ieq(name, "ptr")) t.mechanism = Mechanism::ptr;
-    else if (ieq(name, "ip4")) t.mechanism = Mechanism::ip4;
-    else if (ieq(name, "ip6")) t.mechanism = Mechanism::ip6;
-    else if (ieq(name, "exists")) t.mechanism = Mechanism::exists;
-    else if (name.empty()) return "missing mechanism name in " + quoted(term);
-    else return "unknown mechanism " + quoted(name);
+    if (ieq(name, "all"))
+        t.mechanism = Mechanism::all;
+    else if (ieq(name, "include"))
+        t.mechanism = Mechanism::include;
+    else if (ieq(name, "a"))
+        t.mechanism = Mechanism::a;
+    else if (ieq(name, "mx"))
+        t.mechanism = Mechanism::mx;
+    else if (ieq(name, "ptr"))
+        t.mechanism = Mechanism::ptr;
+    else if (ieq(name, "ip4"))
+        t.mechanism = Mechanism::ip4;
+    else if (ieq(name, "ip6"))
+        t.mechanism = Mechanism::ip6;
+    else if (ieq(name, "exists"))
+        t.mechanism = Mechanism::exists;
+    else if (name.empty())
+        return "missing mechanism name in " + quoted(term);
+    else
+        return "unknown mechanism " + quoted(name);
 
     switch (t.mechanism) {
-    case Mechanism::all:  // §5.1: all = "all"
-        if (!rest.empty()) return "all takes no argument: " + quoted(term);
-        return "";
-    case Mechanism::ip4:
-    case Mechanism::ip6: {  // §5.6
-        bool v4 = t.mechanism == Mechanism::ip4;
-        const char* kind = v4 ? "ip4" : "ip6";
-        if (rest.empty() || rest[0] != ':' || rest.size() == 1)
-            return std::string(kind) + " needs a network: " + quoted(term);
-        std::string_view net = rest.substr(1), len;
-        size_t slash = net.find('/');
-        if (slash != std::string_view::npos) {
-            len = net.substr(slash + 1);
-            net = net.substr(0, slash);
+        case Mechanism::all:  // §5.1: all = "all"
+            if (!rest.empty()) return "all takes no argument: " + quoted(term);
+            return "";
+        case Mechanism::ip4:
+        case Mechanism::ip6: {  // §5.6
+            bool v4 = t.mechanism == Mechanism::ip4;
+            const char* kind = v4 ? "ip4" : "ip6";
+            if (rest.empty() || rest[0] != ':' || rest.size() == 1)
+                return std::string(kind) + " needs a network: " + quoted(term);
+            std::string_view net = rest.substr(1), len;
+            size_t slash = net.find('/');
+            if (slash != std::string_view::npos) {
+                len = net.substr(slash + 1);
+                net = net.substr(0, slash);
+            }
+            auto addr = net::Address::parse(net);
+            bool has_colon = net.find(':') != std::string_view::npos;
+            if (!addr || (v4 && has_colon) || (!v4 && !has_colon) || addr->is_v4() != v4)
+                return std::string("bad ") + kind + " network " + quoted(net);
+            t.network = *addr;
+            t.prefix = v4 ? 32 : 128;
+            if (slash != std::string_view::npos && !parse_length(len, v4 ? 32 : 128, t.prefix))
+                return std::string("bad ") + kind + " prefix length " + quoted("/" + std::string(len)) +
+                       " in " + quoted(term);
+            return "";
         }
-        auto addr = net::Address::parse(net);
-        bool has_colon = net.find(':') != std::string_view::npos;
-        if (!addr || (v4 && has_colon) || (!v4 && !has_colon) || addr->is_v4() != v4)
-            return std::string("bad ") + kind + " network " + quoted(net);
-        t.network = *addr;
-        t.prefix = v4 ? 32 : 128;
-        if (slash != std::string_view::npos && !parse_length(len, v4 ? 32 : 128, t.prefix))
-            return std::string("bad ") + kind + " prefix length " + quoted("/" + std::string(len)) +
-                   " in " + quoted(term);
-        return "";
-    }
-    case Mechanism::a:
-    case Mechanism::mx: {  // §5.3, §5.4: [ ":" domain-spec ] [ dual-cidr-length ]
-        std::string_view s = rest, digits;
-        std::string_view two = s;
-        // ip6-cidr-length: a trailing "//N".
-        if (take_length_suffix(two, digits) && !two.empty() && two.back() == '/') {
-            if (!parse_length(digits, 128, t.cidr6))
-                return "bad ip6 prefix length " + quoted("//" + std::string(digits)) + " in " + quoted(term);
-            s = two.substr(0, two.size() - 1);
+        case Mechanism::a:
+        case Mechanism::mx: {  // §5.3, §5.4: [ ":" domain-spec ] [ dual-cidr-length ]
+            std::string_view s = rest, digits;
+            std::string_view two = s;
+            // ip6-cidr-length: a trailing "//N".
+            if (take_length_suffix(two, digits) && !two.empty() && two.back() == '/') {
+                if (!parse_length(digits, 128, t.cidr6))
+                    return "bad ip6 prefix length " + quoted("//" + std::string(digits)) + " in " +
+                           quoted(term);
+                s = two.substr(0, two.size() - 1);
+            }
+            std::string_view one = s;
+            if (take_length_suffix(one, digits)) {
+                if (!parse_length(digits, 32, t.cidr4))
+                    return "bad ip4 prefix length " + quoted("/" + std::string(digits)) + " in " +
+                           quoted(term);
+                s = one;
+            }
+            rest = s;
+            break;
         }
-        std::string_view one = s;
-        if (take_length_suffix(one, digits)) {
-            if (!parse_length(digits, 32, t.cidr4))
-                return "bad ip4 prefix length " + quoted("/" + std::string(digits)) + " in " + quoted(term);
-            s = one;
-        }
-        rest = s;
-        break;
-    }
-    default:
-        break;
+        default:
+            break;
     }
     // include a mx ptr exists: [ ":" domain-spec ]
     if (rest.empty()) {
@@ -132,14 +165,22 @@ std::string parse_mechanism(std::string_view term, Term& t) {
 
 const char* to_string(Mechanism m) {
     switch (m) {
-    case Mechanism::all: return "all";
-    case Mechanism::include: return "include";
-    case Mechanism::a: return "a";
-    case Mechanism::mx: return "mx";
-    case Mechanism::ptr: return "ptr";
-    case Mechanism::ip4: return "ip4";
-    case Mechanism::ip6: return "ip6";
-    case Mechanism::exists: return "exists";
+        case Mechanism::all:
+            return "all";
+        case Mechanism::include:
+            return "include";
+        case Mechanism::a:
+            return "a";
+        case Mechanism::mx:
+            return "mx";
+        case Mechanism::ptr:
+            return "ptr";
+        case Mechanism::ip4:
+            return "ip4";
+        case Mechanism::ip6:
+            return "ip6";
+        case Mechanism::exists:
+            return "exists";
     }
     return "?";
 }

@@ -128,9 +128,15 @@ private:
         if (s.front() == '"' || s.front() == '\'') {
             char q = s.front();
             for (size_t i = 1; i < s.size(); ++i) {
-                if (q == '"' && s[i] == '\\') { ++i; continue; }
+                if (q == '"' && s[i] == '\\') {
+                    ++i;
+                    continue;
+                }
                 if (s[i] == q) {
-                    if (q == '\'' && i + 1 < s.size() && s[i + 1] == '\'') { ++i; continue; }
+                    if (q == '\'' && i + 1 < s.size() && s[i + 1] == '\'') {
+                        ++i;
+                        continue;
+                    }
                     size_t j = i + 1;
                     while (j < s.size() && s[j] == ' ') ++j;
                     return j < s.size() && s[j] == ':' ? j : std::string_view::npos;
@@ -285,9 +291,15 @@ private:
     static bool quote_closed(std::string_view s) {
         char q = s.front();
         for (size_t i = 1; i < s.size(); ++i) {
-            if (q == '"' && s[i] == '\\') { ++i; continue; }
+            if (q == '"' && s[i] == '\\') {
+                ++i;
+                continue;
+            }
             if (s[i] == q) {
-                if (q == '\'' && i + 1 < s.size() && s[i + 1] == '\'') { ++i; continue; }
+                if (q == '\'' && i + 1 < s.size() && s[i + 1] == '\'') {
+                    ++i;
+                    continue;
+                }
                 return true;
             }
         }
@@ -300,13 +312,18 @@ private:
         for (size_t i = 0; i < s.size(); ++i) {
             char c = s[i];
             if (q) {
-                if (q == '"' && c == '\\') ++i;
-                else if (c == q) q = 0;
+                if (q == '"' && c == '\\')
+                    ++i;
+                else if (c == q)
+                    q = 0;
                 continue;
             }
-            if (c == '"' || c == '\'') q = c;
-            else if (c == '[') ++depth;
-            else if (c == ']') --depth;
+            if (c == '"' || c == '\'')
+                q = c;
+            else if (c == '[')
+                ++depth;
+            else if (c == ']')
+                --depth;
         }
         return depth > 0;
     }
@@ -319,7 +336,11 @@ private:
             char c = s[i];
             if (q == '\'') {
                 if (c == '\'') {
-                    if (i + 1 < s.size() && s[i + 1] == '\'') { out += '\''; ++i; continue; }
+                    if (i + 1 < s.size() && s[i + 1] == '\'') {
+                        out += '\'';
+                        ++i;
+                        continue;
+                    }
                     used = i + 1;
                     return out;
                 }
@@ -337,38 +358,77 @@ private:
             if (++i >= s.size()) fail("backslash at the end of a quoted scalar");
             char e = s[i];
             switch (e) {
-            case '0': out += '\0'; break;
-            case 'a': out += '\a'; break;
-            case 'b': out += '\b'; break;
-            case 't': case '\t': out += '\t'; break;
-            case 'n': out += '\n'; break;
-            case 'v': out += '\v'; break;
-            case 'f': out += '\f'; break;
-            case 'r': out += '\r'; break;
-            case 'e': out += '\x1b'; break;
-            case ' ': out += ' '; break;
-            case '"': out += '"'; break;
-            case '/': out += '/'; break;
-            case '\\': out += '\\'; break;
-            case 'N': append_utf8(out, 0x85); break;
-            case '_': append_utf8(out, 0xa0); break;
-            case 'L': append_utf8(out, 0x2028); break;
-            case 'P': append_utf8(out, 0x2029); break;
-            case 'x': case 'u': case 'U': {
-                size_t digits = e == 'x' ? 2 : e == 'u' ? 4 : 8;
-                unsigned long v = 0;
-                for (size_t k = 0; k < digits; ++k) {
-                    int h = i + 1 < s.size() ? hexval(s[i + 1]) : -1;
-                    if (h < 0) fail("bad \\" + std::string(1, e) + " escape");
-                    v = v << 4 | unsigned(h);
-                    ++i;
+                case '0':
+                    out += '\0';
+                    break;
+                case 'a':
+                    out += '\a';
+                    break;
+                case 'b':
+                    out += '\b';
+                    break;
+                case 't':
+                case '\t':
+                    out += '\t';
+                    break;
+                case 'n':
+                    out += '\n';
+                    break;
+                case 'v':
+                    out += '\v';
+                    break;
+                case 'f':
+                    out += '\f';
+                    break;
+                case 'r':
+                    out += '\r';
+                    break;
+                case 'e':
+                    out += '\x1b';
+                    break;
+                case ' ':
+                    out += ' ';
+                    break;
+                case '"':
+                    out += '"';
+                    break;
+                case '/':
+                    out += '/';
+                    break;
+                case '\\':
+                    out += '\\';
+                    break;
+                case 'N':
+                    append_utf8(out, 0x85);
+                    break;
+                case '_':
+                    append_utf8(out, 0xa0);
+                    break;
+                case 'L':
+                    append_utf8(out, 0x2028);
+                    break;
+                case 'P':
+                    append_utf8(out, 0x2029);
+                    break;
+                case 'x':
+                case 'u':
+                case 'U': {
+                    size_t digits = e == 'x' ? 2 : e == 'u' ? 4 : 8;
+                    unsigned long v = 0;
+                    for (size_t k = 0; k < digits; ++k) {
+                        int h = i + 1 < s.size() ? hexval(s[i + 1]) : -1;
+                        if (h < 0) fail("bad \\" + std::string(1, e) + " escape");
+                        v = v << 4 | unsigned(h);
+                        ++i;
+                    }
+                    if (e == 'x')
+                        out += char(v);  // a raw byte, as the suite means it
+                    else
+                        append_utf8(out, v);
+                    break;
                 }
-                if (e == 'x') out += char(v);  // a raw byte, as the suite means it
-                else append_utf8(out, v);
-                break;
-            }
-            default:
-                fail(std::string("unknown escape \\") + e);
+                default:
+                    fail(std::string("unknown escape \\") + e);
             }
         }
         fail("unterminated quoted scalar");
@@ -400,8 +460,10 @@ private:
             }
             n.items.push_back(std::move(item));
             while (i < s.size() && s[i] == ' ') ++i;
-            if (i < s.size() && s[i] == ',') ++i;
-            else if (i < s.size() && s[i] != ']') fail("expected \",\" or \"]\" in a flow sequence");
+            if (i < s.size() && s[i] == ',')
+                ++i;
+            else if (i < s.size() && s[i] != ']')
+                fail("expected \",\" or \"]\" in a flow sequence");
         }
     }
 
@@ -432,7 +494,8 @@ Documents parse(std::string_view text) {
         size_t start = 0;
         while (start <= text.size()) {
             size_t nl = text.find('\n', start);
-            std::string_view line = text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
+            std::string_view line =
+                text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
             ++lineno;
             if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
             if (line == "---" || line.substr(0, 4) == "--- ") {

@@ -16,9 +16,9 @@ namespace regmilter::yaml {
 struct Node {
     enum class Kind { null, scalar, seq, map };
     Kind kind = Kind::null;
-    std::string value;                                 // scalar
-    std::vector<Node> items;                           // seq
-    std::vector<std::pair<std::string, Node>> entries; // map, in document order
+    std::string value;                                  // scalar
+    std::vector<Node> items;                            // seq
+    std::vector<std::pair<std::string, Node>> entries;  // map, in document order
 
     bool is_null() const { return kind == Kind::null; }
     bool is_scalar() const { return kind == Kind::scalar; }

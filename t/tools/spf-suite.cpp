@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "../support/yaml.hpp"
 #include "dns/memory_resolver.hpp"
 #include "net/address.hpp"
 #include "spf/check_host.hpp"
-#include "../support/yaml.hpp"
 
 using namespace regmilter;
 
@@ -63,7 +63,7 @@ std::string rdata_of(const std::string& type, const yaml::Node& v, std::string& 
 // time out.
 bool load_zone(const yaml::Node& zone, dns::MemoryResolver& r, std::string& error) {
     static const std::pair<const char*, dns::RrType> types[] = {
-        {"A", dns::RrType::a},     {"AAAA", dns::RrType::aaaa}, {"MX", dns::RrType::mx},
+        {"A", dns::RrType::a},     {"AAAA", dns::RrType::aaaa},   {"MX", dns::RrType::mx},
         {"PTR", dns::RrType::ptr}, {"CNAME", dns::RrType::cname}, {"TXT", dns::RrType::txt},
         {"SPF", dns::RrType::spf},
     };

@@ -69,49 +69,62 @@ TEST_CASE("spf: check_host: each mechanism", "[spf]") {
         int terms;
         int voids;
     };
+    // clang-format off
     const std::vector<Case> cases = {
-        {"ip4 match", "192.0.2.3", "v=spf1 ip4:192.0.2.0/24 -all", {}, Result::pass, "ip4:192.0.2.0/24", 1, 0, 0},
+        {"ip4 match", "192.0.2.3", "v=spf1 ip4:192.0.2.0/24 -all", {},
+         Result::pass, "ip4:192.0.2.0/24", 1, 0, 0},
         {"ip4 miss", "192.0.2.3", "v=spf1 ip4:192.0.2.4 -all", {}, Result::fail, "-all", 1, 0, 0},
         {"ip4 /0", "198.51.100.1", "v=spf1 ~ip4:0.0.0.0/0", {}, Result::softfail, "~ip4:0.0.0.0/0", 1, 0, 0},
-        {"ip6 match", "2001:db8::cb01", "v=spf1 ip6:2001:db8::/32 -all", {}, Result::pass, "ip6:2001:db8::/32", 1, 0, 0},
-        {"ip6 client vs ip4", "2001:db8::cb01", "v=spf1 ip4:0.0.0.0/0 -all", {}, Result::fail, "-all", 1, 0, 0},
+        {"ip6 match", "2001:db8::cb01", "v=spf1 ip6:2001:db8::/32 -all", {}, Result::pass,
+         "ip6:2001:db8::/32", 1, 0, 0},
+        {"ip6 client vs ip4", "2001:db8::cb01", "v=spf1 ip4:0.0.0.0/0 -all", {}, Result::fail, "-all", 1, 0,
+         0},
         {"ip4 client vs ip6 /0", "192.0.2.3", "v=spf1 ip6:::/0 -all", {}, Result::fail, "-all", 1, 0, 0},
         {"mapped client is ip4", "::ffff:192.0.2.3", "v=spf1 -ip6:::/0 ip4:192.0.2.3 -all", {}, Result::pass,
          "ip4:192.0.2.3", 1, 0, 0},
-        {"a", "192.0.2.3", "v=spf1 a -all", {{"example.com", RrType::a, "192.0.2.3"}}, Result::pass, "a", 2, 1, 0},
+        {"a", "192.0.2.3", "v=spf1 a -all", {{"example.com", RrType::a, "192.0.2.3"}}, Result::pass, "a", 2,
+         1, 0},
         {"a:domain/24", "192.0.2.3", "v=spf1 a:mail.example.com/24 -all",
          {{"mail.example.com", RrType::a, "192.0.2.200"}}, Result::pass, "a:mail.example.com/24", 2, 1, 0},
         {"a/32 miss", "192.0.2.3", "v=spf1 a:mail.example.com -all",
          {{"mail.example.com", RrType::a, "192.0.2.200"}}, Result::fail, "-all", 2, 1, 0},
         {"a//64 for ip6", "2001:db8::cb01", "v=spf1 a/0//64 -all",
-         {{"example.com", RrType::aaaa, "2001:db8::1"}, {"example.com", RrType::a, "192.0.2.3"}}, Result::pass,
-         "a/0//64", 2, 1, 0},
+         {{"example.com", RrType::aaaa, "2001:db8::1"}, {"example.com", RrType::a, "192.0.2.3"}},
+         Result::pass, "a/0//64", 2, 1, 0},
         {"a on mapped client asks A", "::ffff:192.0.2.3", "v=spf1 a -all",
          {{"example.com", RrType::a, "192.0.2.3"}}, Result::pass, "a", 2, 1, 0},
         {"a nodata is void", "192.0.2.3", "v=spf1 a -all", {{"example.com", RrType::aaaa, "2001:db8::1"}},
          Result::fail, "-all", 2, 1, 1},
         {"mx", "192.0.2.3", "v=spf1 mx -all",
-         {{"example.com", RrType::mx, "10 mx1.example.com"}, {"example.com", RrType::mx, "20 mx2.example.com"},
-          {"mx1.example.com", RrType::a, "192.0.2.9"}, {"mx2.example.com", RrType::a, "192.0.2.3"}},
+         {{"example.com", RrType::mx, "10 mx1.example.com"},
+          {"example.com", RrType::mx, "20 mx2.example.com"},
+          {"mx1.example.com", RrType::a, "192.0.2.9"},
+          {"mx2.example.com", RrType::a, "192.0.2.3"}},
          Result::pass, "mx", 4, 1, 0},
         {"mx host without A is not void", "192.0.2.3", "v=spf1 mx -all",
-         {{"example.com", RrType::mx, "10 mx1.example.com"}, {"mx1.example.com", RrType::aaaa, "2001:db8::1"}},
+         {{"example.com", RrType::mx, "10 mx1.example.com"},
+          {"mx1.example.com", RrType::aaaa, "2001:db8::1"}},
          Result::fail, "-all", 3, 1, 0},
-        {"null mx", "192.0.2.3", "v=spf1 mx -all", {{"example.com", RrType::mx, "0 "}}, Result::fail, "-all", 2, 1, 0},
+        {"null mx", "192.0.2.3", "v=spf1 mx -all", {{"example.com", RrType::mx, "0 "}}, Result::fail,
+         "-all", 2, 1, 0},
         {"ptr validated", "192.0.2.3", "v=spf1 ptr -all",
-         {{"3.2.0.192.in-addr.arpa", RrType::ptr, "mail.example.com"}, {"mail.example.com", RrType::a, "192.0.2.3"}},
+         {{"3.2.0.192.in-addr.arpa", RrType::ptr, "mail.example.com"},
+          {"mail.example.com", RrType::a, "192.0.2.3"}},
          Result::pass, "ptr", 3, 1, 0},
         {"ptr other domain: no address lookup", "192.0.2.3", "v=spf1 ptr:example.org -all",
          {{"3.2.0.192.in-addr.arpa", RrType::ptr, "mail.example.com"}}, Result::fail, "-all", 2, 1, 0},
         {"ptr not validated", "192.0.2.3", "v=spf1 ptr -all",
-         {{"3.2.0.192.in-addr.arpa", RrType::ptr, "mail.example.com"}, {"mail.example.com", RrType::a, "192.0.2.99"}},
+         {{"3.2.0.192.in-addr.arpa", RrType::ptr, "mail.example.com"},
+          {"mail.example.com", RrType::a, "192.0.2.99"}},
          Result::fail, "-all", 3, 1, 0},
         {"ptr ip6", "2001:db8::cb01", "v=spf1 ptr -all",
-         {{"1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", RrType::ptr, "MX.Example.COM."},
+         {{"1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
+           RrType::ptr, "MX.Example.COM."},
           {"mx.example.com", RrType::aaaa, "2001:db8::cb01"}},
          Result::pass, "ptr", 3, 1, 0},
         {"exists", "192.0.2.3", "v=spf1 exists:%{ir}.bl.example.com -all",
-         {{"3.2.0.192.bl.example.com", RrType::a, "127.0.0.2"}}, Result::pass, "exists:%{ir}.bl.example.com", 2, 1, 0},
+         {{"3.2.0.192.bl.example.com", RrType::a, "127.0.0.2"}},
+         Result::pass, "exists:%{ir}.bl.example.com", 2, 1, 0},
         {"exists asks A for ip6 clients", "2001:db8::cb01", "v=spf1 exists:%{v}.example.com -all",
          {{"ip6.example.com", RrType::a, "127.0.0.2"}}, Result::pass, "exists:%{v}.example.com", 2, 1, 0},
         {"include pass matches", "192.0.2.3", "v=spf1 include:_spf.example.net -all",
@@ -128,9 +141,11 @@ TEST_CASE("spf: check_host: each mechanism", "[spf]") {
         {"redirect unused after a match", "192.0.2.3", "v=spf1 redirect=_spf.example.net -all", {},
          Result::fail, "-all", 1, 0, 0},
         {"empty record", "192.0.2.3", "v=spf1", {}, Result::neutral, "default", 1, 0, 0},
-        {"non-SPF TXT ignored", "192.0.2.3", "v=spf1 +all", {{"example.com", RrType::txt, "google-site-verification=x"}},
+        {"non-SPF TXT ignored", "192.0.2.3", "v=spf1 +all",
+         {{"example.com", RrType::txt, "google-site-verification=x"}},
          Result::pass, "+all", 1, 0, 0},
     };
+    // clang-format on
     for (const auto& c : cases) {
         Env env(c.ip);
         env.spf("example.com", c.record);
@@ -156,16 +171,20 @@ TEST_CASE("spf: check_host: errors and the records that cause them", "[spf]") {
         Result want;
         std::string problem;  // substring
     };
+    // clang-format off
     const std::vector<Case> cases = {
-        {"no TXT at all", {{"example.com", RrType::a, "192.0.2.1"}}, {}, Result::none, "no SPF record at example.com"},
+        {"no TXT at all", {{"example.com", RrType::a, "192.0.2.1"}}, {}, Result::none,
+         "no SPF record at example.com"},
         {"only other TXT", {{"example.com", RrType::txt, "v=spf10 -all"}}, {}, Result::none, "no SPF record"},
-        {"two records", {{"example.com", RrType::txt, "v=spf1 -all"}, {"example.com", RrType::txt, "V=SPF1 +all"}}, {},
-         Result::permerror, "2 SPF records at example.com"},
-        {"TXT timeout", {}, {{"example.com", DnsStatus::timeout}}, Result::temperror, "TXT lookup for example.com: timeout"},
+        {"two records",
+         {{"example.com", RrType::txt, "v=spf1 -all"}, {"example.com", RrType::txt, "V=SPF1 +all"}},
+         {}, Result::permerror, "2 SPF records at example.com"},
+        {"TXT timeout", {}, {{"example.com", DnsStatus::timeout}}, Result::temperror,
+         "TXT lookup for example.com: timeout"},
         {"TXT servfail", {}, {{"example.com", DnsStatus::servfail}}, Result::temperror, "servfail"},
         {"TXT malformed", {}, {{"example.com", DnsStatus::malformed}}, Result::temperror, "malformed"},
-        {"syntax error after a match", {{"example.com", RrType::txt, "v=spf1 +all foo"}}, {}, Result::permerror,
-         "example.com: unknown mechanism \"foo\""},
+        {"syntax error after a match", {{"example.com", RrType::txt, "v=spf1 +all foo"}}, {},
+         Result::permerror, "example.com: unknown mechanism \"foo\""},
         {"include of no record", {{"example.com", RrType::txt, "v=spf1 include:nospf.example.net -all"},
                                   {"nospf.example.net", RrType::txt, "hello"}},
          {}, Result::permerror, "include:nospf.example.net: no SPF record"},
@@ -179,7 +198,8 @@ TEST_CASE("spf: check_host: errors and the records that cause them", "[spf]") {
          {}, Result::permerror, "redirect=nospf.example.net"},
         {"a temperror", {{"example.com", RrType::txt, "v=spf1 a:dns.example.net -all"}},
          {{"dns.example.net", DnsStatus::servfail}}, Result::temperror, "A lookup for dns.example.net"},
-        {"mx temperror", {{"example.com", RrType::txt, "v=spf1 mx -all"}, {"example.com", RrType::mx, "10 mx.example.net"}},
+        {"mx temperror",
+         {{"example.com", RrType::txt, "v=spf1 mx -all"}, {"example.com", RrType::mx, "10 mx.example.net"}},
          {{"mx.example.net", DnsStatus::timeout}}, Result::temperror, "MX host mx.example.net"},
         {"exists temperror", {{"example.com", RrType::txt, "v=spf1 exists:err.example.net -all"}},
          {{"err.example.net", DnsStatus::timeout}}, Result::temperror, "A lookup for err.example.net"},
@@ -191,6 +211,7 @@ TEST_CASE("spf: check_host: errors and the records that cause them", "[spf]") {
                                               {"b.example.com", RrType::a, "192.0.2.3"}},
          {{"a.example.com", DnsStatus::timeout}}, Result::pass, ""},
     };
+    // clang-format on
     for (const auto& c : cases) {
         Env env;
         env.add(c.rrs);
@@ -209,7 +230,8 @@ TEST_CASE("spf: limits: 10 DNS-querying terms, then permerror (§4.6.4)", "[spf]
     for (int i = 0; i < 10; ++i) ten += " a:h" + std::to_string(i) + ".example.com";
     eleven = ten + " a:h10.example.com";
     Env env;
-    for (int i = 0; i <= 10; ++i) env.dns.add("h" + std::to_string(i) + ".example.com", RrType::a, "198.51.100.1");
+    for (int i = 0; i <= 10; ++i)
+        env.dns.add("h" + std::to_string(i) + ".example.com", RrType::a, "198.51.100.1");
     env.dns.add("h9.example.com", RrType::a, "192.0.2.3");
     env.spf("example.com", ten + " -all");
     Outcome o = env.mailfrom();
@@ -218,7 +240,8 @@ TEST_CASE("spf: limits: 10 DNS-querying terms, then permerror (§4.6.4)", "[spf]
     CHECK(env.dns.count() == 11);
 
     Env env2;
-    for (int i = 0; i <= 10; ++i) env2.dns.add("h" + std::to_string(i) + ".example.com", RrType::a, "198.51.100.1");
+    for (int i = 0; i <= 10; ++i)
+        env2.dns.add("h" + std::to_string(i) + ".example.com", RrType::a, "198.51.100.1");
     env2.dns.add("h10.example.com", RrType::a, "192.0.2.3");
     env2.spf("example.com", eleven + " -all");
     o = env2.mailfrom();
@@ -231,7 +254,8 @@ TEST_CASE("spf: limits: 10 DNS-querying terms, then permerror (§4.6.4)", "[spf]
     Env env3;
     env3.opt.limits.dns_terms = 2;
     env3.spf("example.com", "v=spf1 a:h0.example.com a:h1.example.com a:h2.example.com -all");
-    for (int i = 0; i < 3; ++i) env3.dns.add("h" + std::to_string(i) + ".example.com", RrType::a, "198.51.100.1");
+    for (int i = 0; i < 3; ++i)
+        env3.dns.add("h" + std::to_string(i) + ".example.com", RrType::a, "198.51.100.1");
     CHECK(env3.mailfrom().result == Result::permerror);
     CHECK(env3.dns.count() == 3);
 }
@@ -259,7 +283,8 @@ TEST_CASE("spf: limits: no record makes more queries than the RFC allows", "[spf
     for (int i = 0; i < 10; ++i) {
         std::string d = "m" + std::to_string(i) + ".example.com";
         rec += " mx:" + d;
-        for (int k = 0; k < 10; ++k) env.dns.add(d, RrType::mx, std::to_string(k) + " h" + std::to_string(k) + "." + d);
+        for (int k = 0; k < 10; ++k)
+            env.dns.add(d, RrType::mx, std::to_string(k) + " h" + std::to_string(k) + "." + d);
     }
     env.spf("example.com", rec + " mx:one-more.example.com -all");
     env.dns.set_strict(false);
@@ -273,7 +298,8 @@ TEST_CASE("spf: limits: no record makes more queries than the RFC allows", "[spf
 TEST_CASE("spf: limits: mx names and ptr names", "[spf]") {
     Env env;
     env.spf("example.com", "v=spf1 mx -all");
-    for (int k = 0; k < 11; ++k) env.dns.add("example.com", RrType::mx, std::to_string(k) + " mx.example.com");
+    for (int k = 0; k < 11; ++k)
+        env.dns.add("example.com", RrType::mx, std::to_string(k) + " mx.example.com");
     env.dns.add("mx.example.com", RrType::a, "192.0.2.3");
     Outcome o = env.mailfrom();
     CHECK(o.result == Result::permerror);
@@ -287,7 +313,8 @@ TEST_CASE("spf: limits: mx names and ptr names", "[spf]") {
     // ptr: only the first 10 names are looked at; the 11th would validate.
     Env p;
     p.spf("example.com", "v=spf1 ptr -all");
-    for (int k = 0; k < 10; ++k) p.dns.add("3.2.0.192.in-addr.arpa", RrType::ptr, "h" + std::to_string(k) + ".example.org");
+    for (int k = 0; k < 10; ++k)
+        p.dns.add("3.2.0.192.in-addr.arpa", RrType::ptr, "h" + std::to_string(k) + ".example.org");
     p.dns.add("3.2.0.192.in-addr.arpa", RrType::ptr, "mail.example.com");
     p.dns.add("mail.example.com", RrType::a, "192.0.2.3");
     o = p.mailfrom();
@@ -355,21 +382,26 @@ TEST_CASE("spf: exp= explanations (§6.2)", "[spf]") {
     env.spf("explain._spf.example.com", "%{c} is not allowed to send for %{d} (%{s}, checked by %{r})");
     Outcome o = env.mailfrom();
     CHECK(o.result == Result::fail);
-    CHECK(o.explanation == "192.0.2.3 is not allowed to send for example.com (user@example.com, checked by mx.receiver.example)");
+    CHECK(o.explanation ==
+          "192.0.2.3 is not allowed to send for example.com (user@example.com, checked by "
+          "mx.receiver.example)");
 
     struct Case {
         const char* what;
         std::vector<Rr> rrs;
         std::string want;
     };
+    // clang-format off
     const std::vector<Case> cases = {
         {"two TXT", {{"x.example.com", RrType::txt, "one"}, {"x.example.com", RrType::txt, "two"}}, ""},
         {"non-ASCII", {{"x.example.com", RrType::txt, "\xEF\xBB\xBF" "Explanation"}}, ""},
         {"syntax error", {{"x.example.com", RrType::txt, "The %{x}-files."}}, ""},
         {"exp-only letters fine", {{"x.example.com", RrType::txt, "%{v} %{t1r}"}}, ""},
-        {"plain", {{"x.example.com", RrType::txt, "See http://example.com/why?%{L}"}}, "See http://example.com/why?user"},
+        {"plain", {{"x.example.com", RrType::txt, "See http://example.com/why?%{L}"}},
+         "See http://example.com/why?user"},
         {"trailing dot kept", {{"x.example.com", RrType::txt, "This is a test."}}, "This is a test."},
     };
+    // clang-format on
     for (const auto& c : cases) {
         Env e;
         e.spf("example.com", "v=spf1 -all exp=x.example.com");
@@ -444,8 +476,8 @@ TEST_CASE("spf: %{p} is a validated PTR name (§7.3)", "[spf]") {
     env.spf("example.com", "v=spf1 exists:%{p}.ok.example.net -all");
     env.dns.add("3.2.0.192.in-addr.arpa", RrType::ptr, "spoof.example.com");
     env.dns.add("3.2.0.192.in-addr.arpa", RrType::ptr, "other.example.org");
-    env.dns.add("spoof.example.com", RrType::a, "198.51.100.1");   // does not validate
-    env.dns.add("other.example.org", RrType::a, "192.0.2.3");      // validates
+    env.dns.add("spoof.example.com", RrType::a, "198.51.100.1");  // does not validate
+    env.dns.add("other.example.org", RrType::a, "192.0.2.3");     // validates
     env.dns.add("other.example.org.ok.example.net", RrType::a, "127.0.0.2");
     Outcome o = env.mailfrom();
     CHECK(o.result == Result::pass);
@@ -503,7 +535,10 @@ TEST_CASE("spf: identities: MAIL FROM, null sender, HELO (§2.3, §2.4, §4.3)",
 }
 
 TEST_CASE("spf: identities that are not checkable give none without DNS", "[spf]") {
-    struct Case { std::string sender, helo; };
+    struct Case {
+        std::string sender, helo;
+    };
+    // clang-format off
     const std::vector<Case> cases = {
         {"", "[192.0.2.3]"},
         {"", "OEMCOMPUTER"},
@@ -518,6 +553,7 @@ TEST_CASE("spf: identities that are not checkable give none without DNS", "[spf]
         {"foo@example.com\r\n", "mail.example.com"},
         {"foo@" + std::string(300, 'a'), "mail.example.com"},
     };
+    // clang-format on
     for (const auto& c : cases) {
         Env env;
         env.req.sender = c.sender;

@@ -36,7 +36,9 @@ std::string expand(const std::string& text, const MacroInputs& in, MacroUse use 
     return ex.text;
 }
 
-struct Case { std::string macro, want; };
+struct Case {
+    std::string macro, want;
+};
 
 void check_table(const std::vector<Case>& cases, const MacroInputs& in, MacroUse use = MacroUse::domain) {
     for (const auto& c : cases) {
@@ -49,6 +51,7 @@ void check_table(const std::vector<Case>& cases, const MacroInputs& in, MacroUse
 }  // namespace
 
 TEST_CASE("spf: macros: RFC 7208 §7.4 single macros", "[spf]") {
+    // clang-format off
     check_table({
         {"%{s}", "strong-bad@email.example.com"},
         {"%{o}", "email.example.com"},
@@ -65,9 +68,11 @@ TEST_CASE("spf: macros: RFC 7208 §7.4 single macros", "[spf]") {
         {"%{lr-}", "bad.strong"},
         {"%{l1r-}", "strong"},
     }, rfc_inputs());
+    // clang-format on
 }
 
 TEST_CASE("spf: macros: RFC 7208 §7.4 macro strings, IPv4 and IPv6", "[spf]") {
+    // clang-format off
     check_table({
         {"%{ir}.%{v}._spf.%{d2}", "3.2.0.192.in-addr._spf.example.com"},
         {"%{lr-}.lp._spf.%{d2}", "bad.strong.lp._spf.example.com"},
@@ -75,14 +80,18 @@ TEST_CASE("spf: macros: RFC 7208 §7.4 macro strings, IPv4 and IPv6", "[spf]") {
         {"%{ir}.%{v}.%{l1r-}.lp._spf.%{d2}", "3.2.0.192.in-addr.strong.lp._spf.example.com"},
         {"%{d2}.trusted-domains.example.net", "example.com.trusted-domains.example.net"},
     }, rfc_inputs());
+    // clang-format on
+    // clang-format off
     check_table({
         {"%{ir}.%{v}._spf.%{d2}",
          "1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6._spf.example.com"},
     }, rfc_inputs("2001:db8::cb01"));
+    // clang-format on
 }
 
 TEST_CASE("spf: macros: every letter", "[spf]") {
     MacroInputs v4 = rfc_inputs();
+    // clang-format off
     check_table({
         {"%{i}", "192.0.2.3"},
         {"%{v}", "in-addr"},
@@ -90,18 +99,23 @@ TEST_CASE("spf: macros: every letter", "[spf]") {
         {"%{p}", "mx.example.org"},
         {"%{p2}", "example.org"},
     }, v4);
+    // clang-format on
     // c r t only in explanations (§7.2); c is the readable address (§7.3).
+    // clang-format off
     check_table({
         {"%{c}", "192.0.2.3"},
         {"%{r}", "mx.receiver.example"},
         {"%{t}", "1700000000"},
         {"%{c} from %{s}", "192.0.2.3 from strong-bad@email.example.com"},
     }, v4, MacroUse::explanation);
+    // clang-format on
     MacroInputs v6 = rfc_inputs("2001:db8::cb01");
+    // clang-format off
     check_table({
         {"%{i}", "2.0.0.1.0.d.b.8.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.c.b.0.1"},
         {"%{v}", "ip6"},
     }, v6);
+    // clang-format on
     check_table({{"%{c}", "2001:db8::cb01"}}, v6, MacroUse::explanation);
 
     MacroInputs none = rfc_inputs();
@@ -114,6 +128,7 @@ TEST_CASE("spf: macros: every letter", "[spf]") {
 TEST_CASE("spf: macros: transformers, delimiters, escapes", "[spf]") {
     MacroInputs in = rfc_inputs();
     in.local_part = "foo-bar+zip+quux";
+    // clang-format off
     check_table({
         {"%{l2r+-}", "bar.foo"},       // the suite's macro-multiple-delimiters
         {"%{l+-}", "foo.bar.zip.quux"},
@@ -128,12 +143,15 @@ TEST_CASE("spf: macros: transformers, delimiters, escapes", "[spf]") {
         {"%{d}.", "email.example.com."},
         {"", ""},
     }, in);
+    // clang-format on
     in.local_part = "~jack&jill=up-a_b3.c";
+    // clang-format off
     check_table({
         {"%{L}", "~jack%26jill%3Dup-a_b3.c"},  // §7.3: upper case URL-escapes
         {"%{l}", "~jack&jill=up-a_b3.c"},
         {"%{L=}", "~jack%26jill.up-a_b3.c"},
     }, in);
+    // clang-format on
     in.helo = "JUMPIN' JUPITER";
     check_table({{"%{H}", "JUMPIN%27%20JUPITER"}}, in);
     in.local_part = "a..b";
@@ -155,8 +173,21 @@ TEST_CASE("spf: macros: explanation text allows spaces, domains do not", "[spf]"
 
 TEST_CASE("spf: macros: syntax errors are reported, never expanded", "[spf]") {
     const std::vector<std::string> bad = {
-        "%", "%(ir)", "%{", "%{d", "%{}", "%{a}", "%{d0}", "%{d2x}", "%{d2r2}", "%{ dr}",
-        "x%y", "%{S}%", "a\x01" "b", "\x80",
+        "%",
+        "%(ir)",
+        "%{",
+        "%{d",
+        "%{}",
+        "%{a}",
+        "%{d0}",
+        "%{d2x}",
+        "%{d2r2}",
+        "%{ dr}",
+        "x%y",
+        "%{S}%",
+        "a\x01"
+        "b",
+        "\x80",
     };
     MacroInputs in = rfc_inputs();
     for (const auto& b : bad) {

@@ -20,14 +20,20 @@ std::string render(const Record& r) {
         std::string s(1, char(t.qualifier));
         s += to_string(t.mechanism);
         switch (t.mechanism) {
-        case Mechanism::all: break;
-        case Mechanism::ip4:
-        case Mechanism::ip6: s += "(" + t.network.str() + "/" + std::to_string(t.prefix) + ")"; break;
-        case Mechanism::a:
-        case Mechanism::mx:
-            s += "(" + t.domain_spec + "/" + std::to_string(t.cidr4) + "//" + std::to_string(t.cidr6) + ")";
-            break;
-        default: s += "(" + t.domain_spec + ")"; break;
+            case Mechanism::all:
+                break;
+            case Mechanism::ip4:
+            case Mechanism::ip6:
+                s += "(" + t.network.str() + "/" + std::to_string(t.prefix) + ")";
+                break;
+            case Mechanism::a:
+            case Mechanism::mx:
+                s += "(" + t.domain_spec + "/" + std::to_string(t.cidr4) + "//" + std::to_string(t.cidr6) +
+                     ")";
+                break;
+            default:
+                s += "(" + t.domain_spec + ")";
+                break;
         }
         add(s);
     }
@@ -40,13 +46,18 @@ std::string render(const Record& r) {
 }  // namespace
 
 TEST_CASE("spf: record selection: v=spf1 then a space or the end", "[spf]") {
-    struct Case { std::string txt; bool spf; };
+    struct Case {
+        std::string txt;
+        bool spf;
+    };
+    // clang-format off
     const std::vector<Case> cases = {
         {"v=spf1", true},          {"v=spf1 ", true},        {"V=SpF1 -all", true},
         {"v=spf1 a mx -all", true}, {"v=spf10", false},      {"v=spf1-all", false},
         {"v=spf", false},          {"spf1 -all", false},     {"", false},
         {" v=spf1 -all", false},   {"v=spf2.0/pra", false},  {std::string("v=spf1\0", 7), false},
     };
+    // clang-format on
     for (const auto& c : cases) {
         INFO("record \"" << c.txt << "\": got " << is_spf_record(c.txt) << ", want " << c.spf);
         CHECK(is_spf_record(c.txt) == c.spf);
@@ -54,7 +65,10 @@ TEST_CASE("spf: record selection: v=spf1 then a space or the end", "[spf]") {
 }
 
 TEST_CASE("spf: parser: valid records and their terms", "[spf]") {
-    struct Case { std::string record, want; };
+    struct Case {
+        std::string record, want;
+    };
+    // clang-format off
     const std::vector<Case> cases = {
         {"v=spf1", ""},
         {"v=spf1 -all", "-all"},
@@ -82,10 +96,12 @@ TEST_CASE("spf: parser: valid records and their terms", "[spf]") {
         {"v=spf1 exp=x.example.com redirect=y.example.com", "redirect=y.example.com exp=x.example.com"},
         {"v=spf1 moo.cow-far_out=man:dog/cat -all", "-all mod(moo.cow-far_out=man:dog/cat)"},
         {"v=spf1 default=+ other=", "mod(default=+) mod(other=)"},
-        {"v=spf1 a:macro%%percent%_%_space%-url.example.com", "+a(macro%%percent%_%_space%-url.example.com/32//128)"},
+        {"v=spf1 a:macro%%percent%_%_space%-url.example.com",
+         "+a(macro%%percent%_%_space%-url.example.com/32//128)"},
         {"v=spf1 exists:%{l2r+-}.user.%{d2}", "+exists(%{l2r+-}.user.%{d2})"},
         {"v=spf1 exists:x.example.com%%", "+exists(x.example.com%%)"},
     };
+    // clang-format on
     for (const auto& c : cases) {
         ParsedRecord p = parse_record(c.record);
         INFO("record \"" << c.record << "\": error \"" << p.error << "\"");
@@ -97,7 +113,10 @@ TEST_CASE("spf: parser: valid records and their terms", "[spf]") {
 }
 
 TEST_CASE("spf: parser: permerror reasons", "[spf]") {
-    struct Case { std::string record, reason; };
+    struct Case {
+        std::string record, reason;
+    };
+    // clang-format off
     const std::vector<Case> cases = {
         {"v=spf1 foo", "unknown mechanism \"foo\""},
         {"v=spf1 ip4:1.2.3.4 -all moo", "unknown mechanism \"moo\""},
@@ -173,6 +192,7 @@ TEST_CASE("spf: parser: permerror reasons", "[spf]") {
         {"v=spf1 a:example.net \x96" "all", "non-ASCII character 0x96"},
         {"v=spf10 -all", "not an SPF record"},
     };
+    // clang-format on
     for (const auto& c : cases) {
         ParsedRecord p = parse_record(c.record);
         INFO("record \"" << c.record << "\": got error \"" << p.error << "\", want one containing \""
@@ -183,12 +203,17 @@ TEST_CASE("spf: parser: permerror reasons", "[spf]") {
 }
 
 TEST_CASE("spf: domain-spec endings (RFC 7208 §7.1 toplabel)", "[spf]") {
-    struct Case { std::string label; bool ok; };
+    struct Case {
+        std::string label;
+        bool ok;
+    };
+    // clang-format off
     const std::vector<Case> cases = {
         {"com", true},   {"xn--zckzah", true}, {"a1", true},  {"1a", true},   {"1-2", true},
         {"123", false},  {"-com", false},      {"com-", false}, {"", false},  {"co_m", false},
         {"c:m", false},  {"a-b-c", true},
     };
+    // clang-format on
     for (const auto& c : cases) {
         INFO("toplabel \"" << c.label << "\": got " << is_toplabel(c.label) << ", want " << c.ok);
         CHECK(is_toplabel(c.label) == c.ok);
@@ -201,7 +226,11 @@ TEST_CASE("spf: domain-spec endings (RFC 7208 §7.1 toplabel)", "[spf]") {
 
 TEST_CASE("spf: identity domains (RFC 7208 §4.3)", "[spf]") {
     const std::string label63(63, 'a'), label64(64, 'a');
-    struct Case { std::string domain; bool ok; };
+    struct Case {
+        std::string domain;
+        bool ok;
+    };
+    // clang-format off
     const std::vector<Case> cases = {
         {"example.com", true},
         {"example.com.", true},
@@ -225,6 +254,7 @@ TEST_CASE("spf: identity domains (RFC 7208 §4.3)", "[spf]") {
         {"xn--bcher-kva.example", true},
         {"_spf.example.com", true},
     };
+    // clang-format on
     for (const auto& c : cases) {
         std::string why;
         bool got = valid_identity_domain(c.domain, &why);
