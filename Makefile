@@ -53,6 +53,8 @@ TSUP_A     := $(BUILD)/t/libtsupport.a
 DEPS_STAMP := build/.deps-installed
 
 .PHONY: all check unit integration run bench install clean deps man-check
+# Keep the objects of chained rules (test tools, benches): no rebuild on every make.
+.SECONDARY:
 all: $(QUERY_BIN) $(if $(MILTER_SRC),$(MILTER_BIN))
 
 # One list of packages (contrib/debian-packages), one install step reading it.
