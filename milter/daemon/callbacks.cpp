@@ -57,7 +57,10 @@ struct Session {
     std::unique_ptr<dns::CachingResolver> resolver;
     policy::Context ctx;
     policy::Facts facts;
-    bool header_noreply = false;     // SMFIP_NR_HDR negotiated: header() answers nothing
+    // SMFIP_NR_HDR negotiated: header() answers nothing. After a QUIT_NC (a new
+    // SMTP client on the same milter connection) the new session starts with
+    // false; libmilter then still sends no reply, it only logs that we offered one.
+    bool header_noreply = false;
     bool connected = false;          // connect() seen
     std::string failure;             // an error in a callback that could not answer
     // Accepted recipients: the address without <> and the argument as the MTA

@@ -302,7 +302,10 @@ int main(int argc, char** argv) {
     remove_pid_file(pid_file);
     if (!sock.unix_path.empty()) unlink(sock.unix_path.c_str());
     log_line(LOG_INFO, "stopped");
-    // Sessions still open after the drain limit own libmilter threads: leave without unwinding them.
+    int status = g_milter_result == MI_SUCCESS ? 0 : 1;
+    // Sessions still open after the drain limit run on libmilter threads:
+    // leave without running destructors under their feet.
     std::fflush(nullptr);
-    _exit(g_milter_result == MI_SUCCESS ? 0 : 1);
+    if (open_sessions() > 0) _exit(status);
+    std::exit(status);
 }

@@ -350,6 +350,11 @@ if command -v miltertest >/dev/null 2>&1; then
     check "client without an address: end of message accepted" "$(sed -n 's/^eom=//p' "$T/s/miltertest.out")" "continue"
     check "client without an address: Authentication-Results added" \
         "$(sed -n 's/^ar-header=//p' "$T/s/miltertest.out")" "yes"
+    miltertest -s "$FIX/abrupt-close.lua" -D "socket=unix:$SOCK" > "$T/s/abrupt.out" 2>&1
+    check "MTA drops the milter connection after each stage: all rounds ran" \
+        "$(grep -c '^dropped-after=' "$T/s/abrupt.out")" 6
+    check "MTA drops the milter connection: the milter still answers" \
+        "$(sed -n 's/^alive=//p' "$T/s/abrupt.out")" "yes"
 else
     echo "# miltertest not installed: the unknown-client milter session is not run"
 fi
@@ -585,6 +590,11 @@ check_match "decision lines logged" "$decisions" "[1-9]*"
 check "every decision line starts with the queue id field" \
     "$(grep ' stage=' "$MLOG" | grep -vc 'regmilter\[[0-9]*\]: id=')" 0
 
+# With SANITIZE builds: AddressSanitizer, LeakSanitizer (at exit) and UBSan report here.
+sanitizer_reports() {
+    cat "$MLOG" "$MLOG.old" 2>/dev/null | grep -c -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:'
+}
+
 # ---------------------------------------------------------------- SIGTERM, then the milter killed
 kill -TERM "$MILTER_PID"
 _i=0
@@ -593,6 +603,7 @@ check "SIGTERM: the milter exits" "$(kill -0 "$MILTER_PID" 2>/dev/null && echo r
 wait "$MILTER_PID"
 check "SIGTERM: exit status 0" "$?" 0
 MILTER_PID=""
+check "no sanitizer report from the milter (SANITIZE builds)" "$(sanitizer_reports)" 0
 write_config enforce reject 2020-01-01 tempfail
 start_milter
 kill -KILL "$MILTER_PID"
