@@ -95,7 +95,7 @@ ConnectFacts gather_connect(const Context& ctx, const Config& cfg, dns::Resolver
 }
 
 MailFacts gather_mail(const Context& ctx, const Facts& facts, const Config& cfg, dns::Resolver& dns,
-                      dns::Deadline deadline) {
+                      dns::Deadline deadline, spf::Tracer trace) {
     MailFacts m;
     m.mail_from = ctx.mail_from;
     m.helo = ctx.helo;
@@ -134,6 +134,7 @@ MailFacts gather_mail(const Context& ctx, const Facts& facts, const Config& cfg,
     spf::Options opt;
     opt.limits.void_lookups = cfg.spf.void_lookups;
     opt.deadline = deadline;
+    opt.trace = std::move(trace);
     if (cfg.spf.check_helo && !ctx.helo.empty()) m.spf_helo = spf::check_helo(dns, req, opt);
     m.spf_mail = spf::check_mailfrom(dns, req, opt);
     return m;

@@ -140,8 +140,9 @@ dns::Deadline stage_deadline(const config::Config& cfg);
 
 ConnectFacts gather_connect(const Context& ctx, const config::Config& cfg, dns::Resolver& dns,
                             dns::Deadline deadline);
+// trace (optional) receives SPF's term-by-term trace (regmilter-query --trace).
 MailFacts gather_mail(const Context& ctx, const Facts& facts, const config::Config& cfg,
-                      dns::Resolver& dns, dns::Deadline deadline);
+                      dns::Resolver& dns, dns::Deadline deadline, spf::Tracer trace = {});
 RcptFacts gather_rcpt(std::string_view rcpt, const Facts& facts, const config::Config& cfg,
                       const bulk::Table* table);
 DataFacts gather_data(const Context& ctx, const Facts& facts, const config::Config& cfg);

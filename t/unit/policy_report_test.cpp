@@ -1,0 +1,98 @@
+// policy: a whole simulated session (run_session) and its JSON (to_json),
+// against a strict MemoryResolver.
+#include <catch2/catch.hpp>
+
+#include "dns/memory_resolver.hpp"
+#include "policy/report.hpp"
+
+using namespace regmilter;
+
+namespace {
+
+std::shared_ptr<const config::Config> cfg_of(const std::string& text) {
+    auto r = config::load_string(text, "t.ini");
+    INFO((r.errors.empty() ? std::string() : r.errors[0].str()));
+    REQUIRE(r.config);
+    return r.config;
+}
+
+bool contains(const std::string& hay, const std::string& needle) {
+    INFO("want " << needle << " in " << hay);
+    return hay.find(needle) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("session: registered bulk sender, one recipient opted out, one in", "[policy]") {
+    auto cfg = cfg_of("[milter]\nauthserv_id = mx.example.org\n[registry reg]\nzone = reg.example\n"
+                      "unregistered = reject\n[spf]\ncheck_helo = no\n");
+    dns::MemoryResolver dns;
+    dns.add("192-0-2-7.reg.example", dns::RrType::a, "127.0.0.3");
+    dns.add("192-0-2-7.reg.example", dns::RrType::txt, "bulk sender since 2025");
+    dns.add("news.example", dns::RrType::txt, "v=spf1 ip4:192.0.2.0/24 -all");
+    auto table = bulk::Table::parse("out@example.org reject\n", "t").table;
+
+    policy::SessionInput in;
+    in.ip = net::Address::parse("192.0.2.7");
+    in.helo = "mail.news.example";
+    in.mail_from = "promo@news.example";
+    in.rcpts = {"out@example.org", "in@example.org"};
+    auto s = policy::run_session(in, *cfg, dns, table.get());
+    CHECK(dns.unexpected().empty());
+    REQUIRE(s.verdicts.size() == 6);   // connect helo mail rcpt rcpt data
+    CHECK(s.verdicts[3].verdict.action == policy::Action::reject);
+    CHECK(s.verdicts[3].verdict.xcode == "5.7.1");
+    CHECK(s.verdicts[4].verdict.action == policy::Action::continue_);
+    CHECK(s.facts.rcpts.size() == 1);
+
+    std::string j = policy::to_json(s);
+    CHECK(contains(j, "\"spf\":{\"identity\":\"mailfrom\",\"domain\":\"news.example\""));
+    CHECK(contains(j, "\"result\":\"pass\""));
+    CHECK(contains(j, "\"registry\":[{\"name\":\"reg\",\"zone\":\"reg.example\",\"query\":\"192-0-2-7.reg.example\","
+                      "\"status\":\"listed\",\"code\":\"127.0.0.3\",\"meaning\":\"bulk\",\"info\":\"bulk sender since "
+                      "2025\",\"error\":\"\"}]"));
+    CHECK(contains(j, "\"bulk\":{\"bulk\":true,\"signals\":[\"registry:bulk:reg.example\"]"));
+    CHECK(contains(j, "{\"stage\":\"rcpt\",\"rcpt\":\"out@example.org\",\"action\":\"reject\",\"code\":\"550\","
+                      "\"xcode\":\"5.7.1\",\"text\":\"out@example.org does not accept bulk mail\""));
+    CHECK(contains(j, "\"headers\":[\"Authentication-Results: mx.example.org; spf=pass smtp.mailfrom=promo@news.example; "
+                      "dnswl=pass dns.zone=reg.example policy.ip=127.0.0.3 policy.txt=\\\"bulk sender since 2025\\\"\"]"));
+}
+
+TEST_CASE("session: a refusal at MAIL FROM ends it there", "[policy]") {
+    auto cfg = cfg_of("[registry reg]\nzone = reg.example\nunregistered = reject\n[spf]\ncheck_helo = no\n");
+    dns::MemoryResolver dns;
+    dns.add_empty("192-0-2-8.reg.example");
+    dns.add("example.com", dns::RrType::txt, "v=spf1 -all");
+    policy::SessionInput in;
+    in.ip = net::Address::parse("192.0.2.8");
+    in.mail_from = "a@example.com";
+    in.rcpts = {"b@example.org"};
+    auto s = policy::run_session(in, *cfg, dns, nullptr);
+    REQUIRE(s.verdicts.size() == 3);
+    CHECK(s.verdicts[2].verdict.action == policy::Action::reject);
+    CHECK(s.verdicts[2].verdict.reason == "registry:unregistered:reg.example");
+    std::string j = policy::to_json(s);
+    CHECK(contains(j, "\"headers\":[]"));
+    CHECK(contains(j, "\"status\":\"unlisted\""));
+}
+
+TEST_CASE("session: header-known bulk removes the opted-out recipient at end of message", "[policy]") {
+    auto cfg = cfg_of("[trust]\nnetworks = 192.0.2.0/24\n");
+    dns::MemoryResolver dns;   // trusted: no query at all
+    auto table = bulk::Table::parse("@example.org reject\n", "t").table;
+    policy::SessionInput in;
+    in.ip = net::Address::parse("192.0.2.9");
+    in.mail_from = "list@lists.example";
+    in.rcpts = {"a@example.org", "b@example.net"};
+    in.headers = {{"List-Id", "<x.lists.example>"}, {"Subject", "hi"}};
+    in.authserv_id = "mx.example.org";
+    auto s = policy::run_session(in, *cfg, dns, table.get());
+    CHECK(dns.count() == 0);
+    REQUIRE(s.verdicts.back().stage == policy::Stage::data);
+    CHECK(s.verdicts.back().verdict.rcpts_to_remove == std::vector<std::string>{"a@example.org"});
+    std::string j = policy::to_json(s);
+    CHECK(contains(j, "\"trust\":\"network\""));
+    CHECK(contains(j, "\"skipped\":\"trusted:network\""));
+    CHECK(contains(j, "\"rcpts_to_remove\":[\"a@example.org\"]"));
+    CHECK(contains(j, "\"signals\":[\"header:list-id\"]"));
+}
