@@ -15,7 +15,8 @@ tmpdir_new work
 lookup() {
     _n=$1 _t=$2
     shift 2
-    "$BUILD/t/dns-lookup" --nameserver "${NS:-$DNS_SERVER}" "$@" "$_n" "$_t" > "$work/out" 2> "$work/err"
+    "$BUILD/t/dns-lookup" --nameserver "${NS:-$DNS_SERVER}" "$@" "$_n" "$_t" > "$work/out" 2> "$work/err" \
+        || not_ok "dns-lookup $_n $_t exit status" "got $?, want 0: $(head -c 300 "$work/err")"
     read -r status ttl count ms < "$work/out"
     rdata=$(sed 1d "$work/out")
 }
