@@ -33,6 +33,7 @@ using policy::Stage;
 using policy::Verdict;
 
 std::atomic<int> g_open{0};
+std::atomic<bool> g_draining{false};
 
 // The macros the policy reads (policy::Context::macros), asked for with
 // smfi_setsymlist at the stage where the MTA knows them.
@@ -305,6 +306,15 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) noexcept
             ensure_session(ctx).header_noreply = noreply;
         }
         Session& s = ensure_session(ctx);
+        if (g_draining) {
+            Verdict v;
+            v.action = Action::tempfail;
+            v.code = "451";
+            v.xcode = "4.3.2";
+            v.text = "mail filter shutting down, try again later";
+            log_line(LOG_INFO, "id=NOQUEUE stage=connect action=tempfail code=\"451 4.3.2\" reason=shutting-down");
+            return answer(ctx, &s, v, Stage::connect);
+        }
         s.connected = true;
         s.ctx = policy::Context{};
         s.ctx.ip = client_address(hostaddr);
@@ -518,5 +528,7 @@ smfiDesc g_description = {
 smfiDesc& filter_description() { return g_description; }
 
 int open_sessions() { return g_open.load(); }
+
+void begin_drain() { g_draining = true; }
 
 }  // namespace regmilter::daemon

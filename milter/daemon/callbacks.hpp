@@ -15,4 +15,8 @@ smfiDesc& filter_description();
 // SIGTERM waits for this to reach 0 before the process exits.
 int open_sessions();
 
+// From now on new MTA connections are answered 451 4.3.2 at connect (the
+// sessions already open are served to their end). Thread-safe.
+void begin_drain();
+
 }  // namespace regmilter::daemon

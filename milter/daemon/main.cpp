@@ -175,9 +175,15 @@ std::atomic<bool> g_milter_done{false};
 // to the thread-group leader first when it is waiting for it, so libmilter's
 // own sigwait thread (which would end the process on SIGHUP) never sees them
 // while this loop waits.
-void run_signals(const std::string& config_path) {
+//
+// SIGTERM drains: libmilter's smfi_stop() also stops serving the sessions
+// already open (its worker pool ends), so first new connections are turned
+// away (the unix socket file is removed; connects that still arrive are
+// answered 451 4.3.2), the open sessions finish, and only then smfi_stop().
+void run_signals(const std::string& config_path, const std::string& unix_path) {
     Reloader reloader(config_path);
     sigset_t set = handled_signals();
+    bool milter_ended = false;
     for (;;) {
         int sig = 0;
         if (sigwait(&set, &sig) != 0) continue;
@@ -187,6 +193,7 @@ void run_signals(const std::string& config_path) {
         }
         if (sig == SIGUSR2) {
             log_line(LOG_ERR, "the milter stopped by itself (socket trouble?); exiting");
+            milter_ended = true;
             break;
         }
         log_line(LOG_INFO, std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
@@ -194,14 +201,20 @@ void run_signals(const std::string& config_path) {
                                " open session(s)");
         break;
     }
-    smfi_stop();
-    // smfi_stop makes smfi_main return once its accept loop notices; the
-    // sessions already open run on their own threads until the MTA closes them.
-    auto until = std::chrono::steady_clock::now() + drain_limit;
-    while ((open_sessions() > 0 || !g_milter_done) && std::chrono::steady_clock::now() < until)
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (open_sessions() > 0)
-        log_line(LOG_WARNING, "exiting with " + std::to_string(open_sessions()) + " session(s) still open");
+    if (!milter_ended) {
+        begin_drain();
+        if (!unix_path.empty()) unlink(unix_path.c_str());
+        auto until = std::chrono::steady_clock::now() + drain_limit;
+        while (open_sessions() > 0 && std::chrono::steady_clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (open_sessions() > 0)
+            log_line(LOG_WARNING, "exiting with " + std::to_string(open_sessions()) + " session(s) still open");
+        smfi_stop();
+        // smfi_main returns once its accept loop notices (about a second).
+        auto stop_until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (!g_milter_done && std::chrono::steady_clock::now() < stop_until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
 }
 
 pthread_t g_main_thread;
@@ -296,11 +309,10 @@ int main(int argc, char** argv) {
     g_main_thread = pthread_self();
     pthread_t milter_thread;
     if (pthread_create(&milter_thread, nullptr, milter_main, nullptr) != 0) fail("cannot start the milter thread");
-    run_signals(args.config);
+    run_signals(args.config, sock.unix_path);
     if (g_milter_done) pthread_join(milter_thread, nullptr);
 
     remove_pid_file(pid_file);
-    if (!sock.unix_path.empty()) unlink(sock.unix_path.c_str());
     log_line(LOG_INFO, "stopped");
     int status = g_milter_result == MI_SUCCESS ? 0 : 1;
     // Sessions still open after the drain limit run on libmilter threads:

@@ -596,14 +596,46 @@ sanitizer_reports() {
 }
 
 # ---------------------------------------------------------------- SIGTERM, then the milter killed
+# SIGTERM while a session is in the middle of a transaction: it is served to
+# its end (drain), then the process exits.
+dns_server_start reg.e2e.test="$FIX/reg.e2e.test.zone" block.e2e.test="$FIX/block.e2e.test.zone" \
+    spf.e2e.test="$FIX/spf.e2e.test.zone"
+write_config enforce reject 2020-01-01 tempfail
+reload
+rm -f "$T/ready" "$T/go"
+session draining 198.51.100.7 mx.spf.e2e.test <<EOF &
+MAIL FROM:<alice@pass.spf.e2e.test>
+RCPT TO:<bob@dest.test>
+!touch $T/ready
+!wait-file $T/go
+$(message e2e-draining)
+EOF
+drain_pid=$!
+_i=0
+while [ ! -f "$T/ready" ] && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
 kill -TERM "$MILTER_PID"
+sleep 1
+check "SIGTERM: still running while a session is open" \
+    "$(kill -0 "$MILTER_PID" 2>/dev/null && echo running || echo gone)" "running"
+session during-drain 198.51.100.7 mx.spf.e2e.test <<EOF
+MAIL FROM:<alice@pass.spf.e2e.test>
+EOF
+# 451 4.3.2 from regmilter (the socket file could not be removed: the
+# directory is root's), or Postfix's 451 4.7.1 when the socket is gone.
+check_match "SIGTERM: a new session meanwhile is tempfailed" \
+    "$(code during-drain 'MAIL FROM:<alice@pass.spf.e2e.test>')" "451 4.[37].[12]"
+touch "$T/go"
+wait $drain_pid
+check "SIGTERM: the open session is served to its end" "$(code draining '.')" "250 2.0.0"
 _i=0
 while kill -0 "$MILTER_PID" 2>/dev/null && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
-check "SIGTERM: the milter exits" "$(kill -0 "$MILTER_PID" 2>/dev/null && echo running || echo gone)" "gone"
+check "SIGTERM: the milter exits after the drain" "$(kill -0 "$MILTER_PID" 2>/dev/null && echo running || echo gone)" "gone"
 wait "$MILTER_PID"
 check "SIGTERM: exit status 0" "$?" 0
 MILTER_PID=""
 check "no sanitizer report from the milter (SANITIZE builds)" "$(sanitizer_reports)" 0
+wait_queue_empty
+check "SIGTERM: the drained message was delivered" "$(delivered_to e2e-draining)" "bob@dest.test"
 write_config enforce reject 2020-01-01 tempfail
 start_milter
 kill -KILL "$MILTER_PID"
