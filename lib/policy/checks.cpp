@@ -26,6 +26,18 @@ void set_codes(Check& c, const char* reject_code, const char* reject_x, const ch
     }
 }
 
+// Reply texts and header values carry DNS text (exp=, TXT): printable ASCII
+// only, bounded (an SMTP reply line is at most 512 octets, RFC 5321 §4.5.3.1.5).
+std::string clean(std::string_view s, size_t max) {
+    std::string out;
+    for (char c : s) {
+        if (out.size() >= max) break;
+        unsigned char u = static_cast<unsigned char>(c);
+        out += (u < 0x20 || u >= 0x7f) ? '?' : c;
+    }
+    return out;
+}
+
 std::string ip_text(const Facts& f) { return f.connect.ip ? f.connect.ip->str() : "unknown"; }
 
 void registry_checks(const Facts& f, const Config& cfg, std::vector<Check>& out) {
@@ -176,6 +188,10 @@ std::vector<Check> evaluate_checks(const Facts& f, const Config& cfg) {
     if (cfg.spf.check_helo && f.mail.spf_helo && f.mail.spf_helo->result == spf::Result::fail)
         out.push_back(spf_check(*f.mail.spf_helo, cfg.spf.fail, ip, true));
     if (f.mail.spf_mail) out.push_back(spf_check(*f.mail.spf_mail, spf_action(f.mail.spf_mail->result, cfg.spf), ip, false));
+    for (auto& c : out) {
+        c.text = clean(c.text, 400);
+        c.tag = clean(c.tag, 900);
+    }
     return out;
 }
 

@@ -652,3 +652,18 @@ TEST_CASE("log line: key=value, queue id first, hostile values quoted", "[policy
           "rcpt=<bob@example.org> spf=fail registry=reg:listed:127.0.0.3:bulk bulk=registry:bulk:reg.example "
           "action=reject code=\"550 5.7.23\" reason=spf:mailfrom:fail");
 }
+
+TEST_CASE("hostile DNS text in replies and headers: printable and bounded", "[policy]") {
+    auto f = base_facts();
+    f.mail.spf_mail = spf_outcome(spf::Result::fail);
+    f.mail.spf_mail->explanation = "line1\r\nX-Injected: yes\r\n" + std::string(2000, 'x');
+    auto v = policy::decide_mail(f, *cfg_of(""));
+    CHECK(v.text.find_first_of("\r\n") == std::string::npos);
+    CHECK(v.text.size() <= 400);
+    CHECK(v.text.rfind("line1??X-Injected: yes??xxx", 0) == 0);
+    auto d = policy::decide_data(f, *cfg_of("[spf]\nfail = tag\n"));
+    for (const auto& h : d.headers_to_add) {
+        CHECK(h.value.find_first_of("\r\n") == std::string::npos);
+        CHECK(h.value.size() < 998);
+    }
+}
