@@ -204,6 +204,15 @@ bool is_parse_error(ldns_status st) {
     }
 }
 
+// A reply must be a response (QR) that repeats our one question (RFC 1035 §7.3).
+bool answers_question(const ldns_pkt* p, const ldns_rdf* qname, RrType type) {
+    const ldns_rr_list* q = ldns_pkt_question(p);
+    if (!ldns_pkt_qr(p) || !q || ldns_rr_list_rr_count(q) != 1) return false;
+    const ldns_rr* rr = ldns_rr_list_rr(q, 0);
+    return ldns_rr_get_type(rr) == ldns_rr_type(type) && ldns_rr_get_class(rr) == LDNS_RR_CLASS_IN &&
+           ldns_dname_compare(ldns_rr_owner(rr), qname) == 0;
+}
+
 timeval to_timeval(Ms ms) {
     timeval tv;
     tv.tv_sec = time_t(ms.count() / 1000);
@@ -326,7 +335,9 @@ LdnsResolver::LdnsResolver(const ResolverOptions& options) : options_(options) {
         // every attempt can be shrunk to the time left before the Deadline.
         ldns_resolver_set_retry(h.get(), 1);
         ldns_resolver_set_retrans(h.get(), 0);
-        ldns_resolver_set_fallback(h.get(), true);
+        // Truncation is handled in exchange(): TCP with a fresh per-attempt
+        // budget, so the fallback cannot overrun the Deadline either.
+        ldns_resolver_set_fallback(h.get(), false);
         ldns_resolver_set_usevc(h.get(), false);
         ldns_resolver_set_edns_udp_size(h.get(), options_.edns_size);
         handles_.push_back(std::move(h));
@@ -389,19 +400,24 @@ LdnsResolver::Exchange LdnsResolver::exchange(const std::vector<uint8_t>& wire_n
                 ldns_resolver_set_usevc(res, false);
                 const auto took = std::chrono::duration_cast<Ms>(Clock::now() - t0);
                 if (st == LDNS_STATUS_OK && pkt) {
-                    if (ldns_pkt_tc(pkt.get()) && !tcp) {  // ldns's own fallback did not happen
+                    if (ldns_pkt_tc(pkt.get()) && !tcp) {  // RFC 7766 §5: ask again over TCP
                         tcp = true;
                         continue;
                     }
                     ldns_pkt_rcode rc = ldns_pkt_get_rcode(pkt.get());
-                    if (rc == LDNS_RCODE_NOERROR || rc == LDNS_RCODE_NXDOMAIN) {
+                    if (rc != LDNS_RCODE_NOERROR && rc != LDNS_RCODE_NXDOMAIN) {
+                        settled[i] = true;
+                        last_status = DnsStatus::servfail;
+                        last_error = std::string("rcode ") + rcode_name(rc) + " from " + who;
+                    } else if (!answers_question(pkt.get(), qname.get(), type)) {
+                        settled[i] = true;
+                        last_status = DnsStatus::malformed;
+                        last_error = "answer from " + who + " is not for the question asked";
+                    } else {
                         ex.pkt = std::move(pkt);
                         ex.detail = who + (tcp ? " tcp " : " ") + std::to_string(took.count()) + " ms";
                         return ex;
                     }
-                    settled[i] = true;
-                    last_status = DnsStatus::servfail;
-                    last_error = std::string("rcode ") + rcode_name(rc) + " from " + who;
                 } else if (is_parse_error(st)) {
                     settled[i] = true;
                     last_status = DnsStatus::malformed;

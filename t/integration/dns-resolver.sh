@@ -45,12 +45,15 @@ check_match "REFUSED detail" "$(cat "$work/err")" "*rcode REFUSED*"
 
 lookup big.spf.test TXT
 check "big TXT over TCP fallback" "$status $count" "ok 1"
+check_match "big TXT came over TCP" "$(cat "$work/err")" "*$DNS_SERVER tcp *"
 check_match "big TXT is complete" "$rdata" "v=spf1 ip4:198.51.100.1 *ip4:192.0.2.200 -all"
 len=$(printf '%s' "$rdata" | wc -c)
 [ "$len" -gt 1232 ] && ok "big TXT larger than the EDNS0 buffer ($len bytes)" \
     || not_ok "big TXT larger than the EDNS0 buffer" "got $len bytes, want > 1232"
 lookup big.spf.test TXT --edns 0
 check "big TXT over TCP without EDNS0" "$status $count" "ok 1"
+lookup pass.spf.test TXT
+check_match "a small answer stays on UDP" "$(cat "$work/err")" "detail: $DNS_SERVER [0-9]* ms"
 
 NS=$BLACKHOLE_SERVER
 t0=$(now_ms)
