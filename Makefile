@@ -19,14 +19,18 @@ SYSCONFDIR ?= /etc
 ifdef SANITIZE
 BUILD      ?= build/sanitize
 SANFLAGS   := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+# GCC 12 documents -Wmaybe-uninitialized false positives under sanitizers; they
+# show in libstdc++'s <regex> inside Catch2's main. Off for sanitizer builds only.
+SANWARN    := -Wno-maybe-uninitialized
 else
 BUILD      ?= build
 SANFLAGS   :=
+SANWARN    :=
 endif
 
 CXX        ?= g++
 CXXFLAGS   ?= -O2 -g
-CXXFLAGS   += -std=c++17 -Wall -Wextra -Werror -pthread $(SANFLAGS)
+CXXFLAGS   += -std=c++17 -Wall -Wextra -Werror $(SANWARN) -pthread $(SANFLAGS)
 CPPFLAGS   += -Ilib -MMD -MP -DSYSCONFDIR='"$(SYSCONFDIR)"'
 LDFLAGS    += -pthread $(SANFLAGS)
 LIBS_LIB   := -lldns -linih -lssl -lcrypto
