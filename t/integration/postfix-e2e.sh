@@ -26,7 +26,9 @@ tmpdir_new T
 at_exit '[ -n "${E2E_KEEP:-}" ] && rm -rf "$E2E_KEEP" && cp -a "$T" "$E2E_KEEP"'
 chmod 755 "$T"
 mkdir -p "$T/pf" "$T/queue" "$T/data" "$T/sink" "$T/s" "$T/milter"
-chown postfix "$T/data" "$T/sink"
+# $T/milter belongs to the milter's user, as systemd's RuntimeDirectory does:
+# after leaving root it can still remove its socket and pid file.
+chown postfix "$T/data" "$T/sink" "$T/milter"
 
 # ---------------------------------------------------------------- DNS
 dns_server_start reg.e2e.test="$FIX/reg.e2e.test.zone" block.e2e.test="$FIX/block.e2e.test.zone" \
@@ -236,6 +238,11 @@ header_line() {   # header_line TOKEN NAME: the first NAME: header of TOKEN (unf
 write_config enforce reject 2020-01-01 tempfail
 "$BUILD/regmilter" -c "$T/regmilter.ini" -t > "$T/check.out" 2>&1
 check "regmilter -t accepts the test configuration" "$?" 0
+printf '[milter]\nmode = sometimes\n[spf]\nfail = maybe\n' > "$T/broken.ini"
+"$BUILD/regmilter" -c "$T/broken.ini" -t > "$T/check-broken.out" 2>&1
+check "regmilter -t on a broken file: exit 1" "$?" 1
+check "regmilter -t prints every problem with file:line" \
+    "$(grep -c "^$T/broken.ini:[0-9]*: " "$T/check-broken.out")" 2
 start_milter
 postfix -c "$T/pf" check > "$T/pf-check.log" 2>&1 || { cat "$T/pf-check.log"; tail "$T/maillog"; exit 1; }
 postfix -c "$T/pf" start > "$T/pf-start.log" 2>&1 || { cat "$T/pf-start.log"; tail "$T/maillog"; exit 1; }
@@ -246,6 +253,7 @@ echo "# postfix -c $T/pf on 127.0.0.1:$SMTP_PORT, smtp-sink on 127.0.0.1:$SINK_P
 
 check_match "socket mode 0660, owned by postfix" "$(stat -c '%a %U' "$SOCK")" "660 postfix"
 check_match "milter dropped root to the configured user" "$(ps -o user= -p "$MILTER_PID")" "postfix*"
+check "pid file holds the milter's pid" "$(cat "$T/milter/regmilter.pid" 2>/dev/null)" "$MILTER_PID"
 
 # ---------------------------------------------------------------- policy scenarios
 session registered 198.51.100.7 mx.spf.e2e.test <<EOF
@@ -276,6 +284,13 @@ EOF
 check "SPF fail: MAIL" "$(code spf-fail 'MAIL FROM:<eve@fail.spf.e2e.test>')" "550 5.7.23"
 check_match "SPF fail reply carries the exp= explanation" "$(reply spf-fail 'MAIL FROM:<eve@fail.spf.e2e.test>')" \
     "550 5.7.23 *198.51.100.7 is not one of fail.spf.e2e.test's mail servers*"
+
+session spf-fail-percent 198.51.100.7 mx.spf.e2e.test <<EOF
+MAIL FROM:<eve@pct.spf.e2e.test>
+EOF
+check "a % in the reply text reaches the client as one % (escaped for smfi_setreply)" \
+    "$(reply spf-fail-percent 'MAIL FROM:<eve@pct.spf.e2e.test>')" \
+    "550 5.7.23 100% of pct.spf.e2e.test's mail comes from elsewhere"
 
 session softfail 198.51.100.7 mx.spf.e2e.test <<EOF
 MAIL FROM:<frank@soft.spf.e2e.test>
@@ -620,10 +635,8 @@ check "SIGTERM: still running while a session is open" \
 session during-drain 198.51.100.7 mx.spf.e2e.test <<EOF
 MAIL FROM:<alice@pass.spf.e2e.test>
 EOF
-# 451 4.3.2 from regmilter (the socket file could not be removed: the
-# directory is root's), or Postfix's 451 4.7.1 when the socket is gone.
-check_match "SIGTERM: a new session meanwhile is tempfailed" \
-    "$(code during-drain 'MAIL FROM:<alice@pass.spf.e2e.test>')" "451 4.[37].[12]"
+check "SIGTERM: a new session meanwhile gets Postfix's tempfail (socket removed)" \
+    "$(code during-drain 'MAIL FROM:<alice@pass.spf.e2e.test>')" "451 4.7.1"
 touch "$T/go"
 wait $drain_pid
 check "SIGTERM: the open session is served to its end" "$(code draining '.')" "250 2.0.0"
@@ -634,6 +647,8 @@ wait "$MILTER_PID"
 check "SIGTERM: exit status 0" "$?" 0
 MILTER_PID=""
 check "no sanitizer report from the milter (SANITIZE builds)" "$(sanitizer_reports)" 0
+check "SIGTERM: pid file and socket removed" \
+    "$([ -e "$T/milter/regmilter.pid" ] || [ -e "$SOCK" ] && echo left || echo removed)" "removed"
 wait_queue_empty
 check "SIGTERM: the drained message was delivered" "$(delivered_to e2e-draining)" "bob@dest.test"
 write_config enforce reject 2020-01-01 tempfail
@@ -647,5 +662,15 @@ RCPT TO:<bob@dest.test>
 EOF
 check_match "milter killed: Postfix's milter_default_action = tempfail" \
     "$(code milter-dead 'MAIL FROM:<alice@pass.spf.e2e.test>') $(code milter-dead 'RCPT TO:<bob@dest.test>')" "*451 4.7.1*"
+
+# ---------------------------------------------------------------- an inet socket
+if command -v miltertest >/dev/null 2>&1; then
+    INET_PORT=$(free_port) || exit 1
+    "$BUILD/regmilter" -c "$T/regmilter.ini" -f -p "inet:$INET_PORT@127.0.0.1" -P "" > "$T/milter-inet.log" 2>&1 &
+    MILTER_PID=$!
+    miltertest -s "$FIX/unknown-client.lua" -D "socket=inet:$INET_PORT@127.0.0.1" > "$T/s/inet.out" 2>&1
+    check "inet:PORT@127.0.0.1 socket: a whole milter session" "$(sed -n 's/^eom=//p' "$T/s/inet.out")" "continue"
+    kill_milter
+fi
 
 finish
