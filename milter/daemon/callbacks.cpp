@@ -37,8 +37,8 @@ std::atomic<bool> g_draining{false};
 
 // The macros the policy reads (policy::Context::macros), asked for with
 // smfi_setsymlist at the stage where the MTA knows them.
-constexpr const char* macro_names[] = {"i", "j", "{daemon_name}", "{auth_authen}", "{auth_type}",
-                                       "{cert_issuer}", "{cert_subject}", "{verify}"};
+constexpr const char* macro_names[] = {
+    "i", "j", "{daemon_name}", "{auth_authen}", "{auth_type}", "{cert_issuer}", "{cert_subject}", "{verify}"};
 constexpr std::pair<int, const char*> symlists[] = {
     {SMFIM_CONNECT, "j {daemon_name}"},
     {SMFIM_HELO, "{cert_issuer} {cert_subject} {verify}"},
@@ -64,13 +64,13 @@ struct Session {
     // SMTP client on the same milter connection) the new session starts with
     // false; libmilter then still sends no reply, it only logs that we offered one.
     bool header_noreply = false;
-    bool connected = false;          // connect() seen
-    std::string failure;             // an error in a callback that could not answer
+    bool connected = false;  // connect() seen
+    std::string failure;     // an error in a callback that could not answer
     // Accepted recipients: the address without <> and the argument as the MTA
     // gave it (smfi_delrcpt wants that exact string).
     std::vector<std::pair<std::string, std::string>> rcpt_args;
-    std::optional<Verdict> data_verdict;   // decided at end of header, applied at end of message
-    bool accept_connection = false;        // decide_connect said accept: every message unexamined
+    std::optional<Verdict> data_verdict;  // decided at end of header, applied at end of message
+    bool accept_connection = false;       // decide_connect said accept: every message unexamined
     // The registry lookups of connect, on their own thread with their own
     // resolver so that their DNS overlaps the HELO (DESIGN "Stages"); joined
     // at MAIL FROM. Declared last: destroyed first, waiting for the thread.
@@ -79,7 +79,9 @@ struct Session {
     const config::Config& cfg() const { return *rt->config; }
 };
 
-Session* session_of(SMFICTX* ctx) { return static_cast<Session*>(smfi_getpriv(ctx)); }
+Session* session_of(SMFICTX* ctx) {
+    return static_cast<Session*>(smfi_getpriv(ctx));
+}
 
 // The queue id for log lines; "NOQUEUE" (Postfix's word) until the MTA has
 // one (Postfix assigns it at the first accepted RCPT by default).
@@ -161,7 +163,7 @@ std::optional<net::Address> client_address(const sockaddr* sa) {
         std::memcpy(bytes.data(), in6.sin6_addr.s6_addr, 16);
         return net::Address::v6(bytes);
     }
-    return std::nullopt;   // AF_UNIX and anything else: no client address
+    return std::nullopt;  // AF_UNIX and anything else: no client address
 }
 
 // smfi_setreply treats the text as a format: '%' must be doubled. CR, LF and
@@ -182,13 +184,13 @@ std::string reply_text(const std::string& text) {
 }
 
 void set_reply(SMFICTX* ctx, const Session* s, const Verdict& v) {
-    if (v.code.empty()) return;   // the MTA's own default text
+    if (v.code.empty()) return;  // the MTA's own default text
     std::string text = reply_text(v.text);
     if (smfi_setreply(ctx, const_cast<char*>(v.code.c_str()),
                       v.xcode.empty() ? nullptr : const_cast<char*>(v.xcode.c_str()),
                       text.empty() ? nullptr : const_cast<char*>(text.c_str())) != MI_SUCCESS)
-        log_line(LOG_WARNING, "id=" + queue_id(s) + " error=\"smfi_setreply refused " + v.code + " " +
-                                  v.xcode + "\"");
+        log_line(LOG_WARNING,
+                 "id=" + queue_id(s) + " error=\"smfi_setreply refused " + v.code + " " + v.xcode + "\"");
 }
 
 // The answer for a verdict at one stage. `accept` skips the rest of the
@@ -197,19 +199,19 @@ void set_reply(SMFICTX* ctx, const Session* s, const Verdict& v) {
 // for now: it is removed at end of message.
 sfsistat answer(SMFICTX* ctx, const Session* s, const Verdict& v, Stage stage) {
     switch (v.action) {
-    case Action::continue_:
-    case Action::tag:
-        return SMFIS_CONTINUE;
-    case Action::accept:
-        return stage == Stage::connect ? SMFIS_ACCEPT : SMFIS_CONTINUE;
-    case Action::tempfail:
-        set_reply(ctx, s, v);
-        return SMFIS_TEMPFAIL;
-    case Action::reject:
-        set_reply(ctx, s, v);
-        return SMFIS_REJECT;
-    case Action::discard:
-        return stage == Stage::rcpt ? SMFIS_CONTINUE : SMFIS_DISCARD;
+        case Action::continue_:
+        case Action::tag:
+            return SMFIS_CONTINUE;
+        case Action::accept:
+            return stage == Stage::connect ? SMFIS_ACCEPT : SMFIS_CONTINUE;
+        case Action::tempfail:
+            set_reply(ctx, s, v);
+            return SMFIS_TEMPFAIL;
+        case Action::reject:
+            set_reply(ctx, s, v);
+            return SMFIS_REJECT;
+        case Action::discard:
+            return stage == Stage::rcpt ? SMFIS_CONTINUE : SMFIS_DISCARD;
     }
     return SMFIS_TEMPFAIL;
 }
@@ -312,7 +314,8 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) noexcept
             v.code = "451";
             v.xcode = "4.3.2";
             v.text = "mail filter shutting down, try again later";
-            log_line(LOG_INFO, "id=NOQUEUE stage=connect action=tempfail code=\"451 4.3.2\" reason=shutting-down");
+            log_line(LOG_INFO,
+                     "id=NOQUEUE stage=connect action=tempfail code=\"451 4.3.2\" reason=shutting-down");
             return answer(ctx, &s, v, Stage::connect);
         }
         s.connected = true;
@@ -336,8 +339,8 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) noexcept
                 return SMFIS_CONTINUE;
             } catch (const std::system_error& e) {
                 // No thread to be had: look up here and now instead.
-                log_line(LOG_WARNING, "id=" + queue_id(&s) + " stage=connect error=\"no lookup thread: " +
-                                          e.what() + "\"");
+                log_line(LOG_WARNING, "id=" + queue_id(&s) +
+                                          " stage=connect error=\"no lookup thread: " + e.what() + "\"");
             }
         }
         s.facts.connect = policy::gather_connect(s.ctx, s.cfg(), *s.resolver, deadline);
@@ -371,7 +374,8 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) noexcept {
         reset_transaction(s);
         refresh_macros(ctx, s);
         s.ctx.mail_from = strip_angles(argv ? argv[0] : nullptr);
-        s.facts.mail = policy::gather_mail(s.ctx, s.facts, s.cfg(), *s.resolver, policy::stage_deadline(s.cfg()));
+        s.facts.mail =
+            policy::gather_mail(s.ctx, s.facts, s.cfg(), *s.resolver, policy::stage_deadline(s.cfg()));
         Verdict v = policy::decide_mail(s.facts, s.cfg());
         log_verdict(s, Stage::mail, v);
         return answer(ctx, &s, v, Stage::mail);
@@ -436,8 +440,8 @@ void apply_edits(SMFICTX* ctx, const Session& s, const Verdict& v) {
     // above the MTA's own Received header (DESIGN "Lessons from the field").
     int index = 0;
     for (const auto& h : v.headers_to_add) {
-        if (smfi_insheader(ctx, index, const_cast<char*>(h.name.c_str()), const_cast<char*>(h.value.c_str())) !=
-            MI_SUCCESS)
+        if (smfi_insheader(ctx, index, const_cast<char*>(h.name.c_str()),
+                           const_cast<char*>(h.value.c_str())) != MI_SUCCESS)
             log_line(LOG_WARNING, "id=" + queue_id(&s) + " error=\"could not insert header " + h.name + "\"");
         ++index;
     }
@@ -514,21 +518,27 @@ smfiDesc g_description = {
     on_envrcpt,
     on_header,
     on_eoh,
-    nullptr,   // body: not needed, negotiated away (SMFIP_NOBODY)
+    nullptr,  // body: not needed, negotiated away (SMFIP_NOBODY)
     on_eom,
     on_abort,
     on_close,
-    nullptr,   // unknown SMTP commands: SMFIP_NOUNKNOWN
-    nullptr,   // DATA command: SMFIP_NODATA
+    nullptr,  // unknown SMTP commands: SMFIP_NOUNKNOWN
+    nullptr,  // DATA command: SMFIP_NODATA
     on_negotiate,
 };
 
 }  // namespace
 
-smfiDesc& filter_description() { return g_description; }
+smfiDesc& filter_description() {
+    return g_description;
+}
 
-int open_sessions() { return g_open.load(); }
+int open_sessions() {
+    return g_open.load();
+}
 
-void begin_drain() { g_draining = true; }
+void begin_drain() {
+    g_draining = true;
+}
 
 }  // namespace regmilter::daemon

@@ -1,9 +1,9 @@
 #include "log.hpp"
 
+#include <unistd.h>
 #include <cstdio>
 #include <ctime>
 #include <string>
-#include <unistd.h>
 
 namespace regmilter::daemon {
 

@@ -3,8 +3,8 @@
 // policy::log_line's. Thread-safe (syslog(3) is; stderr lines are written whole).
 #pragma once
 
-#include <string_view>
 #include <syslog.h>
+#include <string_view>
 
 namespace regmilter::daemon {
 

@@ -41,7 +41,8 @@ constexpr auto drain_limit = std::chrono::seconds(25);
 const char usage_text[] =
     "usage: regmilter [-c FILE] [-f] [-p SOCKET] [-u USER] [-P PIDFILE]\n"
     "       regmilter [-c FILE] -t\n"
-    "  -c FILE     configuration file (default " SYSCONFDIR "/regmilter/regmilter.ini)\n"
+    "  -c FILE     configuration file (default " SYSCONFDIR
+    "/regmilter/regmilter.ini)\n"
     "  -f          stay in the foreground and log to stderr as well as syslog\n"
     "  -p SOCKET   listen here instead of [milter] socket (unix:/PATH, inet:PORT@HOST, inet6:PORT@HOST)\n"
     "  -u USER     run as USER instead of [milter] user (when started as root)\n"
@@ -69,15 +70,30 @@ Args parse_args(int argc, char** argv) {
     opterr = 0;
     while ((opt = getopt(argc, argv, ":c:fp:u:P:th")) != -1) {
         switch (opt) {
-        case 'c': a.config = optarg; break;
-        case 'f': a.foreground = true; break;
-        case 'p': a.socket = optarg; break;
-        case 'u': a.user = optarg; break;
-        case 'P': a.pid_file = optarg; break;
-        case 't': a.check = true; break;
-        case 'h': usage("");
-        case ':': usage(std::string("-") + char(optopt) + " needs a value");
-        default: usage(std::string("unknown option -") + char(optopt));
+            case 'c':
+                a.config = optarg;
+                break;
+            case 'f':
+                a.foreground = true;
+                break;
+            case 'p':
+                a.socket = optarg;
+                break;
+            case 'u':
+                a.user = optarg;
+                break;
+            case 'P':
+                a.pid_file = optarg;
+                break;
+            case 't':
+                a.check = true;
+                break;
+            case 'h':
+                usage("");
+            case ':':
+                usage(std::string("-") + char(optopt) + " needs a value");
+            default:
+                usage(std::string("unknown option -") + char(optopt));
         }
     }
     if (optind != argc) usage(std::string("unexpected argument \"") + argv[optind] + "\"");
@@ -129,7 +145,8 @@ private:
             Loaded next = load_runtime(path_, old);
             if (!next.runtime) {
                 for (const auto& p : next.problems) log_line(LOG_ERR, "reload refused: " + p);
-                log_line(LOG_ERR, "reload refused: " + path_ + " has " + std::to_string(next.problems.size()) +
+                log_line(LOG_ERR, "reload refused: " + path_ + " has " +
+                                      std::to_string(next.problems.size()) +
                                       " problem(s); keeping configuration generation " +
                                       std::to_string(old ? old->generation : 0));
                 return;
@@ -138,13 +155,14 @@ private:
             const config::Config& nc = *next.runtime->config;
             if (oc.milter.socket != nc.milter.socket || oc.milter.user != nc.milter.user ||
                 oc.milter.socket_mode != nc.milter.socket_mode || oc.milter.pid_file != nc.milter.pid_file)
-                log_line(LOG_WARNING, "reload: [milter] socket, socket_mode, user and pid_file take effect at restart");
+                log_line(LOG_WARNING,
+                         "reload: [milter] socket, socket_mode, user and pid_file take effect at restart");
             install(next.runtime);
             log_line(LOG_INFO, "reloaded " + path_ + ": configuration generation " +
                                    std::to_string(next.runtime->generation) + ", bulk table " +
-                                   (next.runtime->bulk_table ? std::to_string(next.runtime->bulk_table->size()) +
-                                                                   " entries"
-                                                             : std::string("none")));
+                                   (next.runtime->bulk_table
+                                        ? std::to_string(next.runtime->bulk_table->size()) + " entries"
+                                        : std::string("none")));
         } catch (const std::exception& e) {
             log_line(LOG_ERR, std::string("reload failed: ") + e.what() + "; old configuration kept");
         }
@@ -153,8 +171,8 @@ private:
     std::string path_;
     std::mutex mu_;
     std::condition_variable cv_;
-    bool pending_ = false;   // guarded by mu_
-    bool stop_ = false;      // guarded by mu_
+    bool pending_ = false;  // guarded by mu_
+    bool stop_ = false;     // guarded by mu_
     std::thread thread_;
 };
 
@@ -164,7 +182,7 @@ sigset_t handled_signals() {
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGUSR2);   // from the milter thread: smfi_main returned by itself
+    sigaddset(&set, SIGUSR2);  // from the milter thread: smfi_main returned by itself
     return set;
 }
 
@@ -208,7 +226,8 @@ void run_signals(const std::string& config_path, const std::string& unix_path) {
         while (open_sessions() > 0 && std::chrono::steady_clock::now() < until)
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         if (open_sessions() > 0)
-            log_line(LOG_WARNING, "exiting with " + std::to_string(open_sessions()) + " session(s) still open");
+            log_line(LOG_WARNING,
+                     "exiting with " + std::to_string(open_sessions()) + " session(s) still open");
         smfi_stop();
         // smfi_main returns once its accept loop notices (about a second).
         auto stop_until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -275,7 +294,8 @@ int main(int argc, char** argv) {
     }
 
     if (smfi_register(filter_description()) != MI_SUCCESS) fail("smfi_register failed");
-    if (smfi_setconn(const_cast<char*>(sock.conn.c_str())) != MI_SUCCESS) fail("smfi_setconn " + sock.conn + " failed");
+    if (smfi_setconn(const_cast<char*>(sock.conn.c_str())) != MI_SUCCESS)
+        fail("smfi_setconn " + sock.conn + " failed");
     // The socket file appears with the umask's mode; tighten before, set exactly after.
     mode_t old_umask = umask(static_cast<mode_t>(~mc.socket_mode & 0777));
     if (smfi_opensocket(true) != MI_SUCCESS) fail("cannot open socket " + sock.conn);
@@ -308,7 +328,8 @@ int main(int argc, char** argv) {
                            ", authserv_id " + mc.authserv_id);
     g_main_thread = pthread_self();
     pthread_t milter_thread;
-    if (pthread_create(&milter_thread, nullptr, milter_main, nullptr) != 0) fail("cannot start the milter thread");
+    if (pthread_create(&milter_thread, nullptr, milter_main, nullptr) != 0)
+        fail("cannot start the milter thread");
     run_signals(args.config, sock.unix_path);
     if (g_milter_done) pthread_join(milter_thread, nullptr);
 

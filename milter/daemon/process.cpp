@@ -1,13 +1,13 @@
 #include "process.hpp"
 
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
 #include <vector>
 
@@ -15,7 +15,9 @@ namespace regmilter::daemon {
 
 namespace {
 
-std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
+std::string errno_text(const std::string& what) {
+    return what + ": " + std::strerror(errno);
+}
 
 bool starts_with(const std::string& s, const char* prefix) {
     return s.compare(0, std::strlen(prefix), prefix) == 0;
@@ -55,12 +57,12 @@ SocketSpec parse_socket(const std::string& text, std::string& error) {
         spec.conn = text;
         return spec;
     } else {
-        error = "socket \"" + text +
-                "\": use unix:/PATH, local:/PATH, inet:PORT@HOST or inet6:PORT@HOST";
+        error = "socket \"" + text + "\": use unix:/PATH, local:/PATH, inet:PORT@HOST or inet6:PORT@HOST";
         return {};
     }
     if (path.empty() || path[0] != '/') {
-        error = "socket \"" + text + "\": a unix socket needs an absolute path (unix:/run/regmilter/regmilter.sock)";
+        error = "socket \"" + text +
+                "\": a unix socket needs an absolute path (unix:/run/regmilter/regmilter.sock)";
         return {};
     }
     spec.unix_path = path;

@@ -4,16 +4,16 @@
 // except remove_pid_file() (at exit). Errors are returned as text, never thrown.
 #pragma once
 
-#include <string>
 #include <sys/types.h>
+#include <string>
 
 namespace regmilter::daemon {
 
 // libmilter socket syntax: "unix:/path", "local:/path", "/path" (unix),
 // "inet:PORT", "inet:PORT@HOST", "inet6:PORT", "inet6:PORT@HOST".
 struct SocketSpec {
-    std::string conn;        // as handed to smfi_setconn ("local:/path" for unix)
-    std::string unix_path;   // the socket file; empty for inet/inet6
+    std::string conn;       // as handed to smfi_setconn ("local:/path" for unix)
+    std::string unix_path;  // the socket file; empty for inet/inet6
 };
 // nullopt-like: `error` set and the spec empty when the text is not one of the forms.
 SocketSpec parse_socket(const std::string& text, std::string& error);

@@ -1,8 +1,8 @@
 #include "runtime.hpp"
 
+#include <unistd.h>
 #include <atomic>
 #include <climits>
-#include <unistd.h>
 
 namespace regmilter::daemon {
 
@@ -56,8 +56,12 @@ Loaded load_runtime(const std::string& path, const std::shared_ptr<const Runtime
     return out;
 }
 
-std::shared_ptr<const Runtime> current() { return std::atomic_load(&g_current); }
+std::shared_ptr<const Runtime> current() {
+    return std::atomic_load(&g_current);
+}
 
-void install(std::shared_ptr<const Runtime> runtime) { std::atomic_store(&g_current, std::move(runtime)); }
+void install(std::shared_ptr<const Runtime> runtime) {
+    std::atomic_store(&g_current, std::move(runtime));
+}
 
 }  // namespace regmilter::daemon

@@ -16,14 +16,14 @@ namespace regmilter::daemon {
 
 struct Runtime {
     std::shared_ptr<const config::Config> config;
-    std::shared_ptr<const bulk::Table> bulk_table;   // null: no [bulk] table configured
-    std::shared_ptr<dns::Cache> cache;               // shared by every session's resolver
-    unsigned generation = 0;                         // 1 at start, +1 per reload
+    std::shared_ptr<const bulk::Table> bulk_table;  // null: no [bulk] table configured
+    std::shared_ptr<dns::Cache> cache;              // shared by every session's resolver
+    unsigned generation = 0;                        // 1 at start, +1 per reload
 };
 
 struct Loaded {
-    std::shared_ptr<const Runtime> runtime;   // null when problems is not empty
-    std::vector<std::string> problems;        // "FILE:LINE: ..." each, config then table
+    std::shared_ptr<const Runtime> runtime;  // null when problems is not empty
+    std::vector<std::string> problems;       // "FILE:LINE: ..." each, config then table
 };
 
 // Reads and validates the config file and its bulk table. An empty

@@ -164,7 +164,8 @@ int connect_to(const char* host, const char* port) {
         fd = -1;
     }
     freeaddrinfo(res);
-    if (fd < 0) std::cerr << "smtp-client: connect " << host << ":" << port << ": " << strerror(errno) << "\n";
+    if (fd < 0)
+        std::cerr << "smtp-client: connect " << host << ":" << port << ": " << strerror(errno) << "\n";
     return fd;
 }
 
