@@ -663,6 +663,15 @@ EOF
 check_match "milter killed: Postfix's milter_default_action = tempfail" \
     "$(code milter-dead 'MAIL FROM:<alice@pass.spf.e2e.test>') $(code milter-dead 'RCPT TO:<bob@dest.test>')" "*451 4.7.1*"
 
+# ---------------------------------------------------------------- stale socket file
+check "killed milter left its socket file behind" "$([ -S "$SOCK" ] && echo stale)" "stale"
+start_milter
+session after-restart 198.51.100.7 mx.spf.e2e.test <<EOF
+MAIL FROM:<alice@pass.spf.e2e.test>
+EOF
+check "restart over a stale socket file: served again" "$(code after-restart 'MAIL FROM:<alice@pass.spf.e2e.test>')" "250 2.1.0"
+kill_milter
+
 # ---------------------------------------------------------------- an inet socket
 if command -v miltertest >/dev/null 2>&1; then
     INET_PORT=$(free_port) || exit 1
