@@ -503,6 +503,26 @@ const std::vector<Def>& defs() {
         add({"spf", "trusted_forwarders", Type::cidr_list, "", "CIDR ...",
              "Forwarders and list servers whose mail skips SPF (registry checks still apply)."},
             cidrs_into([](Target& t) -> net::CidrSet& { return t.cfg.spf.trusted_forwarders; }), true);
+        add({"spf", "trusted_forwarder_helos", Type::string_list, "", "host names ...",
+             "Forwarders known by HELO name: SPF is skipped when the HELO is one of these and "
+             "its A/AAAA records include the client address."},
+            [](Target& t, const std::vector<std::string>& lines) -> std::string {
+                std::vector<std::string> out;
+                std::string errs;
+                for (const auto& w : split_words(lines)) {
+                    if (!valid_domain(w)) {
+                        errs += (errs.empty() ? "" : "; ") + quoted(w) + " is not a host name";
+                        continue;
+                    }
+                    std::string d = lower(w);
+                    if (d.back() == '.') d.pop_back();
+                    out.push_back(d);
+                }
+                if (!errs.empty()) return errs;
+                t.cfg.spf.trusted_forwarder_helos = std::move(out);
+                return {};
+            },
+            true);
 
         // [bulk]
         add({"bulk", "table", Type::path, "", "an absolute path; empty: no table",

@@ -94,6 +94,8 @@ struct Spf {
     SpfHeaders headers = SpfHeaders::authentication_results;
     int void_lookups = 2;                  // RFC 7208 §4.6.4 default
     net::CidrSet trusted_forwarders;       // clients whose mail skips SPF
+    std::vector<std::string> trusted_forwarder_helos;  // lower case; skip SPF when the
+                                           // HELO is one of these and its A/AAAA is the client
 };
 
 struct Bulk {

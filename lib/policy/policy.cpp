@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <climits>
 
 #include "policy/checks.hpp"
@@ -94,6 +95,29 @@ ConnectFacts gather_connect(const Context& ctx, const Config& cfg, dns::Resolver
     return c;
 }
 
+namespace {
+
+// DESIGN "Lessons": a forwarder known by its HELO name, confirmed by the
+// name's A/AAAA records holding the client address.
+bool forwarder_by_helo(const std::string& helo, const net::Address& ip, const Config& cfg, dns::Resolver& dns,
+                       dns::Deadline deadline) {
+    if (helo.empty() || cfg.spf.trusted_forwarder_helos.empty()) return false;
+    std::string name;
+    for (char ch : helo) name += char(std::tolower(static_cast<unsigned char>(ch)));
+    if (!name.empty() && name.back() == '.') name.pop_back();
+    if (std::find(cfg.spf.trusted_forwarder_helos.begin(), cfg.spf.trusted_forwarder_helos.end(), name) ==
+        cfg.spf.trusted_forwarder_helos.end())
+        return false;
+    dns::DnsAnswer a = dns.query(name, ip.is_v4() ? dns::RrType::a : dns::RrType::aaaa, deadline);
+    for (const auto& r : a.rdata) {
+        auto addr = net::Address::parse(r);
+        if (addr && addr->unmapped() == ip) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
 MailFacts gather_mail(const Context& ctx, const Facts& facts, const Config& cfg, dns::Resolver& dns,
                       dns::Deadline deadline, spf::Tracer trace) {
     MailFacts m;
@@ -122,7 +146,7 @@ MailFacts gather_mail(const Context& ctx, const Facts& facts, const Config& cfg,
         m.envelope_bulk.signals.push_back(std::move(s));
 
     if (m.trust != TrustReason::none || !c.ip) return m;
-    if (cfg.spf.trusted_forwarders.contains(*c.ip)) {
+    if (cfg.spf.trusted_forwarders.contains(*c.ip) || forwarder_by_helo(ctx.helo, *c.ip, cfg, dns, deadline)) {
         m.spf_skipped_forwarder = true;
         return m;
     }

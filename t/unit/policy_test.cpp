@@ -667,3 +667,31 @@ TEST_CASE("hostile DNS text in replies and headers: printable and bounded", "[po
         CHECK(h.value.size() < 998);
     }
 }
+
+TEST_CASE("trusted forwarders skip SPF: by network, by HELO name confirmed by A", "[policy]") {
+    auto cfg = cfg_of("[spf]\ntrusted_forwarders = 198.51.100.0/24\ntrusted_forwarder_helos = Fwd.Example.NET\n");
+    struct Case { const char* name; const char* ip; const char* helo; bool skipped; };
+    const Case cases[] = {
+        {"forwarder network", "198.51.100.3", "x.example", true},
+        {"HELO name with matching A", "192.0.2.50", "fwd.example.net", true},
+        {"HELO name, other address", "192.0.2.51", "FWD.example.net.", false},
+        {"other HELO", "192.0.2.50", "mail.example.com", false},
+    };
+    for (const auto& c : cases) {
+        INFO(c.name);
+        dns::MemoryResolver dns;
+        dns.set_strict(false);
+        dns.add("fwd.example.net", dns::RrType::a, "192.0.2.50");
+        dns.add("example.com", dns::RrType::txt, "v=spf1 -all");
+        policy::Context ctx;
+        ctx.ip = net::Address::parse(c.ip);
+        ctx.helo = c.helo;
+        ctx.mail_from = "a@example.com";
+        auto f = base_facts();
+        f.connect = policy::gather_connect(ctx, *cfg, dns, dns::no_deadline());
+        f.mail = policy::gather_mail(ctx, f, *cfg, dns, dns::no_deadline());
+        CHECK(f.mail.spf_skipped_forwarder == c.skipped);
+        CHECK(bool(f.mail.spf_mail) == !c.skipped);
+        CHECK(policy::decide_mail(f, *cfg).action == (c.skipped ? Action::continue_ : Action::reject));
+    }
+}
