@@ -145,9 +145,9 @@ private:
             Loaded next = load_runtime(path_, old);
             if (!next.runtime) {
                 for (const auto& p : next.problems) log_line(LOG_ERR, "reload refused: " + p);
-                log_line(LOG_ERR, "reload refused: " + path_ + " has " +
-                                      std::to_string(next.problems.size()) +
-                                      " problem(s); keeping configuration generation " +
+                log_line(LOG_ERR, "reload refused: " + std::to_string(next.problems.size()) +
+                                      " problem(s) in " + path_ +
+                                      " or its bulk table; keeping configuration generation " +
                                       std::to_string(old ? old->generation : 0));
                 return;
             }

@@ -35,8 +35,10 @@ dns_server_start reg.e2e.test="$FIX/reg.e2e.test.zone" block.e2e.test="$FIX/bloc
     spf.e2e.test="$FIX/spf.e2e.test.zone"
 
 # ---------------------------------------------------------------- milter
+cp "$FIX/bulk-table" "$T/bulk-table"
 SOCK=$T/milter/regmilter.sock
-MLOG=$T/milter.log
+MLOG=""          # the log of the milter running now: $T/milter-1.log, -2, ...
+MLOG_N=0
 MILTER_PID=""
 at_exit 'kill_milter'
 kill_milter() {
@@ -52,14 +54,15 @@ kill_milter() {
 write_config() {
     sed -e "s|@SOCKET@|unix:$SOCK|" -e "s|@PIDFILE@|$T/milter/regmilter.pid|" \
         -e "s|@MODE@|$1|" -e "s|@UNREGISTERED@|$2|" -e "s|@ENFORCE_AFTER@|$3|" \
-        -e "s|@ON_ERROR@|$4|" -e "s|@NAMESERVER@|$DNS_SERVER|" -e "s|@BULK_TABLE@|$FIX/bulk-table|" \
+        -e "s|@ON_ERROR@|$4|" -e "s|@NAMESERVER@|$DNS_SERVER|" -e "s|@BULK_TABLE@|$T/bulk-table|" \
         "$FIX/regmilter.ini.in" > "$T/regmilter.ini.new"
     mv "$T/regmilter.ini.new" "$T/regmilter.ini"
 }
 
 start_milter() {
-    [ -f "$MLOG" ] && mv "$MLOG" "$MLOG.old"
-    "$BUILD/regmilter" -c "$T/regmilter.ini" -f >> "$MLOG" 2>&1 &
+    MLOG_N=$((MLOG_N + 1))
+    MLOG=$T/milter-$MLOG_N.log
+    "$BUILD/regmilter" -c "$T/regmilter.ini" -f > "$MLOG" 2>&1 &
     MILTER_PID=$!
     _i=0
     while [ ! -S "$SOCK" ] && [ $_i -lt 100 ]; do
@@ -77,16 +80,23 @@ start_milter() {
 
 GENERATION=1
 # reload: SIGHUP, then wait for the log line of the next generation (or a refusal).
+#   reload expect-refusal: wait for the next "keeping configuration generation" line instead.
 reload() {
     _want=$((GENERATION + 1))
+    _refused=$(grep -c "keeping configuration generation" "$MLOG")
     kill -HUP "$MILTER_PID"
     _i=0
     while [ $_i -lt 100 ]; do
-        if grep -q "configuration generation $_want" "$MLOG"; then GENERATION=$_want; return 0; fi
-        grep -q "reload refused" "$MLOG" && [ "${1:-}" = expect-refusal ] && return 0
+        if [ "${1:-}" = expect-refusal ]; then
+            [ "$(grep -c "keeping configuration generation" "$MLOG")" -gt "$_refused" ] && return 0
+        elif grep -q "reloaded .*configuration generation $_want" "$MLOG"; then
+            GENERATION=$_want
+            return 0
+        fi
         sleep 0.05
         _i=$((_i + 1))
     done
+    echo "# reload: no answer in the milter log"
     return 1
 }
 
@@ -584,6 +594,22 @@ check_match "before enforce_after: tagged instead" "$(header_line e2e-before-enf
 check "observe mode: delivered" "$(delivered_to e2e-observe)" "bob@dest.test"
 check_match "observe mode: would-reject header" "$(header_line e2e-observe X-Regmilter)" "X-Regmilter: would reject*"
 
+# ---------------------------------------------------------------- bulk table reload
+write_config enforce reject 2020-01-01 tempfail
+echo "late-optout@dest.test reject" >> "$T/bulk-table"
+reload
+session bulk-reload 198.51.100.8 bulk-mx.spf.e2e.test <<EOF
+MAIL FROM:<news@pass.spf.e2e.test>
+RCPT TO:<late-optout@dest.test>
+EOF
+check "SIGHUP reloads the bulk table: a new opt-out is refused at RCPT" \
+    "$(code bulk-reload 'RCPT TO:<late-optout@dest.test>')" "550 5.7.1"
+echo "late-optout@dest.test accept" >> "$T/bulk-table"
+reload expect-refusal
+check "a bulk table with a repeated key is refused on reload" \
+    "$(grep 'reload refused' "$MLOG" | grep -c 'bulk-table:[0-9]*: duplicate key')" 1
+sed -i '$d' "$T/bulk-table"
+
 # ---------------------------------------------------------------- DNS server stopped
 write_config enforce reject 2020-01-01 tempfail
 reload
@@ -607,7 +633,7 @@ check "every decision line starts with the queue id field" \
 
 # With SANITIZE builds: AddressSanitizer, LeakSanitizer (at exit) and UBSan report here.
 sanitizer_reports() {
-    cat "$MLOG" "$MLOG.old" 2>/dev/null | grep -c -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:'
+    cat "$T"/milter-*.log 2>/dev/null | grep -c -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:'
 }
 
 # ---------------------------------------------------------------- SIGTERM, then the milter killed
