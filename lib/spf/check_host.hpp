@@ -51,7 +51,8 @@ struct Options {
     Tracer trace;                                  // may be empty
 };
 
-// RFC 7208 §4: check_host(ip, domain, sender) for an explicit domain.
+// RFC 7208 §4: check_host(ip, domain, sender) for an explicit domain; an
+// empty req.sender is taken as postmaster@domain.
 Outcome check_host(dns::Resolver& dns, const Request& req, std::string_view domain,
                    const Options& opt);
 

@@ -33,8 +33,8 @@ bool valid_identity_domain(std::string_view d, std::string* why) {
     for (size_t i = 0; i <= d.size(); ++i) {
         if (i < d.size() && d[i] != '.') {
             unsigned char c = static_cast<unsigned char>(d[i]);
-            if (c <= 0x20 || c >= 0x7f)
-                return set(why, "control, space or non-ASCII character in domain"), false;
+            if (c <= 0x20 || c >= 0x7f || c == '\\')
+                return set(why, "control, space, backslash or non-ASCII character in domain"), false;
             continue;
         }
         size_t len = i - start;
@@ -81,7 +81,7 @@ bool query_name(std::string_view in, std::string& out) {
     for (size_t i = 0; i <= in.size(); ++i) {
         if (i < in.size() && in[i] != '.') {
             unsigned char c = static_cast<unsigned char>(in[i]);
-            if (c < 0x20 || c >= 0x7f) return false;
+            if (c < 0x20 || c >= 0x7f || c == '\\') return false;
             continue;
         }
         size_t len = i - start;

@@ -14,7 +14,7 @@ constexpr size_t max_domain_length = 253;
 constexpr size_t max_label_length = 63;
 
 // RFC 7208 §4.3: a domain that check_host() can evaluate: labels of 1..63
-// visible ASCII characters (no NUL, no control characters, no bytes >= 0x80),
+// visible ASCII characters (no NUL, control bytes, backslash, bytes >= 0x80),
 // at least two labels, at most 253 characters, one optional trailing dot,
 // not an address literal ("[192.0.2.1]"), not an all-numeric top label (a bare
 // IPv4 address). On false `why` (if given) says what is wrong.
@@ -28,9 +28,10 @@ bool is_toplabel(std::string_view label);
 // dot removed, then labels removed from the left until at most 253 characters
 // remain (RFC 7208 §7.3). Returns false (no query should be made; the term
 // does not match) when a label is empty or longer than 63 characters, or a
-// byte is a control character, DEL or non-ASCII (RFC 7208 §4.3 by analogy:
-// "treated as non-existent"). Spaces and other visible characters are allowed:
-// macros may legitimately produce them (%_).
+// byte is a control character, DEL, non-ASCII or a backslash (resolvers read
+// names in presentation format, where "\" escapes) — RFC 7208 §4.3 by
+// analogy: "treated as non-existent". Spaces and other visible characters are
+// allowed: macros may legitimately produce them (%_).
 bool query_name(std::string_view expanded, std::string& out);
 
 // Case-insensitive ASCII comparison and suffix test on label boundaries:

@@ -1,9 +1,6 @@
-// t/support/yaml: a small reader for the YAML subset the openspf suite uses —
-// documents ("---"), block maps and sequences, flow sequences of scalars,
-// plain / single- / double-quoted scalars (\xNN \n \\ \" ... escapes),
-// literal and folded block scalars, comments. Test support only: no anchors,
-// tags, flow maps or multi-line flow collections beyond what the suite needs.
-// Pure functions over values; thread-safe.
+// t/support/yaml: reads the YAML subset of the openspf suite (documents, block
+// maps and sequences, flow sequences, quoted/plain/block scalars, comments).
+// Test support only: no anchors, tags or flow maps. Pure functions; thread-safe.
 #pragma once
 
 #include <string>

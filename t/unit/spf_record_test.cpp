@@ -250,6 +250,7 @@ TEST_CASE("spf: identity domains (RFC 7208 §4.3)", "[spf]") {
         {std::string("exa\0mple.com", 12), false},
         {"ex\xc3\xa4mple.com", false},
         {"ex\x7fmple.com", false},
+        {"exa\\mple.com", false},
         {std::string(200, 'a') + "." + std::string(60, 'b') + ".com", false},  // > 253
         {"xn--bcher-kva.example", true},
         {"_spf.example.com", true},
@@ -273,6 +274,7 @@ TEST_CASE("spf: query names: trailing dot, 253-character truncation, bad labels"
     CHECK_FALSE(query_name(std::string(64, 'a') + ".example.com", out));
     CHECK_FALSE(query_name(std::string("a\0b.example.com", 15), out));
     CHECK_FALSE(query_name("a\xff.example.com", out));
+    CHECK_FALSE(query_name("a\\.b.example.com", out));  // would be an escape to a resolver
     CHECK_FALSE(query_name("", out));
     CHECK_FALSE(query_name(".", out));
 
