@@ -108,7 +108,7 @@ unit: $(UNIT_BIN)
 integration: all $(TOOL_BINS)
 	@t/run-tests --only-integration $(BUILD)
 
-bench: all $(BENCH_BINS)
+bench: all $(BENCH_BINS) $(TOOL_BINS)
 	@t/run-bench $(BUILD)
 
 run: all
