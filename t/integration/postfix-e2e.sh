@@ -64,13 +64,15 @@ start_milter() {
     MLOG=$T/milter-$MLOG_N.log
     "$BUILD/regmilter" -c "$T/regmilter.ini" -f > "$MLOG" 2>&1 &
     MILTER_PID=$!
+    # "starting:" is logged once the socket listens (a stale socket file may
+    # exist before that, so its presence proves nothing).
     _i=0
-    while [ ! -S "$SOCK" ] && [ $_i -lt 100 ]; do
+    while ! grep -q 'starting: ' "$MLOG" && [ $_i -lt 100 ]; do
         kill -0 "$MILTER_PID" 2>/dev/null || break
         sleep 0.1
         _i=$((_i + 1))
     done
-    if [ ! -S "$SOCK" ]; then
+    if ! grep -q 'starting: ' "$MLOG" || [ ! -S "$SOCK" ]; then
         echo "# milter did not start; its log:"
         sed 's/^/#   /' "$MLOG"
         exit 1
@@ -375,6 +377,11 @@ if command -v miltertest >/dev/null 2>&1; then
     check "client without an address: end of message accepted" "$(sed -n 's/^eom=//p' "$T/s/miltertest.out")" "continue"
     check "client without an address: Authentication-Results added" \
         "$(sed -n 's/^ar-header=//p' "$T/s/miltertest.out")" "yes"
+    miltertest -s "$FIX/internal-error.lua" -D "socket=unix:$SOCK" > "$T/s/internal-error.out" 2>&1
+    check "internal error (MTA without SMFIF_DELRCPT): on_internal_error answer" \
+        "$(sed -n 's/^eom=//p;s/^reply=//p' "$T/s/internal-error.out" | tr '\n' ' ')" "replycode 451 4.3.0 "
+    check_match "internal error logged with the queue id" \
+        "$(grep 'error="internal' "$MLOG" | head -n 1)" "*regmilter\[[0-9]*\]: id=MTINTERNAL1 stage=data error=\"internal: *"
     miltertest -s "$FIX/abrupt-close.lua" -D "socket=unix:$SOCK" > "$T/s/abrupt.out" 2>&1
     check "MTA drops the milter connection after each stage: all rounds ran" \
         "$(grep -c '^dropped-after=' "$T/s/abrupt.out")" 6
