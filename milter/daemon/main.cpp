@@ -189,51 +189,72 @@ sigset_t handled_signals() {
 std::atomic<int> g_milter_result{MI_SUCCESS};
 std::atomic<bool> g_milter_done{false};
 
+// Turns new connections away, waits for the open sessions (at most
+// drain_limit), then stops libmilter. Runs on its own thread so that the main
+// thread keeps taking the signals meanwhile.
+void drain(const std::string& unix_path) {
+    begin_drain();
+    if (!unix_path.empty()) unlink(unix_path.c_str());
+    auto until = std::chrono::steady_clock::now() + drain_limit;
+    while (open_sessions() > 0 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (open_sessions() > 0)
+        log_line(LOG_WARNING, "exiting with " + std::to_string(open_sessions()) + " session(s) still open");
+    smfi_stop();
+}
+
 // Waits for signals on the main thread. Linux hands a process-directed signal
 // to the thread-group leader first when it is waiting for it, so libmilter's
 // own sigwait thread (which would end the process on SIGHUP) never sees them
-// while this loop waits.
+// while this loop waits; the loop only hands work to other threads and goes
+// straight back to waiting.
 //
 // SIGTERM drains: libmilter's smfi_stop() also stops serving the sessions
 // already open (its worker pool ends), so first new connections are turned
 // away (the unix socket file is removed; connects that still arrive are
 // answered 451 4.3.2), the open sessions finish, and only then smfi_stop().
+// smfi_main then returns within a few seconds (SIGUSR2 from its thread);
+// after stop_limit more the process leaves anyway.
 void run_signals(const std::string& config_path, const std::string& unix_path) {
+    constexpr auto stop_limit = std::chrono::seconds(10);
     Reloader reloader(config_path);
     sigset_t set = handled_signals();
-    bool milter_ended = false;
+    std::thread drainer;
+    std::atomic<bool> drained{false};
+    std::chrono::steady_clock::time_point give_up{};
     for (;;) {
-        int sig = 0;
-        if (sigwait(&set, &sig) != 0) continue;
+        timespec tick{0, 200 * 1000 * 1000};
+        int sig = sigtimedwait(&set, nullptr, &tick);
+        if (sig < 0) {
+            if (drained && std::chrono::steady_clock::now() > give_up) {
+                log_line(LOG_WARNING, "libmilter did not stop in time; exiting");
+                break;
+            }
+            continue;
+        }
+        if (sig == SIGUSR2) {
+            if (!drainer.joinable())
+                log_line(LOG_ERR, "the milter stopped by itself (socket trouble?); exiting");
+            break;
+        }
+        if (drainer.joinable()) {
+            log_line(LOG_INFO, "shutting down: signal " + std::to_string(sig) + " ignored");
+            continue;
+        }
         if (sig == SIGHUP) {
             reloader.request();
             continue;
         }
-        if (sig == SIGUSR2) {
-            log_line(LOG_ERR, "the milter stopped by itself (socket trouble?); exiting");
-            milter_ended = true;
-            break;
-        }
         log_line(LOG_INFO, std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
                                ": no new connections, waiting for " + std::to_string(open_sessions()) +
                                " open session(s)");
-        break;
+        drainer = std::thread([&drained, &give_up, unix_path, stop_limit] {
+            drain(unix_path);
+            give_up = std::chrono::steady_clock::now() + stop_limit;
+            drained = true;
+        });
     }
-    if (!milter_ended) {
-        begin_drain();
-        if (!unix_path.empty()) unlink(unix_path.c_str());
-        auto until = std::chrono::steady_clock::now() + drain_limit;
-        while (open_sessions() > 0 && std::chrono::steady_clock::now() < until)
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        if (open_sessions() > 0)
-            log_line(LOG_WARNING,
-                     "exiting with " + std::to_string(open_sessions()) + " session(s) still open");
-        smfi_stop();
-        // smfi_main returns once its accept loop notices (about a second).
-        auto stop_until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-        while (!g_milter_done && std::chrono::steady_clock::now() < stop_until)
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    if (drainer.joinable()) drainer.join();
 }
 
 pthread_t g_main_thread;
