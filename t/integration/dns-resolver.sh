@@ -7,7 +7,8 @@
 
 need_build t/dns-lookup t/dns-blackhole
 zones=t/fixtures/zones
-dns_server_start spf.test=$zones/spf.test.zone other.test=$zones/other.test.zone
+dns_server_start spf.test=$zones/spf.test.zone other.test=$zones/other.test.zone \
+    dns.test=$zones/dns.test.zone
 dns_blackhole_start 120
 tmpdir_new work
 
@@ -42,6 +43,27 @@ check "NODATA ttl" "$ttl" 60
 lookup example.invalid A
 check "REFUSED is servfail" "$status" servfail
 check_match "REFUSED detail" "$(cat "$work/err")" "*rcode REFUSED*"
+
+lookup two.dns.test A
+check "two A records" "$status $count $(echo $rdata)" "ok 2 192.0.2.1 192.0.2.2"
+lookup two.dns.test AAAA
+check "AAAA in RFC 5952 form" "$rdata" "2001:db8::1"
+lookup bin.dns.test TXT
+check "TXT strings concatenated, NUL kept" "$(sed 1d "$work/out" | od -An -c | tr -s ' ')" " a \\0 b c \\n"
+lookup weird.dns.test PTR
+check "a dot inside a label comes back escaped" "$rdata" 'odd\.label.dns.test'
+lookup nullmx.dns.test MX
+check "null MX (RFC 7505)" "$status|$rdata" "ok|0 "
+lookup out.dns.test TXT
+check "CNAME chain into another zone" "$status $rdata" "ok v=spf1 ip4:203.0.113.0/28 -all"
+lookup dangling.dns.test A
+check "CNAME to a missing name is NXDOMAIN" "$status" nxdomain
+lookup loop1.dns.test A
+check "CNAME loop is a failure, not a hang" "$status" servfail
+lookup short.dns.test TXT
+check "TTL is the record's" "$ttl" 30
+lookup nothing.dns.test A
+check "negative TTL from this zone's SOA minimum" "$ttl" 45
 
 lookup big.spf.test TXT
 check "big TXT over TCP fallback" "$status $count" "ok 1"
