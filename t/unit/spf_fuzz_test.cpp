@@ -197,3 +197,41 @@ TEST_CASE("spf: fuzz: generated records evaluate within the query limits", "[spf
     for (int r : results) kinds += r > 0;
     CHECK(kinds >= 4);
 }
+
+TEST_CASE("spf: fuzz: hostile identities give a defined result", "[spf]") {
+    Gen g(5321);
+    dns::MemoryResolver dns;
+    dns.set_strict(false);
+    dns.add("example.com", dns::RrType::txt, "v=spf1 exists:%{l}.%{h}.x.example.net a:%{H} -all exp=e.%{o}");
+    dns.add("e.example.com", dns::RrType::txt, "%{s} %{L} %{h} %{c}");
+    static const std::vector<std::string> domains = {
+        "example.com", "", ".", "[192.0.2.1]", "192.0.2.1", "example", "a..example.com", "example.com.",
+    };
+    for (int n = 0; n < 2000; ++n) {
+        std::string local, helo;
+        for (size_t i = 0, len = g.below(g.chance(5) ? 2000 : 30); i < len; ++i)
+            local += g.chance(80) ? char('a' + g.below(26)) : g.byte();
+        for (size_t i = 0, len = g.below(g.chance(5) ? 400 : 30); i < len; ++i)
+            helo += g.chance(80) ? char('a' + g.below(26)) : g.pick(std::vector<char>{'.', '-', ' ', '\0'});
+        if (g.chance(30)) helo += ".example.com";
+        Request req;
+        req.ip = *net::Address::parse(g.chance(50) ? "192.0.2.3" : "::ffff:192.0.2.3");
+        req.sender = g.chance(10) ? std::string() : local + "@" + g.pick(domains);
+        req.helo = helo;
+        dns.clear_log();
+        Outcome m = check_mailfrom(dns, req, Options{});
+        Outcome h = check_helo(dns, req, Options{});
+        INFO("sender \"" << req.sender << "\" helo \"" << req.helo << "\": " << to_string(m.result) << "/"
+                         << to_string(h.result));
+        CHECK(dns.count() <= 2 * (1 + 10 * 11 + 1));
+        for (const Outcome* o : {&m, &h}) {
+            for (unsigned char c : o->explanation) CHECK((c >= 0x20 && c < 0x7f));
+            CHECK(o->explanation.size() <= 512);
+            if (o->result == Result::none) CHECK_FALSE(o->problem.empty());
+        }
+        for (const auto& q : dns.log()) {
+            CHECK(q.find('\0') == std::string::npos);
+            CHECK(q.size() <= 253 + 6);  // name + "/" + type
+        }
+    }
+}
