@@ -110,6 +110,12 @@ at_exit "kill $SINK_PID"
 
 # ---------------------------------------------------------------- postfix
 SMTP_PORT=$(free_port) || exit 1
+# XCLIENT ADDR=IPV6:... needs Postfix's IPv6 support, which needs a host with IPv6.
+if grep -q '^00000000000000000000000000000001 ' /proc/net/if_inet6 2>/dev/null; then
+    INET_PROTOCOLS=all
+else
+    INET_PROTOCOLS=ipv4
+fi
 cat > "$T/pf/main.cf" <<EOF
 compatibility_level = 3.6
 queue_directory = $T/queue
@@ -127,7 +133,7 @@ mydomain = e2e.test
 myorigin = e2e.test
 mydestination =
 inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
+inet_protocols = $INET_PROTOCOLS
 # Only the test script's own address: the milter's trust bypass is tested on purpose.
 mynetworks = 127.0.0.1/32
 relayhost = [127.0.0.1]:$SINK_PORT
@@ -289,6 +295,29 @@ session blocked 198.51.100.9 mx.spf.e2e.test <<EOF
 MAIL FROM:<dave@pass.spf.e2e.test>
 EOF
 check "block-listed: MAIL" "$(code blocked 'MAIL FROM:<dave@pass.spf.e2e.test>')" "550 5.7.1"
+
+if [ "$INET_PROTOCOLS" = all ]; then
+session ipv6 IPV6:2001:db8::7 mx.spf.e2e.test <<EOF
+MAIL FROM:<v6@pass6.spf.e2e.test>
+RCPT TO:<bob@dest.test>
+$(message e2e-ipv6)
+EOF
+check "IPv6 client, registered (dashed IPv6 name) + SPF ip6 pass: MAIL" \
+    "$(code ipv6 'MAIL FROM:<v6@pass6.spf.e2e.test>')" "250 2.1.0"
+check "IPv6 client: DATA" "$(code ipv6 '.')" "250 2.0.0"
+session ipv6-unregistered IPV6:2001:db8::66 mx.spf.e2e.test <<EOF
+MAIL FROM:<v6@pass6.spf.e2e.test>
+EOF
+check_match "IPv6 client, unregistered: refused with its address in the text" \
+    "$(reply ipv6-unregistered 'MAIL FROM:<v6@pass6.spf.e2e.test>')" "550 5.7.1 2001:db8::66 is not a registered mail server*"
+session ipv4-mapped IPV6:::ffff:198.51.100.7 mx.spf.e2e.test <<EOF
+MAIL FROM:<alice@pass.spf.e2e.test>
+EOF
+check "IPv4-mapped IPv6 client is the IPv4 client (registered): MAIL" \
+    "$(code ipv4-mapped 'MAIL FROM:<alice@pass.spf.e2e.test>')" "250 2.1.0"
+else
+    echo "# no IPv6 on this host: the IPv6 client sessions are not run"
+fi
 
 session spf-fail 198.51.100.7 mx.spf.e2e.test <<EOF
 MAIL FROM:<eve@fail.spf.e2e.test>
@@ -523,6 +552,11 @@ check_match "Received-SPF present" "$(header_line e2e-registered Received-SPF)" 
 ar_line=$(headers_of e2e-registered | grep -n '^Authentication-Results:' | head -n 1 | cut -d: -f1)
 rcv_line=$(headers_of e2e-registered | grep -n '^Received: from mx.spf.e2e.test' | head -n 1 | cut -d: -f1)
 check "Authentication-Results above Postfix's Received" "$([ -n "$ar_line" ] && [ -n "$rcv_line" ] && [ "$ar_line" -lt "$rcv_line" ] && echo above)" "above"
+if [ "$INET_PROTOCOLS" = all ]; then
+    check "IPv6 client: delivered" "$(delivered_to e2e-ipv6)" "bob@dest.test"
+    check_match "IPv6 client: dnswl=pass policy.ip in Authentication-Results" \
+        "$(header_line e2e-ipv6 Authentication-Results)" "*spf=pass*dnswl=pass dns.zone=reg.e2e.test*"
+fi
 check "softfail: delivered" "$(delivered_to e2e-softfail)" "bob@dest.test"
 check_match "softfail: tagged" "$(header_line e2e-softfail X-Regmilter)" "X-Regmilter: *softfail*"
 check "registry bulk sender: delivered only to the opted-in recipient" "$(delivered_to e2e-bulk-sender)" "optin@dest.test"
