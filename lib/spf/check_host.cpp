@@ -287,6 +287,8 @@ private:
                       " void DNS lookups (RFC 7208 §4.6.4)";
             return false;
         }
+        problem = "void lookup " + std::to_string(voids_) + " of at most " +
+                  std::to_string(opt_.limits.void_lookups);
         return true;
     }
 

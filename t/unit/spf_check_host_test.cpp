@@ -630,6 +630,15 @@ TEST_CASE("spf: trace names each term and each query with its answer", "[spf]") 
     CHECK(env.traced("query A example.com -> ok [\"192.0.2.3\"]"));
     CHECK(env.traced("example.com: a -> match"));
 
+    Env v;
+    v.tracing();
+    v.dns.set_strict(false);
+    v.spf("example.com", "v=spf1 a:nx.example.net ?all");
+    CHECK(v.mailfrom().result == Result::neutral);
+    INFO("trace: " << joined(v.lines));
+    CHECK(v.traced("query A nx.example.net -> nxdomain"));
+    CHECK(v.traced("example.com: a:nx.example.net -> no match (void lookup 1 of at most 2)"));
+
     Env err;
     err.tracing();
     err.spf("example.com", "v=spf1 a:nx.example.net foo");
