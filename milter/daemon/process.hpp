@@ -15,7 +15,8 @@ struct SocketSpec {
     std::string conn;       // as handed to smfi_setconn ("local:/path" for unix)
     std::string unix_path;  // the socket file; empty for inet/inet6
 };
-// nullopt-like: `error` set and the spec empty when the text is not one of the forms.
+// On success `error` is empty; otherwise it says what is wrong (a sentence naming
+// the text and the accepted forms) and the returned spec is empty.
 SocketSpec parse_socket(const std::string& text, std::string& error);
 
 // The account to run as. Looked up before the switch (getpwnam needs files
