@@ -326,3 +326,48 @@ TEST_CASE("caching resolver: 8 threads x 10k lookups give consistent answers and
         }
     }
 }
+
+TEST_CASE("caching resolver: a shared timeout makes a waiter with time left ask itself",
+          "[dns][cache]") {
+    // First call (the leader's): blocks until released, then times out, as if
+    // the leader's own deadline had been short. Later calls answer at once.
+    class FirstTimesOut : public Resolver {
+    public:
+        std::atomic<int> calls{0};
+        DnsAnswer query(std::string_view, RrType, Deadline) override {
+            if (++calls > 1) return answer(DnsStatus::ok, 60, {"192.0.2.9"});
+            std::unique_lock<std::mutex> g(m);
+            cv.wait(g, [&] { return released; });
+            return answer(DnsStatus::timeout, 0);
+        }
+        std::mutex m;
+        std::condition_variable cv;
+        bool released = false;
+    } upstream;
+    auto cache = std::make_shared<Cache>();
+    DnsAnswer leader_answer, waiter_answer;
+    std::thread leader([&] {
+        CachingResolver r(upstream, cache);
+        leader_answer = r.query("flaky.example", RrType::a, no_deadline());
+    });
+    wait_for([&] { return upstream.calls == 1; });
+    std::thread waiter([&] {
+        CachingResolver r(upstream, cache);
+        waiter_answer = r.query("flaky.example", RrType::a, no_deadline());
+    });
+    wait_for([&] { return cache->stats().misses == 2; });
+    {
+        std::lock_guard<std::mutex> g(upstream.m);
+        upstream.released = true;
+    }
+    upstream.cv.notify_all();
+    leader.join();
+    waiter.join();
+    CHECK(leader_answer.status == DnsStatus::timeout);
+    CHECK(waiter_answer.status == DnsStatus::ok);
+    CHECK(upstream.calls == 2);
+    // The waiter's own answer was stored; the timeout never was.
+    CachingResolver r(upstream, cache);
+    CHECK(r.query("flaky.example", RrType::a, no_deadline()).rdata == std::vector<std::string>{"192.0.2.9"});
+    CHECK(upstream.calls == 2);
+}
