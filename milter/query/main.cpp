@@ -24,7 +24,7 @@ namespace {
 using namespace regmilter;
 
 const char usage_text[] =
-    "usage: regmilter-query [-c FILE] --ip ADDR [--helo NAME] [--from ADDR] [--rcpt ADDR]...\n"
+    "usage: regmilter-query --ip ADDR [-c FILE] [--helo NAME] [--from ADDR] [--rcpt ADDR]...\n"
     "                       [--header 'Name: value']... [--macro NAME=VALUE]... [--hostname NAME]\n"
     "                       [--date YYYY-MM-DD] [--nameserver HOST[:PORT]]... [--timeout-ms MS]\n"
     "                       [--retries N] [--receiver NAME] [--json] [--trace]\n"
@@ -91,8 +91,8 @@ Args parse_args(int argc, char** argv) {
         } else if (opt == "--header") {
             std::string h = need();
             auto colon = h.find(':');
-            if (colon == std::string::npos || colon == 0)
-                usage("--header: \"" + h + "\" has no name and ':' (want 'Name: value')");
+            if (colon == std::string::npos) usage("--header: \"" + h + "\" has no ':' (want 'Name: value')");
+            if (colon == 0) usage("--header: \"" + h + "\" has no name (want 'Name: value')");
             std::string value = h.substr(colon + 1);
             if (!value.empty() && value[0] == ' ') value.erase(0, 1);
             a.headers.push_back({h.substr(0, colon), value});
