@@ -107,6 +107,12 @@ SINK_PORT=$(free_port) || exit 1
 /usr/sbin/smtp-sink -u postfix -d "$T/sink/%Y%m%d%H%M%S." 127.0.0.1:"$SINK_PORT" 64 > "$T/sink.log" 2>&1 &
 SINK_PID=$!
 at_exit "kill $SINK_PID"
+_i=0
+while ! printf 'QUIT\n' | timeout 2 "$BUILD/t/smtp-client" -t 1000 127.0.0.1 "$SINK_PORT" 2>/dev/null | grep -q '^220 ' &&
+    [ $_i -lt 100 ]; do
+    sleep 0.1
+    _i=$((_i + 1))
+done
 
 # ---------------------------------------------------------------- postfix
 SMTP_PORT=$(free_port) || exit 1
@@ -147,6 +153,10 @@ alias_database =
 local_recipient_maps =
 smtpd_milters = unix:$SOCK
 milter_default_action = tempfail
+# Should a delivery to the sink ever be deferred, retry at once, not in minutes.
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
 EOF
 cat > "$T/pf/master.cf" <<EOF
 127.0.0.1:$SMTP_PORT inet n - n - - smtpd
@@ -266,11 +276,17 @@ postfix -c "$T/pf" check > "$T/pf-check.log" 2>&1 || { cat "$T/pf-check.log"; ta
 postfix -c "$T/pf" start > "$T/pf-start.log" 2>&1 || { cat "$T/pf-start.log"; tail "$T/maillog"; exit 1; }
 at_exit "postfix -c '$T/pf' stop"
 _i=0
-while ! ss -Hltn "( sport = :$SMTP_PORT )" | grep -q . && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
+# Wait for smtpd's port: an SMTP greeting (no ss(8) needed).
+while ! printf 'QUIT\n' | timeout 2 "$BUILD/t/smtp-client" -t 1000 127.0.0.1 "$SMTP_PORT" 2>/dev/null | grep -q '^220 ' &&
+    [ $_i -lt 100 ]; do
+    sleep 0.1
+    _i=$((_i + 1))
+done
 echo "# postfix -c $T/pf on 127.0.0.1:$SMTP_PORT, smtp-sink on 127.0.0.1:$SINK_PORT"
 
 check_match "socket mode 0660, owned by postfix" "$(stat -c '%a %U' "$SOCK")" "660 postfix"
-check_match "milter dropped root to the configured user" "$(ps -o user= -p "$MILTER_PID")" "postfix*"
+check "milter dropped root to the configured user" \
+    "$(awk '/^Uid:/ { print $2 "/" $3 }' "/proc/$MILTER_PID/status")" "$(id -u postfix)/$(id -u postfix)"
 check "pid file holds the milter's pid" "$(cat "$T/milter/regmilter.pid" 2>/dev/null)" "$MILTER_PID"
 
 # ---------------------------------------------------------------- policy scenarios
