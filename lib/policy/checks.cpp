@@ -225,7 +225,8 @@ namespace {
 // An addr-spec as pvalue (RFC 8601 §2.2): local@domain kept readable when it
 // has no specials; otherwise quoted as a whole.
 std::string ar_address(std::string_view a) {
-    bool plain = !a.empty();
+    auto at = a.rfind('@');
+    bool plain = at != std::string_view::npos && at > 0 && at + 1 < a.size();
     for (char c : a) {
         unsigned char u = static_cast<unsigned char>(c);
         if (u <= 0x20 || u >= 0x7f || std::string_view("()<>,;:\\\"[]").find(c) != std::string_view::npos)

@@ -695,3 +695,12 @@ TEST_CASE("trusted forwarders skip SPF: by network, by HELO name confirmed by A"
         CHECK(policy::decide_mail(f, *cfg).action == (c.skipped ? Action::continue_ : Action::reject));
     }
 }
+
+TEST_CASE("Authentication-Results: a sender without a domain is quoted", "[policy]") {
+    auto f = base_facts();
+    f.mail.spf_mail = spf_outcome(spf::Result::none);
+    f.mail.spf_mail->sender = "postmaster@";
+    auto hs = policy::result_headers(f, *cfg_of(""));
+    REQUIRE(hs.size() == 1);
+    CHECK(hs[0].value == "mx.example.org; spf=none smtp.mailfrom=\"postmaster@\"");
+}
