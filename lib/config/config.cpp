@@ -57,6 +57,12 @@ const char* to_string(Type t) {
     return "?";
 }
 
+net::CidrSet default_trusted_networks() {
+    net::CidrSet s;
+    for (const char* n : {"127.0.0.0/8", "::1/128"}) s.add(*net::Cidr::parse(n).cidr);
+    return s;
+}
+
 std::string Error::str() const {
     std::string s = file;
     if (line > 0) s += ":" + std::to_string(line);

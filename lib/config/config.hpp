@@ -57,8 +57,11 @@ struct Resolver {
     int stage_timeout_ms = 10000;          // bound for all DNS of one SMTP stage
 };
 
+// 127.0.0.0/8 ::1/128, the [trust] networks default.
+net::CidrSet default_trusted_networks();
+
 struct Trust {
-    net::CidrSet networks;                 // default 127.0.0.0/8 ::1/128; empty trusts nothing
+    net::CidrSet networks = default_trusted_networks();  // empty trusts nothing
     bool authenticated = true;             // {auth_authen} set => trusted
     std::vector<std::string> tls_issuers;  // exact {cert_issuer} values, with {verify} = OK
     UnknownClient unknown_client = UnknownClient::trust;
@@ -77,7 +80,7 @@ struct Registry {
     std::optional<Day> enforce_after;      // inclusive, 00:00 UTC
     OnError on_error = OnError::accept;
     std::string reject_text;               // %{ip} %{zone} %{info}; empty: default text
-    std::vector<net::Address> bulk_codes;  // default 127.0.0.3
+    std::vector<net::Address> bulk_codes{net::Address::v4(0x7f000003)};  // 127.0.0.3
     bool require_fcrdns = false;
     int line = 0;                          // where the section started (for messages)
 };

@@ -75,11 +75,16 @@ TEST_CASE("the defaults in the option table equal the struct initializers", "[co
     CHECK(plain.spf.permerror == d->spf.permerror);
     CHECK(plain.spf.headers == d->spf.headers);
     CHECK(plain.bulk.action == d->bulk.action);
+    REQUIRE(plain.trust.networks.networks().size() == d->trust.networks.networks().size());
+    for (size_t i = 0; i < plain.trust.networks.networks().size(); ++i)
+        CHECK(plain.trust.networks.networks()[i].str() == d->trust.networks.networks()[i].str());
 
     auto r = config::load_string("[registry r]\nzone = reg.example\n", "t.ini");
     REQUIRE(r.errors.empty());
     const auto& reg = r.config->registries.at(0);
     config::Registry plain_reg;
+    REQUIRE(plain_reg.bulk_codes.size() == 1);
+    CHECK(plain_reg.bulk_codes[0] == reg.bulk_codes.at(0));
     CHECK(reg.format == plain_reg.format);
     CHECK(reg.meaning == plain_reg.meaning);
     CHECK(reg.unregistered == plain_reg.unregistered);
