@@ -1,21 +1,9 @@
 #include "spf/domain.hpp"
+#include "spf/chars.hpp"
 
 namespace regmilter::spf {
 
 namespace {
-
-bool is_alpha(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-bool is_digit(char c) {
-    return c >= '0' && c <= '9';
-}
-bool is_alnum(char c) {
-    return is_alpha(c) || is_digit(c);
-}
-char lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c;
-}
 
 void set(std::string* why, const char* text) {
     if (why) *why = text;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <vector>
+#include "spf/chars.hpp"
 
 namespace regmilter::spf {
 
@@ -16,9 +17,6 @@ bool is_delimiter(char c) {
     return c == '.' || c == '-' || c == '+' || c == ',' || c == '/' || c == '_' || c == '=';
 }
 
-char lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c;
-}
 
 bool letter_allowed(char l, MacroUse use) {
     switch (l) {

@@ -2,17 +2,11 @@
 
 #include "spf/domain.hpp"
 #include "spf/macro.hpp"
+#include "spf/chars.hpp"
 
 namespace regmilter::spf {
 
 namespace {
-
-bool is_alpha(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-bool is_digit(char c) {
-    return c >= '0' && c <= '9';
-}
 
 std::string quoted(std::string_view s) {
     return "\"" + std::string(s) + "\"";
