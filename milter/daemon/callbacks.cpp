@@ -369,13 +369,16 @@ void reset_transaction(Session& s) {
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) noexcept {
     return guarded(ctx, "mail", [&] {
         Session& s = ensure_session(ctx);
+        // One budget for the whole command: waiting for the connect lookups
+        // (their deadline is earlier still) and SPF together stay within
+        // stage_timeout_ms, well below the MTA's milter timeout.
+        dns::Deadline deadline = policy::stage_deadline(s.cfg());
         if (sfsistat r = settle_connect(ctx, s); r != SMFIS_CONTINUE) return r;
         if (s.accept_connection) return SMFIS_ACCEPT;
         reset_transaction(s);
         refresh_macros(ctx, s);
         s.ctx.mail_from = strip_angles(argv ? argv[0] : nullptr);
-        s.facts.mail =
-            policy::gather_mail(s.ctx, s.facts, s.cfg(), *s.resolver, policy::stage_deadline(s.cfg()));
+        s.facts.mail = policy::gather_mail(s.ctx, s.facts, s.cfg(), *s.resolver, deadline);
         Verdict v = policy::decide_mail(s.facts, s.cfg());
         log_verdict(s, Stage::mail, v);
         return answer(ctx, &s, v, Stage::mail);

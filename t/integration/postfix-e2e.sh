@@ -682,6 +682,30 @@ MAIL FROM:<kim@pass3.spf.e2e.test>
 EOF
 check "DNS down, registry on_error = accept: SPF temperror" "$(code dns-down-spf 'MAIL FROM:<kim@pass3.spf.e2e.test>')" "451 4.7.24"
 
+# ---------------------------------------------------------------- DNS that never answers
+# Every query times out: the per-stage deadlines ([resolver] stage_timeout_ms
+# = 3000 here) bound the whole session far below Postfix's 30 s milter timeout.
+if [ -x "$BUILD/t/dns-blackhole" ]; then
+    dns_blackhole_start 120
+    real_dns=$DNS_SERVER
+    DNS_SERVER=$BLACKHOLE_SERVER
+    write_config enforce reject 2020-01-01 tempfail
+    reload
+    t0=$(now_ms)
+    session dns-blackhole 198.51.100.7 mx.spf.e2e.test <<EOF
+MAIL FROM:<alice@pass.spf.e2e.test>
+EOF
+    t1=$(now_ms)
+    check "DNS never answers: MAIL tempfailed (registry on_error = tempfail)" \
+        "$(code dns-blackhole 'MAIL FROM:<alice@pass.spf.e2e.test>')" "451 4.4.3"
+    check_match "DNS never answers: the session is over in under 10 s (deadlines, not the MTA's timeout)" \
+        "$(((t1 - t0) / 1000))" "[0-9]"
+    echo "# DNS black hole session took $((t1 - t0)) ms"
+    DNS_SERVER=$real_dns
+else
+    echo "# $BUILD/t/dns-blackhole not built: the unanswered-DNS session is not run"
+fi
+
 # ---------------------------------------------------------------- logs
 decisions=$(grep -c ' stage=' "$MLOG")
 check_match "decision lines logged" "$decisions" "[1-9]*"
