@@ -404,6 +404,20 @@ EOF
 check "trusted network bypass (unregistered, SPF fail): MAIL" "$(code trusted 'MAIL FROM:<ivan@fail.spf.e2e.test>')" "250 2.1.0"
 check "trusted network bypass: DATA" "$(code trusted '.')" "250 2.0.0"
 
+# SMTP AUTH, presented with XCLIENT LOGIN: Postfix hands it to the milter as
+# {auth_authen} (asked for with smfi_setsymlist at MAIL FROM).
+raw_session authenticated <<'EOF'
+EHLO client.e2e.test
+XCLIENT ADDR=198.51.100.66 NAME=[UNAVAILABLE] HELO=mx.spf.e2e.test LOGIN=alice
+EHLO mx.spf.e2e.test
+MAIL FROM:<alice@fail.spf.e2e.test>
+QUIT
+EOF
+check "SMTP-authenticated client (unregistered, SPF fail) is trusted: MAIL" \
+    "$(code authenticated 'MAIL FROM:<alice@fail.spf.e2e.test>')" "250 2.1.0"
+check_match "authenticated trust logged" "$(grep 'from=<alice@fail.spf.e2e.test>' "$MLOG" | head -n 1)" \
+    "*trust=authenticated*"
+
 # XCLIENT ADDR=[UNAVAILABLE]: Postfix 3.7 then sends the milter family "4"
 # with the address text "unknown", which libmilter itself refuses (it drops
 # the milter connection before any callback runs): Postfix answers with
