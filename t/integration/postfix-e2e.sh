@@ -6,8 +6,12 @@
 # uses the milter and relays what it accepts to smtp-sink, which writes each
 # delivery to a file. SMTP sessions present client addresses with XCLIENT;
 # the test asserts the exact replies and who finally got each message.
-# Needs root (Postfix's master runs as root), postfix, smtp-sink, nsd, drill.
+# Sessions at the milter protocol level (a client without an address, an MTA
+# dropping the connection, an MTA without SMFIF_DELRCPT) use miltertest(8).
+# Needs root (Postfix's master runs as root), postfix, smtp-sink, nsd, drill;
+# exits 77 (skipped) with the reason when one is missing.
 # TAP: "ok - NAME" / "not ok - NAME: got X, want Y"; exit 1 when anything failed.
+# Run alone: sudo BUILD=$PWD/build sh t/integration/postfix-e2e.sh   (E2E_KEEP=DIR: see below)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
