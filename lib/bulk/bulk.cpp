@@ -11,7 +11,7 @@ namespace regmilter::bulk {
 
 namespace {
 
-constexpr size_t max_address = 1000;   // longer than any RFC 5321 path (256)
+constexpr size_t max_address = 1000;  // longer than any RFC 5321 path (256)
 
 std::string lower(std::string_view s) {
     std::string r(s);
@@ -79,7 +79,7 @@ std::string normalize(std::string_view a) {
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return {};
     for (char c : rest)
         if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '"' || c == '<' || c == '>') return {};
-    if (rest.size() == 1) return {};   // "user@" has no domain
+    if (rest.size() == 1) return {};  // "user@" has no domain
     std::string out = lower(local) + lower(rest);
     return out;
 }
@@ -104,7 +104,8 @@ Table::Loaded Table::parse(std::string_view text, std::string_view name) {
     };
     while (pos < text.size()) {
         size_t nl = text.find('\n', pos);
-        std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+        std::string_view line =
+            text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
         pos = nl == std::string_view::npos ? text.size() : nl + 1;
         ++no;
         // A comment starts with '#' at the start of the line or after a blank.
@@ -132,8 +133,10 @@ Table::Loaded Table::parse(std::string_view text, std::string_view name) {
             continue;
         }
         config::BulkChoice choice;
-        if (words[1] == "accept") choice = config::BulkChoice::accept;
-        else if (words[1] == "reject") choice = config::BulkChoice::reject;
+        if (words[1] == "accept")
+            choice = config::BulkChoice::accept;
+        else if (words[1] == "reject")
+            choice = config::BulkChoice::reject;
         else {
             error(no, "\"" + std::string(words[1]) + "\" is not accept or reject");
             continue;
@@ -214,7 +217,7 @@ Lookup lookup(const Table* table, std::string_view rcpt, const config::Bulk& cfg
         return l;
     }
     std::string_view local = std::string_view(addr).substr(0, at);
-    std::string_view domain = std::string_view(addr).substr(at);   // "@domain"
+    std::string_view domain = std::string_view(addr).substr(at);  // "@domain"
     if (!cfg.recipient_delimiter.empty()) {
         auto d = local.find_first_of(cfg.recipient_delimiter);
         if (d != std::string_view::npos && d > 0) {
@@ -262,7 +265,7 @@ std::vector<TableError> TableFile::refresh() {
     }
     std::lock_guard<std::mutex> g(mu_);
     checked_ = true;
-    stamp_ = now;   // a broken file is not parsed again until it changes
+    stamp_ = now;  // a broken file is not parsed again until it changes
     if (fresh) table_ = std::move(fresh);
     return errors;
 }
@@ -280,8 +283,9 @@ Signals sender_signals(std::string_view mail_from, const std::optional<net::Addr
     if (at != std::string::npos) {
         std::string_view domain = std::string_view(addr).substr(at + 1);
         for (const auto& d : cfg.sender_domains) {
-            bool match = domain == d || (domain.size() > d.size() && domain.substr(domain.size() - d.size()) == d &&
-                                         domain[domain.size() - d.size() - 1] == '.');
+            bool match =
+                domain == d || (domain.size() > d.size() && domain.substr(domain.size() - d.size()) == d &&
+                                domain[domain.size() - d.size() - 1] == '.');
             if (match) {
                 s.signals.push_back("sender:domain:" + d);
                 break;
@@ -307,14 +311,15 @@ Signals header_signals(const std::vector<HeaderField>& headers, const config::Bu
             // RFC 2076 §3.9: the first word of the value.
             std::string_view v = trim(h.value);
             size_t e = 0;
-            while (e < v.size() && e < 16 && v[e] != ' ' && v[e] != '\t' && v[e] != ';' && v[e] != '\r' && v[e] != '\n')
+            while (e < v.size() && e < 16 && v[e] != ' ' && v[e] != '\t' && v[e] != ';' && v[e] != '\r' &&
+                   v[e] != '\n')
                 ++e;
             std::string w = lower(v.substr(0, e));
             if (w == "bulk" || w == "list" || w == "junk") precedence = true;
         } else if (!list_id && ieq(h.name, "List-Id")) {
-            list_id = true;   // RFC 2919
+            list_id = true;  // RFC 2919
         } else if (!unsubscribe && ieq(h.name, "List-Unsubscribe")) {
-            unsubscribe = true;   // RFC 2369
+            unsubscribe = true;  // RFC 2369
         }
     }
     if (precedence) s.signals.push_back("header:precedence");

@@ -28,7 +28,7 @@ struct TableError {
     std::string file;
     int line = 0;
     std::string message;
-    std::string str() const;   // "FILE:LINE: message"
+    std::string str() const;  // "FILE:LINE: message"
 };
 
 // Format, one entry a line:  KEY accept|reject   (# starts a comment)
@@ -36,7 +36,7 @@ struct TableError {
 class Table {
 public:
     Table() = default;
-    Table(const Table&) = delete;              // map_ views into arena_
+    Table(const Table&) = delete;  // map_ views into arena_
     Table& operator=(const Table&) = delete;
     struct Loaded;
     static Loaded parse(std::string_view text, std::string_view name);
@@ -47,18 +47,18 @@ public:
     size_t size() const { return map_.size(); }
 
 private:
-    std::string arena_;   // every key, back to back; map_ keys view into it
+    std::string arena_;  // every key, back to back; map_ keys view into it
     std::unordered_map<std::string_view, config::BulkChoice> map_;
 };
 
 struct Table::Loaded {
-    std::shared_ptr<const Table> table;   // null when errors is not empty
+    std::shared_ptr<const Table> table;  // null when errors is not empty
     std::vector<TableError> errors;
 };
 
 struct Lookup {
     config::BulkChoice choice = config::BulkChoice::accept;
-    std::string key;     // the entry that decided: "user@d", "user@d" folded, "@d", "default"
+    std::string key;  // the entry that decided: "user@d", "user@d" folded, "@d", "default"
 };
 
 // Lookup order (DESIGN "Bulk table"): the address, the address without its
@@ -81,10 +81,14 @@ public:
 private:
     std::string path_;
     mutable std::mutex mu_;
-    std::shared_ptr<const Table> table_;   // guarded by mu_
-    struct Stamp { unsigned long long ino = 0, size = 0; long long mtime_ns = 0; bool valid = false; };
-    Stamp stamp_;                          // guarded by mu_
-    bool checked_ = false;                 // guarded by mu_
+    std::shared_ptr<const Table> table_;  // guarded by mu_
+    struct Stamp {
+        unsigned long long ino = 0, size = 0;
+        long long mtime_ns = 0;
+        bool valid = false;
+    };
+    Stamp stamp_;           // guarded by mu_
+    bool checked_ = false;  // guarded by mu_
 };
 
 // Why a message is bulk; each signal a short name for logs and JSON:
@@ -102,7 +106,9 @@ Signals sender_signals(std::string_view mail_from, const std::optional<net::Addr
 
 // Header signals (header_signals = yes): Precedence: bulk|list|junk, List-Id,
 // List-Unsubscribe. Each signal counted once, whatever the number of headers.
-struct HeaderField { std::string name, value; };
+struct HeaderField {
+    std::string name, value;
+};
 Signals header_signals(const std::vector<HeaderField>& headers, const config::Bulk& cfg);
 
 }  // namespace regmilter::bulk

@@ -18,41 +18,69 @@
 
 namespace regmilter::config {
 
-const char* to_string(Mode m) { return m == Mode::enforce ? "enforce" : "observe"; }
+const char* to_string(Mode m) {
+    return m == Mode::enforce ? "enforce" : "observe";
+}
 const char* to_string(Action a) {
     switch (a) {
-    case Action::accept: return "accept";
-    case Action::tag: return "tag";
-    case Action::tempfail: return "tempfail";
-    case Action::reject: return "reject";
+        case Action::accept:
+            return "accept";
+        case Action::tag:
+            return "tag";
+        case Action::tempfail:
+            return "tempfail";
+        case Action::reject:
+            return "reject";
     }
     return "?";
 }
-const char* to_string(OnError e) { return e == OnError::accept ? "accept" : "tempfail"; }
-const char* to_string(Format f) { return f == Format::dashed ? "dashed" : "reversed"; }
-const char* to_string(Meaning m) { return m == Meaning::registered ? "registered" : "blocked"; }
-const char* to_string(BulkChoice c) { return c == BulkChoice::accept ? "accept" : "reject"; }
+const char* to_string(OnError e) {
+    return e == OnError::accept ? "accept" : "tempfail";
+}
+const char* to_string(Format f) {
+    return f == Format::dashed ? "dashed" : "reversed";
+}
+const char* to_string(Meaning m) {
+    return m == Meaning::registered ? "registered" : "blocked";
+}
+const char* to_string(BulkChoice c) {
+    return c == BulkChoice::accept ? "accept" : "reject";
+}
 const char* to_string(BulkAction a) {
     switch (a) {
-    case BulkAction::reject: return "reject";
-    case BulkAction::discard: return "discard";
-    case BulkAction::tag: return "tag";
+        case BulkAction::reject:
+            return "reject";
+        case BulkAction::discard:
+            return "discard";
+        case BulkAction::tag:
+            return "tag";
     }
     return "?";
 }
 const char* to_string(Type t) {
     switch (t) {
-    case Type::boolean: return "boolean";
-    case Type::integer: return "integer";
-    case Type::octal: return "octal mode";
-    case Type::string: return "string";
-    case Type::choice: return "choice";
-    case Type::cidr_list: return "list of networks";
-    case Type::address_list: return "list of addresses";
-    case Type::string_list: return "list";
-    case Type::domain_or_cidr_list: return "list of domains and networks";
-    case Type::date: return "date";
-    case Type::path: return "path";
+        case Type::boolean:
+            return "boolean";
+        case Type::integer:
+            return "integer";
+        case Type::octal:
+            return "octal mode";
+        case Type::string:
+            return "string";
+        case Type::choice:
+            return "choice";
+        case Type::cidr_list:
+            return "list of networks";
+        case Type::address_list:
+            return "list of addresses";
+        case Type::string_list:
+            return "list";
+        case Type::domain_or_cidr_list:
+            return "list of domains and networks";
+        case Type::date:
+            return "date";
+        case Type::path:
+            return "path";
     }
     return "?";
 }
@@ -141,7 +169,9 @@ std::vector<std::string> split_words(const std::vector<std::string>& lines) {
     return out;
 }
 
-std::string quoted(std::string_view v) { return "\"" + std::string(v) + "\""; }
+std::string quoted(std::string_view v) {
+    return "\"" + std::string(v) + "\"";
+}
 
 std::string lower(std::string_view s) {
     std::string r(s);
@@ -179,7 +209,7 @@ using Setter = std::function<std::string(Target&, const std::vector<std::string>
 struct Def {
     Option opt;
     Setter set;
-    bool list;   // continuation lines allowed
+    bool list;  // continuation lines allowed
 };
 
 std::string single(const std::vector<std::string>& lines, std::string& out) {
@@ -198,9 +228,12 @@ Setter scalar(F f) {
 }
 
 std::string parse_bool(const std::string& v, bool& out) {
-    if (v == "yes") out = true;
-    else if (v == "no") out = false;
-    else return quoted(v) + " is not yes or no";
+    if (v == "yes")
+        out = true;
+    else if (v == "no")
+        out = false;
+    else
+        return quoted(v) + " is not yes or no";
     return {};
 }
 
@@ -214,7 +247,8 @@ std::string parse_int(const std::string& v, int lo, int hi, int& out) {
 }
 
 template <class E>
-std::string parse_choice(const std::string& v, std::initializer_list<std::pair<const char*, E>> choices, E& out) {
+std::string parse_choice(const std::string& v, std::initializer_list<std::pair<const char*, E>> choices,
+                         E& out) {
     for (const auto& c : choices)
         if (v == c.first) {
             out = c.second;
@@ -223,8 +257,12 @@ std::string parse_choice(const std::string& v, std::initializer_list<std::pair<c
     return quoted(v) + " is not a valid choice";
 }
 
-#define ACTIONS {{"accept", Action::accept}, {"tag", Action::tag}, {"tempfail", Action::tempfail}, \
-                 {"reject", Action::reject}}
+#define ACTIONS                                                                             \
+    {                                                                                       \
+        {"accept", Action::accept}, {"tag", Action::tag}, {"tempfail", Action::tempfail}, { \
+            "reject", Action::reject                                                        \
+        }                                                                                   \
+    }
 
 Setter action_of(Action Spf::*field) {
     return scalar([field](Target& t, const std::string& v) {
@@ -266,7 +304,8 @@ std::string check_socket(const std::string& v) {
     if (s.rfind("unix:", 0) == 0 || s.rfind("local:", 0) == 0) {
         auto path = s.substr(s.find(':') + 1);
         if (!path.empty() && path[0] == '/') return {};
-        return quoted(v) + " needs an absolute path after \"" + std::string(s.substr(0, s.find(':') + 1)) + "\"";
+        return quoted(v) + " needs an absolute path after \"" + std::string(s.substr(0, s.find(':') + 1)) +
+               "\"";
     }
     if (s.rfind("inet:", 0) == 0 || s.rfind("inet6:", 0) == 0) {
         if (port_ok(s.substr(s.find(':') + 1))) return {};
@@ -307,21 +346,23 @@ const std::vector<Def>& defs() {
                 t.cfg.milter.user = v;
                 return {};
             }));
-        add({"milter", "pid_file", Type::path, "/run/regmilter/regmilter.pid", "an absolute path, or empty for none",
-             "Process id file written after start."},
+        add({"milter", "pid_file", Type::path, "/run/regmilter/regmilter.pid",
+             "an absolute path, or empty for none", "Process id file written after start."},
             scalar([](Target& t, const std::string& v) -> std::string {
                 if (!v.empty() && v[0] != '/') return quoted(v) + " is not an absolute path";
                 t.cfg.milter.pid_file = v;
                 return {};
             }));
         add({"milter", "mode", Type::choice, "enforce", "enforce|observe",
-             "observe computes and logs every verdict, adds X-Regmilter: would ... headers, refuses nothing."},
+             "observe computes and logs every verdict, adds X-Regmilter: would ... headers, refuses "
+             "nothing."},
             scalar([](Target& t, const std::string& v) {
                 return parse_choice<Mode>(v, {{"enforce", Mode::enforce}, {"observe", Mode::observe}},
                                           t.cfg.milter.mode);
             }));
         add({"milter", "authserv_id", Type::string, "", "a host name; empty: this host's name",
-             "The authserv-id of Authentication-Results (RFC 8601 §2.5); headers already claiming it are removed."},
+             "The authserv-id of Authentication-Results (RFC 8601 §2.5); headers already claiming it are "
+             "removed."},
             scalar([](Target& t, const std::string& v) -> std::string {
                 if (!v.empty() && !valid_domain(v)) return quoted(v) + " is not a host name";
                 t.cfg.milter.authserv_id = lower(v);
@@ -336,8 +377,9 @@ const std::vector<Def>& defs() {
             }));
 
         // [resolver]
-        add({"resolver", "nameservers", Type::string_list, "", "HOST[:PORT] ... (IP addresses); empty: /etc/resolv.conf",
-             "Recursive nameservers to ask."},
+        add(
+            {"resolver", "nameservers", Type::string_list, "",
+             "HOST[:PORT] ... (IP addresses); empty: /etc/resolv.conf", "Recursive nameservers to ask."},
             [](Target& t, const std::vector<std::string>& lines) -> std::string {
                 std::vector<std::string> out;
                 std::string errs;
@@ -354,12 +396,14 @@ const std::vector<Def>& defs() {
                 return {};
             },
             true);
-        add({"resolver", "timeout_ms", Type::integer, "2000", "100..30000", "Milliseconds to wait for one answer."},
+        add({"resolver", "timeout_ms", Type::integer, "2000", "100..30000",
+             "Milliseconds to wait for one answer."},
             scalar([](Target& t, const std::string& v) {
                 return parse_int(v, 100, 30000, t.cfg.resolver.timeout_ms);
             }));
         add({"resolver", "retries", Type::integer, "2", "0..10", "Further tries after a timeout."},
-            scalar([](Target& t, const std::string& v) { return parse_int(v, 0, 10, t.cfg.resolver.retries); }));
+            scalar(
+                [](Target& t, const std::string& v) { return parse_int(v, 0, 10, t.cfg.resolver.retries); }));
         add({"resolver", "cache_size", Type::integer, "10000", "0..10000000",
              "Answers kept in the shared cache (positive and negative); 0 disables it."},
             scalar([](Target& t, const std::string& v) {
@@ -378,7 +422,9 @@ const std::vector<Def>& defs() {
         add({"trust", "authenticated", Type::boolean, "yes", "yes|no",
              "SMTP-authenticated sessions ({auth_authen} set) skip the registry and SPF checks."},
             scalar([](Target& t, const std::string& v) { return parse_bool(v, t.cfg.trust.authenticated); }));
-        add({"trust", "tls_issuers", Type::string_list, "", "one issuer per line, exactly as {cert_issuer} shows it",
+        add(
+            {"trust", "tls_issuers", Type::string_list, "",
+             "one issuer per line, exactly as {cert_issuer} shows it",
              "Verified TLS client certificates ({verify} = OK) from these issuers skip the checks."},
             [](Target& t, const std::vector<std::string>& lines) -> std::string {
                 std::vector<std::string> out;
@@ -425,7 +471,9 @@ const std::vector<Def>& defs() {
             }));
         add({"registry", "listed", Type::choice, "reject", actions,
              "Action for a server in a meaning = blocked zone."},
-            scalar([](Target& t, const std::string& v) { return parse_choice<Action>(v, ACTIONS, t.reg->listed); }));
+            scalar([](Target& t, const std::string& v) {
+                return parse_choice<Action>(v, ACTIONS, t.reg->listed);
+            }));
         add({"registry", "enforce_after", Type::date, "", "YYYY-MM-DD; empty: always",
              "Before 00:00 UTC of this date, reject and tempfail of this zone become tag."},
             scalar([](Target& t, const std::string& v) -> std::string {
@@ -441,18 +489,20 @@ const std::vector<Def>& defs() {
         add({"registry", "on_error", Type::choice, "accept", "accept|tempfail",
              "When the zone cannot be asked (timeout, SERVFAIL, error answers): tempfail is 451 4.4.3."},
             scalar([](Target& t, const std::string& v) {
-                return parse_choice<OnError>(v, {{"accept", OnError::accept}, {"tempfail", OnError::tempfail}},
-                                             t.reg->on_error);
+                return parse_choice<OnError>(
+                    v, {{"accept", OnError::accept}, {"tempfail", OnError::tempfail}}, t.reg->on_error);
             }));
         add({"registry", "reject_text", Type::string, "", "text with %{ip} %{zone} %{info}; empty: default",
              "Reply text of this zone's refusals, also appended to its X-Regmilter tag."},
             scalar([](Target& t, const std::string& v) -> std::string {
                 for (char c : v)
-                    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return "control characters in text";
+                    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+                        return "control characters in text";
                 t.reg->reject_text = v;
                 return {};
             }));
-        add({"registry", "bulk_codes", Type::address_list, "127.0.0.3", "addresses in 127.0.0.0/8 ...",
+        add(
+            {"registry", "bulk_codes", Type::address_list, "127.0.0.3", "addresses in 127.0.0.0/8 ...",
              "Answers that mean \"registered, declared bulk sender\"."},
             [](Target& t, const std::vector<std::string>& lines) -> std::string {
                 std::vector<net::Address> out;
@@ -460,11 +510,14 @@ const std::vector<Def>& defs() {
                 auto add_err = [&](const std::string& e) { errs += (errs.empty() ? "" : "; ") + e; };
                 for (const auto& w : split_words(lines)) {
                     auto a = net::Address::parse(w);
-                    if (!a || !a->is_v4()) add_err(quoted(w) + " is not an IPv4 address");
-                    else if (!a->in(*net::Address::parse("127.0.0.0"), 8)) add_err(w + " is outside 127.0.0.0/8");
+                    if (!a || !a->is_v4())
+                        add_err(quoted(w) + " is not an IPv4 address");
+                    else if (!a->in(*net::Address::parse("127.0.0.0"), 8))
+                        add_err(w + " is outside 127.0.0.0/8");
                     else if (w == "127.0.0.1" || a->in(*net::Address::parse("127.255.255.0"), 24))
                         add_err(w + " is an error answer (RFC 5782 §2.3), never a listing");
-                    else out.push_back(*a);
+                    else
+                        out.push_back(*a);
                 }
                 if (!errs.empty()) return errs;
                 t.reg->bulk_codes = std::move(out);
@@ -496,20 +549,23 @@ const std::vector<Def>& defs() {
         add({"spf", "headers", Type::choice, "authentication-results",
              "authentication-results|received-spf|both|none", "Which SPF result headers to add."},
             scalar([](Target& t, const std::string& v) {
-                return parse_choice<SpfHeaders>(v,
-                                                {{"authentication-results", SpfHeaders::authentication_results},
-                                                 {"received-spf", SpfHeaders::received_spf},
-                                                 {"both", SpfHeaders::both},
-                                                 {"none", SpfHeaders::none}},
-                                                t.cfg.spf.headers);
+                return parse_choice<SpfHeaders>(
+                    v,
+                    {{"authentication-results", SpfHeaders::authentication_results},
+                     {"received-spf", SpfHeaders::received_spf},
+                     {"both", SpfHeaders::both},
+                     {"none", SpfHeaders::none}},
+                    t.cfg.spf.headers);
             }));
         add({"spf", "void_lookups", Type::integer, "2", "0..20",
              "Void DNS lookups allowed before permerror (RFC 7208 §4.6.4)."},
-            scalar([](Target& t, const std::string& v) { return parse_int(v, 0, 20, t.cfg.spf.void_lookups); }));
+            scalar(
+                [](Target& t, const std::string& v) { return parse_int(v, 0, 20, t.cfg.spf.void_lookups); }));
         add({"spf", "trusted_forwarders", Type::cidr_list, "", "CIDR ...",
              "Forwarders and list servers whose mail skips SPF (registry checks still apply)."},
             cidrs_into([](Target& t) -> net::CidrSet& { return t.cfg.spf.trusted_forwarders; }), true);
-        add({"spf", "trusted_forwarder_helos", Type::string_list, "", "host names ...",
+        add(
+            {"spf", "trusted_forwarder_helos", Type::string_list, "", "host names ...",
              "Forwarders known by HELO name: SPF is skipped when the HELO is one of these and "
              "its A/AAAA records include the client address."},
             [](Target& t, const std::vector<std::string>& lines) -> std::string {
@@ -544,9 +600,11 @@ const std::vector<Def>& defs() {
              "Choice of a recipient the table does not name: accept = receives bulk."},
             scalar([](Target& t, const std::string& v) {
                 return parse_choice<BulkChoice>(
-                    v, {{"accept", BulkChoice::accept}, {"reject", BulkChoice::reject}}, t.cfg.bulk.default_choice);
+                    v, {{"accept", BulkChoice::accept}, {"reject", BulkChoice::reject}},
+                    t.cfg.bulk.default_choice);
             }));
-        add({"bulk", "senders", Type::domain_or_cidr_list, "", "DOMAIN|CIDR ...",
+        add(
+            {"bulk", "senders", Type::domain_or_cidr_list, "", "DOMAIN|CIDR ...",
              "Known bulk senders: MAIL FROM domains (and their subdomains) and client networks."},
             [](Target& t, const std::vector<std::string>& lines) -> std::string {
                 std::vector<std::string> domains;
@@ -558,8 +616,10 @@ const std::vector<Def>& defs() {
                                  w.find_first_not_of("0123456789.") == std::string::npos;
                     if (ipish) {
                         auto p = net::Cidr::parse(w);
-                        if (p.cidr) nets.add(*p.cidr);
-                        else add_err(p.error);
+                        if (p.cidr)
+                            nets.add(*p.cidr);
+                        else
+                            add_err(p.error);
                     } else if (valid_domain(w)) {
                         std::string dom = lower(w);
                         if (dom.back() == '.') dom.pop_back();
@@ -580,11 +640,14 @@ const std::vector<Def>& defs() {
         add({"bulk", "action", Type::choice, "reject", "reject|discard|tag",
              "What an opted-out recipient of bulk mail gets."},
             scalar([](Target& t, const std::string& v) {
-                return parse_choice<BulkAction>(
-                    v, {{"reject", BulkAction::reject}, {"discard", BulkAction::discard}, {"tag", BulkAction::tag}},
-                    t.cfg.bulk.action);
+                return parse_choice<BulkAction>(v,
+                                                {{"reject", BulkAction::reject},
+                                                 {"discard", BulkAction::discard},
+                                                 {"tag", BulkAction::tag}},
+                                                t.cfg.bulk.action);
             }));
-        add({"bulk", "recipient_delimiter", Type::string, "+", "punctuation characters, each a delimiter; empty: none",
+        add({"bulk", "recipient_delimiter", Type::string, "+",
+             "punctuation characters, each a delimiter; empty: none",
              "Separates user from detail (user+detail), as Postfix's recipient_delimiter."},
             scalar([](Target& t, const std::string& v) -> std::string {
                 if (v.size() > 8) return quoted(v) + " is longer than 8 characters";
@@ -636,7 +699,7 @@ struct Line {
 };
 
 struct Entry {
-    std::string section;   // as inih gives it
+    std::string section;  // as inih gives it
     std::string key;
     std::vector<std::string> values;  // first line + continuation lines
     int line = 0;
@@ -659,7 +722,9 @@ struct ParseState {
     std::string file;
 };
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\r';
+}
 
 std::string trim(std::string_view s) {
     size_t b = 0, e = s.size();
@@ -751,7 +816,8 @@ LoadResult parse(std::string_view text, std::string_view name) {
     size_t pos = 0;
     while (pos <= text.size()) {
         size_t nl = text.find('\n', pos);
-        std::string_view l = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+        std::string_view l =
+            text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
         ++no;
         if (l.find('\0') != std::string_view::npos) {
             st.errors.push_back({st.file, no, "", "", "NUL byte in line"});
@@ -771,12 +837,13 @@ LoadResult parse(std::string_view text, std::string_view name) {
     };
 
     // Sections: known kinds, one [registry NAME] per name.
-    std::map<std::string, size_t> reg_index;   // NAME -> index in cfg.registries
+    std::map<std::string, size_t> reg_index;  // NAME -> index in cfg.registries
     std::map<std::string, int> seen_section;
     std::set<std::string> bad_sections;
     for (const auto& s : st.sections) {
         std::string kind = s.name.substr(0, s.name.find_first_of(" \t"));
-        std::string rest = trim(s.name.size() > kind.size() ? std::string_view(s.name).substr(kind.size()) : "");
+        std::string rest =
+            trim(s.name.size() > kind.size() ? std::string_view(s.name).substr(kind.size()) : "");
         if (kind == "registry") {
             if (!allowed_registry_name(rest)) {
                 err(s.line, s.name, "",
@@ -787,7 +854,8 @@ LoadResult parse(std::string_view text, std::string_view name) {
             }
             if (reg_index.count(rest)) {
                 err(s.line, s.name, "",
-                    "duplicate section, first at line " + std::to_string(cfg.registries[reg_index[rest]].line));
+                    "duplicate section, first at line " +
+                        std::to_string(cfg.registries[reg_index[rest]].line));
                 continue;
             }
             Registry r;
@@ -796,23 +864,27 @@ LoadResult parse(std::string_view text, std::string_view name) {
             apply_defaults(cfg, &r, "registry");
             reg_index[rest] = cfg.registries.size();
             cfg.registries.push_back(std::move(r));
-        } else if (kind == "milter" || kind == "resolver" || kind == "trust" || kind == "spf" || kind == "bulk") {
+        } else if (kind == "milter" || kind == "resolver" || kind == "trust" || kind == "spf" ||
+                   kind == "bulk") {
             if (!rest.empty()) {
-                err(s.line, s.name, "", "unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk");
+                err(s.line, s.name, "",
+                    "unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk");
                 bad_sections.insert(s.name);
             } else if (seen_section.count(kind)) {
-                err(s.line, s.name, "", "duplicate section, first at line " + std::to_string(seen_section[kind]));
+                err(s.line, s.name, "",
+                    "duplicate section, first at line " + std::to_string(seen_section[kind]));
             } else {
                 seen_section[kind] = s.line;
             }
         } else {
-            err(s.line, s.name, "", "unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk");
+            err(s.line, s.name, "",
+                "unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk");
             bad_sections.insert(s.name);
         }
     }
 
     // Keys.
-    std::map<std::string, int> seen_key;   // "section\0key" -> line
+    std::map<std::string, int> seen_key;                    // "section\0key" -> line
     std::map<std::string, std::set<std::string>> reg_keys;  // NAME -> keys set explicitly
     for (const auto& e : st.entries) {
         if (e.section.empty()) {
@@ -866,18 +938,21 @@ LoadResult parse(std::string_view text, std::string_view name) {
         } else {
             for (const char* k : {"unregistered", "bulk_codes", "require_fcrdns"})
                 if (keys.count(k))
-                    err(line_of(k), sec, k, "applies to meaning = registered; this zone has meaning = blocked");
+                    err(line_of(k), sec, k,
+                        "applies to meaning = registered; this zone has meaning = blocked");
         }
         if (!r.zone.empty()) {
             std::string id = r.zone + " " + to_string(r.format);
             if (auto it = zone_owner.find(id); it != zone_owner.end())
-                err(line_of("zone"), sec, "zone", "zone " + r.zone + " is already asked by [registry " + it->second + "]");
+                err(line_of("zone"), sec, "zone",
+                    "zone " + r.zone + " is already asked by [registry " + it->second + "]");
             else
                 zone_owner[id] = r.name;
         }
     }
 
-    std::stable_sort(errs.begin(), errs.end(), [](const Error& a, const Error& b) { return a.line < b.line; });
+    std::stable_sort(errs.begin(), errs.end(),
+                     [](const Error& a, const Error& b) { return a.line < b.line; });
     LoadResult res;
     if (errs.empty()) res.config = std::make_shared<const Config>(std::move(cfg));
     res.errors = std::move(errs);
@@ -891,7 +966,9 @@ std::shared_ptr<const Config> defaults() {
     return d;
 }
 
-LoadResult load_string(std::string_view text, std::string_view name) { return parse(text, name); }
+LoadResult load_string(std::string_view text, std::string_view name) {
+    return parse(text, name);
+}
 
 LoadResult load_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);

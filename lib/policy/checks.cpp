@@ -38,7 +38,9 @@ std::string clean(std::string_view s, size_t max) {
     return out;
 }
 
-std::string ip_text(const Facts& f) { return f.connect.ip ? f.connect.ip->str() : "unknown"; }
+std::string ip_text(const Facts& f) {
+    return f.connect.ip ? f.connect.ip->str() : "unknown";
+}
 
 void registry_checks(const Facts& f, const Config& cfg, std::vector<Check>& out) {
     const auto& entries = f.connect.registry;
@@ -95,8 +97,9 @@ void registry_checks(const Facts& f, const Config& cfg, std::vector<Check>& out)
             c.source = "registry:" + e.name;
             c.reason = "registry:unregistered:" + e.zone;
             c.action = z->unregistered;
-            std::string why = e.status == registry::Status::listed ? " (in " + e.zone + " without forward-confirmed reverse DNS)"
-                                                                   : " (not in " + e.zone + ")";
+            std::string why = e.status == registry::Status::listed
+                                  ? " (in " + e.zone + " without forward-confirmed reverse DNS)"
+                                  : " (not in " + e.zone + ")";
             c.text = z->reject_text.empty() ? ip.str() + " is not a registered mail server" + why
                                             : registry::expand_text(z->reject_text, ip, e);
             c.tag = "unregistered " + ip.str() + why;
@@ -130,13 +133,20 @@ void registry_checks(const Facts& f, const Config& cfg, std::vector<Check>& out)
 
 CAction spf_action(spf::Result r, const config::Spf& s) {
     switch (r) {
-    case spf::Result::pass: return s.pass;
-    case spf::Result::fail: return s.fail;
-    case spf::Result::softfail: return s.softfail;
-    case spf::Result::neutral: return s.neutral;
-    case spf::Result::none: return s.none;
-    case spf::Result::permerror: return s.permerror;
-    case spf::Result::temperror: return s.temperror;
+        case spf::Result::pass:
+            return s.pass;
+        case spf::Result::fail:
+            return s.fail;
+        case spf::Result::softfail:
+            return s.softfail;
+        case spf::Result::neutral:
+            return s.neutral;
+        case spf::Result::none:
+            return s.none;
+        case spf::Result::permerror:
+            return s.permerror;
+        case spf::Result::temperror:
+            return s.temperror;
     }
     return CAction::accept;
 }
@@ -149,28 +159,28 @@ Check spf_check(const spf::Outcome& o, CAction action, const std::string& ip, bo
     c.action = action;
     std::string who = helo ? "HELO " + o.domain : o.domain;
     switch (o.result) {
-    case spf::Result::temperror:
-        // A temporary failure never becomes a permanent reject.
-        if (c.action == CAction::reject) c.action = CAction::tempfail;
-        c.text = "cannot check SPF of " + who + (o.problem.empty() ? "" : " (" + o.problem + ")") +
-                 ", try again later";
-        set_codes(c, "550", "5.7.24", "451", "4.7.24");
-        break;
-    case spf::Result::permerror:
-        c.text = "SPF record of " + who + " is invalid" + (o.problem.empty() ? "" : ": " + o.problem);
-        set_codes(c, "550", "5.7.24", "451", "4.7.24");
-        break;
-    default:
-        // RFC 7208 §6.2: the domain's explanation, when it has one.
-        if (!o.explanation.empty())
-            c.text = o.explanation;
-        else if (o.result == spf::Result::none)
-            c.text = who + " publishes no SPF record";
-        else
-            c.text = ip + " is not allowed to send mail for " + who + " (SPF " + res + ")";
-        if (o.result == spf::Result::pass) c.text = "SPF pass for " + who;
-        set_codes(c, "550", "5.7.23", "451", "4.7.23");
-        break;
+        case spf::Result::temperror:
+            // A temporary failure never becomes a permanent reject.
+            if (c.action == CAction::reject) c.action = CAction::tempfail;
+            c.text = "cannot check SPF of " + who + (o.problem.empty() ? "" : " (" + o.problem + ")") +
+                     ", try again later";
+            set_codes(c, "550", "5.7.24", "451", "4.7.24");
+            break;
+        case spf::Result::permerror:
+            c.text = "SPF record of " + who + " is invalid" + (o.problem.empty() ? "" : ": " + o.problem);
+            set_codes(c, "550", "5.7.24", "451", "4.7.24");
+            break;
+        default:
+            // RFC 7208 §6.2: the domain's explanation, when it has one.
+            if (!o.explanation.empty())
+                c.text = o.explanation;
+            else if (o.result == spf::Result::none)
+                c.text = who + " publishes no SPF record";
+            else
+                c.text = ip + " is not allowed to send mail for " + who + " (SPF " + res + ")";
+            if (o.result == spf::Result::pass) c.text = "SPF pass for " + who;
+            set_codes(c, "550", "5.7.23", "451", "4.7.23");
+            break;
     }
     c.tag = "spf " + res + " for " + who + " (" + ip + ")" +
             (o.result == spf::Result::fail || o.problem.empty() ? "" : ": " + o.problem);
@@ -187,7 +197,8 @@ std::vector<Check> evaluate_checks(const Facts& f, const Config& cfg) {
     // RFC 7208 §2.3: a HELO fail is acted on like a MAIL FROM fail.
     if (cfg.spf.check_helo && f.mail.spf_helo && f.mail.spf_helo->result == spf::Result::fail)
         out.push_back(spf_check(*f.mail.spf_helo, cfg.spf.fail, ip, true));
-    if (f.mail.spf_mail) out.push_back(spf_check(*f.mail.spf_mail, spf_action(f.mail.spf_mail->result, cfg.spf), ip, false));
+    if (f.mail.spf_mail)
+        out.push_back(spf_check(*f.mail.spf_mail, spf_action(f.mail.spf_mail->result, cfg.spf), ip, false));
     for (auto& c : out) {
         c.text = clean(c.text, 400);
         c.tag = clean(c.tag, 900);
@@ -242,7 +253,8 @@ std::vector<Header> result_headers(const Facts& f, const Config& cfg) {
     const std::string& id = f.authserv_id.empty() ? std::string("localhost") : f.authserv_id;
     bool want_ar = cfg.spf.headers == config::SpfHeaders::authentication_results ||
                    cfg.spf.headers == config::SpfHeaders::both;
-    bool want_rspf = cfg.spf.headers == config::SpfHeaders::received_spf || cfg.spf.headers == config::SpfHeaders::both;
+    bool want_rspf =
+        cfg.spf.headers == config::SpfHeaders::received_spf || cfg.spf.headers == config::SpfHeaders::both;
 
     std::vector<std::string> results;
     if (f.mail.trust == TrustReason::authenticated) {
@@ -261,8 +273,9 @@ std::vector<Header> result_headers(const Facts& f, const Config& cfg) {
         for (const auto& e : f.connect.registry) {
             if (e.meaning != config::Meaning::registered) continue;
             std::string r = e.status == registry::Status::error ? "temperror"
-                            : e.status == registry::Status::listed && (!e.fcrdns_checked || e.fcrdns_ok) ? "pass"
-                                                                                                         : "none";
+                            : e.status == registry::Status::listed && (!e.fcrdns_checked || e.fcrdns_ok)
+                                ? "pass"
+                                : "none";
             std::string s = "dnswl=" + r + " dns.zone=" + e.zone;
             if (r == "pass") {
                 s += " policy.ip=" + e.code;
@@ -272,7 +285,7 @@ std::vector<Header> result_headers(const Facts& f, const Config& cfg) {
         }
     if (!results.empty() || want_ar) {
         std::string v = id + ";";
-        if (results.empty()) v += " none";   // RFC 8601 §2.2: no method ran
+        if (results.empty()) v += " none";  // RFC 8601 §2.2: no method ran
         for (size_t i = 0; i < results.size(); ++i) v += (i ? "; " : " ") + results[i];
         out.push_back({"Authentication-Results", v});
     }
@@ -283,13 +296,27 @@ std::vector<Header> result_headers(const Facts& f, const Config& cfg) {
             std::string r = spf::to_string(o.result);
             std::string comment = id + ": ";
             switch (o.result) {
-            case spf::Result::pass: comment += "domain of " + o.sender + " designates " + ip + " as permitted sender"; break;
-            case spf::Result::fail: comment += "domain of " + o.sender + " does not designate " + ip + " as permitted sender"; break;
-            case spf::Result::softfail: comment += "domain of " + o.sender + " discourages use of " + ip + " as permitted sender"; break;
-            case spf::Result::neutral: comment += ip + " is neither permitted nor denied by domain of " + o.sender; break;
-            case spf::Result::none: comment += "domain of " + o.sender + " does not designate permitted sender hosts"; break;
-            case spf::Result::permerror: comment += "permanent error in processing domain of " + o.sender; break;
-            case spf::Result::temperror: comment += "temporary error in processing domain of " + o.sender; break;
+                case spf::Result::pass:
+                    comment += "domain of " + o.sender + " designates " + ip + " as permitted sender";
+                    break;
+                case spf::Result::fail:
+                    comment += "domain of " + o.sender + " does not designate " + ip + " as permitted sender";
+                    break;
+                case spf::Result::softfail:
+                    comment += "domain of " + o.sender + " discourages use of " + ip + " as permitted sender";
+                    break;
+                case spf::Result::neutral:
+                    comment += ip + " is neither permitted nor denied by domain of " + o.sender;
+                    break;
+                case spf::Result::none:
+                    comment += "domain of " + o.sender + " does not designate permitted sender hosts";
+                    break;
+                case spf::Result::permerror:
+                    comment += "permanent error in processing domain of " + o.sender;
+                    break;
+                case spf::Result::temperror:
+                    comment += "temporary error in processing domain of " + o.sender;
+                    break;
             }
             std::string safe;
             for (char c : comment) {

@@ -13,13 +13,13 @@ namespace regmilter::policy {
 // What one check (a registry zone, an SPF identity) asks for, after
 // enforce_after and the "temporary never permanent" rule.
 struct Check {
-    std::string source;          // "registry:NAME", "spf:mailfrom", "spf:helo"
+    std::string source;  // "registry:NAME", "spf:mailfrom", "spf:helo"
     config::Action action = config::Action::accept;
-    std::string code, xcode;     // for tempfail/reject
-    std::string text;            // reply text
-    std::string tag;             // X-Regmilter value when tagged
-    std::string reason;          // short, for logs
-    bool downgraded = false;     // enforce_after not reached yet
+    std::string code, xcode;  // for tempfail/reject
+    std::string text;         // reply text
+    std::string tag;          // X-Regmilter value when tagged
+    std::string reason;       // short, for logs
+    bool downgraded = false;  // enforce_after not reached yet
 };
 
 // In stage order: registry zones (file order), then SPF HELO, then SPF MAIL FROM.

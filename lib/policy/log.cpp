@@ -39,7 +39,8 @@ void put(std::string& out, std::string_view key, std::string_view value) {
 
 }  // namespace
 
-std::string log_line(const Context& ctx, const Facts& facts, Stage stage, const Verdict& v, std::string_view rcpt) {
+std::string log_line(const Context& ctx, const Facts& facts, Stage stage, const Verdict& v,
+                     std::string_view rcpt) {
     std::string out;
     if (const std::string* id = ctx.macro("i"); id && !id->empty()) put(out, "id", *id);
     put(out, "stage", to_string(stage));
@@ -50,9 +51,12 @@ std::string log_line(const Context& ctx, const Facts& facts, Stage stage, const 
     if (facts.mail.trust != TrustReason::none) put(out, "trust", to_string(facts.mail.trust));
     if (stage >= Stage::mail) {
         std::string spf;
-        if (facts.mail.spf_mail) spf = spf::to_string(facts.mail.spf_mail->result);
-        else if (facts.mail.spf_skipped_forwarder) spf = "skipped:forwarder";
-        else spf = "skipped";
+        if (facts.mail.spf_mail)
+            spf = spf::to_string(facts.mail.spf_mail->result);
+        else if (facts.mail.spf_skipped_forwarder)
+            spf = "skipped:forwarder";
+        else
+            spf = "skipped";
         put(out, "spf", spf);
         if (facts.mail.spf_helo) put(out, "spf_helo", spf::to_string(facts.mail.spf_helo->result));
     }

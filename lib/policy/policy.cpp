@@ -15,34 +15,50 @@ using config::Config;
 
 const char* to_string(Stage s) {
     switch (s) {
-    case Stage::connect: return "connect";
-    case Stage::helo: return "helo";
-    case Stage::mail: return "mail";
-    case Stage::rcpt: return "rcpt";
-    case Stage::data: return "data";
+        case Stage::connect:
+            return "connect";
+        case Stage::helo:
+            return "helo";
+        case Stage::mail:
+            return "mail";
+        case Stage::rcpt:
+            return "rcpt";
+        case Stage::data:
+            return "data";
     }
     return "?";
 }
 
 const char* to_string(TrustReason t) {
     switch (t) {
-    case TrustReason::none: return "none";
-    case TrustReason::network: return "network";
-    case TrustReason::authenticated: return "authenticated";
-    case TrustReason::tls: return "tls";
-    case TrustReason::unknown_client: return "unknown-client";
+        case TrustReason::none:
+            return "none";
+        case TrustReason::network:
+            return "network";
+        case TrustReason::authenticated:
+            return "authenticated";
+        case TrustReason::tls:
+            return "tls";
+        case TrustReason::unknown_client:
+            return "unknown-client";
     }
     return "?";
 }
 
 const char* to_string(policy::Action a) {
     switch (a) {
-    case policy::Action::continue_: return "continue";
-    case policy::Action::accept: return "accept";
-    case policy::Action::tag: return "tag";
-    case policy::Action::tempfail: return "tempfail";
-    case policy::Action::reject: return "reject";
-    case policy::Action::discard: return "discard";
+        case policy::Action::continue_:
+            return "continue";
+        case policy::Action::accept:
+            return "accept";
+        case policy::Action::tag:
+            return "tag";
+        case policy::Action::tempfail:
+            return "tempfail";
+        case policy::Action::reject:
+            return "reject";
+        case policy::Action::discard:
+            return "discard";
     }
     return "?";
 }
@@ -82,7 +98,8 @@ dns::Deadline stage_deadline(const Config& cfg) {
     return dns::deadline_in(std::chrono::milliseconds(cfg.resolver.stage_timeout_ms));
 }
 
-ConnectFacts gather_connect(const Context& ctx, const Config& cfg, dns::Resolver& dns, dns::Deadline deadline) {
+ConnectFacts gather_connect(const Context& ctx, const Config& cfg, dns::Resolver& dns,
+                            dns::Deadline deadline) {
     ConnectFacts c;
     if (!ctx.ip) {
         c.unknown_client = true;
@@ -90,8 +107,9 @@ ConnectFacts gather_connect(const Context& ctx, const Config& cfg, dns::Resolver
     }
     c.ip = ctx.ip->unmapped();
     c.network_trusted = cfg.trust.networks.contains(*c.ip);
-    if (c.network_trusted) return c;   // trusted: the registry is not asked
-    for (const auto& zone : cfg.registries) c.registry.push_back(registry::lookup(dns, *c.ip, zone, deadline));
+    if (c.network_trusted) return c;  // trusted: the registry is not asked
+    for (const auto& zone : cfg.registries)
+        c.registry.push_back(registry::lookup(dns, *c.ip, zone, deadline));
     return c;
 }
 
@@ -128,7 +146,8 @@ MailFacts gather_mail(const Context& ctx, const Facts& facts, const Config& cfg,
         m.trust = TrustReason::unknown_client;
     } else if (c.network_trusted) {
         m.trust = TrustReason::network;
-    } else if (const std::string* user = ctx.macro("auth_authen"); cfg.trust.authenticated && user && !user->empty()) {
+    } else if (const std::string* user = ctx.macro("auth_authen");
+               cfg.trust.authenticated && user && !user->empty()) {
         m.trust = TrustReason::authenticated;
     } else if (const std::string* issuer = ctx.macro("cert_issuer"); issuer && !issuer->empty()) {
         const std::string* verify = ctx.macro("verify");
@@ -146,7 +165,8 @@ MailFacts gather_mail(const Context& ctx, const Facts& facts, const Config& cfg,
         m.envelope_bulk.signals.push_back(std::move(s));
 
     if (m.trust != TrustReason::none || !c.ip) return m;
-    if (cfg.spf.trusted_forwarders.contains(*c.ip) || forwarder_by_helo(ctx.helo, *c.ip, cfg, dns, deadline)) {
+    if (cfg.spf.trusted_forwarders.contains(*c.ip) ||
+        forwarder_by_helo(ctx.helo, *c.ip, cfg, dns, deadline)) {
         m.spf_skipped_forwarder = true;
         return m;
     }
@@ -192,9 +212,15 @@ std::string ar_authserv_id(std::string_view v) {
             if (i < v.size() && v[i] == '(') {
                 int depth = 0;
                 for (; i < v.size(); ++i) {
-                    if (v[i] == '\\') { ++i; continue; }
+                    if (v[i] == '\\') {
+                        ++i;
+                        continue;
+                    }
                     if (v[i] == '(') ++depth;
-                    if (v[i] == ')' && --depth == 0) { ++i; break; }
+                    if (v[i] == ')' && --depth == 0) {
+                        ++i;
+                        break;
+                    }
                 }
                 continue;
             }
@@ -233,7 +259,9 @@ Verdict decide_connect(const Facts& facts, const Config& cfg) noexcept {
     return v;
 }
 
-Verdict decide_helo(const Facts&, const Config&) noexcept { return Verdict{}; }
+Verdict decide_helo(const Facts&, const Config&) noexcept {
+    return Verdict{};
+}
 
 Verdict decide_mail(const Facts& facts, const Config& cfg) noexcept {
     try {
@@ -256,7 +284,7 @@ Verdict decide_mail(const Facts& facts, const Config& cfg) noexcept {
             v.xcode = top->xcode;
             v.text = top->text;
         } else if (top->action == CAction::tag) {
-            v.action = policy::Action::tag;   // the headers come at end of message
+            v.action = policy::Action::tag;  // the headers come at end of message
         }
         return v;
     } catch (...) {
@@ -269,7 +297,7 @@ Verdict decide_rcpt(const Facts& facts, const RcptFacts& rcpt, const Config& cfg
         Verdict v;
         if (!facts.mail.envelope_bulk.any() || rcpt.bulk.choice != config::BulkChoice::reject) return v;
         v.reason = "bulk:opted-out:" + rcpt.bulk.key;
-        if (cfg.bulk.action != config::BulkAction::reject) return v;   // discard/tag: end of message
+        if (cfg.bulk.action != config::BulkAction::reject) return v;  // discard/tag: end of message
         if (cfg.milter.mode == config::Mode::observe) {
             v.reason = "observe:" + v.reason;
             return v;
@@ -297,8 +325,9 @@ Verdict decide_data(const Facts& facts, const Config& cfg) noexcept {
                 v.headers_to_add.push_back({"X-Regmilter", c.tag});
             else if (observe && c.action >= CAction::tempfail)
                 v.headers_to_add.push_back(
-                    {"X-Regmilter", std::string(c.action == CAction::reject ? "would reject: " : "would tempfail: ") +
-                                        c.code + " " + c.xcode + " " + c.text});
+                    {"X-Regmilter",
+                     std::string(c.action == CAction::reject ? "would reject: " : "would tempfail: ") +
+                         c.code + " " + c.xcode + " " + c.text});
         }
         if (const Check* top = strongest(checks); top && top->action >= CAction::tag) v.reason = top->reason;
 
@@ -322,14 +351,15 @@ Verdict decide_data(const Facts& facts, const Config& cfg) noexcept {
         }
         std::string n = std::to_string(opted_out.size());
         if (observe) {
-            v.headers_to_add.push_back({"X-Regmilter", "would " + std::string(config::to_string(cfg.bulk.action)) +
-                                                           " bulk mail (" + why + ") for " + n +
-                                                           " recipient(s) who opted out"});
+            v.headers_to_add.push_back(
+                {"X-Regmilter", "would " + std::string(config::to_string(cfg.bulk.action)) + " bulk mail (" +
+                                    why + ") for " + n + " recipient(s) who opted out"});
             v.reason = "observe:bulk";
             return v;
         }
         if (cfg.bulk.action == config::BulkAction::tag) {
-            v.headers_to_add.push_back({"X-Regmilter", "bulk (" + why + "); " + n + " recipient(s) opted out"});
+            v.headers_to_add.push_back(
+                {"X-Regmilter", "bulk (" + why + "); " + n + " recipient(s) opted out"});
             v.action = policy::Action::tag;
             v.reason = "bulk:tag";
             return v;

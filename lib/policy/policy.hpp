@@ -52,18 +52,18 @@
 
 namespace regmilter::policy {
 
-using Header = bulk::HeaderField;   // {name, value}, value without the leading space
+using Header = bulk::HeaderField;  // {name, value}, value without the leading space
 
 struct Context {
-    std::optional<net::Address> ip;    // none: unix socket / unknown client
-    std::string hostname;              // as the MTA reports it ("mail.example", "[192.0.2.1]", "unknown")
+    std::optional<net::Address> ip;  // none: unix socket / unknown client
+    std::string hostname;            // as the MTA reports it ("mail.example", "[192.0.2.1]", "unknown")
     std::string helo;
-    std::string mail_from;             // without <>; empty for the null sender
-    std::vector<std::string> rcpts;    // accepted recipients of this transaction, without <>
+    std::string mail_from;           // without <>; empty for the null sender
+    std::vector<std::string> rcpts;  // accepted recipients of this transaction, without <>
     // Macro values by name without braces: "i" (queue id), "auth_authen",
     // "cert_issuer", "cert_subject", "verify", "daemon_name". Absent = unknown.
     std::vector<std::pair<std::string, std::string>> macros;
-    std::vector<Header> headers;       // in arrival order
+    std::vector<Header> headers;  // in arrival order
 
     const std::string* macro(std::string_view name) const;  // null when absent
     void set_macro(std::string_view name, std::string value);
@@ -92,8 +92,8 @@ struct MailFacts {
 };
 
 struct RcptFacts {
-    std::string rcpt;                       // as given, without <>
-    bulk::Lookup bulk;                      // the recipient's choice and the entry that decided
+    std::string rcpt;   // as given, without <>
+    bulk::Lookup bulk;  // the recipient's choice and the entry that decided
 };
 
 struct DataFacts {
@@ -109,7 +109,7 @@ struct Facts {
     std::string authserv_id;                    // [milter] authserv_id or the host name
     ConnectFacts connect;
     MailFacts mail;
-    std::vector<RcptFacts> rcpts;           // recipients that were not refused
+    std::vector<RcptFacts> rcpts;  // recipients that were not refused
     DataFacts data;
 };
 
@@ -119,17 +119,17 @@ void begin_transaction(Context& ctx, Facts& facts);
 
 // What to tell the MTA. `continue_` means "no objection at this stage".
 enum class Action { continue_, accept, tag, tempfail, reject, discard };
-const char* to_string(Action);   // "continue", "accept", ...
+const char* to_string(Action);  // "continue", "accept", ...
 
 struct Verdict {
     Action action = Action::continue_;
-    std::string code;        // "550", "451"; empty unless tempfail/reject
-    std::string xcode;       // "5.7.23"; class always equals the code's
-    std::string text;        // raw reply text (not %-escaped)
-    std::string reason;      // short cause for logs: "registry:unregistered:reg.example", "spf:fail"
-    std::vector<Header> headers_to_add;                       // data stage, insert in order at index 0..
+    std::string code;    // "550", "451"; empty unless tempfail/reject
+    std::string xcode;   // "5.7.23"; class always equals the code's
+    std::string text;    // raw reply text (not %-escaped)
+    std::string reason;  // short cause for logs: "registry:unregistered:reg.example", "spf:fail"
+    std::vector<Header> headers_to_add;                          // data stage, insert in order at index 0..
     std::vector<std::pair<std::string, int>> headers_to_remove;  // data stage: (name, 1-based index)
-    std::vector<std::string> rcpts_to_remove;                 // data stage
+    std::vector<std::string> rcpts_to_remove;                    // data stage
 };
 
 // [milter] authserv_id, or this host's name when it is empty.
@@ -141,8 +141,8 @@ dns::Deadline stage_deadline(const config::Config& cfg);
 ConnectFacts gather_connect(const Context& ctx, const config::Config& cfg, dns::Resolver& dns,
                             dns::Deadline deadline);
 // trace (optional) receives SPF's term-by-term trace (regmilter-query --trace).
-MailFacts gather_mail(const Context& ctx, const Facts& facts, const config::Config& cfg,
-                      dns::Resolver& dns, dns::Deadline deadline, spf::Tracer trace = {});
+MailFacts gather_mail(const Context& ctx, const Facts& facts, const config::Config& cfg, dns::Resolver& dns,
+                      dns::Deadline deadline, spf::Tracer trace = {});
 RcptFacts gather_rcpt(std::string_view rcpt, const Facts& facts, const config::Config& cfg,
                       const bulk::Table* table);
 DataFacts gather_data(const Context& ctx, const Facts& facts, const config::Config& cfg);

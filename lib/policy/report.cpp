@@ -12,8 +12,8 @@ bool refuses(const Verdict& v) {
 
 }  // namespace
 
-Session run_session(const SessionInput& in, const config::Config& cfg, dns::Resolver& dns, const bulk::Table* table,
-                    spf::Tracer trace) {
+Session run_session(const SessionInput& in, const config::Config& cfg, dns::Resolver& dns,
+                    const bulk::Table* table, spf::Tracer trace) {
     Session s;
     Context& ctx = s.ctx;
     Facts& f = s.facts;
@@ -96,7 +96,8 @@ std::string to_json(const Session& s) {
         w.key("identity").value("mailfrom");
         w.key("domain").value("");
         w.key("result").value("none");
-        w.key("skipped").value(f.mail.trust != TrustReason::none ? std::string("trusted:") + to_string(f.mail.trust)
+        w.key("skipped").value(f.mail.trust != TrustReason::none
+                                   ? std::string("trusted:") + to_string(f.mail.trust)
                                : f.mail.spf_skipped_forwarder ? std::string("trusted-forwarder")
                                                               : std::string("not-reached"));
         w.end_object();

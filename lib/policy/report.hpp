@@ -14,17 +14,17 @@ namespace regmilter::policy {
 
 struct StageVerdict {
     Stage stage;
-    std::string rcpt;    // rcpt stage only
+    std::string rcpt;  // rcpt stage only
     Verdict verdict;
 };
 
 struct Session {
     Context ctx;
     Facts facts;
-    std::vector<StageVerdict> verdicts;   // in stage order; stops where the MTA would stop
-    std::vector<std::string> log;         // log_line() of each verdict
-    std::vector<RcptFacts> asked;         // every recipient, refused or not
-    bool refused_all_rcpts = false;       // no DATA: every recipient was refused
+    std::vector<StageVerdict> verdicts;  // in stage order; stops where the MTA would stop
+    std::vector<std::string> log;        // log_line() of each verdict
+    std::vector<RcptFacts> asked;        // every recipient, refused or not
+    bool refused_all_rcpts = false;      // no DATA: every recipient was refused
 };
 
 struct SessionInput {
@@ -33,10 +33,10 @@ struct SessionInput {
     std::string helo;
     std::string mail_from;
     std::vector<std::string> rcpts;
-    std::vector<Header> headers;   // the data stage
+    std::vector<Header> headers;  // the data stage
     std::vector<std::pair<std::string, std::string>> macros;
     std::chrono::system_clock::time_point now = std::chrono::system_clock::now();
-    std::string authserv_id;       // empty: authserv_id(cfg)
+    std::string authserv_id;  // empty: authserv_id(cfg)
 };
 
 // connect, helo, mail, rcpt (each), data. With no recipients the data stage

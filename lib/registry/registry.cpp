@@ -4,9 +4,12 @@ namespace regmilter::registry {
 
 const char* to_string(Status s) {
     switch (s) {
-    case Status::listed: return "listed";
-    case Status::unlisted: return "unlisted";
-    case Status::error: return "error";
+        case Status::listed:
+            return "listed";
+        case Status::unlisted:
+            return "unlisted";
+        case Status::error:
+            return "error";
     }
     return "?";
 }
@@ -15,7 +18,7 @@ std::string query_name(const net::Address& ip, config::Format format, std::strin
     net::Address a = ip.unmapped();
     std::string name;
     if (format == config::Format::reversed) {
-        name = a.reversed();   // RFC 5782 §2.1 (IPv4), §2.4 (IPv6 nibbles)
+        name = a.reversed();  // RFC 5782 §2.1 (IPv4), §2.4 (IPv6 nibbles)
     } else if (a.is_v4()) {
         name = a.str();
         for (char& c : name)
@@ -31,17 +34,17 @@ std::string query_name(const net::Address& ip, config::Format format, std::strin
 Classified classify(const dns::DnsAnswer& ans, const config::Registry& zone) {
     Classified c;
     switch (ans.status) {
-    case dns::DnsStatus::nxdomain:
-    case dns::DnsStatus::nodata:
-        c.status = Status::unlisted;
-        return c;
-    case dns::DnsStatus::ok:
-        break;
-    default:
-        c.status = Status::error;
-        c.error = std::string(dns::to_string(ans.status));
-        if (!ans.detail.empty()) c.error += " (" + ans.detail + ")";
-        return c;
+        case dns::DnsStatus::nxdomain:
+        case dns::DnsStatus::nodata:
+            c.status = Status::unlisted;
+            return c;
+        case dns::DnsStatus::ok:
+            break;
+        default:
+            c.status = Status::error;
+            c.error = std::string(dns::to_string(ans.status));
+            if (!ans.detail.empty()) c.error += " (" + ans.detail + ")";
+            return c;
     }
     static const net::Address loop = *net::Address::parse("127.0.0.0");
     static const net::Address refused = *net::Address::parse("127.255.255.0");
@@ -67,7 +70,7 @@ Classified classify(const dns::DnsAnswer& ans, const config::Registry& zone) {
             if (*a == b && bulk_code.empty()) bulk_code = r;
     }
     if (c.status == Status::error) return c;
-    if (listed_code.empty()) {   // ok with no rdata: treat as no listing
+    if (listed_code.empty()) {  // ok with no rdata: treat as no listing
         c.status = Status::unlisted;
         return c;
     }
@@ -94,7 +97,7 @@ Fcrdns check_fcrdns(dns::Resolver& dns, const net::Address& ip_in, dns::Deadline
     bool temporary = false;
     size_t asked = 0;
     for (const auto& name : ptr.rdata) {
-        if (++asked > 10) break;   // bounded work, as RFC 7208 §4.6.4 bounds ptr
+        if (++asked > 10) break;  // bounded work, as RFC 7208 §4.6.4 bounds ptr
         dns::DnsAnswer fwd = dns.query(name, ip.is_v4() ? dns::RrType::a : dns::RrType::aaaa, deadline);
         if (dns::is_temporary(fwd.status)) temporary = true;
         for (const auto& r : fwd.rdata) {

@@ -19,19 +19,19 @@ const char* to_string(Status);
 
 // What one zone said about the client.
 struct Entry {
-    std::string name;        // [registry NAME]
+    std::string name;  // [registry NAME]
     std::string zone;
     config::Meaning meaning = config::Meaning::registered;
-    std::string query;       // the name asked ("192-0-2-36.reg.example")
+    std::string query;  // the name asked ("192-0-2-36.reg.example")
     Status status = Status::unlisted;
-    std::string code;        // the answer that decided ("127.0.0.2"), empty when unlisted
-    bool bulk = false;       // listed with one of bulk_codes
-    std::string info;        // TXT metadata at the same name (registered-since, contact)
-    std::string error;       // status == error: why ("timeout", "answer 127.255.255.254 ...")
+    std::string code;   // the answer that decided ("127.0.0.2"), empty when unlisted
+    bool bulk = false;  // listed with one of bulk_codes
+    std::string info;   // TXT metadata at the same name (registered-since, contact)
+    std::string error;  // status == error: why ("timeout", "answer 127.255.255.254 ...")
     // require_fcrdns: PTR then A/AAAA back to the client.
     bool fcrdns_checked = false;
     bool fcrdns_ok = false;
-    std::string fcrdns_detail;   // the confirmed name, or why not
+    std::string fcrdns_detail;  // the confirmed name, or why not
 };
 
 // The name to ask, without trailing dot. IPv4-mapped IPv6 is IPv4.
@@ -61,7 +61,7 @@ Entry lookup(dns::Resolver& dns, const net::Address& ip, const config::Registry&
 // Forward-confirmed reverse DNS: some PTR name of ip has an A/AAAA equal to ip.
 struct Fcrdns {
     enum class Result { pass, fail, temperror } result = Result::fail;
-    std::string detail;      // the confirmed name, or why not
+    std::string detail;  // the confirmed name, or why not
 };
 Fcrdns check_fcrdns(dns::Resolver& dns, const net::Address& ip, dns::Deadline deadline);
 

@@ -101,7 +101,8 @@ Args parse_args(int argc, char** argv) {
             auto eq = m.find('=');
             if (eq == std::string::npos || eq == 0) usage("--macro: \"" + m + "\" is not NAME=VALUE");
             std::string name = m.substr(0, eq);
-            if (name.size() > 2 && name.front() == '{' && name.back() == '}') name = name.substr(1, name.size() - 2);
+            if (name.size() > 2 && name.front() == '{' && name.back() == '}')
+                name = name.substr(1, name.size() - 2);
             a.macros.emplace_back(name, m.substr(eq + 1));
         } else if (opt == "--date") {
             const char* v = need();
@@ -137,21 +138,22 @@ void print_text(const policy::Session& s) {
     const policy::Facts& f = s.facts;
     if (f.mail.spf_mail) {
         const spf::Outcome& o = *f.mail.spf_mail;
-        std::cout << "spf: " << spf::to_string(o.result) << " (identity " << o.identity << ", domain " << o.domain
-                  << ")";
+        std::cout << "spf: " << spf::to_string(o.result) << " (identity " << o.identity << ", domain "
+                  << o.domain << ")";
         if (!o.mechanism.empty()) std::cout << " mechanism " << o.mechanism;
         if (!o.problem.empty()) std::cout << ": " << o.problem;
         std::cout << '\n';
         if (!o.explanation.empty()) std::cout << "explanation: " << o.explanation << '\n';
     } else {
-        std::cout << "spf: not checked" << (f.mail.trust != policy::TrustReason::none
-                                                ? std::string(" (trusted: ") + policy::to_string(f.mail.trust) + ")"
-                                                : std::string())
+        std::cout << "spf: not checked"
+                  << (f.mail.trust != policy::TrustReason::none
+                          ? std::string(" (trusted: ") + policy::to_string(f.mail.trust) + ")"
+                          : std::string())
                   << '\n';
     }
     if (f.mail.spf_helo)
-        std::cout << "spf helo: " << spf::to_string(f.mail.spf_helo->result) << " (domain " << f.mail.spf_helo->domain
-                  << ")\n";
+        std::cout << "spf helo: " << spf::to_string(f.mail.spf_helo->result) << " (domain "
+                  << f.mail.spf_helo->domain << ")\n";
     for (const auto& e : f.connect.registry) {
         std::cout << "registry " << e.name << ": " << registry::to_string(e.status) << " (" << e.query << ")";
         if (!e.code.empty()) std::cout << " " << e.code << (e.bulk ? " bulk sender" : "");
@@ -173,7 +175,8 @@ void print_text(const policy::Session& s) {
         if (!v.verdict.reason.empty()) std::cout << " [" << v.verdict.reason << "]";
         std::cout << '\n';
         for (const auto& r : v.verdict.rcpts_to_remove) std::cout << "remove recipient: " << r << '\n';
-        for (const auto& h : v.verdict.headers_to_add) std::cout << "header: " << h.name << ": " << h.value << '\n';
+        for (const auto& h : v.verdict.headers_to_add)
+            std::cout << "header: " << h.name << ": " << h.value << '\n';
     }
 }
 
@@ -227,8 +230,7 @@ int main(int argc, char** argv) {
     in.headers = args.headers;
     in.macros = args.macros;
     in.authserv_id = args.receiver;
-    if (args.date)
-        in.now = std::chrono::system_clock::time_point(std::chrono::seconds(*args.date * 86400));
+    if (args.date) in.now = std::chrono::system_clock::time_point(std::chrono::seconds(*args.date * 86400));
     spf::Tracer trace;
     if (args.trace) trace = [](std::string_view line) { std::cerr << "trace: " << line << '\n'; };
 

@@ -40,10 +40,11 @@ int main(int argc, char** argv) {
     auto loaded = bulk::Table::parse(text, "bench");
     double load_s = seconds_since(t0);
     if (!loaded.table) {
-        std::fprintf(stderr, "bulk_table: %s\n", loaded.errors.empty() ? "no table" : loaded.errors[0].str().c_str());
+        std::fprintf(stderr, "bulk_table: %s\n",
+                     loaded.errors.empty() ? "no table" : loaded.errors[0].str().c_str());
         return 1;
     }
-    std::string().swap(text);   // only the table stays resident
+    std::string().swap(text);  // only the table stays resident
     long after = rss_kib();
 
     config::Bulk cfg;
@@ -52,14 +53,15 @@ int main(int argc, char** argv) {
     std::string rcpt;
     auto t1 = std::chrono::steady_clock::now();
     for (size_t i = 0; i < lookups; ++i) {
-        size_t k = (i * 7919) % (n + n / 4);   // a fifth of them miss the table
+        size_t k = (i * 7919) % (n + n / 4);  // a fifth of them miss the table
         rcpt = "User" + std::to_string(k) + "+tag@Domain" + std::to_string(k % 5000) + ".example";
         rejected += bulk::lookup(loaded.table.get(), rcpt, cfg).choice == config::BulkChoice::reject;
     }
     double lookup_s = seconds_since(t1);
     std::printf("bulk_table: entries=%zu load_s=%.2f table_rss_mib=%.1f process_rss_mib=%.1f\n",
                 loaded.table->size(), load_s, (after - baseline) / 1024.0, after / 1024.0);
-    std::printf("bulk_table: lookups=%zu lookups_per_s=%.0f (address, folded +detail, @domain; %zu rejected)\n",
-                lookups, lookups / lookup_s, rejected);
+    std::printf(
+        "bulk_table: lookups=%zu lookups_per_s=%.0f (address, folded +detail, @domain; %zu rejected)\n",
+        lookups, lookups / lookup_s, rejected);
     return 0;
 }

@@ -54,7 +54,10 @@ struct TempFile {
 }  // namespace
 
 TEST_CASE("normalize: brackets, case, quotes, source routes, garbage", "[bulk]") {
-    struct Case { const char* in; const char* want; };
+    struct Case {
+        const char* in;
+        const char* want;
+    };
     const Case cases[] = {
         {"Alice@Example.ORG", "alice@example.org"},
         {"<bob@example.org>", "bob@example.org"},
@@ -96,10 +99,15 @@ TEST_CASE("table format: keys, choices, comments", "[bulk]") {
 }
 
 TEST_CASE("table errors name file and line", "[bulk]") {
-    struct Case { const char* name; const char* text; const char* want; };
+    struct Case {
+        const char* name;
+        const char* text;
+        const char* want;
+    };
     const Case cases[] = {
         {"missing choice", "a@example.org\n", "t.table:1: \"a@example.org\": want KEY accept|reject\n"},
-        {"extra words", "a@example.org accept now\n", "t.table:1: \"a@example.org accept now\": want KEY accept|reject\n"},
+        {"extra words", "a@example.org accept now\n",
+         "t.table:1: \"a@example.org accept now\": want KEY accept|reject\n"},
         {"bad choice", "\n\na@example.org maybe\n", "t.table:3: \"maybe\" is not accept or reject\n"},
         {"not an address", "alice accept\n", "t.table:1: \"alice\" is not user@domain or @domain\n"},
         {"empty domain", "alice@ accept\n", "t.table:1: \"alice@\" is not user@domain or @domain\n"},
@@ -125,7 +133,11 @@ TEST_CASE("lookup order: address, without +detail, @domain, default", "[bulk]") 
     config::Bulk cfg;
     cfg.default_choice = BulkChoice::accept;
     cfg.recipient_delimiter = "+-";
-    struct Case { const char* rcpt; BulkChoice want; const char* key; };
+    struct Case {
+        const char* rcpt;
+        BulkChoice want;
+        const char* key;
+    };
     const Case cases[] = {
         {"alice@example.org", BulkChoice::reject, "alice@example.org"},
         {"<Alice@EXAMPLE.org>", BulkChoice::reject, "alice@example.org"},
@@ -211,7 +223,11 @@ TEST_CASE("sender signals: domains with subdomains, networks", "[bulk]") {
     config::Bulk cfg;
     cfg.sender_domains = {"news.example"};
     cfg.sender_networks.add(*net::Cidr::parse("198.51.100.0/24").cidr);
-    struct Case { const char* from; const char* ip; std::vector<std::string> want; };
+    struct Case {
+        const char* from;
+        const char* ip;
+        std::vector<std::string> want;
+    };
     const Case cases[] = {
         {"promo@news.example", "192.0.2.1", {"sender:domain:news.example"}},
         {"promo@Mail.News.Example", "192.0.2.1", {"sender:domain:news.example"}},
@@ -230,7 +246,10 @@ TEST_CASE("sender signals: domains with subdomains, networks", "[bulk]") {
 
 TEST_CASE("header signals: Precedence, List-Id, List-Unsubscribe", "[bulk]") {
     config::Bulk cfg;
-    struct Case { std::vector<bulk::HeaderField> h; std::vector<std::string> want; };
+    struct Case {
+        std::vector<bulk::HeaderField> h;
+        std::vector<std::string> want;
+    };
     const Case cases[] = {
         {{{"Precedence", "bulk"}}, {"header:precedence"}},
         {{{"precedence", " List "}}, {"header:precedence"}},

@@ -24,7 +24,8 @@ std::string errors_of(const std::string& text) {
 std::string read_top_file(const std::string& rel) {
     // Tests run from the top of the tree (t/run-tests cds there); fall back
     // to the source file's location.
-    for (std::string base : {std::string("."), std::string(__FILE__).substr(0, std::string(__FILE__).rfind("/t/unit/"))}) {
+    for (std::string base :
+         {std::string("."), std::string(__FILE__).substr(0, std::string(__FILE__).rfind("/t/unit/"))}) {
         std::ifstream in(base + "/" + rel);
         if (in) {
             std::ostringstream ss;
@@ -61,7 +62,7 @@ TEST_CASE("no file at all gives the embedded defaults", "[config]") {
 }
 
 TEST_CASE("the defaults in the option table equal the struct initializers", "[config]") {
-    config::Config plain;   // the C++ initializers in config.hpp
+    config::Config plain;  // the C++ initializers in config.hpp
     auto d = config::defaults();
     CHECK(plain.milter.socket == d->milter.socket);
     CHECK(plain.milter.socket_mode == d->milter.socket_mode);
@@ -104,7 +105,7 @@ TEST_CASE("every option's default is accepted when written in a file", "[config]
         }
         std::string v = o.default_value;
         if (s == "registry" && std::string(o.key) == "zone") v = "reg.example";
-        if (s == "registry" && std::string(o.key) == "listed") continue;   // meaning = blocked only
+        if (s == "registry" && std::string(o.key) == "listed") continue;  // meaning = blocked only
         text += std::string(o.key) + " = " + v + "\n";
     }
     INFO(text);
@@ -138,7 +139,8 @@ listed = tempfail
 [bulk]
 senders = News.Example 198.51.100.0/24
 recipient_delimiter = +-
-)", "full.ini");
+)",
+                                 "full.ini");
     INFO((r.errors.empty() ? std::string() : r.errors[0].str()));
     REQUIRE(r.errors.empty());
     const auto& c = *r.config;
@@ -148,7 +150,7 @@ recipient_delimiter = +-
     CHECK(c.milter.authserv_id == "mx.example.org");
     CHECK(c.resolver.nameservers == std::vector<std::string>{"127.0.0.1:5353", "[::1]:53"});
     CHECK(c.resolver.timeout_ms == 500);
-    CHECK(c.trust.networks.empty());   // an empty value trusts nothing
+    CHECK(c.trust.networks.empty());  // an empty value trusts nothing
     CHECK(c.trust.tls_issuers == std::vector<std::string>{"Example CA", "Other CA, Inc."});
     REQUIRE(c.registries.size() == 2);
     CHECK(c.registries[0].zone == "reg.example");
@@ -172,7 +174,8 @@ TEST_CASE("each kind of error names file, line, key and what is allowed", "[conf
         {"unknown section", "[milter]\n[foo]\n",
          "t.ini:2: [foo]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk\n"},
         {"unknown key", "[milter]\nsokcet = x\n",
-         "t.ini:2: [milter] sokcet: unknown key, allowed: socket, socket_mode, user, pid_file, mode, authserv_id, "
+         "t.ini:2: [milter] sokcet: unknown key, allowed: socket, socket_mode, user, pid_file, mode, "
+         "authserv_id, "
          "on_internal_error\n"},
         {"bad choice", "[milter]\nmode = strict\n",
          "t.ini:2: [milter] mode: \"strict\" is not a valid choice, allowed: enforce|observe\n"},
@@ -186,17 +189,23 @@ TEST_CASE("each kind of error names file, line, key and what is allowed", "[conf
          "t.ini:2: [trust] networks: non-null host address bits in \"10.1.2.3/24\", perhaps you should use "
          "\"10.1.2.0/24\" instead, allowed: CIDR ...; empty trusts no network\n"},
         {"not an address", "[trust]\nnetworks = localhost\n",
-         "t.ini:2: [trust] networks: \"localhost\" is not an IPv4 or IPv6 address, allowed: CIDR ...; empty trusts "
+         "t.ini:2: [trust] networks: \"localhost\" is not an IPv4 or IPv6 address, allowed: CIDR ...; empty "
+         "trusts "
          "no network\n"},
         {"bad date", "[registry r]\nzone = r.example\nenforce_after = 2026-02-30\n",
-         "t.ini:3: [registry r] enforce_after: \"2026-02-30\" is not a date, allowed: YYYY-MM-DD; empty: always\n"},
+         "t.ini:3: [registry r] enforce_after: \"2026-02-30\" is not a date, allowed: YYYY-MM-DD; empty: "
+         "always\n"},
         {"date in another format", "[registry r]\nzone = r.example\nenforce_after = 01/03/2026\n",
-         "t.ini:3: [registry r] enforce_after: \"01/03/2026\" is not a date, allowed: YYYY-MM-DD; empty: always\n"},
+         "t.ini:3: [registry r] enforce_after: \"01/03/2026\" is not a date, allowed: YYYY-MM-DD; empty: "
+         "always\n"},
         {"listed in a registered zone", "[registry r]\nzone = r.example\nlisted = reject\n",
-         "t.ini:3: [registry r] listed: applies to meaning = blocked; this zone has meaning = registered (use "
+         "t.ini:3: [registry r] listed: applies to meaning = blocked; this zone has meaning = registered "
+         "(use "
          "unregistered)\n"},
-        {"unregistered in a blocked zone", "[registry r]\nunregistered = tag\nzone = r.example\nmeaning = blocked\n",
-         "t.ini:2: [registry r] unregistered: applies to meaning = registered; this zone has meaning = blocked\n"},
+        {"unregistered in a blocked zone",
+         "[registry r]\nunregistered = tag\nzone = r.example\nmeaning = blocked\n",
+         "t.ini:2: [registry r] unregistered: applies to meaning = registered; this zone has meaning = "
+         "blocked\n"},
         {"zone missing", "[registry r]\nformat = dashed\n", "t.ini:1: [registry r] zone: is required\n"},
         {"registry without a name", "[registry]\nzone = x.example\n",
          "t.ini:1: [registry]: a registry section needs a name: [registry NAME]\n"},
@@ -204,7 +213,8 @@ TEST_CASE("each kind of error names file, line, key and what is allowed", "[conf
          "t.ini:4: [registry b] zone: zone r.example is already asked by [registry a]\n"},
         {"key set twice", "[spf]\nfail = reject\nfail = tag\n",
          "t.ini:3: [spf] fail: set twice, first at line 2\n"},
-        {"duplicate section", "[spf]\n[bulk]\n[spf]\n", "t.ini:3: [spf]: duplicate section, first at line 1\n"},
+        {"duplicate section", "[spf]\n[bulk]\n[spf]\n",
+         "t.ini:3: [spf]: duplicate section, first at line 1\n"},
         {"key outside a section", "mode = observe\n", "t.ini:1: mode: key outside any section\n"},
         {"line without =", "[spf]\nhello\n", "t.ini:2: [spf]: \"hello\" is not a `key = value` line\n"},
         {"continuation of a single value", "[bulk]\nrecipient_delimiter = +\n  -\n",
@@ -212,23 +222,30 @@ TEST_CASE("each kind of error names file, line, key and what is allowed", "[conf
         {"bad octal", "[milter]\nsocket_mode = 999\n",
          "t.ini:2: [milter] socket_mode: \"999\" is not an octal mode, allowed: 0000..0777\n"},
         {"bad socket", "[milter]\nsocket = inet:99999\n",
-         "t.ini:2: [milter] socket: \"inet:99999\" needs PORT[@HOST] with PORT 1..65535 (e.g. inet:8891@127.0.0.1), "
+         "t.ini:2: [milter] socket: \"inet:99999\" needs PORT[@HOST] with PORT 1..65535 (e.g. "
+         "inet:8891@127.0.0.1), "
          "allowed: unix:PATH|local:PATH|inet:PORT@HOST|inet6:PORT@HOST\n"},
         {"bad nameserver", "[resolver]\nnameservers = ns.example\n",
          "t.ini:2: [resolver] nameservers: nameserver \"ns.example\": not an IP address (use 192.0.2.1, "
-         "192.0.2.1:5353, 2001:db8::1 or [2001:db8::1]:5353), allowed: HOST[:PORT] ... (IP addresses); empty: "
+         "192.0.2.1:5353, 2001:db8::1 or [2001:db8::1]:5353), allowed: HOST[:PORT] ... (IP addresses); "
+         "empty: "
          "/etc/resolv.conf\n"},
         {"error answer as bulk code", "[registry r]\nzone = r.example\nbulk_codes = 127.0.0.1\n",
-         "t.ini:3: [registry r] bulk_codes: 127.0.0.1 is an error answer (RFC 5782 §2.3), never a listing, allowed: "
+         "t.ini:3: [registry r] bulk_codes: 127.0.0.1 is an error answer (RFC 5782 §2.3), never a listing, "
+         "allowed: "
          "addresses in 127.0.0.0/8 ...\n"},
         {"bulk code outside 127/8", "[registry r]\nzone = r.example\nbulk_codes = 10.0.0.3\n",
-         "t.ini:3: [registry r] bulk_codes: 10.0.0.3 is outside 127.0.0.0/8, allowed: addresses in 127.0.0.0/8 ...\n"},
+         "t.ini:3: [registry r] bulk_codes: 10.0.0.3 is outside 127.0.0.0/8, allowed: addresses in "
+         "127.0.0.0/8 ...\n"},
         {"bad sender", "[bulk]\nsenders = bad!domain\n",
-         "t.ini:2: [bulk] senders: \"bad!domain\" is neither a domain nor a network, allowed: DOMAIN|CIDR ...\n"},
+         "t.ini:2: [bulk] senders: \"bad!domain\" is neither a domain nor a network, allowed: DOMAIN|CIDR "
+         "...\n"},
         {"relative table path", "[bulk]\ntable = bulk.txt\n",
-         "t.ini:2: [bulk] table: \"bulk.txt\" is not an absolute path, allowed: an absolute path; empty: no table\n"},
+         "t.ini:2: [bulk] table: \"bulk.txt\" is not an absolute path, allowed: an absolute path; empty: no "
+         "table\n"},
         {"unreadable table", "[bulk]\ntable = /nonexistent/bulk.txt\n",
-         "t.ini:2: [bulk] table: cannot read \"/nonexistent/bulk.txt\": No such file or directory, allowed: an "
+         "t.ini:2: [bulk] table: cannot read \"/nonexistent/bulk.txt\": No such file or directory, allowed: "
+         "an "
          "absolute path; empty: no table\n"},
         {"section without ]", "[milter\n", "t.ini:1: section header without ']'\n"},
     };
@@ -244,15 +261,16 @@ TEST_CASE("each kind of error names file, line, key and what is allowed", "[conf
 }
 
 TEST_CASE("every error at once, in line order, and no config", "[config]") {
-    auto r = config::load_string("[milter]\nmode = x\n[foo]\nbar = 1\n[resolver]\nretries = -1\ntimeout_ms = 1\n",
-                                 "t.ini");
+    auto r = config::load_string(
+        "[milter]\nmode = x\n[foo]\nbar = 1\n[resolver]\nretries = -1\ntimeout_ms = 1\n", "t.ini");
     CHECK_FALSE(r.config);
     REQUIRE(r.errors.size() == 4);
     CHECK(r.errors[0].line == 2);
     CHECK(r.errors[1].line == 3);
     CHECK(r.errors[2].line == 6);
     CHECK(r.errors[3].line == 7);
-    CHECK(r.errors[1].str() == "t.ini:3: [foo]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk");
+    CHECK(r.errors[1].str() ==
+          "t.ini:3: [foo]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk");
 }
 
 TEST_CASE("a missing file is one error naming it", "[config]") {
@@ -263,11 +281,17 @@ TEST_CASE("a missing file is one error naming it", "[config]") {
 }
 
 TEST_CASE("dates: YYYY-MM-DD only, real calendar days", "[config]") {
-    struct Case { const char* text; bool ok; long long day; };
+    struct Case {
+        const char* text;
+        bool ok;
+        long long day;
+    };
     const Case cases[] = {
-        {"1970-01-01", true, 0},  {"2026-03-01", true, 20513}, {"2024-02-29", true, 19782},
-        {"2023-02-29", false, 0}, {"2026-13-01", false, 0},    {"2026-1-01", false, 0},
-        {"2026-01-01x", false, 0}, {"", false, 0},             {"1969-12-31", false, 0},
+        {"1970-01-01", true, 0},     {"2026-03-01", true, 20513},
+        {"2024-02-29", true, 19782}, {"2023-02-29", false, 0},
+        {"2026-13-01", false, 0},    {"2026-1-01", false, 0},
+        {"2026-01-01x", false, 0},   {"", false, 0},
+        {"1969-12-31", false, 0},
     };
     for (const auto& c : cases) {
         INFO(c.text);
@@ -308,7 +332,7 @@ TEST_CASE("conf/regmilter.ini is accepted, and so is every commented example in 
     std::istringstream in(conf);
     std::string line;
     std::vector<std::string> lines;
-    std::map<std::string, size_t> active;   // key -> its line in this section
+    std::map<std::string, size_t> active;  // key -> its line in this section
     while (std::getline(in, line)) {
         if (line.rfind("#[", 0) == 0 || line.rfind("[", 0) == 0) {
             if (line[0] == '#') line = line.substr(1);
@@ -324,7 +348,8 @@ TEST_CASE("conf/regmilter.ini is accepted, and so is every commented example in 
             }
         }
         auto eq = line.find(" =");
-        if (eq != std::string::npos && line[0] != '#' && line[0] != ' ') active[line.substr(0, eq)] = lines.size();
+        if (eq != std::string::npos && line[0] != '#' && line[0] != ' ')
+            active[line.substr(0, eq)] = lines.size();
         lines.push_back(line);
     }
     std::string out;

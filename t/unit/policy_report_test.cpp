@@ -24,8 +24,9 @@ bool contains(const std::string& hay, const std::string& needle) {
 }  // namespace
 
 TEST_CASE("session: registered bulk sender, one recipient opted out, one in", "[policy]") {
-    auto cfg = cfg_of("[milter]\nauthserv_id = mx.example.org\n[registry reg]\nzone = reg.example\n"
-                      "unregistered = reject\n[spf]\ncheck_helo = no\n");
+    auto cfg = cfg_of(
+        "[milter]\nauthserv_id = mx.example.org\n[registry reg]\nzone = reg.example\n"
+        "unregistered = reject\n[spf]\ncheck_helo = no\n");
     dns::MemoryResolver dns;
     dns.add("192-0-2-7.reg.example", dns::RrType::a, "127.0.0.3");
     dns.add("192-0-2-7.reg.example", dns::RrType::txt, "bulk sender since 2025");
@@ -39,7 +40,7 @@ TEST_CASE("session: registered bulk sender, one recipient opted out, one in", "[
     in.rcpts = {"out@example.org", "in@example.org"};
     auto s = policy::run_session(in, *cfg, dns, table.get());
     CHECK(dns.unexpected().empty());
-    REQUIRE(s.verdicts.size() == 6);   // connect helo mail rcpt rcpt data
+    REQUIRE(s.verdicts.size() == 6);  // connect helo mail rcpt rcpt data
     CHECK(s.verdicts[3].verdict.action == policy::Action::reject);
     CHECK(s.verdicts[3].verdict.xcode == "5.7.1");
     CHECK(s.verdicts[4].verdict.action == policy::Action::continue_);
@@ -48,14 +49,19 @@ TEST_CASE("session: registered bulk sender, one recipient opted out, one in", "[
     std::string j = policy::to_json(s);
     CHECK(contains(j, "\"spf\":{\"identity\":\"mailfrom\",\"domain\":\"news.example\""));
     CHECK(contains(j, "\"result\":\"pass\""));
-    CHECK(contains(j, "\"registry\":[{\"name\":\"reg\",\"zone\":\"reg.example\",\"query\":\"192-0-2-7.reg.example\","
-                      "\"status\":\"listed\",\"code\":\"127.0.0.3\",\"meaning\":\"bulk\",\"info\":\"bulk sender since "
-                      "2025\",\"error\":\"\"}]"));
+    CHECK(contains(
+        j,
+        "\"registry\":[{\"name\":\"reg\",\"zone\":\"reg.example\",\"query\":\"192-0-2-7.reg.example\","
+        "\"status\":\"listed\",\"code\":\"127.0.0.3\",\"meaning\":\"bulk\",\"info\":\"bulk sender since "
+        "2025\",\"error\":\"\"}]"));
     CHECK(contains(j, "\"bulk\":{\"bulk\":true,\"signals\":[\"registry:bulk:reg.example\"]"));
-    CHECK(contains(j, "{\"stage\":\"rcpt\",\"rcpt\":\"out@example.org\",\"action\":\"reject\",\"code\":\"550\","
-                      "\"xcode\":\"5.7.1\",\"text\":\"out@example.org does not accept bulk mail\""));
-    CHECK(contains(j, "\"headers\":[\"Authentication-Results: mx.example.org; spf=pass smtp.mailfrom=promo@news.example; "
-                      "dnswl=pass dns.zone=reg.example policy.ip=127.0.0.3 policy.txt=\\\"bulk sender since 2025\\\"\"]"));
+    CHECK(contains(j,
+                   "{\"stage\":\"rcpt\",\"rcpt\":\"out@example.org\",\"action\":\"reject\",\"code\":\"550\","
+                   "\"xcode\":\"5.7.1\",\"text\":\"out@example.org does not accept bulk mail\""));
+    CHECK(contains(
+        j,
+        "\"headers\":[\"Authentication-Results: mx.example.org; spf=pass smtp.mailfrom=promo@news.example; "
+        "dnswl=pass dns.zone=reg.example policy.ip=127.0.0.3 policy.txt=\\\"bulk sender since 2025\\\"\"]"));
 }
 
 TEST_CASE("session: a refusal at MAIL FROM ends it there", "[policy]") {
@@ -78,7 +84,7 @@ TEST_CASE("session: a refusal at MAIL FROM ends it there", "[policy]") {
 
 TEST_CASE("session: header-known bulk removes the opted-out recipient at end of message", "[policy]") {
     auto cfg = cfg_of("[trust]\nnetworks = 192.0.2.0/24\n");
-    dns::MemoryResolver dns;   // trusted: no query at all
+    dns::MemoryResolver dns;  // trusted: no query at all
     auto table = bulk::Table::parse("@example.org reject\n", "t").table;
     policy::SessionInput in;
     in.ip = net::Address::parse("192.0.2.9");

@@ -20,19 +20,29 @@ std::string mutate(std::string s, std::mt19937& rng) {
     for (int i = 0; i < edits; ++i) {
         size_t pos = s.empty() ? 0 : rng() % s.size();
         switch (rng() % 4) {
-        case 0: if (!s.empty()) s.erase(pos, 1 + rng() % 4); break;
-        case 1: s.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
-        case 2: if (!s.empty()) s[pos] = alphabet[rng() % alphabet.size()]; break;
-        case 3: s.insert(pos, s.substr(pos, rng() % 40)); break;
+            case 0:
+                if (!s.empty()) s.erase(pos, 1 + rng() % 4);
+                break;
+            case 1:
+                s.insert(pos, 1, alphabet[rng() % alphabet.size()]);
+                break;
+            case 2:
+                if (!s.empty()) s[pos] = alphabet[rng() % alphabet.size()];
+                break;
+            case 3:
+                s.insert(pos, s.substr(pos, rng() % 40));
+                break;
         }
     }
     return s;
 }
 
 const char sample_config[] =
-    "[milter]\nsocket = inet:8891@127.0.0.1\nmode = observe\n[resolver]\nnameservers = 127.0.0.1\n  [::1]:53\n"
+    "[milter]\nsocket = inet:8891@127.0.0.1\nmode = observe\n[resolver]\nnameservers = 127.0.0.1\n  "
+    "[::1]:53\n"
     "[trust]\nnetworks = 10.0.0.0/8 ::1\n[registry r]\nzone = r.example\nenforce_after = 2026-03-01\n"
-    "bulk_codes = 127.0.0.3\nreject_text = %{ip} %{zone}\n[spf]\nfail = tag\n[bulk]\nsenders = a.example 192.0.2.0/24\n";
+    "bulk_codes = 127.0.0.3\nreject_text = %{ip} %{zone}\n[spf]\nfail = tag\n[bulk]\nsenders = a.example "
+    "192.0.2.0/24\n";
 
 }  // namespace
 

@@ -21,7 +21,8 @@ std::shared_ptr<const config::Config> cfg_of(const std::string& text) {
 }
 
 std::chrono::system_clock::time_point utc(const char* date, int seconds_into_day = 0) {
-    return std::chrono::system_clock::time_point(std::chrono::seconds(*config::parse_date(date) * 86400 + seconds_into_day));
+    return std::chrono::system_clock::time_point(
+        std::chrono::seconds(*config::parse_date(date) * 86400 + seconds_into_day));
 }
 
 registry::Entry entry(const char* name, const char* zone, registry::Status st, const char* code = "",
@@ -36,12 +37,14 @@ registry::Entry entry(const char* name, const char* zone, registry::Status st, c
     return e;
 }
 
-spf::Outcome spf_outcome(spf::Result r, const char* identity = "mailfrom", const char* domain = "example.com") {
+spf::Outcome spf_outcome(spf::Result r, const char* identity = "mailfrom",
+                         const char* domain = "example.com") {
     spf::Outcome o;
     o.result = r;
     o.identity = identity;
     o.domain = domain;
-    o.sender = std::string(identity) == "helo" ? std::string("postmaster@") + domain : std::string("alice@") + domain;
+    o.sender = std::string(identity) == "helo" ? std::string("postmaster@") + domain
+                                               : std::string("alice@") + domain;
     if (r == spf::Result::permerror) o.problem = "two SPF records";
     if (r == spf::Result::temperror) o.problem = "timeout";
     return o;
@@ -82,7 +85,7 @@ policy::RcptFacts rcpt_of(const char* addr, config::BulkChoice c) {
 TEST_CASE("registry meaning=registered: each action for each result", "[policy]") {
     struct Case {
         const char* name;
-        const char* action;          // unregistered = ...
+        const char* action;  // unregistered = ...
         const char* on_error;
         registry::Status status;
         Action want;
@@ -90,20 +93,24 @@ TEST_CASE("registry meaning=registered: each action for each result", "[policy]"
         const char* xcode;
     };
     const Case cases[] = {
-        {"listed, reject configured", "reject", "accept", registry::Status::listed, Action::continue_, "", ""},
+        {"listed, reject configured", "reject", "accept", registry::Status::listed, Action::continue_, "",
+         ""},
         {"unlisted accept", "accept", "accept", registry::Status::unlisted, Action::continue_, "", ""},
         {"unlisted tag", "tag", "accept", registry::Status::unlisted, Action::tag, "", ""},
-        {"unlisted tempfail", "tempfail", "accept", registry::Status::unlisted, Action::tempfail, "451", "4.7.1"},
+        {"unlisted tempfail", "tempfail", "accept", registry::Status::unlisted, Action::tempfail, "451",
+         "4.7.1"},
         {"unlisted reject", "reject", "accept", registry::Status::unlisted, Action::reject, "550", "5.7.1"},
         {"error, on_error accept", "reject", "accept", registry::Status::error, Action::continue_, "", ""},
-        {"error, on_error tempfail", "reject", "tempfail", registry::Status::error, Action::tempfail, "451", "4.4.3"},
+        {"error, on_error tempfail", "reject", "tempfail", registry::Status::error, Action::tempfail, "451",
+         "4.4.3"},
     };
     for (const auto& c : cases) {
         INFO(c.name);
         auto cfg = cfg_of(std::string("[registry reg]\nzone = reg.example\nunregistered = ") + c.action +
                           "\non_error = " + c.on_error + "\n");
         auto f = base_facts();
-        f.connect.registry = {entry("reg", "reg.example", c.status, c.status == registry::Status::listed ? "127.0.0.2" : "")};
+        f.connect.registry = {
+            entry("reg", "reg.example", c.status, c.status == registry::Status::listed ? "127.0.0.2" : "")};
         auto v = policy::decide_mail(f, *cfg);
         INFO("got " << policy::to_string(v.action) << " " << v.code << " " << v.xcode << " " << v.text);
         CHECK(v.action == c.want);
@@ -120,19 +127,28 @@ TEST_CASE("registry texts: default, reject_text placeholders, tag header", "[pol
     CHECK(v.text == "192.0.2.7 is not a registered mail server (not in reg.example)");
     CHECK(v.reason == "registry:unregistered:reg.example");
 
-    auto cfg2 = cfg_of("[registry reg]\nzone = reg.example\nunregistered = tag\n"
-                       "reject_text = %{ip} is not registered in %{zone}; see https://reg.example/register\n");
+    auto cfg2 = cfg_of(
+        "[registry reg]\nzone = reg.example\nunregistered = tag\n"
+        "reject_text = %{ip} is not registered in %{zone}; see https://reg.example/register\n");
     auto d = policy::decide_data(f, *cfg2);
-    CHECK(has_header(d, "X-Regmilter",
-                     "unregistered 192.0.2.7 (not in reg.example); 192.0.2.7 is not registered in reg.example; see "
-                     "https://reg.example/register"));
-    auto cfg3 = cfg_of("[registry reg]\nzone = reg.example\nunregistered = reject\n"
-                       "reject_text = %{ip} is not registered; see https://reg.example/register\n");
-    CHECK(policy::decide_mail(f, *cfg3).text == "192.0.2.7 is not registered; see https://reg.example/register");
+    CHECK(has_header(
+        d, "X-Regmilter",
+        "unregistered 192.0.2.7 (not in reg.example); 192.0.2.7 is not registered in reg.example; see "
+        "https://reg.example/register"));
+    auto cfg3 = cfg_of(
+        "[registry reg]\nzone = reg.example\nunregistered = reject\n"
+        "reject_text = %{ip} is not registered; see https://reg.example/register\n");
+    CHECK(policy::decide_mail(f, *cfg3).text ==
+          "192.0.2.7 is not registered; see https://reg.example/register");
 }
 
 TEST_CASE("registry meaning=blocked: each action when listed", "[policy]") {
-    struct Case { const char* action; Action want; const char* code; const char* xcode; };
+    struct Case {
+        const char* action;
+        Action want;
+        const char* code;
+        const char* xcode;
+    };
     const Case cases[] = {
         {"accept", Action::continue_, "", ""},
         {"tag", Action::tag, "", ""},
@@ -141,7 +157,8 @@ TEST_CASE("registry meaning=blocked: each action when listed", "[policy]") {
     };
     for (const auto& c : cases) {
         INFO(c.action);
-        auto cfg = cfg_of(std::string("[registry bl]\nzone = bl.example\nmeaning = blocked\nlisted = ") + c.action + "\n");
+        auto cfg = cfg_of(std::string("[registry bl]\nzone = bl.example\nmeaning = blocked\nlisted = ") +
+                          c.action + "\n");
         auto f = base_facts();
         auto e = entry("bl", "bl.example", registry::Status::listed, "127.0.0.2", config::Meaning::blocked);
         e.info = "spam source";
@@ -150,28 +167,34 @@ TEST_CASE("registry meaning=blocked: each action when listed", "[policy]") {
         CHECK(v.action == c.want);
         CHECK(v.code == c.code);
         CHECK(v.xcode == c.xcode);
-        if (c.want == Action::reject) CHECK(v.text == "192.0.2.7 is listed in bl.example (127.0.0.2: spam source)");
+        if (c.want == Action::reject)
+            CHECK(v.text == "192.0.2.7 is listed in bl.example (127.0.0.2: spam source)");
         // Unlisted in a block-list: nothing to say.
-        f.connect.registry = {entry("bl", "bl.example", registry::Status::unlisted, "", config::Meaning::blocked)};
+        f.connect.registry = {
+            entry("bl", "bl.example", registry::Status::unlisted, "", config::Meaning::blocked)};
         CHECK(policy::decide_mail(f, *cfg).action == Action::continue_);
     }
 }
 
-TEST_CASE("enforce_after: before the date reject and tempfail become tag; from 00:00 UTC enforced", "[policy]") {
-    struct Case { const char* action; const char* now; int secs; Action want; };
+TEST_CASE("enforce_after: before the date reject and tempfail become tag; from 00:00 UTC enforced",
+          "[policy]") {
+    struct Case {
+        const char* action;
+        const char* now;
+        int secs;
+        Action want;
+    };
     const Case cases[] = {
-        {"reject", "2026-02-28", 86399, Action::tag},
-        {"reject", "2026-03-01", 0, Action::reject},
-        {"reject", "2026-03-02", 0, Action::reject},
-        {"tempfail", "2026-02-28", 43200, Action::tag},
-        {"tempfail", "2026-03-01", 1, Action::tempfail},
-        {"tag", "2026-01-01", 0, Action::tag},
+        {"reject", "2026-02-28", 86399, Action::tag},    {"reject", "2026-03-01", 0, Action::reject},
+        {"reject", "2026-03-02", 0, Action::reject},     {"tempfail", "2026-02-28", 43200, Action::tag},
+        {"tempfail", "2026-03-01", 1, Action::tempfail}, {"tag", "2026-01-01", 0, Action::tag},
         {"accept", "2026-01-01", 0, Action::continue_},
     };
     for (const auto& c : cases) {
         INFO(c.action << " at " << c.now << " +" << c.secs << "s");
-        auto cfg = cfg_of(std::string("[registry reg]\nzone = reg.example\nenforce_after = 2026-03-01\nunregistered = ") +
-                          c.action + "\n");
+        auto cfg = cfg_of(
+            std::string("[registry reg]\nzone = reg.example\nenforce_after = 2026-03-01\nunregistered = ") +
+            c.action + "\n");
         auto f = base_facts();
         f.now = utc(c.now, c.secs);
         f.connect.registry = {entry("reg", "reg.example", registry::Status::unlisted)};
@@ -179,22 +202,25 @@ TEST_CASE("enforce_after: before the date reject and tempfail become tag; from 0
         CHECK(v.action == c.want);
         if (c.want == Action::tag && std::string(c.action) != "tag") {
             auto d = policy::decide_data(f, *cfg);
-            CHECK(has_header(d, "X-Regmilter", "unregistered 192.0.2.7 (not in reg.example) (enforced from 2026-03-01)"));
+            CHECK(has_header(d, "X-Regmilter",
+                             "unregistered 192.0.2.7 (not in reg.example) (enforced from 2026-03-01)"));
         }
     }
     // The same for a block-list.
     auto bl = cfg_of("[registry bl]\nzone = bl.example\nmeaning = blocked\nenforce_after = 2026-03-01\n");
     auto f = base_facts();
     f.now = utc("2026-02-01");
-    f.connect.registry = {entry("bl", "bl.example", registry::Status::listed, "127.0.0.2", config::Meaning::blocked)};
+    f.connect.registry = {
+        entry("bl", "bl.example", registry::Status::listed, "127.0.0.2", config::Meaning::blocked)};
     CHECK(policy::decide_mail(f, *bl).action == Action::tag);
     f.now = utc("2026-03-01");
     CHECK(policy::decide_mail(f, *bl).action == Action::reject);
 }
 
 TEST_CASE("several registered zones: listed in any one counts; an error caps the others at tag", "[policy]") {
-    auto cfg = cfg_of("[registry a]\nzone = a.example\nunregistered = reject\n"
-                      "[registry b]\nzone = b.example\nunregistered = reject\n");
+    auto cfg = cfg_of(
+        "[registry a]\nzone = a.example\nunregistered = reject\n"
+        "[registry b]\nzone = b.example\nunregistered = reject\n");
     auto f = base_facts();
     f.connect.registry = {entry("a", "a.example", registry::Status::unlisted),
                           entry("b", "b.example", registry::Status::listed, "127.0.0.2")};
@@ -204,7 +230,7 @@ TEST_CASE("several registered zones: listed in any one counts; an error caps the
                           entry("b", "b.example", registry::Status::unlisted)};
     auto v = policy::decide_mail(f, *cfg);
     CHECK(v.action == Action::reject);
-    CHECK(v.text == "192.0.2.7 is not a registered mail server (not in a.example)");   // first zone's text
+    CHECK(v.text == "192.0.2.7 is not a registered mail server (not in a.example)");  // first zone's text
 
     // b could not be asked: "unregistered" is not certain, no permanent reject.
     f.connect.registry = {entry("a", "a.example", registry::Status::unlisted),
@@ -221,13 +247,21 @@ TEST_CASE("require_fcrdns: a listed server without FCrDNS is unregistered", "[po
     f.connect.registry = {e};
     auto v = policy::decide_mail(f, *cfg);
     CHECK(v.action == Action::reject);
-    CHECK(v.text == "192.0.2.7 is not a registered mail server (in reg.example without forward-confirmed reverse DNS)");
+    CHECK(v.text ==
+          "192.0.2.7 is not a registered mail server (in reg.example without forward-confirmed reverse DNS)");
     f.connect.registry[0].fcrdns_ok = true;
     CHECK(policy::decide_mail(f, *cfg).action == Action::continue_);
 }
 
 TEST_CASE("SPF: each action for each result, with its codes", "[policy]") {
-    struct Case { spf::Result r; const char* key; const char* action; Action want; const char* code; const char* xcode; };
+    struct Case {
+        spf::Result r;
+        const char* key;
+        const char* action;
+        Action want;
+        const char* code;
+        const char* xcode;
+    };
     using R = spf::Result;
     const Case cases[] = {
         {R::pass, "pass", "accept", Action::continue_, "", ""},
@@ -270,7 +304,8 @@ TEST_CASE("SPF texts: exp= explanation, default, permerror, temperror", "[policy
     auto cfg = cfg_of("[spf]\npermerror = reject\n");
     auto f = base_facts();
     f.mail.spf_mail = spf_outcome(spf::Result::fail);
-    CHECK(policy::decide_mail(f, *cfg).text == "192.0.2.7 is not allowed to send mail for example.com (SPF fail)");
+    CHECK(policy::decide_mail(f, *cfg).text ==
+          "192.0.2.7 is not allowed to send mail for example.com (SPF fail)");
     f.mail.spf_mail->explanation = "See https://example.com/why for 192.0.2.7";
     CHECK(policy::decide_mail(f, *cfg).text == "See https://example.com/why for 192.0.2.7");
     f.mail.spf_mail = spf_outcome(spf::Result::permerror);
@@ -297,7 +332,12 @@ TEST_CASE("SPF HELO: a HELO fail acts like a MAIL FROM fail, even when MAIL FROM
 }
 
 TEST_CASE("several verdicts: the strongest wins; at equal strength the registry gives the text", "[policy]") {
-    struct Case { const char* reg; spf::Result spf; Action want; const char* reason; };
+    struct Case {
+        const char* reg;
+        spf::Result spf;
+        Action want;
+        const char* reason;
+    };
     const Case cases[] = {
         {"tag", spf::Result::fail, Action::reject, "spf:mailfrom:fail"},
         {"reject", spf::Result::fail, Action::reject, "registry:unregistered:reg.example"},
@@ -322,8 +362,9 @@ TEST_CASE("several verdicts: the strongest wins; at equal strength the registry 
 }
 
 TEST_CASE("observe mode refuses nothing and says what enforce would do", "[policy]") {
-    auto cfg = cfg_of("[milter]\nmode = observe\n[registry reg]\nzone = reg.example\nunregistered = reject\n"
-                      "[bulk]\nsenders = news.example\n");
+    auto cfg = cfg_of(
+        "[milter]\nmode = observe\n[registry reg]\nzone = reg.example\nunregistered = reject\n"
+        "[bulk]\nsenders = news.example\n");
     auto f = base_facts();
     f.connect.registry = {entry("reg", "reg.example", registry::Status::unlisted)};
     f.mail.spf_mail = spf_outcome(spf::Result::temperror);
@@ -333,8 +374,9 @@ TEST_CASE("observe mode refuses nothing and says what enforce would do", "[polic
     CHECK(v.reason == "observe:registry:unregistered:reg.example");
     auto d = policy::decide_data(f, *cfg);
     CHECK(d.action == Action::continue_);
-    CHECK(has_header(d, "X-Regmilter",
-                     "would reject: 550 5.7.1 192.0.2.7 is not a registered mail server (not in reg.example)"));
+    CHECK(
+        has_header(d, "X-Regmilter",
+                   "would reject: 550 5.7.1 192.0.2.7 is not a registered mail server (not in reg.example)"));
     CHECK(has_header(d, "X-Regmilter", "would tempfail: 451 4.7.24 cannot check SPF of example.com"));
 
     // Bulk: nobody refused at RCPT or removed at end of message.
@@ -345,12 +387,14 @@ TEST_CASE("observe mode refuses nothing and says what enforce would do", "[polic
     auto d2 = policy::decide_data(f, *cfg);
     CHECK(d2.action == Action::continue_);
     CHECK(d2.rcpts_to_remove.empty());
-    CHECK(has_header(d2, "X-Regmilter", "would reject bulk mail (sender:domain:news.example) for 1 recipient(s)"));
+    CHECK(has_header(d2, "X-Regmilter",
+                     "would reject bulk mail (sender:domain:news.example) for 1 recipient(s)"));
 }
 
 TEST_CASE("trust bypasses registry and SPF, not the bulk opt-out", "[policy]") {
-    auto cfg = cfg_of("[trust]\nnetworks = 10.0.0.0/8\ntls_issuers = Example CA\n"
-                      "[registry reg]\nzone = reg.example\nunregistered = reject\n[bulk]\nsenders = news.example\n");
+    auto cfg = cfg_of(
+        "[trust]\nnetworks = 10.0.0.0/8\ntls_issuers = Example CA\n"
+        "[registry reg]\nzone = reg.example\nunregistered = reject\n[bulk]\nsenders = news.example\n");
     struct Case {
         const char* name;
         const char* ip;
@@ -361,16 +405,24 @@ TEST_CASE("trust bypasses registry and SPF, not the bulk opt-out", "[policy]") {
         {"trusted network", "10.1.2.3", {}, policy::TrustReason::network},
         {"SMTP AUTH", "192.0.2.7", {{"auth_authen", "alice"}}, policy::TrustReason::authenticated},
         {"empty auth_authen", "192.0.2.7", {{"auth_authen", ""}}, policy::TrustReason::none},
-        {"verified cert from a trusted issuer", "192.0.2.7", {{"cert_issuer", "Example CA"}, {"verify", "OK"}},
+        {"verified cert from a trusted issuer",
+         "192.0.2.7",
+         {{"cert_issuer", "Example CA"}, {"verify", "OK"}},
          policy::TrustReason::tls},
-        {"unverified cert", "192.0.2.7", {{"cert_issuer", "Example CA"}, {"verify", "FAIL"}}, policy::TrustReason::none},
-        {"other issuer", "192.0.2.7", {{"cert_issuer", "Other CA"}, {"verify", "OK"}}, policy::TrustReason::none},
+        {"unverified cert",
+         "192.0.2.7",
+         {{"cert_issuer", "Example CA"}, {"verify", "FAIL"}},
+         policy::TrustReason::none},
+        {"other issuer",
+         "192.0.2.7",
+         {{"cert_issuer", "Other CA"}, {"verify", "OK"}},
+         policy::TrustReason::none},
         {"nothing", "192.0.2.7", {}, policy::TrustReason::none},
     };
     for (const auto& c : cases) {
         INFO(c.name);
-        dns::MemoryResolver dns;   // strict: a trusted client causes no SPF query
-        dns.add("192-0-2-7.reg.example", dns::RrType::a, "127.0.0.3");   // registered bulk sender
+        dns::MemoryResolver dns;  // strict: a trusted client causes no SPF query
+        dns.add("192-0-2-7.reg.example", dns::RrType::a, "127.0.0.3");  // registered bulk sender
         dns.add("192-0-2-7.reg.example", dns::RrType::txt, "bulk sender");
         dns.add("example.com", dns::RrType::txt, "v=spf1 -all");
         policy::Context ctx;
@@ -385,15 +437,16 @@ TEST_CASE("trust bypasses registry and SPF, not the bulk opt-out", "[policy]") {
         CHECK(f.mail.trust == c.want);
         auto v = policy::decide_mail(f, *cfg);
         if (c.want == policy::TrustReason::none) {
-            CHECK(v.action == Action::reject);   // SPF -all
+            CHECK(v.action == Action::reject);  // SPF -all
             CHECK(f.mail.spf_mail);
         } else {
             CHECK(v.action == Action::continue_);
             CHECK_FALSE(f.mail.spf_mail);
             // The bulk opt-out still applies (registry bulk code, or [bulk] senders).
             f.mail.envelope_bulk.signals.push_back("sender:domain:news.example");
-            CHECK(policy::decide_rcpt(f, rcpt_of("bob@example.org", config::BulkChoice::reject), *cfg).action ==
-                  Action::reject);
+            CHECK(
+                policy::decide_rcpt(f, rcpt_of("bob@example.org", config::BulkChoice::reject), *cfg).action ==
+                Action::reject);
         }
     }
 }
@@ -411,12 +464,13 @@ TEST_CASE("trusted network: the registry is not asked at all", "[policy]") {
 
 TEST_CASE("unknown client address: trust or accept, never a crash", "[policy]") {
     dns::MemoryResolver dns;
-    policy::Context ctx;   // no ip
+    policy::Context ctx;  // no ip
     ctx.hostname = "unknown";
     ctx.mail_from = "alice@example.com";
     for (const char* mode : {"trust", "accept"}) {
         INFO(mode);
-        auto cfg = cfg_of(std::string("[trust]\nunknown_client = ") + mode + "\n[registry reg]\nzone = reg.example\n");
+        auto cfg = cfg_of(std::string("[trust]\nunknown_client = ") + mode +
+                          "\n[registry reg]\nzone = reg.example\n");
         policy::Facts f;
         f.connect = policy::gather_connect(ctx, *cfg, dns, dns::no_deadline());
         CHECK(f.connect.unknown_client);
@@ -433,11 +487,17 @@ TEST_CASE("unknown client address: trust or accept, never a crash", "[policy]") 
 }
 
 TEST_CASE("bulk known at envelope time: per recipient at RCPT", "[policy]") {
-    struct Case { const char* action; config::BulkChoice choice; Action want; };
+    struct Case {
+        const char* action;
+        config::BulkChoice choice;
+        Action want;
+    };
     using C = config::BulkChoice;
     const Case cases[] = {
-        {"reject", C::reject, Action::reject},   {"reject", C::accept, Action::continue_},
-        {"discard", C::reject, Action::continue_}, {"tag", C::reject, Action::continue_},
+        {"reject", C::reject, Action::reject},
+        {"reject", C::accept, Action::continue_},
+        {"discard", C::reject, Action::continue_},
+        {"tag", C::reject, Action::continue_},
     };
     for (const auto& c : cases) {
         INFO(c.action << " " << config::to_string(c.choice));
@@ -462,13 +522,18 @@ TEST_CASE("bulk at end of message: remove, reject or discard when none is left, 
     struct Case {
         const char* name;
         const char* action;
-        bool envelope;   // else header-known
+        bool envelope;  // else header-known
         std::vector<C> rcpts;
         Action want;
         size_t removed;
     };
     const Case cases[] = {
-        {"header bulk, reject, some opted out", "reject", false, {C::accept, C::reject}, Action::continue_, 1},
+        {"header bulk, reject, some opted out",
+         "reject",
+         false,
+         {C::accept, C::reject},
+         Action::continue_,
+         1},
         {"header bulk, reject, all opted out", "reject", false, {C::reject, C::reject}, Action::reject, 0},
         {"header bulk, discard, some", "discard", false, {C::reject, C::accept}, Action::continue_, 1},
         {"header bulk, discard, all", "discard", false, {C::reject}, Action::discard, 0},
@@ -481,8 +546,10 @@ TEST_CASE("bulk at end of message: remove, reject or discard when none is left, 
         INFO(c.name);
         auto cfg = cfg_of(std::string("[bulk]\naction = ") + c.action + "\n");
         auto f = base_facts();
-        if (c.envelope) f.mail.envelope_bulk.signals = {"sender:domain:news.example"};
-        else f.data.header_bulk.signals = {"header:list-id"};
+        if (c.envelope)
+            f.mail.envelope_bulk.signals = {"sender:domain:news.example"};
+        else
+            f.data.header_bulk.signals = {"header:list-id"};
         int i = 0;
         for (auto ch : c.rcpts) {
             std::string a = "r" + std::to_string(i++) + "@example.org";
@@ -497,10 +564,12 @@ TEST_CASE("bulk at end of message: remove, reject or discard when none is left, 
             CHECK(v.xcode == "5.7.1");
             CHECK(v.text == "no recipient accepts bulk mail (header:list-id)");
         }
-        if (std::string(c.action) == "tag") CHECK(has_header(v, "X-Regmilter", "bulk (header:list-id); 1 recipient(s) opted out"));
+        if (std::string(c.action) == "tag")
+            CHECK(has_header(v, "X-Regmilter", "bulk (header:list-id); 1 recipient(s) opted out"));
         if (c.removed) {
             for (const auto& r : v.rcpts_to_remove) {
-                auto it = std::find_if(f.rcpts.begin(), f.rcpts.end(), [&](const policy::RcptFacts& x) { return x.rcpt == r; });
+                auto it = std::find_if(f.rcpts.begin(), f.rcpts.end(),
+                                       [&](const policy::RcptFacts& x) { return x.rcpt == r; });
                 REQUIRE(it != f.rcpts.end());
                 CHECK(it->bulk.choice == C::reject);
             }
@@ -534,12 +603,14 @@ TEST_CASE("headers: Authentication-Results with spf and dnswl, Received-SPF", "[
     auto f = base_facts();
     auto e = entry("reg", "reg.example", registry::Status::listed, "127.0.0.2");
     e.info = "since 2025";
-    f.connect.registry = {e, entry("bl", "bl.example", registry::Status::unlisted, "", config::Meaning::blocked)};
+    f.connect.registry = {
+        e, entry("bl", "bl.example", registry::Status::unlisted, "", config::Meaning::blocked)};
     f.mail.spf_mail = spf_outcome(spf::Result::pass);
     f.mail.spf_mail->mechanism = "ip4:192.0.2.0/24";
     f.mail.spf_helo = spf_outcome(spf::Result::none, "helo", "mail.example.com");
-    auto both = cfg_of("[registry reg]\nzone = reg.example\n[registry bl]\nzone = bl.example\nmeaning = blocked\n"
-                       "[spf]\nheaders = both\n");
+    auto both = cfg_of(
+        "[registry reg]\nzone = reg.example\n[registry bl]\nzone = bl.example\nmeaning = blocked\n"
+        "[spf]\nheaders = both\n");
     auto d = policy::decide_data(f, *both);
     REQUIRE(d.headers_to_add.size() >= 2);
     CHECK(d.headers_to_add[0].name == "Authentication-Results");
@@ -549,7 +620,8 @@ TEST_CASE("headers: Authentication-Results with spf and dnswl, Received-SPF", "[
     CHECK(d.headers_to_add[1].name == "Received-SPF");
     CHECK(d.headers_to_add[1].value ==
           "pass (mx.example.org: domain of alice@example.com designates 192.0.2.7 as permitted sender) "
-          "client-ip=192.0.2.7; envelope-from=\"alice@example.com\"; helo=mail.example.com; receiver=mx.example.org; "
+          "client-ip=192.0.2.7; envelope-from=\"alice@example.com\"; helo=mail.example.com; "
+          "receiver=mx.example.org; "
           "identity=mailfrom; mechanism=\"ip4:192.0.2.0/24\"");
 
     // Unregistered: dnswl=none; received-spf only: A-R keeps dnswl but no spf=.
@@ -581,7 +653,8 @@ TEST_CASE("header values are quoted: hostile sender and registry text", "[policy
     auto hs = policy::result_headers(f, *cfg_of("[registry reg]\nzone = reg.example\n"));
     REQUIRE(hs.size() == 1);
     CHECK(hs[0].value ==
-          "mx.example.org; spf=fail smtp.mailfrom=\"\\\"a b;c\\\"@example.com\"; dnswl=pass dns.zone=reg.example "
+          "mx.example.org; spf=fail smtp.mailfrom=\"\\\"a b;c\\\"@example.com\"; dnswl=pass "
+          "dns.zone=reg.example "
           "policy.ip=127.0.0.2 policy.txt=\"x\\\"y\\\\z\"");
     for (const auto& h : hs) CHECK(h.value.find_first_of("\r\n") == std::string::npos);
 }
@@ -605,7 +678,8 @@ TEST_CASE("internal errors answer on_internal_error", "[policy]") {
     CHECK(t.action == Action::tempfail);
     CHECK(t.code == "451");
     CHECK(t.xcode == "4.3.0");
-    CHECK(policy::internal_error_verdict(*cfg_of("[milter]\non_internal_error = accept\n")).action == Action::accept);
+    CHECK(policy::internal_error_verdict(*cfg_of("[milter]\non_internal_error = accept\n")).action ==
+          Action::accept);
 }
 
 TEST_CASE("several transactions: begin_transaction keeps the connection facts", "[policy]") {
@@ -669,8 +743,14 @@ TEST_CASE("hostile DNS text in replies and headers: printable and bounded", "[po
 }
 
 TEST_CASE("trusted forwarders skip SPF: by network, by HELO name confirmed by A", "[policy]") {
-    auto cfg = cfg_of("[spf]\ntrusted_forwarders = 198.51.100.0/24\ntrusted_forwarder_helos = Fwd.Example.NET\n");
-    struct Case { const char* name; const char* ip; const char* helo; bool skipped; };
+    auto cfg =
+        cfg_of("[spf]\ntrusted_forwarders = 198.51.100.0/24\ntrusted_forwarder_helos = Fwd.Example.NET\n");
+    struct Case {
+        const char* name;
+        const char* ip;
+        const char* helo;
+        bool skipped;
+    };
     const Case cases[] = {
         {"forwarder network", "198.51.100.3", "x.example", true},
         {"HELO name with matching A", "192.0.2.50", "fwd.example.net", true},

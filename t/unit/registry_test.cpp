@@ -10,7 +10,9 @@ using config::Format;
 
 namespace {
 
-net::Address ip(const char* s) { return *net::Address::parse(s); }
+net::Address ip(const char* s) {
+    return *net::Address::parse(s);
+}
 
 config::Registry zone(const char* z, config::Meaning m = config::Meaning::registered) {
     config::Registry r;
@@ -31,7 +33,11 @@ dns::DnsAnswer answer(std::vector<std::string> rdata) {
 }  // namespace
 
 TEST_CASE("query names: dashed and reversed, IPv4, IPv6, IPv4-mapped", "[registry]") {
-    struct Case { const char* ip; Format f; const char* want; };
+    struct Case {
+        const char* ip;
+        Format f;
+        const char* want;
+    };
     const Case cases[] = {
         {"192.0.2.36", Format::dashed, "192-0-2-36.reg.example"},
         {"192.0.2.36", Format::reversed, "36.2.0.192.reg.example"},
@@ -70,8 +76,8 @@ TEST_CASE("answers: only 127/8 listings count; error answers are errors", "[regi
         {"127.0.0.2 registered", answer({"127.0.0.2"}), registry::Status::listed, "127.0.0.2", false, ""},
         {"other 127/8 code", answer({"127.0.0.10"}), registry::Status::listed, "127.0.0.10", false, ""},
         {"bulk code", answer({"127.0.0.3"}), registry::Status::listed, "127.0.0.3", true, ""},
-        {"bulk code among others", answer({"127.0.0.2", "127.0.0.3"}), registry::Status::listed, "127.0.0.3", true,
-         ""},
+        {"bulk code among others", answer({"127.0.0.2", "127.0.0.3"}), registry::Status::listed, "127.0.0.3",
+         true, ""},
         {"nxdomain", nx, registry::Status::unlisted, "", false, ""},
         {"nodata", nodata, registry::Status::unlisted, "", false, ""},
         {"127.0.0.1 is not a listing", answer({"127.0.0.1"}), registry::Status::error, "", false,
@@ -142,14 +148,20 @@ TEST_CASE("lookup: a timeout is an error, never unlisted", "[registry]") {
 }
 
 TEST_CASE("FCrDNS: PTR, then A/AAAA back to the client", "[registry]") {
-    struct Case { const char* name; const char* client; bool pass; registry::Fcrdns::Result result; };
+    struct Case {
+        const char* name;
+        const char* client;
+        bool pass;
+        registry::Fcrdns::Result result;
+    };
     dns::MemoryResolver dns;
     dns.add("36.2.0.192.in-addr.arpa", dns::RrType::ptr, "mail.example.org");
     dns.add("mail.example.org", dns::RrType::a, "192.0.2.36");
     dns.add("37.2.0.192.in-addr.arpa", dns::RrType::ptr, "liar.example.org");
     dns.add("liar.example.org", dns::RrType::a, "198.51.100.1");
     dns.add_failure("38.2.0.192.in-addr.arpa", dns::DnsStatus::timeout);
-    dns.add("7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", dns::RrType::ptr, "v6.example.org");
+    dns.add("7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", dns::RrType::ptr,
+            "v6.example.org");
     dns.add("v6.example.org", dns::RrType::aaaa, "2001:db8::7");
     dns.set_strict(false);
     const Case cases[] = {
@@ -182,6 +194,6 @@ TEST_CASE("reject_text placeholders", "[registry]") {
     registry::Entry e;
     e.zone = "reg.example";
     e.info = "since 2025";
-    CHECK(registry::expand_text("%{ip} not in %{zone} (%{info}); 100% sure %{x}", ip("::ffff:192.0.2.1"), e) ==
-          "192.0.2.1 not in reg.example (since 2025); 100% sure %{x}");
+    CHECK(registry::expand_text("%{ip} not in %{zone} (%{info}); 100% sure %{x}", ip("::ffff:192.0.2.1"),
+                                e) == "192.0.2.1 not in reg.example (since 2025); 100% sure %{x}");
 }
