@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cctype>
 #include <climits>
+#include <future>
+#include <system_error>
 
 #include "policy/checks.hpp"
 
@@ -135,6 +137,46 @@ bool forwarder_by_helo(const std::string& helo, const net::Address& ip, const Co
 }
 
 }  // namespace
+
+ConnectFacts gather_connect(const Context& ctx, const Config& cfg, const ResolverFactory& make,
+                            dns::Deadline deadline) {
+    ConnectFacts c;
+    if (!ctx.ip) {
+        c.unknown_client = true;
+        return c;
+    }
+    c.ip = ctx.ip->unmapped();
+    c.network_trusted = cfg.trust.networks.contains(*c.ip);
+    if (c.network_trusted) return c;
+    const net::Address ip = *c.ip;
+    auto ask = [&make, &ip, deadline](const config::Registry& zone) {
+        std::unique_ptr<dns::Resolver> r = make ? make() : nullptr;
+        if (!r) {
+            registry::Entry e;
+            e.name = zone.name;
+            e.zone = zone.zone;
+            e.meaning = zone.meaning;
+            e.query = registry::query_name(ip, zone.format, zone.zone);
+            e.status = registry::Status::error;
+            e.error = "no resolver";
+            return e;
+        }
+        return registry::lookup(*r, ip, zone, deadline);
+    };
+    std::vector<std::future<registry::Entry>> running;
+    size_t started = 0;
+    if (cfg.registries.size() > 1) {
+        try {
+            for (; started < cfg.registries.size(); ++started)
+                running.push_back(std::async(std::launch::async, ask, std::cref(cfg.registries[started])));
+        } catch (const std::system_error&) {
+            // No thread: the rest is asked below, in this thread.
+        }
+    }
+    for (auto& f : running) c.registry.push_back(f.get());
+    for (size_t i = started; i < cfg.registries.size(); ++i) c.registry.push_back(ask(cfg.registries[i]));
+    return c;
+}
 
 MailFacts gather_mail(const Context& ctx, const Facts& facts, const Config& cfg, dns::Resolver& dns,
                       dns::Deadline deadline, spf::Tracer trace) {

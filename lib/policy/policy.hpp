@@ -37,6 +37,8 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -139,6 +141,14 @@ std::string authserv_id(const config::Config& cfg);
 dns::Deadline stage_deadline(const config::Config& cfg);
 
 ConnectFacts gather_connect(const Context& ctx, const config::Config& cfg, dns::Resolver& dns,
+                            dns::Deadline deadline);
+// The same, with each [registry] zone asked on its own thread through its own
+// Resolver from `make` (DESIGN "Performance model": independent lookups at
+// the same time). Entries stay in file order. One zone: no thread. If a thread
+// cannot be started the remaining zones are asked in this thread. `make` is
+// called from several threads at once; a null Resolver makes that zone an error.
+using ResolverFactory = std::function<std::unique_ptr<dns::Resolver>()>;
+ConnectFacts gather_connect(const Context& ctx, const config::Config& cfg, const ResolverFactory& make,
                             dns::Deadline deadline);
 // trace (optional) receives SPF's term-by-term trace (regmilter-query --trace).
 MailFacts gather_mail(const Context& ctx, const Facts& facts, const config::Config& cfg, dns::Resolver& dns,

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 
 #include "dns/memory_resolver.hpp"
 #include "policy/checks.hpp"
@@ -783,4 +784,44 @@ TEST_CASE("Authentication-Results: a sender without a domain is quoted", "[polic
     auto hs = policy::result_headers(f, *cfg_of(""));
     REQUIRE(hs.size() == 1);
     CHECK(hs[0].value == "mx.example.org; spf=none smtp.mailfrom=\"postmaster@\"");
+}
+
+TEST_CASE("gather_connect with a resolver per zone: same entries, in file order", "[policy]") {
+    auto cfg = cfg_of(
+        "[registry a]\nzone = a.example\n[registry b]\nzone = b.example\nformat = reversed\n"
+        "[registry c]\nzone = c.example\nmeaning = blocked\n");
+    dns::MemoryResolver fixture;
+    fixture.add("192-0-2-7.a.example", dns::RrType::a, "127.0.0.2");
+    fixture.add("192-0-2-7.a.example", dns::RrType::txt, "a info");
+    fixture.add("7.2.0.192.b.example", dns::RrType::a, "127.0.0.3");
+    fixture.add_failure("192-0-2-7.c.example", dns::DnsStatus::timeout);
+    policy::Context ctx;
+    ctx.ip = net::Address::parse("192.0.2.7");
+    auto one = policy::gather_connect(ctx, *cfg, fixture, dns::no_deadline());
+    std::atomic<int> made{0};
+    policy::ResolverFactory make = [&]() -> std::unique_ptr<dns::Resolver> {
+        ++made;  // called from the lookup threads at once
+        return std::make_unique<dns::MemoryResolver>(fixture);
+    };
+    auto many = policy::gather_connect(ctx, *cfg, make, dns::no_deadline());
+    CHECK(made == 3);
+    REQUIRE(many.registry.size() == 3);
+    for (size_t i = 0; i < 3; ++i) {
+        INFO(i);
+        CHECK(many.registry[i].name == one.registry[i].name);
+        CHECK(many.registry[i].status == one.registry[i].status);
+        CHECK(many.registry[i].code == one.registry[i].code);
+        CHECK(many.registry[i].info == one.registry[i].info);
+        CHECK(many.registry[i].bulk == one.registry[i].bulk);
+    }
+    CHECK(many.registry[0].info == "a info");
+    CHECK(many.registry[1].bulk);
+    CHECK(many.registry[2].status == registry::Status::error);
+    // A factory that gives nothing: errors, not a crash.
+    auto none = policy::gather_connect(
+        ctx, *cfg, policy::ResolverFactory([] { return std::unique_ptr<dns::Resolver>(); }),
+        dns::no_deadline());
+    REQUIRE(none.registry.size() == 3);
+    CHECK(none.registry[0].status == registry::Status::error);
+    CHECK(none.registry[0].error == "no resolver");
 }
