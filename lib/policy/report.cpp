@@ -13,7 +13,7 @@ bool refuses(const Verdict& v) {
 }  // namespace
 
 Session run_session(const SessionInput& in, const config::Config& cfg, dns::Resolver& dns,
-                    const bulk::Table* table, spf::Tracer trace) {
+                    const bulk::Table* table, spf::Tracer trace, const ResolverFactory& zone_resolvers) {
     Session s;
     Context& ctx = s.ctx;
     Facts& f = s.facts;
@@ -27,7 +27,8 @@ Session run_session(const SessionInput& in, const config::Config& cfg, dns::Reso
         s.log.push_back(log_line(ctx, f, st, v, rcpt));
     };
 
-    f.connect = gather_connect(ctx, cfg, dns, stage_deadline(cfg));
+    f.connect = zone_resolvers ? gather_connect(ctx, cfg, zone_resolvers, stage_deadline(cfg))
+                               : gather_connect(ctx, cfg, dns, stage_deadline(cfg));
     Verdict v = decide_connect(f, cfg);
     record(Stage::connect, v);
     if (v.action == Action::accept || refuses(v)) return s;

@@ -41,8 +41,10 @@ struct SessionInput {
 
 // connect, helo, mail, rcpt (each), data. With no recipients the data stage
 // still runs (to show the headers); when every recipient was refused it does not.
+// With zone_resolvers the registry zones are asked at once, as the milter may.
 Session run_session(const SessionInput& in, const config::Config& cfg, dns::Resolver& dns,
-                    const bulk::Table* table, spf::Tracer trace = {});
+                    const bulk::Table* table, spf::Tracer trace = {},
+                    const ResolverFactory& zone_resolvers = {});
 
 // The JSON object of DESIGN.md "regmilter-query --json": spf, spf_helo, trust,
 // registry, bulk, verdicts, headers (as "Name: value"), headers_to_remove,

@@ -234,7 +234,12 @@ int main(int argc, char** argv) {
     spf::Tracer trace;
     if (args.trace) trace = [](std::string_view line) { std::cerr << "trace: " << line << '\n'; };
 
-    policy::Session s = policy::run_session(in, *cfg, *resolver, table.get(), trace);
+    // Registry zones are asked at once, each through its own resolver.
+    policy::ResolverFactory zone_resolvers = [ro]() -> std::unique_ptr<dns::Resolver> {
+        std::string err;
+        return dns::LdnsResolver::create(ro, err);
+    };
+    policy::Session s = policy::run_session(in, *cfg, *resolver, table.get(), trace, zone_resolvers);
     if (args.json)
         std::cout << policy::to_json(s) << '\n';
     else
