@@ -160,8 +160,9 @@ Check spf_check(const spf::Outcome& o, CAction action, const std::string& ip, bo
     std::string who = helo ? "HELO " + o.domain : o.domain;
     switch (o.result) {
         case spf::Result::temperror:
-            // A temporary failure never becomes a permanent reject.
-            if (c.action == CAction::reject) c.action = CAction::tempfail;
+            // DESIGN "Codes": temperror -> 451 4.7.24, or 550 5.7.24 only when the
+            // administrator wrote `temperror = reject`. Nothing else turns a DNS
+            // failure into a permanent reject.
             c.text = "cannot check SPF of " + who + (o.problem.empty() ? "" : " (" + o.problem + ")") +
                      ", try again later";
             set_codes(c, "550", "5.7.24", "451", "4.7.24");

