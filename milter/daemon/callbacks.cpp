@@ -92,13 +92,9 @@ std::string queue_id(const Session* s) {
 
 // A resolver for one thread. Throws when the resolver settings are unusable
 // (config validation should have caught that).
-std::unique_ptr<dns::LdnsResolver> make_upstream(const config::Config& cfg) {
-    dns::ResolverOptions ro;
-    ro.nameservers = cfg.resolver.nameservers;
-    ro.timeout_ms = cfg.resolver.timeout_ms;
-    ro.retries = cfg.resolver.retries;
+std::unique_ptr<dns::LdnsResolver> make_upstream(const Runtime& rt) {
     std::string error;
-    auto upstream = dns::LdnsResolver::create(ro, error);
+    auto upstream = dns::LdnsResolver::create(rt.resolver, error);
     if (!upstream) throw std::runtime_error("resolver: " + error);
     return upstream;
 }
@@ -106,7 +102,7 @@ std::unique_ptr<dns::LdnsResolver> make_upstream(const config::Config& cfg) {
 // A resolver for one lookup thread: its own ldns handles behind the shared cache.
 class ThreadResolver : public dns::Resolver {
 public:
-    explicit ThreadResolver(const Runtime& rt) : upstream_(make_upstream(*rt.config)), cached_(*upstream_, rt.cache) {}
+    explicit ThreadResolver(const Runtime& rt) : upstream_(make_upstream(rt)), cached_(*upstream_, rt.cache) {}
     dns::DnsAnswer query(std::string_view name, dns::RrType type, dns::Deadline deadline) override {
         return cached_.query(name, type, deadline);
     }
@@ -121,7 +117,7 @@ std::unique_ptr<Session> new_session() {
     auto s = std::make_unique<Session>();
     s->rt = current();
     if (!s->rt) throw std::runtime_error("no configuration installed");
-    s->upstream = make_upstream(*s->rt->config);
+    s->upstream = make_upstream(*s->rt);
     s->resolver = std::make_unique<dns::CachingResolver>(*s->upstream, s->rt->cache);
     return s;
 }

@@ -51,6 +51,11 @@ Loaded load_runtime(const std::string& path, const std::shared_ptr<const Runtime
         opt.max_entries = static_cast<size_t>(config->resolver.cache_size);
         rt->cache = std::make_shared<dns::Cache>(opt);
     }
+    rt->resolver.nameservers = config->resolver.nameservers;
+    if (rt->resolver.nameservers.empty())
+        for (const auto& ns : dns::system_nameservers()) rt->resolver.nameservers.push_back(ns.str());
+    rt->resolver.timeout_ms = config->resolver.timeout_ms;
+    rt->resolver.retries = config->resolver.retries;
     rt->generation = previous ? previous->generation + 1 : 1;
     out.runtime = rt;
     return out;

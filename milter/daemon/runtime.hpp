@@ -11,6 +11,7 @@
 #include "bulk/bulk.hpp"
 #include "config/config.hpp"
 #include "dns/cache.hpp"
+#include "dns/ldns_resolver.hpp"
 
 namespace regmilter::daemon {
 
@@ -18,6 +19,9 @@ struct Runtime {
     std::shared_ptr<const config::Config> config;
     std::shared_ptr<const bulk::Table> bulk_table;  // null: no [bulk] table configured
     std::shared_ptr<dns::Cache> cache;              // shared by every session's resolver
+    // Upstream settings for every session's LdnsResolver; the nameservers are
+    // [resolver] nameservers or /etc/resolv.conf as read at load (not per session).
+    dns::ResolverOptions resolver;
     unsigned generation = 0;                        // 1 at start, +1 per reload
 };
 
@@ -26,7 +30,8 @@ struct Loaded {
     std::vector<std::string> problems;       // "FILE:LINE: ..." each, config then table
 };
 
-// Reads and validates the config file and its bulk table. An empty
+// Reads and validates the config file and its bulk table (and /etc/resolv.conf
+// when no nameservers are configured). An empty
 // authserv_id becomes this host's name. `previous` (may be null) lends its DNS
 // cache when the resolver settings did not change, so a reload keeps it warm.
 Loaded load_runtime(const std::string& path, const std::shared_ptr<const Runtime>& previous);
