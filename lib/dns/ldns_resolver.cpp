@@ -204,6 +204,26 @@ bool is_parse_error(ldns_status st) {
     }
 }
 
+// One packet exchange. ldns_resolver_query_status() builds the query itself and
+// never compares the reply's message id with it, so a stray or forged reply
+// would pass for the answer: build the query here and check the id
+// (RFC 5452 §9.1). On a mismatch the reply is freed and `id_mismatch` set.
+ldns_status send_query(PktPtr& out, ldns_resolver* res, const ldns_rdf* qname, RrType type, bool& id_mismatch) {
+    id_mismatch = false;
+    ldns_pkt* q = nullptr;
+    ldns_status st = ldns_resolver_prepare_query_pkt(&q, res, qname, ldns_rr_type(type), LDNS_RR_CLASS_IN, LDNS_RD);
+    PktPtr query(q);
+    if (st != LDNS_STATUS_OK || !query) return st;
+    ldns_pkt* raw = nullptr;
+    st = ldns_resolver_send_pkt(&raw, res, query.get());
+    out.reset(raw);
+    if (st == LDNS_STATUS_OK && out && ldns_pkt_id(out.get()) != ldns_pkt_id(query.get())) {
+        id_mismatch = true;
+        out.reset();
+    }
+    return st;
+}
+
 // A reply must be a response (QR) that repeats our one question (RFC 1035 §7.3).
 bool answers_question(const ldns_pkt* p, const ldns_rdf* qname, RrType type) {
     const ldns_rr_list* q = ldns_pkt_question(p);
@@ -393,13 +413,16 @@ LdnsResolver::Exchange LdnsResolver::exchange(const std::vector<uint8_t>& wire_n
                 ++attempts;
                 tried = true;
                 const Clock::time_point t0 = Clock::now();
-                ldns_pkt* raw = nullptr;
-                ldns_status st = ldns_resolver_query_status(&raw, res, qname.get(), ldns_rr_type(type),
-                                                            LDNS_RR_CLASS_IN, LDNS_RD);
-                PktPtr pkt(raw);
+                PktPtr pkt;
+                bool id_mismatch = false;
+                ldns_status st = send_query(pkt, res, qname.get(), type, id_mismatch);
                 ldns_resolver_set_usevc(res, false);
                 const auto took = std::chrono::duration_cast<Ms>(Clock::now() - t0);
-                if (st == LDNS_STATUS_OK && pkt) {
+                if (id_mismatch) {
+                    settled[i] = true;
+                    last_status = DnsStatus::malformed;
+                    last_error = "answer from " + who + " has another message id than the query";
+                } else if (st == LDNS_STATUS_OK && pkt) {
                     if (ldns_pkt_tc(pkt.get()) && !tcp) {  // RFC 7766 §5: ask again over TCP
                         tcp = true;
                         continue;

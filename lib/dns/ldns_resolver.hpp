@@ -54,7 +54,8 @@ struct ResolverOptions {
 //   for each round 0..retries: for each nameserver in order, skipping those that
 //   already gave a definite failure (SERVFAIL, REFUSED, garbage): one UDP packet
 //   with RD and EDNS0; a truncated answer is asked again over TCP (RFC 7766 §5).
-//   NOERROR and NXDOMAIN answers end the lookup.
+//   NOERROR and NXDOMAIN answers end the lookup. A reply whose message id or
+//   question differs from the query's is malformed, never an answer (RFC 5452).
 // Status: records of the type -> ok; NOERROR without -> nodata; NXDOMAIN ->
 // nxdomain; every attempt timed out -> timeout; other RCODEs and network errors
 // -> servfail; an answer that does not parse -> malformed. CNAMEs in the answer
