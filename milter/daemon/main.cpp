@@ -126,16 +126,28 @@ public:
         }
         cv_.notify_one();
     }
+    // Look whether the bulk table file changed (called every few seconds).
+    void request_table_check() {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            table_check_ = true;
+        }
+        cv_.notify_one();
+    }
 
 private:
     void loop() {
         std::unique_lock<std::mutex> lock(mu_);
         for (;;) {
-            cv_.wait(lock, [this] { return pending_ || stop_; });
+            cv_.wait(lock, [this] { return pending_ || table_check_ || stop_; });
             if (stop_) return;
-            pending_ = false;
+            bool full = pending_;
+            pending_ = table_check_ = false;
             lock.unlock();
-            reload();
+            if (full)
+                reload();
+            else
+                check_table();
             lock.lock();
         }
     }
@@ -168,9 +180,39 @@ private:
         }
     }
 
+    // The bulk table is reloaded when its file changes (no signal needed); a
+    // broken file is refused once, logged with FILE:LINE, and the old table kept.
+    void check_table() noexcept {
+        try {
+            std::shared_ptr<const Runtime> rt = current();
+            if (!rt || rt->config->bulk.table.empty()) return;
+            const std::string& path = rt->config->bulk.table;
+            FileStamp now = stamp_of(path);
+            if (now == rt->bulk_stamp || now == refused_) return;
+            Loaded next = reload_table_if_changed(rt);
+            if (next.runtime) {
+                install(next.runtime);
+                refused_ = FileStamp{};
+                log_line(LOG_INFO, "bulk table " + path + " changed: " +
+                                       std::to_string(next.runtime->bulk_table->size()) +
+                                       " entries, configuration generation " +
+                                       std::to_string(next.runtime->generation));
+            } else if (!next.problems.empty()) {
+                refused_ = now;
+                for (const auto& p : next.problems) log_line(LOG_ERR, "bulk table reload refused: " + p);
+                log_line(LOG_ERR, "bulk table reload refused: keeping the table of " +
+                                      std::to_string(rt->bulk_table ? rt->bulk_table->size() : 0) + " entries");
+            }
+        } catch (const std::exception& e) {
+            log_line(LOG_ERR, std::string("bulk table check failed: ") + e.what() + "; old table kept");
+        }
+    }
+
     std::string path_;
     std::mutex mu_;
     std::condition_variable cv_;
+    FileStamp refused_;     // a broken table file already reported (Reloader thread only)
+    bool table_check_ = false;  // guarded by mu_
     bool pending_ = false;  // guarded by mu_
     bool stop_ = false;     // guarded by mu_
     std::thread thread_;
@@ -222,10 +264,16 @@ void run_signals(const std::string& config_path, const std::string& unix_path) {
     std::thread drainer;
     std::atomic<bool> drained{false};
     std::chrono::steady_clock::time_point give_up{};
+    constexpr int table_check_ticks = 10;  // 10 x 200 ms: the bulk table file is looked at every 2 s
+    int ticks = 0;
     for (;;) {
         timespec tick{0, 200 * 1000 * 1000};
         int sig = sigtimedwait(&set, nullptr, &tick);
         if (sig < 0) {
+            if (++ticks >= table_check_ticks && !drainer.joinable()) {
+                ticks = 0;
+                reloader.request_table_check();
+            }
             if (drained && std::chrono::steady_clock::now() > give_up) {
                 log_line(LOG_WARNING, "libmilter did not stop in time; exiting");
                 break;

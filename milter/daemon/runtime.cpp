@@ -1,5 +1,6 @@
 #include "runtime.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 #include <atomic>
 #include <climits>
@@ -34,7 +35,9 @@ Loaded load_runtime(const std::string& path, const std::shared_ptr<const Runtime
     if (config->milter.authserv_id.empty()) config->milter.authserv_id = host_name();
 
     std::shared_ptr<const bulk::Table> table;
+    FileStamp stamp;
     if (!config->bulk.table.empty()) {
+        stamp = stamp_of(config->bulk.table);  // before reading: a change while reading is seen next time
         bulk::Table::Loaded t = bulk::Table::load(config->bulk.table);
         for (const auto& e : t.errors) out.problems.push_back(e.str());
         table = t.table;
@@ -44,6 +47,7 @@ Loaded load_runtime(const std::string& path, const std::shared_ptr<const Runtime
     auto rt = std::make_shared<Runtime>();
     rt->config = config;
     rt->bulk_table = table;
+    rt->bulk_stamp = stamp;
     if (previous && same_resolver(previous->config->resolver, config->resolver)) {
         rt->cache = previous->cache;
     } else {
@@ -58,6 +62,37 @@ Loaded load_runtime(const std::string& path, const std::shared_ptr<const Runtime
     rt->resolver.retries = config->resolver.retries;
     rt->generation = previous ? previous->generation + 1 : 1;
     out.runtime = rt;
+    return out;
+}
+
+FileStamp stamp_of(const std::string& path) {
+    FileStamp f;
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return f;
+    f.exists = true;
+    f.inode = st.st_ino;
+    f.size = static_cast<unsigned long long>(st.st_size);
+    f.mtime_ns = static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+    return f;
+}
+
+Loaded reload_table_if_changed(const std::shared_ptr<const Runtime>& rt) {
+    Loaded out;
+    if (!rt || rt->config->bulk.table.empty()) return out;
+    const std::string& path = rt->config->bulk.table;
+    FileStamp now = stamp_of(path);
+    if (now == rt->bulk_stamp) return out;
+    bulk::Table::Loaded t = bulk::Table::load(path);
+    for (const auto& e : t.errors) out.problems.push_back(e.str());
+    if (!out.problems.empty() || !t.table) {
+        if (out.problems.empty()) out.problems.push_back(path + ": cannot be read");
+        return out;
+    }
+    auto next = std::make_shared<Runtime>(*rt);
+    next->bulk_table = t.table;
+    next->bulk_stamp = now;
+    next->generation = rt->generation + 1;
+    out.runtime = next;
     return out;
 }
 
