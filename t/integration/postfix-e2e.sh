@@ -850,4 +850,22 @@ if command -v miltertest >/dev/null 2>&1; then
     kill_milter
 fi
 
+# ---------------------------------------------------------------- an inet6 socket
+if grep -q '^00000000000000000000000000000001 ' /proc/net/if_inet6 2>/dev/null && [ -x "$BUILD/t/milter-bench" ]; then
+    INET6_PORT=$(free_port) || exit 1
+    "$BUILD/regmilter" -c "$T/regmilter.ini" -f -p "inet6:$INET6_PORT@::1" -P "" > "$T/milter-inet6.log" 2>&1 &
+    MILTER_PID=$!
+    _i=0
+    while ! grep -q 'starting: ' "$T/milter-inet6.log" && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
+    # Five whole milter sessions over [::1] (registered client, SPF pass).
+    "$BUILD/t/milter-bench" --socket "inet6:$INET6_PORT@::1" --pid "$MILTER_PID" --count 5 --concurrency 1 \
+        --max-seconds 20 --ip-base 198.51.100. --ip-first 7 --ip-span 1 --from "<alice@pass.spf.e2e.test>" \
+        --rcpt "<bob@dest.test>" --helo mx.spf.e2e.test --label inet6 > "$T/s/inet6.out" 2>&1
+    check "inet6:PORT@::1 socket: five whole milter sessions" "$?" 0
+    check_match "inet6:PORT@::1 socket: every message continues" "$(cat "$T/s/inet6.out")" "*answers=c:5*"
+    kill_milter
+else
+    echo "# no ::1 here: the inet6 socket is not tried"
+fi
+
 finish

@@ -4,7 +4,7 @@
 // A transaction is one connection: connect, helo, mail, rcpt, headers, eoh,
 // end of message, quit. Bounded in count and time.
 //
-// usage: milter-bench --socket unix:PATH|inet:PORT@127.0.0.1 --pid PID
+// usage: milter-bench --socket unix:PATH|inet:PORT@127.0.0.1|inet6:PORT@::1 --pid PID
 //                     [--count N] [--concurrency C] [--max-seconds S]
 //                     [--ip-base A.B.C.] [--ip-span K] [--from ADDR] [--rcpt ADDR] [--helo NAME]
 //                     [--label TEXT]
@@ -56,6 +56,22 @@ int connect_socket(const std::string& spec) {
         sa.sun_family = AF_UNIX;
         if (path.size() >= sizeof sa.sun_path) return -1;
         std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+            ::close(fd);
+            return -1;
+        }
+        return fd;
+    }
+    if (spec.rfind("inet6:", 0) == 0) {
+        std::string rest = spec.substr(6);
+        auto at = rest.find('@');
+        std::string port = rest.substr(0, at), host = at == std::string::npos ? "::1" : rest.substr(at + 1);
+        if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+        sockaddr_in6 sa{};
+        sa.sin6_family = AF_INET6;
+        sa.sin6_port = htons(uint16_t(std::atoi(port.c_str())));
+        if (inet_pton(AF_INET6, host.c_str(), &sa.sin6_addr) != 1) return ::close(fd), -1;
         if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
             ::close(fd);
             return -1;
