@@ -82,6 +82,14 @@ std::optional<DnsAnswer> Cache::get(std::string_view name, RrType type) {
     return a;
 }
 
+bool Cache::has(std::string_view name, RrType type) {
+    const std::string key = key_of(name, type);
+    const auto now = now_();
+    auto s = state_.lock();
+    auto it = s->index.find(key);
+    return it != s->index.end() && now < it->second->expires;
+}
+
 void Cache::put(std::string_view name, RrType type, const DnsAnswer& answer) {
     const std::string key = key_of(name, type);
     const auto now = now_();

@@ -58,6 +58,9 @@ public:
     // A stored, unexpired answer with its TTL counted down, or nullopt. Moves
     // the entry to the front of the LRU list. Counts a hit or a miss.
     std::optional<DnsAnswer> get(std::string_view name, RrType type);
+    // True when an unexpired answer is stored. A peek: no copy, no hit/miss
+    // counted, the LRU order untouched (for deciding how to look up, not for answers).
+    bool has(std::string_view name, RrType type);
     // Stores `answer` under (name, type) as CacheOptions says (maybe not at all).
     void put(std::string_view name, RrType type, const DnsAnswer& answer);
 

@@ -118,7 +118,7 @@ private:
 // cost more than it saves. Cold answers are asked in parallel.
 bool registry_answers_cached(const Runtime& rt, const net::Address& ip) {
     for (const auto& zone : rt.config->registries)
-        if (!rt.cache->get(registry::query_name(ip.unmapped(), zone.format, zone.zone), dns::RrType::a))
+        if (!rt.cache->has(registry::query_name(ip.unmapped(), zone.format, zone.zone), dns::RrType::a))
             return false;
     return true;
 }

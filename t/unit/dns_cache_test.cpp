@@ -105,6 +105,27 @@ TEST_CASE("cache: positive answers expire after their TTL, counted down on hits"
     CHECK(st.entries == 0);  // the expired entry was dropped on the miss
 }
 
+TEST_CASE("cache: has() peeks without counting, copying or reordering", "[dns][cache]") {
+    FakeClock clk;
+    CacheOptions opt;
+    opt.max_entries = 2;
+    Cache c(opt, clk.fn());
+    c.put("a.example", RrType::a, answer(DnsStatus::ok, 10, {"192.0.2.1"}));
+    c.put("b.example", RrType::a, answer(DnsStatus::ok, 10, {"192.0.2.2"}));
+    CHECK(c.has("A.example.", RrType::a));
+    CHECK_FALSE(c.has("a.example", RrType::txt));
+    CHECK_FALSE(c.has("c.example", RrType::a));
+    CacheStats st = c.stats();
+    CHECK(st.hits == 0);
+    CHECK(st.misses == 0);
+    // a.example is still the least recently used: the next insert evicts it.
+    c.put("c.example", RrType::a, answer(DnsStatus::ok, 10, {"192.0.2.3"}));
+    CHECK_FALSE(c.has("a.example", RrType::a));
+    CHECK(c.has("b.example", RrType::a));
+    clk.advance(milliseconds(10000));
+    CHECK_FALSE(c.has("b.example", RrType::a));  // expired
+}
+
 TEST_CASE("cache: keys ignore case and a trailing dot; types are separate", "[dns][cache]") {
     FakeClock clk;
     Cache c({}, clk.fn());
