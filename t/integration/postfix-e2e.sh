@@ -108,17 +108,22 @@ reload() {
     return 1
 }
 
+# wait_smtp PORT: until an SMTP server on 127.0.0.1:PORT greets (10 s at most; no ss(8) needed)
+wait_smtp() {
+    _i=0
+    while ! printf 'QUIT\n' | timeout 2 "$BUILD/t/smtp-client" -t 1000 127.0.0.1 "$1" 2>/dev/null | grep -q '^220 ' &&
+        [ $_i -lt 100 ]; do
+        sleep 0.1
+        _i=$((_i + 1))
+    done
+}
+
 # ---------------------------------------------------------------- sink
 SINK_PORT=$(free_port) || exit 1
 /usr/sbin/smtp-sink -u postfix -d "$T/sink/%Y%m%d%H%M%S." 127.0.0.1:"$SINK_PORT" 64 > "$T/sink.log" 2>&1 &
 SINK_PID=$!
 at_exit "kill $SINK_PID"
-_i=0
-while ! printf 'QUIT\n' | timeout 2 "$BUILD/t/smtp-client" -t 1000 127.0.0.1 "$SINK_PORT" 2>/dev/null | grep -q '^220 ' &&
-    [ $_i -lt 100 ]; do
-    sleep 0.1
-    _i=$((_i + 1))
-done
+wait_smtp "$SINK_PORT"
 
 # ---------------------------------------------------------------- postfix
 SMTP_PORT=$(free_port) || exit 1
@@ -281,13 +286,7 @@ start_milter
 postfix -c "$T/pf" check > "$T/pf-check.log" 2>&1 || { cat "$T/pf-check.log"; tail "$T/maillog"; exit 1; }
 postfix -c "$T/pf" start > "$T/pf-start.log" 2>&1 || { cat "$T/pf-start.log"; tail "$T/maillog"; exit 1; }
 at_exit "postfix -c '$T/pf' stop"
-_i=0
-# Wait for smtpd's port: an SMTP greeting (no ss(8) needed).
-while ! printf 'QUIT\n' | timeout 2 "$BUILD/t/smtp-client" -t 1000 127.0.0.1 "$SMTP_PORT" 2>/dev/null | grep -q '^220 ' &&
-    [ $_i -lt 100 ]; do
-    sleep 0.1
-    _i=$((_i + 1))
-done
+wait_smtp "$SMTP_PORT"
 echo "# postfix -c $T/pf on 127.0.0.1:$SMTP_PORT, smtp-sink on 127.0.0.1:$SINK_PORT"
 
 check_match "socket mode 0660, owned by postfix" "$(stat -c '%a %U' "$SOCK")" "660 postfix"

@@ -6,6 +6,7 @@
 # answers, a timeout through a black hole, and the verdicts and headers that
 # follow. Also `--check` on a good and a broken file.
 . "$(dirname "$0")/lib/dns-server.sh"
+. "$(dirname "$0")/lib/query.sh"
 
 need_build regmilter-query t/json-get t/dns-blackhole
 zones=t/fixtures/zones
@@ -37,21 +38,9 @@ check_helo = no
 table = $work/bulk.table
 CONF
 
-# query NAME ARGS...: regmilter-query --json; the answer is in $work/NAME.json
-query() {
-    _name=$1
-    shift
-    "$BUILD/regmilter-query" -c "$work/regmilter.ini" --nameserver "${NS:-$DNS_SERVER}" --json \
-        --from sender@reg.test "$@" > "$work/$_name.json" 2> "$work/$_name.err"
-    _rc=$?
-    [ $_rc = 0 ] || not_ok "$_name: regmilter-query exit status" "got $_rc, want 0: $(head -c 300 "$work/$_name.err")"
-}
-field() {
-    "$BUILD/t/json-get" "$2" < "$work/$1.json" 2>/dev/null || echo "<missing>"
-}
-expect() {
-    check "$1: $2" "$(field "$1" "$2")" "$3"
-}
+QUERY_CONF=$work/regmilter.ini
+QUERY_FROM=sender@reg.test
+
 # verdict NAME STAGE: "action code xcode" of the first verdict of that stage
 verdict() {
     _n=$(field "$1" verdicts.#)

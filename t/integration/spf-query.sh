@@ -4,30 +4,13 @@
 # black hole for the temperror case (which must come back within the bound
 # the resolver options set).
 . "$(dirname "$0")/lib/dns-server.sh"
+. "$(dirname "$0")/lib/query.sh"
 
 need_build regmilter-query t/json-get t/dns-blackhole
 zones=t/fixtures/zones
 dns_server_start spf.test=$zones/spf.test.zone other.test=$zones/other.test.zone
 dns_blackhole_start 120
 tmpdir_new work
-
-# query NAME ARGS...: runs regmilter-query --json; the answer is in $work/NAME.json
-query() {
-    _name=$1
-    shift
-    "$BUILD/regmilter-query" --nameserver "${NS:-$DNS_SERVER}" --json "$@" \
-        > "$work/$_name.json" 2> "$work/$_name.err"
-    _rc=$?
-    [ $_rc = 0 ] || not_ok "$_name: regmilter-query exit status" "got $_rc, want 0: $(head -c 300 "$work/$_name.err")"
-}
-# field NAME PATH: one value of that answer ("<missing>" when absent)
-field() {
-    "$BUILD/t/json-get" "$2" < "$work/$1.json" 2>/dev/null || echo "<missing>"
-}
-# expect NAME PATH WANT
-expect() {
-    check "$1: $2" "$(field "$1" "$2")" "$3"
-}
 
 query pass --ip 192.0.2.10 --from user@pass.spf.test --helo mta.example
 expect pass spf.result pass
