@@ -2,19 +2,15 @@
 // against a strict MemoryResolver.
 #include <catch2/catch.hpp>
 
+#include "../support/config_fixture.hpp"
+
 #include "dns/memory_resolver.hpp"
 #include "policy/report.hpp"
 
 using namespace regmilter;
+using regmilter::testing::cfg_of;
 
 namespace {
-
-std::shared_ptr<const config::Config> cfg_of(const std::string& text) {
-    auto r = config::load_string(text, "t.ini");
-    INFO((r.errors.empty() ? std::string() : r.errors[0].str()));
-    REQUIRE(r.config);
-    return r.config;
-}
 
 bool contains(const std::string& hay, const std::string& needle) {
     INFO("want " << needle << " in " << hay);

@@ -2,6 +2,8 @@
 // facts are built by hand; gather_*() are covered with a strict MemoryResolver.
 #include <catch2/catch.hpp>
 
+#include "../support/config_fixture.hpp"
+
 #include <algorithm>
 #include <atomic>
 
@@ -10,16 +12,10 @@
 #include "policy/policy.hpp"
 
 using namespace regmilter;
+using regmilter::testing::cfg_of;
 using policy::Action;
 
 namespace {
-
-std::shared_ptr<const config::Config> cfg_of(const std::string& text) {
-    auto r = config::load_string(text, "t.ini");
-    INFO((r.errors.empty() ? std::string() : r.errors[0].str()));
-    REQUIRE(r.config);
-    return r.config;
-}
 
 std::chrono::system_clock::time_point utc(const char* date, int seconds_into_day = 0) {
     return std::chrono::system_clock::time_point(
