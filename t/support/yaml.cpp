@@ -122,27 +122,35 @@ private:
         return n;
     }
 
+    // s starts with ' or ": the position of its closing quote, or npos.
+    // Double quotes escape with a backslash, single quotes by doubling.
+    static size_t closing_quote(std::string_view s) {
+        char q = s.front();
+        for (size_t i = 1; i < s.size(); ++i) {
+            if (q == '"' && s[i] == '\\') {
+                ++i;
+                continue;
+            }
+            if (s[i] == q) {
+                if (q == '\'' && i + 1 < s.size() && s[i + 1] == '\'') {
+                    ++i;
+                    continue;
+                }
+                return i;
+            }
+        }
+        return std::string_view::npos;
+    }
+
     // Position of the ':' ending a plain or quoted key, or npos.
     static size_t key_end(std::string_view s) {
         if (s.empty()) return std::string_view::npos;
         if (s.front() == '"' || s.front() == '\'') {
-            char q = s.front();
-            for (size_t i = 1; i < s.size(); ++i) {
-                if (q == '"' && s[i] == '\\') {
-                    ++i;
-                    continue;
-                }
-                if (s[i] == q) {
-                    if (q == '\'' && i + 1 < s.size() && s[i + 1] == '\'') {
-                        ++i;
-                        continue;
-                    }
-                    size_t j = i + 1;
-                    while (j < s.size() && s[j] == ' ') ++j;
-                    return j < s.size() && s[j] == ':' ? j : std::string_view::npos;
-                }
-            }
-            return std::string_view::npos;
+            size_t j = closing_quote(s);
+            if (j == std::string_view::npos) return j;
+            ++j;
+            while (j < s.size() && s[j] == ' ') ++j;
+            return j < s.size() && s[j] == ':' ? j : std::string_view::npos;
         }
         if (s.front() == '[' || s.front() == '{') return std::string_view::npos;
         for (size_t i = 0; i < s.size(); ++i) {
@@ -288,23 +296,7 @@ private:
         return trim(s);
     }
 
-    static bool quote_closed(std::string_view s) {
-        char q = s.front();
-        for (size_t i = 1; i < s.size(); ++i) {
-            if (q == '"' && s[i] == '\\') {
-                ++i;
-                continue;
-            }
-            if (s[i] == q) {
-                if (q == '\'' && i + 1 < s.size() && s[i + 1] == '\'') {
-                    ++i;
-                    continue;
-                }
-                return true;
-            }
-        }
-        return false;
-    }
+    static bool quote_closed(std::string_view s) { return closing_quote(s) != std::string_view::npos; }
 
     static bool flow_open(std::string_view s) {
         int depth = 0;
