@@ -351,11 +351,13 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) noexcept
             try {
                 std::shared_ptr<const Runtime> rt = s.rt;
                 policy::Context client = s.ctx;
-                s.connect_lookups = std::async(std::launch::async, [rt, client, deadline] {
-                    if (registry_answers_cached(*rt, *client.ip)) {
-                        ThreadResolver resolver(*rt);
-                        return policy::gather_connect(client, *rt->config, resolver, deadline);
-                    }
+                // The session's resolver is free until MAIL FROM joins this
+                // future (HELO decides without DNS), and the session outlives
+                // the thread (connect_lookups is destroyed first, waiting).
+                dns::Resolver* session_resolver = s.resolver.get();
+                s.connect_lookups = std::async(std::launch::async, [rt, client, deadline, session_resolver] {
+                    if (registry_answers_cached(*rt, *client.ip))
+                        return policy::gather_connect(client, *rt->config, *session_resolver, deadline);
                     // Every registry zone at once, each through its own resolver.
                     policy::ResolverFactory make = [rt]() -> std::unique_ptr<dns::Resolver> {
                         return std::make_unique<ThreadResolver>(*rt);
