@@ -1,41 +1,21 @@
 #include "bulk/bulk.hpp"
 
-#include <sys/stat.h>
-
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
+#include "util/strings.hpp"
+
 namespace regmilter::bulk {
+
+using util::iequals;
+using util::lower;
+using util::trim;
 
 namespace {
 
 constexpr size_t max_address = 1000;  // longer than any RFC 5321 path (256)
-
-std::string lower(std::string_view s) {
-    std::string r(s);
-    for (char& c : r)
-        if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
-    return r;
-}
-
-bool ieq(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = char(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = char(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-    return s;
-}
 
 }  // namespace
 
@@ -84,15 +64,11 @@ std::string normalize(std::string_view a) {
     return out;
 }
 
-std::string TableError::str() const {
-    return file + (line > 0 ? ":" + std::to_string(line) : std::string()) + ": " + message;
-}
-
 Table::Loaded Table::parse(std::string_view text, std::string_view name) {
     Loaded res;
     struct Item {
         size_t offset, length;
-        config::BulkChoice choice;
+        Choice choice;
         int line;
     };
     std::string arena;
@@ -100,7 +76,7 @@ Table::Loaded Table::parse(std::string_view text, std::string_view name) {
     int no = 0;
     size_t pos = 0;
     auto error = [&](int line, std::string msg) {
-        if (res.errors.size() < 100) res.errors.push_back({std::string(name), line, std::move(msg)});
+        if (res.problems.size() < 100) res.problems.push_back({std::string(name), line, std::move(msg)});
     };
     while (pos < text.size()) {
         size_t nl = text.find('\n', pos);
@@ -132,11 +108,11 @@ Table::Loaded Table::parse(std::string_view text, std::string_view name) {
             error(no, "\"" + std::string(line) + "\": want KEY accept|reject");
             continue;
         }
-        config::BulkChoice choice;
+        Choice choice;
         if (words[1] == "accept")
-            choice = config::BulkChoice::accept;
+            choice = Choice::accept;
         else if (words[1] == "reject")
-            choice = config::BulkChoice::reject;
+            choice = Choice::reject;
         else {
             error(no, "\"" + std::string(words[1]) + "\" is not accept or reject");
             continue;
@@ -161,7 +137,7 @@ Table::Loaded Table::parse(std::string_view text, std::string_view name) {
         items.push_back({arena.size(), key.size(), choice, no});
         arena += key;
     }
-    if (!res.errors.empty()) return res;
+    if (!res.problems.empty()) return res;
 
     auto t = std::make_shared<Table>();
     t->arena_ = std::move(arena);
@@ -171,7 +147,7 @@ Table::Loaded Table::parse(std::string_view text, std::string_view name) {
         std::string_view k(t->arena_.data() + it.offset, it.length);
         auto [where, fresh] = t->map_.emplace(k, it.choice);
         (void)where;
-        if (!fresh && res.errors.size() < 100) {
+        if (!fresh && res.problems.size() < 100) {
             // Rare path: find the first line only when there is a duplicate.
             for (const auto& other : items)
                 if (std::string_view(t->arena_.data() + other.offset, other.length) == k) {
@@ -181,8 +157,8 @@ Table::Loaded Table::parse(std::string_view text, std::string_view name) {
                 }
         }
     }
-    if (!res.errors.empty()) return res;
-    res.table = std::move(t);
+    if (!res.problems.empty()) return res;
+    res.value = std::move(t);
     return res;
 }
 
@@ -190,7 +166,7 @@ Table::Loaded Table::load(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         Loaded r;
-        r.errors.push_back({path, 0, std::string("cannot read: ") + std::strerror(errno)});
+        r.problems.push_back({path, 0, std::string("cannot read: ") + std::strerror(errno)});
         return r;
     }
     std::ostringstream ss;
@@ -198,13 +174,13 @@ Table::Loaded Table::load(const std::string& path) {
     return parse(ss.str(), path);
 }
 
-std::optional<config::BulkChoice> Table::find(std::string_view key) const {
+std::optional<Choice> Table::find(std::string_view key) const {
     auto it = map_.find(key);
     if (it == map_.end()) return std::nullopt;
     return it->second;
 }
 
-Lookup lookup(const Table* table, std::string_view rcpt, const config::Bulk& cfg) {
+Lookup lookup(const Table* table, std::string_view rcpt, const Settings& cfg) {
     Lookup l;
     l.choice = cfg.default_choice;
     l.key = "default";
@@ -236,53 +212,59 @@ Lookup lookup(const Table* table, std::string_view rcpt, const config::Bulk& cfg
     return l;
 }
 
-std::vector<TableError> TableFile::refresh() {
-    struct stat st {};
-    Stamp now;
-    int stat_errno = 0;
-    if (::stat(path_.c_str(), &st) == 0) {
-        now.valid = true;
-        now.ino = st.st_ino;
-        now.size = static_cast<unsigned long long>(st.st_size);
-        now.mtime_ns = static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
-    } else {
-        stat_errno = errno;
-    }
-    {
-        std::lock_guard<std::mutex> g(mu_);
-        if (checked_ && now.valid == stamp_.valid && now.ino == stamp_.ino && now.size == stamp_.size &&
-            now.mtime_ns == stamp_.mtime_ns)
-            return {};
-    }
-    std::vector<TableError> errors;
-    std::shared_ptr<const Table> fresh;
-    if (!now.valid) {
-        errors.push_back({path_, 0, std::string("cannot read: ") + std::strerror(stat_errno)});
+TableFile::Refresh TableFile::read(const util::FileStamp& stamp) {
+    Refresh r;
+    has_pending_ = false;
+    if (!stamp.exists) {
+        r.problems.push_back({path_, 0, std::string("cannot read: ") + std::strerror(stamp.error)});
     } else {
         Table::Loaded l = Table::load(path_);
-        errors = std::move(l.errors);
-        fresh = std::move(l.table);
+        r.problems = std::move(l.problems);
+        r.table = std::move(l.value);
     }
-    std::lock_guard<std::mutex> g(mu_);
-    checked_ = true;
-    stamp_ = now;  // a broken file is not parsed again until it changes
-    if (fresh) table_ = std::move(fresh);
-    return errors;
+    if (r.table) {
+        r.what = Refresh::What::loaded;
+        table_ = r.table;
+        loaded_ = stamp;
+        refused_ = {};
+    } else {
+        r.what = Refresh::What::refused;
+        refused_ = stamp;
+    }
+    return r;
 }
 
-std::shared_ptr<const Table> TableFile::current() const {
-    std::lock_guard<std::mutex> g(mu_);
-    return table_;
+TableFile::Refresh TableFile::load() {
+    return read(util::stamp_of(path_));
+}
+
+TableFile::Refresh TableFile::poll(Clock::time_point now) {
+    util::FileStamp stamp = util::stamp_of(path_);
+    if (stamp == loaded_ || stamp == refused_) {
+        has_pending_ = false;
+        return {};
+    }
+    if (!has_pending_ || stamp != pending_) {
+        pending_ = stamp;
+        pending_since_ = now;
+        has_pending_ = true;
+    }
+    if (now - pending_since_ < settle_) {
+        Refresh r;
+        r.what = Refresh::What::waiting;
+        return r;
+    }
+    return read(stamp);
 }
 
 Signals sender_signals(std::string_view mail_from, const std::optional<net::Address>& ip,
-                       const config::Bulk& cfg) {
+                       const Settings& cfg) {
     Signals s;
     std::string addr = normalize(mail_from);
     auto at = addr.rfind('@');
     if (at != std::string::npos) {
         std::string_view domain = std::string_view(addr).substr(at + 1);
-        for (const auto& d : cfg.sender_domains) {
+        for (const auto& d : cfg.senders.domains) {
             bool match =
                 domain == d || (domain.size() > d.size() && domain.substr(domain.size() - d.size()) == d &&
                                 domain[domain.size() - d.size() - 1] == '.');
@@ -293,7 +275,7 @@ Signals sender_signals(std::string_view mail_from, const std::optional<net::Addr
         }
     }
     if (ip) {
-        for (const auto& n : cfg.sender_networks.networks())
+        for (const auto& n : cfg.senders.networks.networks())
             if (n.contains(*ip)) {
                 s.signals.push_back("sender:network:" + n.str());
                 break;
@@ -302,12 +284,12 @@ Signals sender_signals(std::string_view mail_from, const std::optional<net::Addr
     return s;
 }
 
-Signals header_signals(const std::vector<HeaderField>& headers, const config::Bulk& cfg) {
+Signals header_signals(const std::vector<HeaderField>& headers, const Settings& cfg) {
     Signals s;
     if (!cfg.header_signals) return s;
     bool precedence = false, list_id = false, unsubscribe = false;
     for (const auto& h : headers) {
-        if (!precedence && ieq(h.name, "Precedence")) {
+        if (!precedence && iequals(h.name, "Precedence")) {
             // RFC 2076 §3.9: the first word of the value.
             std::string_view v = trim(h.value);
             size_t e = 0;
@@ -316,9 +298,9 @@ Signals header_signals(const std::vector<HeaderField>& headers, const config::Bu
                 ++e;
             std::string w = lower(v.substr(0, e));
             if (w == "bulk" || w == "list" || w == "junk") precedence = true;
-        } else if (!list_id && ieq(h.name, "List-Id")) {
+        } else if (!list_id && iequals(h.name, "List-Id")) {
             list_id = true;  // RFC 2919
-        } else if (!unsubscribe && ieq(h.name, "List-Unsubscribe")) {
+        } else if (!unsubscribe && iequals(h.name, "List-Unsubscribe")) {
             unsubscribe = true;  // RFC 2369
         }
     }

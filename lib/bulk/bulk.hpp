@@ -1,35 +1,55 @@
 // bulk: the per-recipient opt-out table (opted in = accept, opted out =
 // reject) and the signals that make a message bulk. Decides table lookups and
-// signal detection only; what happens to a recipient is policy's.
-// A Table is immutable after load (share it freely between threads);
-// TableFile (reload on change) is thread-safe.
+// signal detection only; what happens to a recipient is policy's. No DNS, no
+// I/O besides reading a table file. A Table is immutable after load (share it
+// freely between threads); the free functions are reentrant.
 #pragma once
 
-#include <ctime>
+#include <chrono>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
-#include "config/config.hpp"
 #include "net/address.hpp"
+#include "util/file.hpp"
+#include "util/names.hpp"
+#include "util/problem.hpp"
 
 namespace regmilter::bulk {
+
+// A recipient's choice: accept bulk mail (opted in) or refuse it (opted out).
+enum class Choice { accept, reject };
+inline constexpr const char* choice_names[] = {"accept", "reject"};
+constexpr util::Names names_of(Choice) { return choice_names; }
+
+// What an opted-out recipient of bulk mail gets (DESIGN "[bulk] action").
+enum class Action { reject, discard, tag };
+inline constexpr const char* action_names[] = {"reject", "discard", "tag"};
+constexpr util::Names names_of(Action) { return action_names; }
+
+// Known bulk senders: MAIL FROM domains (and their subdomains), client networks.
+struct Senders {
+    std::vector<std::string> domains;  // lower case, no trailing dot
+    net::CidrSet networks;
+};
+
+// The [bulk] settings.
+struct Settings {
+    std::string table;                // path of the opt-out table; empty: none
+    Choice default_choice{};
+    Senders senders;
+    bool header_signals{};            // Precedence / List-Id / List-Unsubscribe make bulk
+    Action action{};
+    std::string recipient_delimiter;  // each character is a delimiter; empty: none
+};
 
 // Address text as the table compares it: <> stripped, a source route
 // (@a,@b:user@d, RFC 5321 §4.1.2) dropped, a quoted local part unquoted,
 // all lower case (DESIGN "Bulk table"). Empty when there is no usable address.
 std::string normalize(std::string_view address);
-
-struct TableError {
-    std::string file;
-    int line = 0;
-    std::string message;
-    std::string str() const;  // "FILE:LINE: message"
-};
 
 // Format, one entry a line:  KEY accept|reject   (# starts a comment)
 // KEY is user@domain or @domain. A repeated key is an error.
@@ -38,57 +58,69 @@ public:
     Table() = default;
     Table(const Table&) = delete;  // map_ views into arena_
     Table& operator=(const Table&) = delete;
-    struct Loaded;
+    using Loaded = util::Parsed<Table>;
+    // Every problem at once, each "FILE:LINE: ..." (at most 100).
     static Loaded parse(std::string_view text, std::string_view name);
     static Loaded load(const std::string& path);
 
     // The entry for exactly this normalized key ("user@d", "@d"), if any.
-    std::optional<config::BulkChoice> find(std::string_view key) const;
+    std::optional<Choice> find(std::string_view key) const;
     size_t size() const { return map_.size(); }
 
 private:
     std::string arena_;  // every key, back to back; map_ keys view into it
-    std::unordered_map<std::string_view, config::BulkChoice> map_;
-};
-
-struct Table::Loaded {
-    std::shared_ptr<const Table> table;  // null when errors is not empty
-    std::vector<TableError> errors;
+    std::unordered_map<std::string_view, Choice> map_;
 };
 
 struct Lookup {
-    config::BulkChoice choice = config::BulkChoice::accept;
+    Choice choice = Choice::accept;
     std::string key;  // the entry that decided: "user@d", "user@d" folded, "@d", "default"
 };
 
 // Lookup order (DESIGN "Bulk table"): the address, the address without its
 // +detail (any character of recipient_delimiter), @domain, then [bulk] default.
 // table may be null (no table configured).
-Lookup lookup(const Table* table, std::string_view rcpt, const config::Bulk& cfg);
+Lookup lookup(const Table* table, std::string_view rcpt, const Settings& cfg);
 
-// A table file loaded at start and reloaded when it changes (inode, size or
-// mtime differ). A broken new file keeps the old table; its errors are kept
-// until the next successful load.
+// The one reloader of a table file (the daemon's, every 2 s and on SIGHUP).
+// A change is read only once it has settled: the file's size and mtime have
+// stayed the same for `settle`, so that a table rewritten in place is never
+// read half-written; and it must parse completely. A broken file is reported
+// once and not read again until it changes; the last good table stays in
+// force. Used by one thread at a time (the daemon's reload thread).
 class TableFile {
 public:
-    explicit TableFile(std::string path) : path_(std::move(path)) {}
-    // Load or reload when the file changed. Returns the errors of this load
-    // (empty when nothing changed or the load worked).
-    std::vector<TableError> refresh();
-    std::shared_ptr<const Table> current() const;
+    using Clock = std::chrono::steady_clock;
+    TableFile(std::string path, Clock::duration settle) : path_(std::move(path)), settle_(settle) {}
+
+    struct Refresh {
+        enum class What {
+            unchanged,  // as last loaded (or as last refused)
+            waiting,    // changed, not settled yet
+            loaded,     // read and parsed: `table` is the new table
+            refused,    // changed and settled, but broken: `problems` say why
+        } what = What::unchanged;
+        std::shared_ptr<const Table> table;
+        std::vector<util::Problem> problems;
+    };
+
+    // Reads the file now, settled or not (start, SIGHUP).
+    Refresh load();
+    // One stat(); reads the file when it changed and has settled.
+    Refresh poll(Clock::time_point now);
+    // The last table loaded; null before the first successful load.
+    std::shared_ptr<const Table> current() const { return table_; }
     const std::string& path() const { return path_; }
 
 private:
+    Refresh read(const util::FileStamp& stamp);
+
     std::string path_;
-    mutable std::mutex mu_;
-    std::shared_ptr<const Table> table_;  // guarded by mu_
-    struct Stamp {
-        unsigned long long ino = 0, size = 0;
-        long long mtime_ns = 0;
-        bool valid = false;
-    };
-    Stamp stamp_;           // guarded by mu_
-    bool checked_ = false;  // guarded by mu_
+    Clock::duration settle_;
+    std::shared_ptr<const Table> table_;
+    util::FileStamp loaded_, refused_, pending_;
+    Clock::time_point pending_since_{};
+    bool has_pending_ = false;
 };
 
 // Why a message is bulk; each signal a short name for logs and JSON:
@@ -102,13 +134,13 @@ struct Signals {
 // Envelope signals: the [bulk] senders list (MAIL FROM domain or a
 // subdomain of it; client in a sender network). Registry codes are added by policy.
 Signals sender_signals(std::string_view mail_from, const std::optional<net::Address>& ip,
-                       const config::Bulk& cfg);
+                       const Settings& cfg);
 
 // Header signals (header_signals = yes): Precedence: bulk|list|junk, List-Id,
 // List-Unsubscribe. Each signal counted once, whatever the number of headers.
 struct HeaderField {
     std::string name, value;
 };
-Signals header_signals(const std::vector<HeaderField>& headers, const config::Bulk& cfg);
+Signals header_signals(const std::vector<HeaderField>& headers, const Settings& cfg);
 
 }  // namespace regmilter::bulk

@@ -25,18 +25,6 @@ struct RdfFree {
 using PktPtr = std::unique_ptr<ldns_pkt, PktFree>;
 using RdfPtr = std::unique_ptr<ldns_rdf, RdfFree>;
 
-bool parse_port(std::string_view s, uint16_t& port) {
-    if (s.empty() || s.size() > 5) return false;
-    unsigned v = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') return false;
-        v = v * 10 + unsigned(c - '0');
-    }
-    if (v == 0 || v > 65535) return false;
-    port = uint16_t(v);
-    return true;
-}
-
 // Presentation-format name (RFC 1035 §5.1: "\." and "\DDD" escapes) to wire
 // format. Empty result = not encodable; `why` says why.
 std::vector<uint8_t> encode_name(std::string_view name, std::string& why) {
@@ -246,72 +234,6 @@ long long ms_since(Clock::time_point start) {
 
 }  // namespace
 
-std::string Nameserver::str() const {
-    std::string a = address.str();
-    if (port == 53) return a;
-    if (address.is_v6()) return "[" + a + "]:" + std::to_string(port);
-    return a + ":" + std::to_string(port);
-}
-
-std::optional<Nameserver> parse_nameserver(std::string_view text, std::string& error) {
-    auto fail = [&](const std::string& why) -> std::optional<Nameserver> {
-        error = "nameserver \"" + std::string(text) + "\": " + why;
-        return std::nullopt;
-    };
-    if (text.empty()) return fail("empty");
-    std::string_view host = text, port_text;
-    bool has_port = false;
-    if (text.front() == '[') {
-        size_t close = text.find(']');
-        if (close == std::string_view::npos) return fail("missing ']' after the IPv6 address");
-        host = text.substr(1, close - 1);
-        std::string_view rest = text.substr(close + 1);
-        if (!rest.empty()) {
-            if (rest.front() != ':') return fail("expected ':PORT' after ']'");
-            port_text = rest.substr(1);
-            has_port = true;
-        }
-        if (host.find(':') == std::string_view::npos) {
-            return fail("brackets are for IPv6 addresses only");
-        }
-    } else if (std::count(text.begin(), text.end(), ':') == 1) {
-        size_t colon = text.find(':');
-        host = text.substr(0, colon);
-        port_text = text.substr(colon + 1);
-        has_port = true;
-    }
-    Nameserver ns;
-    if (has_port && !parse_port(port_text, ns.port)) {
-        return fail("port \"" + std::string(port_text) + "\" is not a number 1..65535");
-    }
-    if (host.find('%') != std::string_view::npos) {
-        return fail("IPv6 zone ids are not supported");
-    }
-    auto addr = net::Address::parse(host);
-    if (!addr) {
-        return fail("not an IP address (use 192.0.2.1, 192.0.2.1:5353, 2001:db8::1 or [2001:db8::1]:5353)");
-    }
-    ns.address = *addr;
-    return ns;
-}
-
-std::vector<Nameserver> system_nameservers(const std::string& path) {
-    std::vector<Nameserver> out;
-    std::ifstream in(path);
-    std::string line;
-    while (std::getline(in, line)) {
-        std::istringstream words(line);
-        std::string key, value;
-        if (!(words >> key >> value) || key != "nameserver") continue;
-        // resolv.conf has bare addresses only: a v4 with ":port" is not valid there.
-        if (value.find('%') != std::string::npos) continue;
-        auto addr = net::Address::parse(value);
-        if (addr) out.push_back(Nameserver{*addr, 53});
-    }
-    if (out.empty()) out.push_back(Nameserver{net::Address::v4(0x7f000001), 53});
-    return out;
-}
-
 void LdnsResolver::LdnsFree::operator()(ldns_struct_resolver* r) const { ldns_resolver_deep_free(r); }
 
 // The outcome of asking the nameservers one question: a packet with rcode
@@ -325,16 +247,7 @@ struct LdnsResolver::Exchange {
 LdnsResolver::LdnsResolver(const ResolverOptions& options) : options_(options) {
     if (options_.timeout_ms <= 0) throw std::invalid_argument("timeout_ms must be positive");
     if (options_.retries < 0) throw std::invalid_argument("retries must not be negative");
-    if (options_.nameservers.empty()) {
-        nameservers_ = system_nameservers();
-    } else {
-        for (const std::string& s : options_.nameservers) {
-            std::string error;
-            auto ns = parse_nameserver(s, error);
-            if (!ns) throw std::invalid_argument(error);
-            nameservers_.push_back(*ns);
-        }
-    }
+    nameservers_ = options_.nameservers.empty() ? system_nameservers() : options_.nameservers;
     for (const Nameserver& ns : nameservers_) {
         Handle h(ldns_resolver_new());
         if (!h) throw std::bad_alloc();

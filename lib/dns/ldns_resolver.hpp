@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dns/nameserver.hpp"
 #include "dns/resolver.hpp"
 #include "net/address.hpp"
 
@@ -18,32 +19,8 @@ struct ldns_struct_resolver;
 
 namespace regmilter::dns {
 
-// One upstream nameserver: an IP address (never a host name: resolving it
-// would need DNS) and a port.
-struct Nameserver {
-    net::Address address;
-    uint16_t port = 53;
-
-    // "192.0.2.1", "192.0.2.1:5353", "2001:db8::1" or "[2001:db8::1]:5353";
-    // the port is only shown when it is not 53.
-    std::string str() const;
-    bool operator==(const Nameserver& o) const { return address == o.address && port == o.port; }
-};
-
-// Parses "HOST[:PORT]", "[V6]:PORT", "[V6]" or a bare IPv6 address. HOST is a
-// literal IPv4 or IPv6 address; PORT is 1..65535 in decimal. On failure returns
-// nullopt and sets `error` to a sentence naming the input, e.g.
-//   nameserver "ns.example:53": not an IP address (use 192.0.2.1, 2001:db8::1 or [2001:db8::1]:53)
-std::optional<Nameserver> parse_nameserver(std::string_view text, std::string& error);
-
-// The `nameserver` lines of a resolv.conf(5) file, in order. Unparsable lines
-// and IPv6 addresses with a zone id are skipped. A missing file, or one without
-// nameserver lines, gives 127.0.0.1 (as the C library does).
-std::vector<Nameserver> system_nameservers(const std::string& path = "/etc/resolv.conf");
-
 struct ResolverOptions {
-    // "HOST[:PORT]", "[v6]:PORT" or bare v6 (parse_nameserver); empty = /etc/resolv.conf.
-    std::vector<std::string> nameservers;
+    std::vector<Nameserver> nameservers;  // empty: /etc/resolv.conf (system_nameservers)
     int timeout_ms = 2000;    // per attempt (one packet to one nameserver), > 0
     int retries = 2;          // further rounds over the nameservers that timed out, >= 0
     uint16_t edns_size = 1232;  // EDNS0 UDP payload size advertised; 0 = no EDNS0
@@ -66,9 +43,8 @@ struct ResolverOptions {
 // octets) is nxdomain without a query: no such name can exist.
 class LdnsResolver : public Resolver {
 public:
-    // Throws std::invalid_argument (message from parse_nameserver) for a bad
-    // nameserver string or a non-positive timeout; use create() to get the
-    // error as a value.
+    // Throws std::invalid_argument for a non-positive timeout or negative
+    // retries; use create() to get the error as a value.
     explicit LdnsResolver(const ResolverOptions& options);
     ~LdnsResolver() override;
     LdnsResolver(const LdnsResolver&) = delete;

@@ -2,18 +2,15 @@
 
 #include <chrono>
 
+#include "util/date.hpp"
+#include "util/text.hpp"
+
 namespace regmilter::policy {
 
-using CAction = config::Action;
+using CAction = policy::CheckAction;
 using config::Config;
 
 namespace {
-
-// Days since the epoch (UTC) of a time point, rounding toward the past.
-config::Day day_of(std::chrono::system_clock::time_point t) {
-    auto s = std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-    return s >= 0 ? s / 86400 : (s - 86399) / 86400;
-}
 
 void set_codes(Check& c, const char* reject_code, const char* reject_x, const char* temp_code,
                const char* temp_x) {
@@ -46,7 +43,7 @@ void registry_checks(const Facts& f, const Config& cfg, std::vector<Check>& out)
     const auto& entries = f.connect.registry;
     if (!f.connect.ip) return;
     const net::Address& ip = *f.connect.ip;
-    config::Day today = day_of(f.now);
+    util::Day today = util::day_of(f.now);
 
     auto zone_of = [&](const registry::Entry& e) -> const config::Registry* {
         for (const auto& r : cfg.registries)
@@ -61,14 +58,14 @@ void registry_checks(const Facts& f, const Config& cfg, std::vector<Check>& out)
             (c.action == CAction::reject || c.action == CAction::tempfail)) {
             c.action = CAction::tag;
             c.downgraded = true;
-            c.tag += " (enforced from " + config::format_date(*z.enforce_after) + ")";
+            c.tag += " (enforced from " + util::format_date(*z.enforce_after) + ")";
         }
     };
     auto error_check = [&](const registry::Entry& e, const config::Registry& z) {
         Check c;
         c.source = "registry:" + e.name;
         c.reason = "registry:error:" + e.zone;
-        c.action = z.on_error == config::OnError::tempfail ? CAction::tempfail : CAction::accept;
+        c.action = z.on_error == policy::OnError::tempfail ? CAction::tempfail : CAction::accept;
         c.code = "451";
         c.xcode = "4.4.3";
         if (c.action != CAction::tempfail) c.code.clear(), c.xcode.clear();
@@ -80,14 +77,14 @@ void registry_checks(const Facts& f, const Config& cfg, std::vector<Check>& out)
     // meaning = registered zones: listed in any one counts as registered.
     bool any_registered = false, any_error = false;
     for (const auto& e : entries)
-        if (e.meaning == config::Meaning::registered) {
+        if (e.meaning == registry::Meaning::registered) {
             any_registered = any_registered || counts_registered(e);
             any_error = any_error || e.status == registry::Status::error;
         }
     for (const auto& e : entries) {
         const config::Registry* z = zone_of(e);
         if (!z) continue;
-        if (e.meaning == config::Meaning::registered) {
+        if (e.meaning == registry::Meaning::registered) {
             if (any_registered) continue;
             if (e.status == registry::Status::error) {
                 out.push_back(error_check(e, *z));
@@ -252,10 +249,10 @@ std::string ar_address(std::string_view a) {
 std::vector<Header> result_headers(const Facts& f, const Config& cfg) {
     std::vector<Header> out;
     const std::string& id = f.authserv_id.empty() ? std::string("localhost") : f.authserv_id;
-    bool want_ar = cfg.spf.headers == config::SpfHeaders::authentication_results ||
-                   cfg.spf.headers == config::SpfHeaders::both;
+    bool want_ar = cfg.spf.headers == policy::ResultHeaders::authentication_results ||
+                   cfg.spf.headers == policy::ResultHeaders::both;
     bool want_rspf =
-        cfg.spf.headers == config::SpfHeaders::received_spf || cfg.spf.headers == config::SpfHeaders::both;
+        cfg.spf.headers == policy::ResultHeaders::received_spf || cfg.spf.headers == policy::ResultHeaders::both;
 
     std::vector<std::string> results;
     if (f.mail.trust == TrustReason::authenticated) {
@@ -272,7 +269,7 @@ std::vector<Header> result_headers(const Facts& f, const Config& cfg) {
     // RFC 8904: dnswl for allow-list (meaning = registered) zones.
     if (f.mail.trust == TrustReason::none)
         for (const auto& e : f.connect.registry) {
-            if (e.meaning != config::Meaning::registered) continue;
+            if (e.meaning != registry::Meaning::registered) continue;
             std::string r = e.status == registry::Status::error ? "temperror"
                             : e.status == registry::Status::listed && (!e.fcrdns_checked || e.fcrdns_ok)
                                 ? "pass"

@@ -14,7 +14,7 @@ namespace regmilter::policy {
 // enforce_after and the "temporary never permanent" rule.
 struct Check {
     std::string source;  // "registry:NAME", "spf:mailfrom", "spf:helo"
-    config::Action action = config::Action::accept;
+    policy::CheckAction action = policy::CheckAction::accept;
     std::string code, xcode;  // for tempfail/reject
     std::string text;         // reply text
     std::string tag;          // X-Regmilter value when tagged

@@ -12,7 +12,7 @@
 
 namespace regmilter::policy {
 
-using CAction = config::Action;
+using CAction = policy::CheckAction;
 using config::Config;
 
 const char* to_string(Stage s) {
@@ -294,7 +294,7 @@ DataFacts gather_data(const Context& ctx, const Facts& facts, const Config& cfg)
 
 Verdict decide_connect(const Facts& facts, const Config& cfg) noexcept {
     Verdict v;
-    if (facts.connect.unknown_client && cfg.trust.unknown_client == config::UnknownClient::accept) {
+    if (facts.connect.unknown_client && cfg.trust.unknown_client == policy::UnknownClient::accept) {
         v.action = policy::Action::accept;
         v.reason = "unknown-client";
     }
@@ -316,7 +316,7 @@ Verdict decide_mail(const Facts& facts, const Config& cfg) noexcept {
         const Check* top = strongest(checks);
         if (!top) return v;
         v.reason = top->reason;
-        if (cfg.milter.mode == config::Mode::observe) {
+        if (cfg.milter.mode == policy::Mode::observe) {
             if (top->action >= CAction::tempfail) v.reason = "observe:" + top->reason;
             return v;
         }
@@ -337,10 +337,10 @@ Verdict decide_mail(const Facts& facts, const Config& cfg) noexcept {
 Verdict decide_rcpt(const Facts& facts, const RcptFacts& rcpt, const Config& cfg) noexcept {
     try {
         Verdict v;
-        if (!facts.mail.envelope_bulk.any() || rcpt.bulk.choice != config::BulkChoice::reject) return v;
+        if (!facts.mail.envelope_bulk.any() || rcpt.bulk.choice != bulk::Choice::reject) return v;
         v.reason = "bulk:opted-out:" + rcpt.bulk.key;
-        if (cfg.bulk.action != config::BulkAction::reject) return v;  // discard/tag: end of message
-        if (cfg.milter.mode == config::Mode::observe) {
+        if (cfg.bulk.action != bulk::Action::reject) return v;  // discard/tag: end of message
+        if (cfg.milter.mode == policy::Mode::observe) {
             v.reason = "observe:" + v.reason;
             return v;
         }
@@ -359,7 +359,7 @@ Verdict decide_data(const Facts& facts, const Config& cfg) noexcept {
         Verdict v;
         v.headers_to_remove = facts.data.forged_ar;
         v.headers_to_add = result_headers(facts, cfg);
-        bool observe = cfg.milter.mode == config::Mode::observe;
+        bool observe = cfg.milter.mode == policy::Mode::observe;
         std::vector<Check> checks;
         if (facts.mail.trust == TrustReason::none) checks = evaluate_checks(facts, cfg);
         for (const auto& c : checks) {
@@ -386,7 +386,7 @@ Verdict decide_data(const Facts& facts, const Config& cfg) noexcept {
         for (const auto& s : signals) why += (why.empty() ? "" : ", ") + s;
         std::vector<std::string> opted_out;
         for (const auto& r : facts.rcpts)
-            if (r.bulk.choice == config::BulkChoice::reject) opted_out.push_back(r.rcpt);
+            if (r.bulk.choice == bulk::Choice::reject) opted_out.push_back(r.rcpt);
         if (opted_out.empty()) {
             if (!v.reason.empty() && !observe) v.action = policy::Action::tag;
             return v;
@@ -394,12 +394,12 @@ Verdict decide_data(const Facts& facts, const Config& cfg) noexcept {
         std::string n = std::to_string(opted_out.size());
         if (observe) {
             v.headers_to_add.push_back(
-                {"X-Regmilter", "would " + std::string(config::to_string(cfg.bulk.action)) + " bulk mail (" +
+                {"X-Regmilter", "would " + std::string(util::name_of(cfg.bulk.action)) + " bulk mail (" +
                                     why + ") for " + n + " recipient(s) who opted out"});
             v.reason = "observe:bulk";
             return v;
         }
-        if (cfg.bulk.action == config::BulkAction::tag) {
+        if (cfg.bulk.action == bulk::Action::tag) {
             v.headers_to_add.push_back(
                 {"X-Regmilter", "bulk (" + why + "); " + n + " recipient(s) opted out"});
             v.action = policy::Action::tag;
@@ -407,9 +407,9 @@ Verdict decide_data(const Facts& facts, const Config& cfg) noexcept {
             return v;
         }
         // reject or discard: remove the opted-out recipients; nothing left ends the message.
-        v.reason = "bulk:" + std::string(config::to_string(cfg.bulk.action));
+        v.reason = "bulk:" + std::string(util::name_of(cfg.bulk.action));
         if (opted_out.size() == facts.rcpts.size()) {
-            if (cfg.bulk.action == config::BulkAction::discard) {
+            if (cfg.bulk.action == bulk::Action::discard) {
                 v.action = policy::Action::discard;
             } else {
                 v.action = policy::Action::reject;
@@ -429,7 +429,7 @@ Verdict decide_data(const Facts& facts, const Config& cfg) noexcept {
 Verdict internal_error_verdict(const Config& cfg) noexcept {
     Verdict v;
     v.reason = "internal-error";
-    if (cfg.milter.on_internal_error == config::OnInternalError::accept) {
+    if (cfg.milter.on_internal_error == policy::OnInternalError::accept) {
         v.action = policy::Action::accept;
         return v;
     }

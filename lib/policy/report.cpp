@@ -123,7 +123,7 @@ std::string to_json(const Session& s) {
         w.key("query").value(e.query);
         w.key("status").value(registry::to_string(e.status));
         w.key("code").value(e.code);
-        w.key("meaning").value(e.bulk ? "bulk" : config::to_string(e.meaning));
+        w.key("meaning").value(e.bulk ? "bulk" : util::name_of(e.meaning));
         w.key("info").value(e.info);
         w.key("error").value(e.error);
         if (e.fcrdns_checked) {
@@ -146,7 +146,7 @@ std::string to_json(const Session& s) {
     for (const auto& r : s.asked) {
         w.begin_object();
         w.key("rcpt").value(r.rcpt);
-        w.key("choice").value(config::to_string(r.bulk.choice));
+        w.key("choice").value(util::name_of(r.bulk.choice));
         w.key("key").value(r.bulk.key);
         w.end_object();
     }

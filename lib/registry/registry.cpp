@@ -1,5 +1,7 @@
 #include "registry/registry.hpp"
 
+#include "util/text.hpp"
+
 namespace regmilter::registry {
 
 const char* to_string(Status s) {
@@ -14,10 +16,10 @@ const char* to_string(Status s) {
     return "?";
 }
 
-std::string query_name(const net::Address& ip, config::Format format, std::string_view zone) {
+std::string query_name(const net::Address& ip, Format format, std::string_view zone) {
     net::Address a = ip.unmapped();
     std::string name;
-    if (format == config::Format::reversed) {
+    if (format == Format::reversed) {
         name = a.reversed();  // RFC 5782 §2.1 (IPv4), §2.4 (IPv6 nibbles)
     } else if (a.is_v4()) {
         name = a.str();
@@ -31,7 +33,7 @@ std::string query_name(const net::Address& ip, config::Format format, std::strin
     return name;
 }
 
-Classified classify(const dns::DnsAnswer& ans, const config::Registry& zone) {
+Classified classify(const dns::DnsAnswer& ans, const Zone& zone) {
     Classified c;
     switch (ans.status) {
         case dns::DnsStatus::nxdomain:
@@ -75,7 +77,7 @@ Classified classify(const dns::DnsAnswer& ans, const config::Registry& zone) {
         return c;
     }
     c.status = Status::listed;
-    c.bulk = zone.meaning == config::Meaning::registered && !bulk_code.empty();
+    c.bulk = zone.meaning == Meaning::registered && !bulk_code.empty();
     c.code = c.bulk ? bulk_code : listed_code;
     return c;
 }
@@ -118,7 +120,7 @@ Fcrdns check_fcrdns(dns::Resolver& dns, const net::Address& ip_in, dns::Deadline
     return f;
 }
 
-Entry lookup(dns::Resolver& dns, const net::Address& ip_in, const config::Registry& zone,
+Entry lookup(dns::Resolver& dns, const net::Address& ip_in, const Zone& zone,
              dns::Deadline deadline) {
     net::Address ip = ip_in.unmapped();
     Entry e;
@@ -133,15 +135,10 @@ Entry lookup(dns::Resolver& dns, const net::Address& ip_in, const config::Regist
     e.error = c.error;
     if (e.status != Status::listed) return e;
     dns::DnsAnswer txt = dns.query(e.query, dns::RrType::txt, deadline);
-    if (txt.status == dns::DnsStatus::ok && !txt.rdata.empty()) {
-        // Metadata goes into log lines and headers: bounded, printable ASCII.
-        for (char ch : txt.rdata.front()) {
-            if (e.info.size() >= 512) break;
-            unsigned char u = static_cast<unsigned char>(ch);
-            e.info += (u < 0x20 || u >= 0x7f) ? '?' : ch;
-        }
-    }
-    if (zone.require_fcrdns && zone.meaning == config::Meaning::registered) {
+    // Metadata goes into log lines and headers: bounded, printable ASCII.
+    if (txt.status == dns::DnsStatus::ok && !txt.rdata.empty())
+        e.info = util::sanitize(txt.rdata.front(), util::TextUse::dns_text);
+    if (zone.require_fcrdns && zone.meaning == Meaning::registered) {
         Fcrdns f = check_fcrdns(dns, ip, deadline);
         e.fcrdns_checked = true;
         e.fcrdns_ok = f.result == Fcrdns::Result::pass;

@@ -8,11 +8,31 @@
 #include <string_view>
 #include <vector>
 
-#include "config/config.hpp"
 #include "dns/resolver.hpp"
 #include "net/address.hpp"
+#include "util/names.hpp"
 
 namespace regmilter::registry {
+
+// How a client address becomes a name in the zone (query_name()).
+enum class Format { dashed, reversed };
+inline constexpr const char* format_names[] = {"dashed", "reversed"};
+constexpr util::Names names_of(Format) { return format_names; }
+
+// registered: an allow-list (unlisted = unregistered); blocked: a block-list.
+enum class Meaning { registered, blocked };
+inline constexpr const char* meaning_names[] = {"registered", "blocked"};
+constexpr util::Names names_of(Meaning) { return meaning_names; }
+
+// One zone as the lookup needs it ([registry NAME] in the configuration).
+struct Zone {
+    std::string name;  // NAME of [registry NAME]
+    std::string zone;  // lower case, no trailing dot
+    Format format{};
+    Meaning meaning{};
+    std::vector<net::Address> bulk_codes;  // answers meaning "registered, declared bulk sender"
+    bool require_fcrdns{};                 // listed also needs forward-confirmed reverse DNS
+};
 
 enum class Status { listed, unlisted, error };
 const char* to_string(Status);
@@ -21,7 +41,7 @@ const char* to_string(Status);
 struct Entry {
     std::string name;  // [registry NAME]
     std::string zone;
-    config::Meaning meaning = config::Meaning::registered;
+    Meaning meaning = Meaning::registered;
     std::string query;  // the name asked ("192-0-2-36.reg.example")
     Status status = Status::unlisted;
     std::string code;   // the answer that decided ("127.0.0.2"), empty when unlisted
@@ -38,7 +58,7 @@ struct Entry {
 //   dashed   IPv4 "192-0-2-36.ZONE"; IPv6 eight groups of four lower-case hex
 //            digits joined by dashes: "2001-0db8-0000-...-0007.ZONE"
 //   reversed RFC 5782 §2.1/§2.4: "36.2.0.192.ZONE"; IPv6 32 nibbles reversed
-std::string query_name(const net::Address& ip, config::Format format, std::string_view zone);
+std::string query_name(const net::Address& ip, Format format, std::string_view zone);
 
 // RFC 5782 §2.3 / DESIGN "Registry answers": A records of one lookup to a status.
 // Only 127.0.0.0/8 counts; 127.0.0.1, 127.255.255.0/24 and anything outside
@@ -50,12 +70,12 @@ struct Classified {
     bool bulk = false;
     std::string error;
 };
-Classified classify(const dns::DnsAnswer& a, const config::Registry& zone);
+Classified classify(const dns::DnsAnswer& a, const Zone& zone);
 
 // One zone for one client: A lookup, then (when listed) TXT at the same name,
 // then (require_fcrdns and listed) the FCrDNS check. DNS trouble is
 // Status::error with the reason; nothing throws.
-Entry lookup(dns::Resolver& dns, const net::Address& ip, const config::Registry& zone,
+Entry lookup(dns::Resolver& dns, const net::Address& ip, const Zone& zone,
              dns::Deadline deadline);
 
 // Forward-confirmed reverse DNS: some PTR name of ip has an A/AAAA equal to ip.

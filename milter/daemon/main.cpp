@@ -393,7 +393,7 @@ int main(int argc, char** argv) {
     signal(SIGPIPE, SIG_IGN);
 
     log_line(LOG_INFO, "starting: config " + args.config + ", socket " + sock.conn + ", mode " +
-                           config::to_string(mc.mode) + (user ? ", user " + user->name : std::string()) +
+                           util::name_of(mc.mode) + (user ? ", user " + user->name : std::string()) +
                            ", authserv_id " + mc.authserv_id);
     g_main_thread = pthread_self();
     pthread_t milter_thread;

@@ -28,10 +28,10 @@ bool same_resolver(const config::Resolver& a, const config::Resolver& b) {
 Loaded load_runtime(const std::string& path, const std::shared_ptr<const Runtime>& previous) {
     Loaded out;
     config::LoadResult cfg = config::load_file(path);
-    for (const auto& e : cfg.errors) out.problems.push_back(e.str());
-    if (!cfg.config) return out;
+    for (const auto& e : cfg.problems) out.problems.push_back(e.str());
+    if (!cfg.value) return out;
 
-    auto config = std::make_shared<config::Config>(*cfg.config);
+    auto config = std::make_shared<config::Config>(*cfg.value);
     if (config->milter.authserv_id.empty()) config->milter.authserv_id = host_name();
 
     std::shared_ptr<const bulk::Table> table;
@@ -39,8 +39,8 @@ Loaded load_runtime(const std::string& path, const std::shared_ptr<const Runtime
     if (!config->bulk.table.empty()) {
         stamp = stamp_of(config->bulk.table);  // before reading: a change while reading is seen next time
         bulk::Table::Loaded t = bulk::Table::load(config->bulk.table);
-        for (const auto& e : t.errors) out.problems.push_back(e.str());
-        table = t.table;
+        for (const auto& e : t.problems) out.problems.push_back(e.str());
+        table = t.value;
     }
     if (!out.problems.empty()) return out;
 
@@ -56,8 +56,7 @@ Loaded load_runtime(const std::string& path, const std::shared_ptr<const Runtime
         rt->cache = std::make_shared<dns::Cache>(opt);
     }
     rt->resolver.nameservers = config->resolver.nameservers;
-    if (rt->resolver.nameservers.empty())
-        for (const auto& ns : dns::system_nameservers()) rt->resolver.nameservers.push_back(ns.str());
+    if (rt->resolver.nameservers.empty()) rt->resolver.nameservers = dns::system_nameservers();
     rt->resolver.timeout_ms = config->resolver.timeout_ms;
     rt->resolver.retries = config->resolver.retries;
     rt->generation = previous ? previous->generation + 1 : 1;
@@ -83,13 +82,13 @@ Loaded reload_table_if_changed(const std::shared_ptr<const Runtime>& rt) {
     FileStamp now = stamp_of(path);
     if (now == rt->bulk_stamp) return out;
     bulk::Table::Loaded t = bulk::Table::load(path);
-    for (const auto& e : t.errors) out.problems.push_back(e.str());
-    if (!out.problems.empty() || !t.table) {
+    for (const auto& e : t.problems) out.problems.push_back(e.str());
+    if (!out.problems.empty() || !t.value) {
         if (out.problems.empty()) out.problems.push_back(path + ": cannot be read");
         return out;
     }
     auto next = std::make_shared<Runtime>(*rt);
-    next->bulk_table = t.table;
+    next->bulk_table = t.value;
     next->bulk_stamp = now;
     next->generation = rt->generation + 1;
     out.runtime = next;

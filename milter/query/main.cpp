@@ -46,8 +46,8 @@ struct Args {
     std::vector<std::string> rcpts;
     std::vector<policy::Header> headers;
     std::vector<std::pair<std::string, std::string>> macros;
-    std::optional<config::Day> date;
-    std::vector<std::string> nameservers;
+    std::optional<util::Day> date;
+    std::vector<dns::Nameserver> nameservers;
     std::optional<int> timeout_ms, retries;
     std::string receiver;
     bool json = false;
@@ -106,13 +106,13 @@ Args parse_args(int argc, char** argv) {
             a.macros.emplace_back(name, m.substr(eq + 1));
         } else if (opt == "--date") {
             const char* v = need();
-            a.date = config::parse_date(v);
+            a.date = util::parse_date(v);
             if (!a.date) usage(std::string("--date: \"") + v + "\" is not a YYYY-MM-DD date");
         } else if (opt == "--nameserver") {
-            std::string ns = need();
             std::string err;
-            if (!dns::parse_nameserver(ns, err)) usage("--nameserver: " + err);
-            a.nameservers.push_back(ns);
+            auto ns = dns::parse_nameserver(need(), err);
+            if (!ns) usage("--nameserver: " + err);
+            a.nameservers.push_back(*ns);
         } else if (opt == "--timeout-ms") {
             a.timeout_ms = parse_int("--timeout-ms", need(), 100, 30000);
         } else if (opt == "--retries") {
@@ -188,15 +188,15 @@ int main(int argc, char** argv) {
     std::shared_ptr<const config::Config> cfg = config::defaults();
     if (!args.config_file.empty()) {
         config::LoadResult r = config::load_file(args.config_file);
-        for (const auto& e : r.errors) std::cout << e.str() << '\n';
-        if (!r.config) return 1;
-        cfg = r.config;
+        for (const auto& e : r.problems) std::cout << e.str() << '\n';
+        if (!r.value) return 1;
+        cfg = r.value;
     }
     if (args.check) {
         if (!cfg->bulk.table.empty()) {
             auto t = bulk::Table::load(cfg->bulk.table);
-            for (const auto& e : t.errors) std::cout << e.str() << '\n';
-            if (!t.table) return 1;
+            for (const auto& e : t.problems) std::cout << e.str() << '\n';
+            if (!t.value) return 1;
         }
         std::cout << cfg->source << ": ok\n";
         return 0;
@@ -216,9 +216,9 @@ int main(int argc, char** argv) {
     std::shared_ptr<const bulk::Table> table;
     if (!cfg->bulk.table.empty()) {
         auto t = bulk::Table::load(cfg->bulk.table);
-        for (const auto& e : t.errors) std::fprintf(stderr, "regmilter-query: %s\n", e.str().c_str());
-        if (!t.table) return 1;
-        table = t.table;
+        for (const auto& e : t.problems) std::fprintf(stderr, "regmilter-query: %s\n", e.str().c_str());
+        if (!t.value) return 1;
+        table = t.value;
     }
 
     policy::SessionInput in;

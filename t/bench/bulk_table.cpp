@@ -39,15 +39,15 @@ int main(int argc, char** argv) {
     auto t0 = std::chrono::steady_clock::now();
     auto loaded = bulk::Table::parse(text, "bench");
     double load_s = seconds_since(t0);
-    if (!loaded.table) {
+    if (!loaded.value) {
         std::fprintf(stderr, "bulk_table: %s\n",
-                     loaded.errors.empty() ? "no table" : loaded.errors[0].str().c_str());
+                     loaded.problems.empty() ? "no table" : loaded.problems[0].str().c_str());
         return 1;
     }
     std::string().swap(text);  // only the table stays resident
     long after = rss_kib();
 
-    config::Bulk cfg;
+    bulk::Settings cfg;
     const size_t lookups = 2000000;
     size_t rejected = 0;
     std::string rcpt;
@@ -55,11 +55,11 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < lookups; ++i) {
         size_t k = (i * 7919) % (n + n / 4);  // a fifth of them miss the table
         rcpt = "User" + std::to_string(k) + "+tag@Domain" + std::to_string(k % 5000) + ".example";
-        rejected += bulk::lookup(loaded.table.get(), rcpt, cfg).choice == config::BulkChoice::reject;
+        rejected += bulk::lookup(loaded.value.get(), rcpt, cfg).choice == bulk::Choice::reject;
     }
     double lookup_s = seconds_since(t1);
     std::printf("bulk_table: entries=%zu load_s=%.2f table_rss_mib=%.1f process_rss_mib=%.1f\n",
-                loaded.table->size(), load_s, (after - baseline) / 1024.0, after / 1024.0);
+                loaded.value->size(), load_s, (after - baseline) / 1024.0, after / 1024.0);
     std::printf(
         "bulk_table: lookups=%zu lookups_per_s=%.0f (address, folded +detail, @domain; %zu rejected)\n",
         lookups, lookups / lookup_s, rejected);

@@ -12,9 +12,9 @@ namespace regmilter::testing {
 
 inline std::shared_ptr<const config::Config> cfg_of(const std::string& text) {
     auto r = config::load_string(text, "t.ini");
-    INFO((r.errors.empty() ? std::string() : r.errors[0].str()));
-    REQUIRE(r.config);
-    return r.config;
+    INFO((r.problems.empty() ? std::string() : r.problems[0].str()));
+    REQUIRE(r.value);
+    return r.value;
 }
 
 }  // namespace regmilter::testing

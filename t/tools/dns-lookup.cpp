@@ -13,6 +13,7 @@
 #include <string>
 
 #include "dns/ldns_resolver.hpp"
+#include "dns/nameserver.hpp"
 
 using namespace regmilter;
 
@@ -51,7 +52,13 @@ int main(int argc, char** argv) {
         if (a == "--nameserver") {
             const char* v = value();
             if (!v) return usage();
-            opt.nameservers.push_back(v);
+            std::string err;
+            auto ns = dns::parse_nameserver(v, err);
+            if (!ns) {
+                std::fprintf(stderr, "dns-lookup: %s\n", err.c_str());
+                return 2;
+            }
+            opt.nameservers.push_back(*ns);
         } else if (a == "--timeout-ms" || a == "--retries" || a == "--deadline-ms" || a == "--edns") {
             const char* v = value();
             if (!v) return usage();

@@ -11,21 +11,21 @@
 #include "bulk/bulk.hpp"
 
 using namespace regmilter;
-using config::BulkChoice;
+using bulk::Choice;
 
 namespace {
 
 std::shared_ptr<const bulk::Table> table_of(const std::string& text) {
     auto l = bulk::Table::parse(text, "t.table");
-    INFO((l.errors.empty() ? std::string() : l.errors[0].str()));
-    REQUIRE(l.table);
-    return l.table;
+    INFO((l.problems.empty() ? std::string() : l.problems[0].str()));
+    REQUIRE(l.value);
+    return l.value;
 }
 
 std::string errors_of(const std::string& text) {
     auto l = bulk::Table::parse(text, "t.table");
     std::string out;
-    for (const auto& e : l.errors) out += e.str() + "\n";
+    for (const auto& e : l.problems) out += e.str() + "\n";
     return out;
 }
 
@@ -92,9 +92,9 @@ TEST_CASE("table format: keys, choices, comments", "[bulk]") {
         "bob@example.org reject\n"
         "carol#1@example.org accept\n");
     CHECK(t->size() == 4);
-    CHECK(t->find("alice@example.org") == BulkChoice::accept);
-    CHECK(t->find("@lists.example.org") == BulkChoice::reject);
-    CHECK(t->find("carol#1@example.org") == BulkChoice::accept);
+    CHECK(t->find("alice@example.org") == Choice::accept);
+    CHECK(t->find("@lists.example.org") == Choice::reject);
+    CHECK(t->find("carol#1@example.org") == Choice::accept);
     CHECK_FALSE(t->find("nobody@example.org"));
 }
 
@@ -119,7 +119,7 @@ TEST_CASE("table errors name file and line", "[bulk]") {
     for (const auto& c : cases) {
         INFO(c.name);
         CHECK(errors_of(c.text) == c.want);
-        CHECK_FALSE(bulk::Table::parse(c.text, "t.table").table);
+        CHECK_FALSE(bulk::Table::parse(c.text, "t.table").value);
     }
 }
 
@@ -130,32 +130,32 @@ TEST_CASE("lookup order: address, without +detail, @domain, default", "[bulk]") 
         "bob@example.org accept\n"
         "@example.org reject\n"
         "@other.example accept\n");
-    config::Bulk cfg;
-    cfg.default_choice = BulkChoice::accept;
+    bulk::Settings cfg;
+    cfg.default_choice = Choice::accept;
     cfg.recipient_delimiter = "+-";
     struct Case {
         const char* rcpt;
-        BulkChoice want;
+        Choice want;
         const char* key;
     };
     const Case cases[] = {
-        {"alice@example.org", BulkChoice::reject, "alice@example.org"},
-        {"<Alice@EXAMPLE.org>", BulkChoice::reject, "alice@example.org"},
-        {"alice+news@example.org", BulkChoice::accept, "alice+news@example.org"},
-        {"alice+other@example.org", BulkChoice::reject, "alice@example.org"},
-        {"bob-x@example.org", BulkChoice::accept, "bob@example.org"},
-        {"carol@example.org", BulkChoice::reject, "@example.org"},
-        {"carol@other.example", BulkChoice::accept, "@other.example"},
-        {"dave@unknown.example", BulkChoice::accept, "default"},
-        {"+x@unknown.example", BulkChoice::accept, "default"},
-        {"garbage", BulkChoice::accept, "default"},
-        {"\"alice\"@example.org", BulkChoice::reject, "alice@example.org"},
-        {"@relay.example:alice@example.org", BulkChoice::reject, "alice@example.org"},
+        {"alice@example.org", Choice::reject, "alice@example.org"},
+        {"<Alice@EXAMPLE.org>", Choice::reject, "alice@example.org"},
+        {"alice+news@example.org", Choice::accept, "alice+news@example.org"},
+        {"alice+other@example.org", Choice::reject, "alice@example.org"},
+        {"bob-x@example.org", Choice::accept, "bob@example.org"},
+        {"carol@example.org", Choice::reject, "@example.org"},
+        {"carol@other.example", Choice::accept, "@other.example"},
+        {"dave@unknown.example", Choice::accept, "default"},
+        {"+x@unknown.example", Choice::accept, "default"},
+        {"garbage", Choice::accept, "default"},
+        {"\"alice\"@example.org", Choice::reject, "alice@example.org"},
+        {"@relay.example:alice@example.org", Choice::reject, "alice@example.org"},
     };
     for (const auto& c : cases) {
         auto got = bulk::lookup(t.get(), c.rcpt, cfg);
-        INFO(c.rcpt << ": got " << config::to_string(got.choice) << " via " << got.key << ", want "
-                    << config::to_string(c.want) << " via " << c.key);
+        INFO(c.rcpt << ": got " << util::name_of(got.choice) << " via " << got.key << ", want "
+                    << util::name_of(c.want) << " via " << c.key);
         CHECK(got.choice == c.want);
         CHECK(got.key == c.key);
     }
@@ -163,66 +163,88 @@ TEST_CASE("lookup order: address, without +detail, @domain, default", "[bulk]") 
     cfg.recipient_delimiter = "";
     CHECK(bulk::lookup(t.get(), "bob+x@example.org", cfg).key == "@example.org");
     // No table: everyone gets the default.
-    cfg.default_choice = BulkChoice::reject;
-    CHECK(bulk::lookup(nullptr, "alice@example.org", cfg).choice == BulkChoice::reject);
+    cfg.default_choice = Choice::reject;
+    CHECK(bulk::lookup(nullptr, "alice@example.org", cfg).choice == Choice::reject);
     CHECK(bulk::lookup(nullptr, "alice@example.org", cfg).key == "default");
 }
 
-TEST_CASE("reload when the file changes; a broken file keeps the old table", "[bulk]") {
+TEST_CASE("reload once a change has settled; a broken file keeps the old table", "[bulk]") {
+    using What = bulk::TableFile::Refresh::What;
+    using std::chrono::seconds;
     TempFile f;
     f.write("alice@example.org reject\n");
-    bulk::TableFile tf(f.path);
-    CHECK(tf.refresh().empty());
+    bulk::TableFile tf(f.path, seconds(2));
+    CHECK(tf.load().what == What::loaded);
     REQUIRE(tf.current());
-    CHECK(tf.current()->find("alice@example.org") == BulkChoice::reject);
+    CHECK(tf.current()->find("alice@example.org") == Choice::reject);
+    bulk::TableFile::Clock::time_point t0{};
 
     // Unchanged: nothing is read again, same table object.
     auto before = tf.current();
-    CHECK(tf.refresh().empty());
+    CHECK(tf.poll(t0).what == What::unchanged);
     CHECK(tf.current() == before);
 
-    // Changed: the new table replaces the old one.
+    // Changed: read only after it stayed the same for 2 s.
     f.write("alice@example.org accept\nbob@example.org reject\n");
-    CHECK(tf.refresh().empty());
-    CHECK(tf.current()->find("alice@example.org") == BulkChoice::accept);
+    CHECK(tf.poll(t0 + seconds(10)).what == What::waiting);
+    CHECK(tf.poll(t0 + seconds(11)).what == What::waiting);
+    CHECK(tf.current() == before);
+    auto r = tf.poll(t0 + seconds(12));
+    CHECK(r.what == What::loaded);
+    REQUIRE(r.table);
+    CHECK(tf.current()->find("alice@example.org") == Choice::accept);
     CHECK(tf.current()->size() == 2);
 
-    // Broken: errors with FILE:LINE, the old table stays.
+    // Still being written: every change restarts the wait.
+    f.write("alice@example.org accept\nbob@example.org reject\ncarol");
+    CHECK(tf.poll(t0 + seconds(20)).what == What::waiting);
+    f.write("alice@example.org accept\nbob@example.org reject\ncarol@example.org reject\n");
+    CHECK(tf.poll(t0 + seconds(21)).what == What::waiting);
+    CHECK(tf.poll(t0 + seconds(22)).what == What::waiting);
+    CHECK(tf.poll(t0 + seconds(23)).what == What::loaded);
+    CHECK(tf.current()->size() == 3);
+
+    // Broken: errors with FILE:LINE, the old table stays ...
     f.write("alice@example.org accept\nthis line is wrong\n");
-    auto errs = tf.refresh();
-    REQUIRE(errs.size() == 1);
-    CHECK(errs[0].str() == f.path + ":2: \"this line is wrong\": want KEY accept|reject");
+    CHECK(tf.poll(t0 + seconds(30)).what == What::waiting);
+    auto broken = tf.poll(t0 + seconds(32));
+    CHECK(broken.what == What::refused);
+    REQUIRE(broken.problems.size() == 1);
+    CHECK(broken.problems[0].str() == f.path + ":2: \"this line is wrong\": want KEY accept|reject");
     REQUIRE(tf.current());
-    CHECK(tf.current()->size() == 2);
+    CHECK(tf.current()->size() == 3);
     // ... and is not reported again until it changes.
-    CHECK(tf.refresh().empty());
+    CHECK(tf.poll(t0 + seconds(40)).what == What::unchanged);
 
     // Removed: an error, the old table stays.
     std::remove(f.path.c_str());
-    auto gone = tf.refresh();
-    REQUIRE(gone.size() == 1);
-    CHECK(gone[0].str() == f.path + ": cannot read: No such file or directory");
-    CHECK(tf.current()->size() == 2);
+    CHECK(tf.poll(t0 + seconds(50)).what == What::waiting);
+    auto gone = tf.poll(t0 + seconds(52));
+    REQUIRE(gone.problems.size() == 1);
+    CHECK(gone.problems[0].str() == f.path + ": cannot read: No such file or directory");
+    CHECK(tf.current()->size() == 3);
 
     // Fixed: loaded again.
     f.write("carol@example.org reject\n");
-    CHECK(tf.refresh().empty());
+    CHECK(tf.poll(t0 + seconds(60)).what == What::waiting);
+    CHECK(tf.poll(t0 + seconds(62)).what == What::loaded);
     CHECK(tf.current()->size() == 1);
 }
 
 TEST_CASE("a broken table at start leaves no table and says why", "[bulk]") {
     TempFile f;
     f.write("nonsense\n");
-    bulk::TableFile tf(f.path);
-    auto errs = tf.refresh();
-    REQUIRE(errs.size() == 1);
+    bulk::TableFile tf(f.path, std::chrono::seconds(2));
+    auto r = tf.load();
+    CHECK(r.what == bulk::TableFile::Refresh::What::refused);
+    REQUIRE(r.problems.size() == 1);
     CHECK_FALSE(tf.current());
 }
 
 TEST_CASE("sender signals: domains with subdomains, networks", "[bulk]") {
-    config::Bulk cfg;
-    cfg.sender_domains = {"news.example"};
-    cfg.sender_networks.add(*net::Cidr::parse("198.51.100.0/24").cidr);
+    bulk::Settings cfg;
+    cfg.senders.domains = {"news.example"};
+    cfg.senders.networks.add(*net::Cidr::parse("198.51.100.0/24").cidr);
     struct Case {
         const char* from;
         const char* ip;
@@ -245,7 +267,8 @@ TEST_CASE("sender signals: domains with subdomains, networks", "[bulk]") {
 }
 
 TEST_CASE("header signals: Precedence, List-Id, List-Unsubscribe", "[bulk]") {
-    config::Bulk cfg;
+    bulk::Settings cfg;
+    cfg.header_signals = true;
     struct Case {
         std::vector<bulk::HeaderField> h;
         std::vector<std::string> want;
@@ -274,7 +297,8 @@ TEST_CASE("header signals: Precedence, List-Id, List-Unsubscribe", "[bulk]") {
 }
 
 TEST_CASE("10,000 List-Id headers: one signal, defined result", "[bulk]") {
-    config::Bulk cfg;
+    bulk::Settings cfg;
+    cfg.header_signals = true;
     std::vector<bulk::HeaderField> h(10000, bulk::HeaderField{"List-Id", std::string(100, 'x')});
     h.push_back({"Precedence", std::string(100000, ' ') + "bulk"});
     auto got = bulk::header_signals(h, cfg).signals;

@@ -27,7 +27,7 @@ TEST_CASE("session: registered bulk sender, one recipient opted out, one in", "[
     dns.add("192-0-2-7.reg.example", dns::RrType::a, "127.0.0.3");
     dns.add("192-0-2-7.reg.example", dns::RrType::txt, "bulk sender since 2025");
     dns.add("news.example", dns::RrType::txt, "v=spf1 ip4:192.0.2.0/24 -all");
-    auto table = bulk::Table::parse("out@example.org reject\n", "t").table;
+    auto table = bulk::Table::parse("out@example.org reject\n", "t").value;
 
     policy::SessionInput in;
     in.ip = net::Address::parse("192.0.2.7");
@@ -81,7 +81,7 @@ TEST_CASE("session: a refusal at MAIL FROM ends it there", "[policy]") {
 TEST_CASE("session: header-known bulk removes the opted-out recipient at end of message", "[policy]") {
     auto cfg = cfg_of("[trust]\nnetworks = 192.0.2.0/24\n");
     dns::MemoryResolver dns;  // trusted: no query at all
-    auto table = bulk::Table::parse("@example.org reject\n", "t").table;
+    auto table = bulk::Table::parse("@example.org reject\n", "t").value;
     policy::SessionInput in;
     in.ip = net::Address::parse("192.0.2.9");
     in.mail_from = "list@lists.example";

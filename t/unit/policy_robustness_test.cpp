@@ -53,9 +53,9 @@ TEST_CASE("config: mutated files give a config or errors, never a crash", "[conf
         std::string text = mutate(sample_config, rng);
         auto r = config::load_string(text, "fuzz.ini");
         // Exactly one of the two, and every error names a line inside the file.
-        CHECK(bool(r.config) == r.errors.empty());
-        for (const auto& e : r.errors) CHECK(e.line >= 1);
-        (r.config ? ok : failed)++;
+        CHECK(bool(r.value) == r.problems.empty());
+        for (const auto& e : r.problems) CHECK(e.line >= 1);
+        (r.value ? ok : failed)++;
     }
     CHECK(ok > 0);
     CHECK(failed > 0);
@@ -64,25 +64,25 @@ TEST_CASE("config: mutated files give a config or errors, never a crash", "[conf
         std::string junk(size_t(rng() % 3000), '\0');
         for (auto& c : junk) c = char(rng());
         auto r = config::load_string(junk, "junk.ini");
-        CHECK(bool(r.config) == r.errors.empty());
+        CHECK(bool(r.value) == r.problems.empty());
     }
     auto big = config::load_string(std::string(100000, '['), "big.ini");
-    CHECK_FALSE(big.config);
+    CHECK_FALSE(big.value);
 }
 
 TEST_CASE("bulk table and addresses: mutated input is parsed or refused", "[bulk]") {
     std::mt19937 rng(7);
     const std::string sample = "a@example.org accept\n@example.net reject # c\n\"q x\"@example.com reject\n";
-    config::Bulk cfg;
+    bulk::Settings cfg;
     for (int i = 0; i < 3000; ++i) {
         std::string text = mutate(sample, rng);
         auto l = bulk::Table::parse(text, "fuzz");
-        CHECK(bool(l.table) == l.errors.empty());
+        CHECK(bool(l.value) == l.problems.empty());
         std::string addr = mutate("<@r1,@r2:\"us er\"+x@Example.ORG>", rng);
         std::string n = bulk::normalize(addr);
         CHECK(n.size() <= addr.size());
         CHECK(n.find_first_of("\r\n") == std::string::npos);
-        bulk::lookup(l.table.get(), addr, cfg);
+        bulk::lookup(l.value.get(), addr, cfg);
     }
 }
 

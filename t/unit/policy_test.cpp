@@ -19,11 +19,11 @@ namespace {
 
 std::chrono::system_clock::time_point utc(const char* date, int seconds_into_day = 0) {
     return std::chrono::system_clock::time_point(
-        std::chrono::seconds(*config::parse_date(date) * 86400 + seconds_into_day));
+        std::chrono::seconds(*util::parse_date(date) * 86400 + seconds_into_day));
 }
 
 registry::Entry entry(const char* name, const char* zone, registry::Status st, const char* code = "",
-                      config::Meaning m = config::Meaning::registered) {
+                      registry::Meaning m = registry::Meaning::registered) {
     registry::Entry e;
     e.name = name;
     e.zone = zone;
@@ -69,11 +69,11 @@ bool has_header(const policy::Verdict& v, const std::string& name, const std::st
     });
 }
 
-policy::RcptFacts rcpt_of(const char* addr, config::BulkChoice c) {
+policy::RcptFacts rcpt_of(const char* addr, bulk::Choice c) {
     policy::RcptFacts r;
     r.rcpt = addr;
     r.bulk.choice = c;
-    r.bulk.key = c == config::BulkChoice::reject ? addr : "default";
+    r.bulk.key = c == bulk::Choice::reject ? addr : "default";
     return r;
 }
 
@@ -157,7 +157,7 @@ TEST_CASE("registry meaning=blocked: each action when listed", "[policy]") {
         auto cfg = cfg_of(std::string("[registry bl]\nzone = bl.example\nmeaning = blocked\nlisted = ") +
                           c.action + "\n");
         auto f = base_facts();
-        auto e = entry("bl", "bl.example", registry::Status::listed, "127.0.0.2", config::Meaning::blocked);
+        auto e = entry("bl", "bl.example", registry::Status::listed, "127.0.0.2", registry::Meaning::blocked);
         e.info = "spam source";
         f.connect.registry = {e};
         auto v = policy::decide_mail(f, *cfg);
@@ -168,7 +168,7 @@ TEST_CASE("registry meaning=blocked: each action when listed", "[policy]") {
             CHECK(v.text == "192.0.2.7 is listed in bl.example (127.0.0.2: spam source)");
         // Unlisted in a block-list: nothing to say.
         f.connect.registry = {
-            entry("bl", "bl.example", registry::Status::unlisted, "", config::Meaning::blocked)};
+            entry("bl", "bl.example", registry::Status::unlisted, "", registry::Meaning::blocked)};
         CHECK(policy::decide_mail(f, *cfg).action == Action::continue_);
     }
 }
@@ -208,7 +208,7 @@ TEST_CASE("enforce_after: before the date reject and tempfail become tag; from 0
     auto f = base_facts();
     f.now = utc("2026-02-01");
     f.connect.registry = {
-        entry("bl", "bl.example", registry::Status::listed, "127.0.0.2", config::Meaning::blocked)};
+        entry("bl", "bl.example", registry::Status::listed, "127.0.0.2", registry::Meaning::blocked)};
     CHECK(policy::decide_mail(f, *bl).action == Action::tag);
     f.now = utc("2026-03-01");
     CHECK(policy::decide_mail(f, *bl).action == Action::reject);
@@ -378,7 +378,7 @@ TEST_CASE("observe mode refuses nothing and says what enforce would do", "[polic
 
     // Bulk: nobody refused at RCPT or removed at end of message.
     f.mail.envelope_bulk.signals = {"sender:domain:news.example"};
-    auto out = rcpt_of("bob@example.org", config::BulkChoice::reject);
+    auto out = rcpt_of("bob@example.org", bulk::Choice::reject);
     CHECK(policy::decide_rcpt(f, out, *cfg).action == Action::continue_);
     f.rcpts = {out};
     auto d2 = policy::decide_data(f, *cfg);
@@ -442,7 +442,7 @@ TEST_CASE("trust bypasses registry and SPF, not the bulk opt-out", "[policy]") {
             // The bulk opt-out still applies (registry bulk code, or [bulk] senders).
             f.mail.envelope_bulk.signals.push_back("sender:domain:news.example");
             CHECK(
-                policy::decide_rcpt(f, rcpt_of("bob@example.org", config::BulkChoice::reject), *cfg).action ==
+                policy::decide_rcpt(f, rcpt_of("bob@example.org", bulk::Choice::reject), *cfg).action ==
                 Action::reject);
         }
     }
@@ -486,10 +486,10 @@ TEST_CASE("unknown client address: trust or accept, never a crash", "[policy]") 
 TEST_CASE("bulk known at envelope time: per recipient at RCPT", "[policy]") {
     struct Case {
         const char* action;
-        config::BulkChoice choice;
+        bulk::Choice choice;
         Action want;
     };
-    using C = config::BulkChoice;
+    using C = bulk::Choice;
     const Case cases[] = {
         {"reject", C::reject, Action::reject},
         {"reject", C::accept, Action::continue_},
@@ -497,7 +497,7 @@ TEST_CASE("bulk known at envelope time: per recipient at RCPT", "[policy]") {
         {"tag", C::reject, Action::continue_},
     };
     for (const auto& c : cases) {
-        INFO(c.action << " " << config::to_string(c.choice));
+        INFO(c.action << " " << util::name_of(c.choice));
         auto cfg = cfg_of(std::string("[bulk]\naction = ") + c.action + "\n");
         auto f = base_facts();
         f.mail.envelope_bulk.signals = {"registry:bulk:reg.example"};
@@ -515,7 +515,7 @@ TEST_CASE("bulk known at envelope time: per recipient at RCPT", "[policy]") {
 }
 
 TEST_CASE("bulk at end of message: remove, reject or discard when none is left, tag", "[policy]") {
-    using C = config::BulkChoice;
+    using C = bulk::Choice;
     struct Case {
         const char* name;
         const char* action;
@@ -576,10 +576,10 @@ TEST_CASE("bulk at end of message: remove, reject or discard when none is left, 
 
 TEST_CASE("gather_rcpt and gather_data: table lookup, header signals, forged A-R", "[policy]") {
     auto cfg = cfg_of("[milter]\nauthserv_id = mx.example.org\n");
-    auto t = bulk::Table::parse("bob@example.org reject\n", "t").table;
+    auto t = bulk::Table::parse("bob@example.org reject\n", "t").value;
     policy::Facts f = base_facts();
     auto r = policy::gather_rcpt("<Bob+x@example.org>", f, *cfg, t.get());
-    CHECK(r.bulk.choice == config::BulkChoice::reject);
+    CHECK(r.bulk.choice == bulk::Choice::reject);
     CHECK(r.bulk.key == "bob@example.org");
 
     policy::Context ctx;
@@ -601,7 +601,7 @@ TEST_CASE("headers: Authentication-Results with spf and dnswl, Received-SPF", "[
     auto e = entry("reg", "reg.example", registry::Status::listed, "127.0.0.2");
     e.info = "since 2025";
     f.connect.registry = {
-        e, entry("bl", "bl.example", registry::Status::unlisted, "", config::Meaning::blocked)};
+        e, entry("bl", "bl.example", registry::Status::unlisted, "", registry::Meaning::blocked)};
     f.mail.spf_mail = spf_outcome(spf::Result::pass);
     f.mail.spf_mail->mechanism = "ip4:192.0.2.0/24";
     f.mail.spf_helo = spf_outcome(spf::Result::none, "helo", "mail.example.com");
@@ -689,7 +689,7 @@ TEST_CASE("several transactions: begin_transaction keeps the connection facts", 
     auto f = base_facts();
     f.connect.registry = {entry("reg", "reg.example", registry::Status::listed, "127.0.0.2")};
     f.mail.spf_mail = spf_outcome(spf::Result::pass);
-    f.rcpts = {rcpt_of("b@example.org", config::BulkChoice::accept)};
+    f.rcpts = {rcpt_of("b@example.org", bulk::Choice::accept)};
     f.data.header_bulk.signals = {"header:list-id"};
     policy::begin_transaction(ctx, f);
     CHECK(ctx.helo == "mail.example.com");

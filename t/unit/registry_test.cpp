@@ -6,7 +6,7 @@
 #include "registry/registry.hpp"
 
 using namespace regmilter;
-using config::Format;
+using registry::Format;
 
 namespace {
 
@@ -14,8 +14,8 @@ net::Address ip(const char* s) {
     return *net::Address::parse(s);
 }
 
-config::Registry zone(const char* z, config::Meaning m = config::Meaning::registered) {
-    config::Registry r;
+registry::Zone zone(const char* z, registry::Meaning m = registry::Meaning::registered) {
+    registry::Zone r;
     r.name = "r";
     r.zone = z;
     r.meaning = m;
@@ -49,7 +49,7 @@ TEST_CASE("query names: dashed and reversed, IPv4, IPv6, IPv4-mapped", "[registr
     };
     for (const auto& c : cases) {
         std::string got = registry::query_name(ip(c.ip), c.f, "reg.example");
-        INFO(c.ip << " " << config::to_string(c.f) << ": got " << got << ", want " << c.want);
+        INFO(c.ip << " " << util::name_of(c.f) << ": got " << got << ", want " << c.want);
         CHECK(got == c.want);
     }
 }
@@ -104,7 +104,7 @@ TEST_CASE("answers: only 127/8 listings count; error answers are errors", "[regi
         CHECK(got.error == c.error);
     }
     // A block-list has no bulk senders: 127.0.0.3 is a plain listing there.
-    auto bl = zone("bl.example", config::Meaning::blocked);
+    auto bl = zone("bl.example", registry::Meaning::blocked);
     auto got = registry::classify(answer({"127.0.0.3"}), bl);
     CHECK(got.status == registry::Status::listed);
     CHECK_FALSE(got.bulk);
