@@ -234,6 +234,13 @@ TableFile::Refresh TableFile::read(const util::FileStamp& stamp) {
     return r;
 }
 
+void TableFile::adopt(std::shared_ptr<const Table> table, const util::FileStamp& stamp) {
+    table_ = std::move(table);
+    loaded_ = stamp;
+    refused_ = {};
+    has_pending_ = false;
+}
+
 TableFile::Refresh TableFile::load() {
     return read(util::stamp_of(path_));
 }
@@ -284,30 +291,36 @@ Signals sender_signals(std::string_view mail_from, const std::optional<net::Addr
     return s;
 }
 
-Signals header_signals(const std::vector<HeaderField>& headers, const Settings& cfg) {
+void HeaderSignals::observe(std::string_view name, std::string_view value) noexcept {
+    if (!precedence_ && iequals(name, "Precedence")) {
+        // RFC 2076 §3.9: the first word of the value.
+        std::string_view v = trim(value);
+        size_t e = 0;
+        while (e < v.size() && e < 16 && v[e] != ' ' && v[e] != '\t' && v[e] != ';' && v[e] != '\r' &&
+               v[e] != '\n')
+            ++e;
+        std::string_view w = v.substr(0, e);
+        precedence_ = iequals(w, "bulk") || iequals(w, "list") || iequals(w, "junk");
+    } else if (iequals(name, "List-Id")) {
+        list_id_ = true;
+    } else if (iequals(name, "List-Unsubscribe")) {
+        unsubscribe_ = true;
+    }
+}
+
+Signals HeaderSignals::signals(const Settings& cfg) const {
     Signals s;
     if (!cfg.header_signals) return s;
-    bool precedence = false, list_id = false, unsubscribe = false;
-    for (const auto& h : headers) {
-        if (!precedence && iequals(h.name, "Precedence")) {
-            // RFC 2076 §3.9: the first word of the value.
-            std::string_view v = trim(h.value);
-            size_t e = 0;
-            while (e < v.size() && e < 16 && v[e] != ' ' && v[e] != '\t' && v[e] != ';' && v[e] != '\r' &&
-                   v[e] != '\n')
-                ++e;
-            std::string w = lower(v.substr(0, e));
-            if (w == "bulk" || w == "list" || w == "junk") precedence = true;
-        } else if (!list_id && iequals(h.name, "List-Id")) {
-            list_id = true;  // RFC 2919
-        } else if (!unsubscribe && iequals(h.name, "List-Unsubscribe")) {
-            unsubscribe = true;  // RFC 2369
-        }
-    }
-    if (precedence) s.signals.push_back("header:precedence");
-    if (list_id) s.signals.push_back("header:list-id");
-    if (unsubscribe) s.signals.push_back("header:list-unsubscribe");
+    if (precedence_) s.signals.push_back("header:precedence");
+    if (list_id_) s.signals.push_back("header:list-id");
+    if (unsubscribe_) s.signals.push_back("header:list-unsubscribe");
     return s;
+}
+
+Signals header_signals(const std::vector<HeaderField>& headers, const Settings& cfg) {
+    HeaderSignals h;
+    for (const auto& f : headers) h.observe(f.name, f.value);
+    return h.signals(cfg);
 }
 
 }  // namespace regmilter::bulk

@@ -106,11 +106,16 @@ public:
 
     // Reads the file now, settled or not (start, SIGHUP).
     Refresh load();
+    // Takes a table read elsewhere from the file as it was at `stamp` (taken
+    // before the read), as if load() had read it.
+    void adopt(std::shared_ptr<const Table> table, const util::FileStamp& stamp);
     // One stat(); reads the file when it changed and has settled.
     Refresh poll(Clock::time_point now);
     // The last table loaded; null before the first successful load.
     std::shared_ptr<const Table> current() const { return table_; }
     const std::string& path() const { return path_; }
+    // The file as it was when the current table was read.
+    const util::FileStamp& stamp() const { return loaded_; }
 
 private:
     Refresh read(const util::FileStamp& stamp);
@@ -136,11 +141,25 @@ struct Signals {
 Signals sender_signals(std::string_view mail_from, const std::optional<net::Address>& ip,
                        const Settings& cfg);
 
-// Header signals (header_signals = yes): Precedence: bulk|list|junk, List-Id,
-// List-Unsubscribe. Each signal counted once, whatever the number of headers.
+// Header signals (header_signals = yes): Precedence: bulk|list|junk
+// (RFC 2076 §3.9, the first word), List-Id (RFC 2919), List-Unsubscribe
+// (RFC 2369). Fed one header at a time as the MTA sends them: nothing is
+// stored, each signal counts once whatever the number of headers. No-throw.
+class HeaderSignals {
+public:
+    void observe(std::string_view name, std::string_view value) noexcept;
+    // In the order precedence, list-id, list-unsubscribe; empty when
+    // header_signals is off.
+    Signals signals(const Settings& cfg) const;
+
+private:
+    bool precedence_ = false, list_id_ = false, unsubscribe_ = false;
+};
+
 struct HeaderField {
     std::string name, value;
 };
+// All of `headers` through one HeaderSignals.
 Signals header_signals(const std::vector<HeaderField>& headers, const Settings& cfg);
 
 }  // namespace regmilter::bulk

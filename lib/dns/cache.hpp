@@ -118,12 +118,16 @@ class CachingResolver : public Resolver {
 public:
     CachingResolver(Resolver& upstream, std::shared_ptr<Cache> cache)
         : upstream_(upstream), cache_(std::move(cache)) {}
+    // The same, owning its upstream (one thread's own resolver).
+    CachingResolver(std::unique_ptr<Resolver> upstream, std::shared_ptr<Cache> cache)
+        : owned_(std::move(upstream)), upstream_(*owned_), cache_(std::move(cache)) {}
 
     DnsAnswer query(std::string_view name, RrType type, Deadline deadline) override;
 
     Cache& cache() { return *cache_; }
 
 private:
+    std::unique_ptr<Resolver> owned_;  // set by the owning constructor
     Resolver& upstream_;
     std::shared_ptr<Cache> cache_;
 };

@@ -3,6 +3,8 @@
 #include <chrono>
 
 #include "util/date.hpp"
+#include "policy/auth_results.hpp"
+#include "policy/replies.hpp"
 #include "util/text.hpp"
 
 namespace regmilter::policy {
@@ -12,27 +14,14 @@ using config::Config;
 
 namespace {
 
-void set_codes(Check& c, const char* reject_code, const char* reject_x, const char* temp_code,
-               const char* temp_x) {
+void set_codes(Check& c, const replies::Codes& codes) {
     if (c.action == CAction::reject) {
-        c.code = reject_code;
-        c.xcode = reject_x;
+        c.code = codes.reject.code;
+        c.xcode = codes.reject.xcode;
     } else if (c.action == CAction::tempfail) {
-        c.code = temp_code;
-        c.xcode = temp_x;
+        c.code = codes.tempfail.code;
+        c.xcode = codes.tempfail.xcode;
     }
-}
-
-// Reply texts and header values carry DNS text (exp=, TXT): printable ASCII
-// only, bounded (an SMTP reply line is at most 512 octets, RFC 5321 §4.5.3.1.5).
-std::string clean(std::string_view s, size_t max) {
-    std::string out;
-    for (char c : s) {
-        if (out.size() >= max) break;
-        unsigned char u = static_cast<unsigned char>(c);
-        out += (u < 0x20 || u >= 0x7f) ? '?' : c;
-    }
-    return out;
 }
 
 std::string ip_text(const Facts& f) {
@@ -66,9 +55,10 @@ void registry_checks(const Facts& f, const Config& cfg, std::vector<Check>& out)
         c.source = "registry:" + e.name;
         c.reason = "registry:error:" + e.zone;
         c.action = z.on_error == policy::OnError::tempfail ? CAction::tempfail : CAction::accept;
-        c.code = "451";
-        c.xcode = "4.4.3";
-        if (c.action != CAction::tempfail) c.code.clear(), c.xcode.clear();
+        if (c.action == CAction::tempfail) {
+            c.code = replies::dns_trouble.code;
+            c.xcode = replies::dns_trouble.xcode;
+        }
         c.text = "cannot check " + ip.str() + " in " + e.zone + " (" + e.error + "), try again later";
         c.tag = "registry error for " + ip.str() + " in " + e.zone + ": " + e.error;
         return c;
@@ -105,7 +95,7 @@ void registry_checks(const Facts& f, const Config& cfg, std::vector<Check>& out)
             // and a temporary failure never becomes a permanent reject.
             if (any_error && c.action > CAction::tag) c.action = CAction::tag;
             enforce(c, *z);
-            set_codes(c, "550", "5.7.1", "451", "4.7.1");
+            set_codes(c, replies::policy);
             out.push_back(std::move(c));
         } else {
             if (e.status == registry::Status::error) {
@@ -122,7 +112,7 @@ void registry_checks(const Facts& f, const Config& cfg, std::vector<Check>& out)
                                             : registry::expand_text(z->reject_text, ip, e);
             c.tag = "listed " + ip.str() + " in " + e.zone + detail;
             enforce(c, *z);
-            set_codes(c, "550", "5.7.1", "451", "4.7.1");
+            set_codes(c, replies::policy);
             out.push_back(std::move(c));
         }
     }
@@ -162,11 +152,11 @@ Check spf_check(const spf::Outcome& o, CAction action, const std::string& ip, bo
             // failure into a permanent reject.
             c.text = "cannot check SPF of " + who + (o.problem.empty() ? "" : " (" + o.problem + ")") +
                      ", try again later";
-            set_codes(c, "550", "5.7.24", "451", "4.7.24");
+            set_codes(c, replies::spf_error);
             break;
         case spf::Result::permerror:
             c.text = "SPF record of " + who + " is invalid" + (o.problem.empty() ? "" : ": " + o.problem);
-            set_codes(c, "550", "5.7.24", "451", "4.7.24");
+            set_codes(c, replies::spf_error);
             break;
         default:
             // RFC 7208 §6.2: the domain's explanation, when it has one.
@@ -177,7 +167,7 @@ Check spf_check(const spf::Outcome& o, CAction action, const std::string& ip, bo
             else
                 c.text = ip + " is not allowed to send mail for " + who + " (SPF " + res + ")";
             if (o.result == spf::Result::pass) c.text = "SPF pass for " + who;
-            set_codes(c, "550", "5.7.23", "451", "4.7.23");
+            set_codes(c, replies::spf_result);
             break;
     }
     c.tag = "spf " + res + " for " + who + " (" + ip + ")" +
@@ -198,8 +188,8 @@ std::vector<Check> evaluate_checks(const Facts& f, const Config& cfg) {
     if (f.mail.spf_mail)
         out.push_back(spf_check(*f.mail.spf_mail, spf_action(f.mail.spf_mail->result, cfg.spf), ip, false));
     for (auto& c : out) {
-        c.text = clean(c.text, 400);
-        c.tag = clean(c.tag, 900);
+        c.text = util::sanitize(c.text, util::TextUse::reply);
+        c.tag = util::sanitize(c.tag, util::TextUse::header);
     }
     return out;
 }
@@ -210,41 +200,6 @@ const Check* strongest(const std::vector<Check>& checks) {
         if (!top || c.action > top->action) top = &c;
     return top;
 }
-
-std::string ar_value(std::string_view v) {
-    // RFC 2045 token: printable ASCII except SPACE, CTLs and tspecials.
-    static const std::string_view tspecials = "()<>@,;:\\\"/[]?=";
-    bool token = !v.empty();
-    for (char c : v) {
-        unsigned char u = static_cast<unsigned char>(c);
-        if (u <= 0x20 || u >= 0x7f || tspecials.find(c) != std::string_view::npos) token = false;
-    }
-    if (token) return std::string(v);
-    std::string q = "\"";
-    for (char c : v) {
-        unsigned char u = static_cast<unsigned char>(c);
-        if (c == '"' || c == '\\') q += '\\';
-        q += (u < 0x20 || u == 0x7f) ? '?' : c;
-    }
-    return q + "\"";
-}
-
-namespace {
-
-// An addr-spec as pvalue (RFC 8601 §2.2): local@domain kept readable when it
-// has no specials; otherwise quoted as a whole.
-std::string ar_address(std::string_view a) {
-    auto at = a.rfind('@');
-    bool plain = at != std::string_view::npos && at > 0 && at + 1 < a.size();
-    for (char c : a) {
-        unsigned char u = static_cast<unsigned char>(c);
-        if (u <= 0x20 || u >= 0x7f || std::string_view("()<>,;:\\\"[]").find(c) != std::string_view::npos)
-            plain = false;
-    }
-    return plain ? std::string(a) : ar_value(a);
-}
-
-}  // namespace
 
 std::vector<Header> result_headers(const Facts& f, const Config& cfg) {
     std::vector<Header> out;
@@ -316,11 +271,7 @@ std::vector<Header> result_headers(const Facts& f, const Config& cfg) {
                     comment += "temporary error in processing domain of " + o.sender;
                     break;
             }
-            std::string safe;
-            for (char c : comment) {
-                unsigned char u = static_cast<unsigned char>(c);
-                safe += (c == '(' || c == ')' || c == '\\' || u < 0x20 || u >= 0x7f) ? '?' : c;
-            }
+            std::string safe = util::sanitize(comment, util::TextUse::header_comment);
             std::string v = r + " (" + safe + ") client-ip=" + ip + "; envelope-from=" + ar_value(o.sender) +
                             "; helo=" + ar_value(f.mail.helo.empty() ? "unknown" : f.mail.helo) +
                             "; receiver=" + ar_value(id) + "; identity=" + o.identity;

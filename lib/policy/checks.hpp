@@ -14,7 +14,7 @@ namespace regmilter::policy {
 // enforce_after and the "temporary never permanent" rule.
 struct Check {
     std::string source;  // "registry:NAME", "spf:mailfrom", "spf:helo"
-    policy::CheckAction action = policy::CheckAction::accept;
+    CheckAction action = CheckAction::accept;
     std::string code, xcode;  // for tempfail/reject
     std::string text;         // reply text
     std::string tag;          // X-Regmilter value when tagged
@@ -33,8 +33,5 @@ const Check* strongest(const std::vector<Check>& checks);
 // Authentication-Results (RFC 8601, RFC 8904 dnswl) and Received-SPF
 // (RFC 7208 §9.1), as [spf] headers says, A-R first.
 std::vector<Header> result_headers(const Facts& facts, const config::Config& cfg);
-
-// RFC 8601 §2.2 / RFC 2045 value: a token as is, otherwise a quoted-string.
-std::string ar_value(std::string_view v);
 
 }  // namespace regmilter::policy

@@ -1,13 +1,15 @@
 #include "policy/policy.hpp"
 
+#include "util/text.hpp"
+
 namespace regmilter::policy {
 
 namespace {
 
-// A log value: bare when it is plain, otherwise "quoted" with \" \\ and \xNN.
+// A log value: bare when it is plain, otherwise "quoted" with \" \\ and \xNN
+// (util::TextUse::log_value, at most 512 bytes of the value).
 void put(std::string& out, std::string_view key, std::string_view value) {
-    if (value.size() > 512) value = value.substr(0, 512);
-    bool plain = !value.empty();
+    bool plain = !value.empty() && value.size() <= util::limit_of(util::TextUse::log_value);
     for (char c : value) {
         unsigned char u = static_cast<unsigned char>(c);
         if (u <= 0x20 || u >= 0x7f || c == '"' || c == '\\' || c == '=') plain = false;
@@ -15,34 +17,26 @@ void put(std::string& out, std::string_view key, std::string_view value) {
     if (!out.empty()) out += ' ';
     out += key;
     out += '=';
-    if (plain) {
+    if (plain)
         out += value;
-        return;
-    }
-    out += '"';
-    static const char hex[] = "0123456789abcdef";
-    for (char c : value) {
-        unsigned char u = static_cast<unsigned char>(c);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (u < 0x20 || u >= 0x7f) {
-            out += "\\x";
-            out += hex[u >> 4];
-            out += hex[u & 15];
-        } else {
-            out += c;
-        }
-    }
-    out += '"';
+    else
+        out += '"' + util::sanitize(value, util::TextUse::log_value) + '"';
+}
+
+std::string joined(const std::vector<std::string>& items, std::string_view sep) {
+    std::string s;
+    for (const auto& i : items) s += (s.empty() ? "" : std::string(sep)) + i;
+    return s;
 }
 
 }  // namespace
 
-std::string log_line(const Context& ctx, const Facts& facts, Stage stage, const Verdict& v,
-                     std::string_view rcpt) {
+std::string log_line(const Context& ctx, const Facts& facts, const config::Config& cfg, Stage stage,
+                     const Reply& v, std::string_view rcpt) {
     std::string out;
-    if (const std::string* id = ctx.macro("i"); id && !id->empty()) put(out, "id", *id);
+    // The queue id first; "NOQUEUE" (Postfix's word) until the MTA has one.
+    const std::string* id = ctx.macro("i");
+    put(out, "id", id && !id->empty() ? *id : "NOQUEUE");
     put(out, "stage", to_string(stage));
     put(out, "ip", facts.connect.ip ? facts.connect.ip->str() : "unknown");
     put(out, "helo", ctx.helo);
@@ -69,23 +63,20 @@ std::string log_line(const Context& ctx, const Facts& facts, Stage stage, const 
         if (e.fcrdns_checked && !e.fcrdns_ok) reg += ":no-fcrdns";
     }
     put(out, "registry", reg.empty() ? "-" : reg);
-    if (!facts.connect.registry.empty()) {
-        std::string info;
-        for (const auto& e : facts.connect.registry)
-            if (!e.info.empty()) info += (info.empty() ? "" : "; ") + e.name + ": " + e.info;
-        if (!info.empty()) put(out, "registry_info", info);
-    }
+    std::string info;
+    for (const auto& e : facts.connect.registry)
+        if (!e.info.empty()) info += (info.empty() ? "" : "; ") + e.name + ": " + e.info;
+    if (!info.empty()) put(out, "registry_info", info);
     if (stage >= Stage::mail) {
-        std::string bulk;
-        for (const auto& s : facts.mail.envelope_bulk.signals) bulk += (bulk.empty() ? "" : ",") + s;
+        std::vector<std::string> bulk = facts.mail.envelope_bulk.signals;
         if (stage == Stage::data)
-            for (const auto& s : facts.data.header_bulk.signals) bulk += (bulk.empty() ? "" : ",") + s;
-        put(out, "bulk", bulk.empty() ? "no" : bulk);
+            for (auto& s : facts.data.header_bulk.signals(cfg.bulk).signals) bulk.push_back(std::move(s));
+        put(out, "bulk", bulk.empty() ? "no" : joined(bulk, ","));
     }
     put(out, "action", to_string(v.action));
     if (!v.code.empty()) put(out, "code", v.code + " " + v.xcode);
     if (!v.reason.empty()) put(out, "reason", v.reason);
-    if (!v.rcpts_to_remove.empty()) put(out, "removed", std::to_string(v.rcpts_to_remove.size()));
+    if (!v.remove_rcpts.empty()) put(out, "removed", joined(v.remove_rcpts, ","));
     return out;
 }
 

@@ -8,7 +8,11 @@
 #include <future>
 #include <system_error>
 
+#include "policy/auth_results.hpp"
 #include "policy/checks.hpp"
+#include "policy/replies.hpp"
+#include "util/strings.hpp"
+#include "util/text.hpp"
 
 namespace regmilter::policy {
 
@@ -16,53 +20,15 @@ using CAction = policy::CheckAction;
 using config::Config;
 
 const char* to_string(Stage s) {
-    switch (s) {
-        case Stage::connect:
-            return "connect";
-        case Stage::helo:
-            return "helo";
-        case Stage::mail:
-            return "mail";
-        case Stage::rcpt:
-            return "rcpt";
-        case Stage::data:
-            return "data";
-    }
-    return "?";
+    return util::name_of(s);
 }
 
 const char* to_string(TrustReason t) {
-    switch (t) {
-        case TrustReason::none:
-            return "none";
-        case TrustReason::network:
-            return "network";
-        case TrustReason::authenticated:
-            return "authenticated";
-        case TrustReason::tls:
-            return "tls";
-        case TrustReason::unknown_client:
-            return "unknown-client";
-    }
-    return "?";
+    return util::name_of(t);
 }
 
-const char* to_string(policy::Action a) {
-    switch (a) {
-        case policy::Action::continue_:
-            return "continue";
-        case policy::Action::accept:
-            return "accept";
-        case policy::Action::tag:
-            return "tag";
-        case policy::Action::tempfail:
-            return "tempfail";
-        case policy::Action::reject:
-            return "reject";
-        case policy::Action::discard:
-            return "discard";
-    }
-    return "?";
+const char* to_string(Action a) {
+    return util::name_of(a);
 }
 
 const std::string* Context::macro(std::string_view name) const {
@@ -82,8 +48,6 @@ void Context::set_macro(std::string_view name, std::string value) {
 
 void begin_transaction(Context& ctx, Facts& facts) {
     ctx.mail_from.clear();
-    ctx.rcpts.clear();
-    ctx.headers.clear();
     facts.mail = MailFacts{};
     facts.rcpts.clear();
     facts.data = DataFacts{};
@@ -122,8 +86,7 @@ namespace {
 bool forwarder_by_helo(const std::string& helo, const net::Address& ip, const Config& cfg, dns::Resolver& dns,
                        dns::Deadline deadline) {
     if (helo.empty() || cfg.spf.trusted_forwarder_helos.empty()) return false;
-    std::string name;
-    for (char ch : helo) name += char(std::tolower(static_cast<unsigned char>(ch)));
+    std::string name = util::lower(helo);
     if (!name.empty() && name.back() == '.') name.pop_back();
     if (std::find(cfg.spf.trusted_forwarder_helos.begin(), cfg.spf.trusted_forwarder_helos.end(), name) ==
         cfg.spf.trusted_forwarder_helos.end())
@@ -226,74 +189,38 @@ MailFacts gather_mail(const Context& ctx, const Facts& facts, const Config& cfg,
     return m;
 }
 
-RcptFacts gather_rcpt(std::string_view rcpt, const Facts&, const Config& cfg, const bulk::Table* table) {
-    RcptFacts r;
-    r.rcpt = std::string(rcpt);
-    r.bulk = bulk::lookup(table, rcpt, cfg.bulk);
+std::string envelope_address(std::string_view arg) {
+    arg = util::trim(arg);
+    if (arg.size() >= 2 && arg.front() == '<' && arg.back() == '>') arg = arg.substr(1, arg.size() - 2);
+    return std::string(arg);
+}
+
+Recipient gather_rcpt(std::string_view arg, const Config& cfg, const bulk::Table* table) {
+    Recipient r;
+    r.arg = std::string(arg);
+    r.rcpt = envelope_address(arg);
+    r.bulk = bulk::lookup(table, r.rcpt, cfg.bulk);
     return r;
 }
 
-namespace {
-
-bool ieq(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
-        if (std::tolower(x) != std::tolower(y)) return false;
-    }
-    return true;
-}
-
-// The authserv-id of an Authentication-Results value (RFC 8601 §2.2): the
-// first token, after CFWS (comments skipped, bounded nesting).
-std::string ar_authserv_id(std::string_view v) {
-    size_t i = 0;
-    auto skip_cfws = [&] {
-        for (;;) {
-            while (i < v.size() && (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n')) ++i;
-            if (i < v.size() && v[i] == '(') {
-                int depth = 0;
-                for (; i < v.size(); ++i) {
-                    if (v[i] == '\\') {
-                        ++i;
-                        continue;
-                    }
-                    if (v[i] == '(') ++depth;
-                    if (v[i] == ')' && --depth == 0) {
-                        ++i;
-                        break;
-                    }
-                }
-                continue;
-            }
-            break;
+void observe_header(DataFacts& d, std::string_view name, std::string_view value,
+                    std::string_view authserv_id) noexcept {
+    d.header_bulk.observe(name, value);
+    if (!util::iequals(name, "Authentication-Results")) return;
+    ++d.ar_seen;
+    try {
+        if (util::iequals(ar_authserv_id(value), authserv_id)) d.forged_ar.push_back({std::string(name), d.ar_seen});
+    } catch (...) {
+        // Out of memory for one string: count it as forged rather than let it pass.
+        try {
+            d.forged_ar.push_back({std::string(name), d.ar_seen});
+        } catch (...) {
         }
-    };
-    skip_cfws();
-    size_t b = i;
-    while (i < v.size() && v[i] != ';' && v[i] != ' ' && v[i] != '\t' && v[i] != '(' && v[i] != '\r' &&
-           v[i] != '\n')
-        ++i;
-    return std::string(v.substr(b, i - b));
-}
-
-}  // namespace
-
-DataFacts gather_data(const Context& ctx, const Facts& facts, const Config& cfg) {
-    DataFacts d;
-    std::vector<bulk::HeaderField> fields(ctx.headers.begin(), ctx.headers.end());
-    d.header_bulk = bulk::header_signals(fields, cfg.bulk);
-    int index = 0;
-    for (const auto& h : ctx.headers) {
-        if (!ieq(h.name, "Authentication-Results")) continue;
-        ++index;
-        if (ieq(ar_authserv_id(h.value), facts.authserv_id)) d.forged_ar.emplace_back(h.name, index);
     }
-    return d;
 }
 
-Verdict decide_connect(const Facts& facts, const Config& cfg) noexcept {
-    Verdict v;
+Reply decide_connect(const Facts& facts, const Config& cfg) noexcept {
+    Reply v;
     if (facts.connect.unknown_client && cfg.trust.unknown_client == policy::UnknownClient::accept) {
         v.action = policy::Action::accept;
         v.reason = "unknown-client";
@@ -301,13 +228,13 @@ Verdict decide_connect(const Facts& facts, const Config& cfg) noexcept {
     return v;
 }
 
-Verdict decide_helo(const Facts&, const Config&) noexcept {
-    return Verdict{};
+Reply decide_helo(const Facts&, const Config&) noexcept {
+    return Reply{};
 }
 
-Verdict decide_mail(const Facts& facts, const Config& cfg) noexcept {
+Reply decide_mail(const Facts& facts, const Config& cfg) noexcept {
     try {
-        Verdict v;
+        Reply v;
         if (facts.mail.trust != TrustReason::none) {
             v.reason = std::string("trusted:") + to_string(facts.mail.trust);
             return v;
@@ -330,13 +257,13 @@ Verdict decide_mail(const Facts& facts, const Config& cfg) noexcept {
         }
         return v;
     } catch (...) {
-        return internal_error_verdict(cfg);
+        return internal_error_reply(&cfg);
     }
 }
 
-Verdict decide_rcpt(const Facts& facts, const RcptFacts& rcpt, const Config& cfg) noexcept {
+Reply decide_rcpt(const Facts& facts, const Recipient& rcpt, const Config& cfg) noexcept {
     try {
-        Verdict v;
+        Reply v;
         if (!facts.mail.envelope_bulk.any() || rcpt.bulk.choice != bulk::Choice::reject) return v;
         v.reason = "bulk:opted-out:" + rcpt.bulk.key;
         if (cfg.bulk.action != bulk::Action::reject) return v;  // discard/tag: end of message
@@ -345,28 +272,28 @@ Verdict decide_rcpt(const Facts& facts, const RcptFacts& rcpt, const Config& cfg
             return v;
         }
         v.action = policy::Action::reject;
-        v.code = "550";
-        v.xcode = "5.7.1";
-        v.text = bulk::normalize(rcpt.rcpt) + " does not accept bulk mail";
+        v.code = replies::policy.reject.code;
+        v.xcode = replies::policy.reject.xcode;
+        v.text = util::sanitize(bulk::normalize(rcpt.rcpt) + " does not accept bulk mail", util::TextUse::reply);
         return v;
     } catch (...) {
-        return internal_error_verdict(cfg);
+        return internal_error_reply(&cfg);
     }
 }
 
-Verdict decide_data(const Facts& facts, const Config& cfg) noexcept {
+Reply decide_data(const Facts& facts, const Config& cfg) noexcept {
     try {
-        Verdict v;
-        v.headers_to_remove = facts.data.forged_ar;
-        v.headers_to_add = result_headers(facts, cfg);
+        Reply v;
+        v.remove_headers = facts.data.forged_ar;
+        v.add_headers = result_headers(facts, cfg);
         bool observe = cfg.milter.mode == policy::Mode::observe;
         std::vector<Check> checks;
         if (facts.mail.trust == TrustReason::none) checks = evaluate_checks(facts, cfg);
         for (const auto& c : checks) {
             if (c.action == CAction::tag)
-                v.headers_to_add.push_back({"X-Regmilter", c.tag});
+                v.add_headers.push_back({"X-Regmilter", c.tag});
             else if (observe && c.action >= CAction::tempfail)
-                v.headers_to_add.push_back(
+                v.add_headers.push_back(
                     {"X-Regmilter",
                      std::string(c.action == CAction::reject ? "would reject: " : "would tempfail: ") +
                          c.code + " " + c.xcode + " " + c.text});
@@ -375,32 +302,33 @@ Verdict decide_data(const Facts& facts, const Config& cfg) noexcept {
 
         // Bulk per recipient (DESIGN "[bulk] action").
         bool envelope = facts.mail.envelope_bulk.any();
-        bool header = facts.data.header_bulk.any();
+        bulk::Signals header_signals = facts.data.header_bulk.signals(cfg.bulk);
+        bool header = header_signals.any();
         if (!envelope && !header) {
             if (!v.reason.empty() && !observe) v.action = policy::Action::tag;
             return v;
         }
         std::vector<std::string> signals = facts.mail.envelope_bulk.signals;
-        for (const auto& s : facts.data.header_bulk.signals) signals.push_back(s);
+        for (const auto& s : header_signals.signals) signals.push_back(s);
         std::string why;
         for (const auto& s : signals) why += (why.empty() ? "" : ", ") + s;
-        std::vector<std::string> opted_out;
+        std::vector<std::string> opted_out;  // the MTA's arguments
         for (const auto& r : facts.rcpts)
-            if (r.bulk.choice == bulk::Choice::reject) opted_out.push_back(r.rcpt);
+            if (r.bulk.choice == bulk::Choice::reject) opted_out.push_back(r.arg);
         if (opted_out.empty()) {
             if (!v.reason.empty() && !observe) v.action = policy::Action::tag;
             return v;
         }
         std::string n = std::to_string(opted_out.size());
         if (observe) {
-            v.headers_to_add.push_back(
+            v.add_headers.push_back(
                 {"X-Regmilter", "would " + std::string(util::name_of(cfg.bulk.action)) + " bulk mail (" +
                                     why + ") for " + n + " recipient(s) who opted out"});
             v.reason = "observe:bulk";
             return v;
         }
         if (cfg.bulk.action == bulk::Action::tag) {
-            v.headers_to_add.push_back(
+            v.add_headers.push_back(
                 {"X-Regmilter", "bulk (" + why + "); " + n + " recipient(s) opted out"});
             v.action = policy::Action::tag;
             v.reason = "bulk:tag";
@@ -413,30 +341,34 @@ Verdict decide_data(const Facts& facts, const Config& cfg) noexcept {
                 v.action = policy::Action::discard;
             } else {
                 v.action = policy::Action::reject;
-                v.code = "550";
-                v.xcode = "5.7.1";
-                v.text = "no recipient accepts bulk mail (" + why + ")";
+                v.code = replies::policy.reject.code;
+                v.xcode = replies::policy.reject.xcode;
+                v.text = util::sanitize("no recipient accepts bulk mail (" + why + ")", util::TextUse::reply);
             }
             return v;
         }
-        v.rcpts_to_remove = std::move(opted_out);
+        v.remove_rcpts = std::move(opted_out);
         return v;
     } catch (...) {
-        return internal_error_verdict(cfg);
+        return internal_error_reply(&cfg);
     }
 }
 
-Verdict internal_error_verdict(const Config& cfg) noexcept {
-    Verdict v;
-    v.reason = "internal-error";
-    if (cfg.milter.on_internal_error == policy::OnInternalError::accept) {
-        v.action = policy::Action::accept;
-        return v;
+Reply internal_error_reply(const Config* cfg) noexcept {
+    Reply v;
+    try {
+        v.reason = "internal-error";
+        if (cfg && cfg->milter.on_internal_error == OnInternalError::accept) {
+            v.action = Action::accept;
+            return v;
+        }
+        v.code = replies::internal_error.code;
+        v.xcode = replies::internal_error.xcode;
+        v.text = replies::internal_error_text;
+    } catch (...) {
+        // No memory for the strings: the action alone still answers (the MTA's default text).
     }
-    v.action = policy::Action::tempfail;
-    v.code = "451";
-    v.xcode = "4.3.0";
-    v.text = "internal error, try again later";
+    v.action = Action::tempfail;
     return v;
 }
 

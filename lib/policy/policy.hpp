@@ -1,39 +1,10 @@
-// policy: trust, then one verdict per SMTP stage from (Context, Config, facts).
-// gather_*() do the lookups (DNS through dns::Resolver, bounded by a Deadline);
-// decide_*() are pure and noexcept: no I/O, no clock, so every decision is a
-// table-driven test. No libmilter here. All functions are reentrant; a Config
-// is shared read-only; a Facts/Context belongs to one connection.
-//
-// How a front end (the milter, regmilter-query) drives it, stage by stage:
-//
-//   connect  ctx = Context{}; ctx.ip = address or nullopt (unix socket,
-//            "unknown"); ctx.hostname; ctx.macros (names without braces).
-//            facts = Facts{}; facts.now = system_clock::now();
-//            facts.authserv_id = authserv_id(cfg);
-//            facts.connect = gather_connect(ctx, cfg, resolver, stage_deadline(cfg));
-//              (registry zones + FCrDNS; may run on another thread with its own
-//              Resolver so it overlaps the HELO; it must be done before decide_mail)
-//            v = decide_connect(facts, cfg);      // continue, or accept (skip the connection)
-//   helo     ctx.helo = arg; v = decide_helo(facts, cfg);   // continue: SPF waits for MAIL FROM
-//   mail     begin_transaction(ctx, facts);       // several transactions per connection
-//            ctx.mail_from = addr (no <>, "" for the null sender); update ctx.macros
-//            ({auth_authen}, {cert_issuer}, {verify} are known now);
-//            facts.mail = gather_mail(ctx, cfg, resolver, stage_deadline(cfg));  // trust, SPF, sender bulk
-//            v = decide_mail(facts, cfg);         // registry + SPF verdicts
-//   rcpt     RcptFacts r = gather_rcpt(addr, facts, cfg, table.get());
-//            v = decide_rcpt(facts, r, cfg);      // envelope-known bulk, per recipient
-//            if (v.action is not reject/tempfail) { ctx.rcpts.push_back(addr); facts.rcpts.push_back(r); }
-//   header   ctx.headers.push_back({name, value});
-//   eom      facts.data = gather_data(ctx, facts, cfg);
-//            v = decide_data(facts, cfg);
-//            remove v.headers_to_remove (forged Authentication-Results),
-//            insert v.headers_to_add in order at index 0.. (A-R first, above Received),
-//            remove v.rcpts_to_remove, then answer v.action.
-//   abort    begin_transaction(ctx, facts);       // the connection stays
-//
-// Every verdict: log log_line(ctx, facts, stage, v [, rcpt]). Reply text is raw:
-// escaping '%' for smfi_setreply is the front end's job. If anything throws,
-// answer internal_error_verdict(cfg).
+// policy: trust, then one decision per SMTP stage from (Context, Config,
+// facts). gather_*() do the lookups (DNS through dns::Resolver, bounded by a
+// Deadline); decide_*() are pure and noexcept: no I/O, no clock, so every
+// decision is a table-driven test. No libmilter here. All functions are
+// reentrant; a Config is shared read-only; a Context/Facts belongs to one
+// SMTP session. policy::Session (session.hpp) drives these stage by stage;
+// front ends use the Session, not these functions.
 #pragma once
 
 #include <chrono>
@@ -56,25 +27,31 @@ namespace regmilter::policy {
 
 using Header = bulk::HeaderField;  // {name, value}, value without the leading space
 
+// Macro values by name without braces: "i" (queue id), "auth_authen",
+// "cert_issuer", "cert_subject", "verify", "daemon_name". Absent = unknown.
+using Macros = std::vector<std::pair<std::string, std::string>>;
+
 struct Context {
     std::optional<net::Address> ip;  // none: unix socket / unknown client
     std::string hostname;            // as the MTA reports it ("mail.example", "[192.0.2.1]", "unknown")
     std::string helo;
-    std::string mail_from;           // without <>; empty for the null sender
-    std::vector<std::string> rcpts;  // accepted recipients of this transaction, without <>
-    // Macro values by name without braces: "i" (queue id), "auth_authen",
-    // "cert_issuer", "cert_subject", "verify", "daemon_name". Absent = unknown.
-    std::vector<std::pair<std::string, std::string>> macros;
-    std::vector<Header> headers;  // in arrival order
+    std::string mail_from;  // without <>; empty for the null sender
+    Macros macros;
 
     const std::string* macro(std::string_view name) const;  // null when absent
     void set_macro(std::string_view name, std::string value);
 };
 
+// The SMTP stage a decision belongs to (the "stage" of DESIGN's JSON).
 enum class Stage { connect, helo, mail, rcpt, data };
+inline constexpr const char* stage_names[] = {"connect", "helo", "mail", "rcpt", "data"};
+constexpr util::Names names_of(Stage) { return stage_names; }
 const char* to_string(Stage);
 
 enum class TrustReason { none, network, authenticated, tls, unknown_client };
+inline constexpr const char* trust_reason_names[] = {"none", "network", "authenticated", "tls",
+                                                     "unknown-client"};
+constexpr util::Names names_of(TrustReason) { return trust_reason_names; }
 const char* to_string(TrustReason);
 
 struct ConnectFacts {
@@ -93,17 +70,26 @@ struct MailFacts {
     std::string mail_from, helo;            // copies for headers and logs
 };
 
-struct RcptFacts {
-    std::string rcpt;   // as given, without <>
+// One recipient the MTA asked about (RCPT TO).
+struct Recipient {
+    std::string arg;    // the MTA's argument as given ("<Bob@example.org>"): smfi_delrcpt wants it
+    std::string rcpt;   // the address, without <>
     bulk::Lookup bulk;  // the recipient's choice and the entry that decided
 };
 
+// A header already in the message, by name as received and its 1-based
+// index among the headers of that name (smfi_chgheader's index).
+struct HeaderRef {
+    std::string name;
+    int index = 0;
+    bool operator==(const HeaderRef& o) const { return name == o.name && index == o.index; }
+};
+
 struct DataFacts {
-    bulk::Signals header_bulk;
-    // Forged Authentication-Results claiming our authserv_id (RFC 8601 §5):
-    // name as received and the 1-based index among headers of that name
-    // (smfi_chgheader's index).
-    std::vector<std::pair<std::string, int>> forged_ar;
+    bulk::HeaderSignals header_bulk;  // Precedence / List-Id / List-Unsubscribe seen
+    // Forged Authentication-Results claiming our authserv_id (RFC 8601 §5).
+    std::vector<HeaderRef> forged_ar;
+    int ar_seen = 0;  // Authentication-Results headers so far
 };
 
 struct Facts {
@@ -111,28 +97,51 @@ struct Facts {
     std::string authserv_id;                    // [milter] authserv_id or the host name
     ConnectFacts connect;
     MailFacts mail;
-    std::vector<RcptFacts> rcpts;  // recipients that were not refused
+    std::vector<Recipient> rcpts;  // recipients accepted so far, in RCPT order
     DataFacts data;
 };
 
-// Reset the transaction part (MAIL FROM, RCPTs, headers, their facts);
-// the connection part (ip, helo, registry) stays.
+// Reset the transaction part (MAIL FROM, recipients, header facts); the
+// connection part (ip, helo, registry) stays.
 void begin_transaction(Context& ctx, Facts& facts);
 
-// What to tell the MTA. `continue_` means "no objection at this stage".
+// What to tell the MTA. `continue_` means "no objection at this stage";
+// `accept` means "accept, and ask nothing more" (SMFIS_ACCEPT: the rest of
+// the connection at connect, the rest of the message later); `tag` passes
+// (the tag headers come at end of message).
 enum class Action { continue_, accept, tag, tempfail, reject, discard };
-const char* to_string(Action);  // "continue", "accept", ...
+inline constexpr const char* action_names[] = {"continue", "accept", "tag", "tempfail", "reject", "discard"};
+constexpr util::Names names_of(Action) { return action_names; }
+const char* to_string(Action);
 
-struct Verdict {
+// True for the actions that end the command for the client (4xx, 5xx) or the
+// message (discard).
+inline bool refuses(Action a) {
+    return a == Action::tempfail || a == Action::reject || a == Action::discard;
+}
+
+enum class LogLevel { info, warning, error };
+
+// The answer of one stage: what to tell the MTA and what to change.
+struct Reply {
     Action action = Action::continue_;
     std::string code;    // "550", "451"; empty unless tempfail/reject
     std::string xcode;   // "5.7.23"; class always equals the code's
-    std::string text;    // raw reply text (not %-escaped)
+    std::string text;    // raw reply text (not %-escaped; printable ASCII)
     std::string reason;  // short cause for logs: "registry:unregistered:reg.example", "spf:fail"
-    std::vector<Header> headers_to_add;                          // data stage, insert in order at index 0..
-    std::vector<std::pair<std::string, int>> headers_to_remove;  // data stage: (name, 1-based index)
-    std::vector<std::string> rcpts_to_remove;                    // data stage
+    std::vector<Header> add_headers;        // end of message: insert in order at index 0, 1, ...
+    std::vector<HeaderRef> remove_headers;  // end of message
+    std::vector<std::string> remove_rcpts;  // end of message: Recipient::arg of each
+    std::string log;                        // the decision line; empty: nothing to log
+    LogLevel log_level = LogLevel::info;
 };
+
+// on_internal_error: tempfail 451 4.3.0, or accept; tempfail when cfg is null.
+Reply internal_error_reply(const config::Config* cfg) noexcept;
+
+// The address of a MAIL FROM / RCPT TO argument: blanks trimmed, one pair of
+// <> removed ("<>" is the null sender: "").
+std::string envelope_address(std::string_view arg);
 
 // [milter] authserv_id, or this host's name when it is empty.
 std::string authserv_id(const config::Config& cfg);
@@ -153,23 +162,25 @@ ConnectFacts gather_connect(const Context& ctx, const config::Config& cfg, const
 // trace (optional) receives SPF's term-by-term trace (regmilter-query --trace).
 MailFacts gather_mail(const Context& ctx, const Facts& facts, const config::Config& cfg, dns::Resolver& dns,
                       dns::Deadline deadline, spf::Tracer trace = {});
-RcptFacts gather_rcpt(std::string_view rcpt, const Facts& facts, const config::Config& cfg,
-                      const bulk::Table* table);
-DataFacts gather_data(const Context& ctx, const Facts& facts, const config::Config& cfg);
+Recipient gather_rcpt(std::string_view arg, const config::Config& cfg, const bulk::Table* table);
+// One header of the message, as it arrives: bulk signals, forged
+// Authentication-Results. Keeps no header text. No-throw.
+void observe_header(DataFacts& data, std::string_view name, std::string_view value,
+                    std::string_view authserv_id) noexcept;
 
-Verdict decide_connect(const Facts& facts, const config::Config& cfg) noexcept;
-Verdict decide_helo(const Facts& facts, const config::Config& cfg) noexcept;
-Verdict decide_mail(const Facts& facts, const config::Config& cfg) noexcept;
-Verdict decide_rcpt(const Facts& facts, const RcptFacts& rcpt, const config::Config& cfg) noexcept;
-Verdict decide_data(const Facts& facts, const config::Config& cfg) noexcept;
-
-// on_internal_error: tempfail 451 4.3.0, or accept.
-Verdict internal_error_verdict(const config::Config& cfg) noexcept;
+Reply decide_connect(const Facts& facts, const config::Config& cfg) noexcept;
+Reply decide_helo(const Facts& facts, const config::Config& cfg) noexcept;
+Reply decide_mail(const Facts& facts, const config::Config& cfg) noexcept;
+Reply decide_rcpt(const Facts& facts, const Recipient& rcpt, const config::Config& cfg) noexcept;
+// The message: refusal, or the headers to add and remove and the
+// recipients to remove. Never leaves a message without recipients: when all
+// would be removed the message is refused (reject) or discarded.
+Reply decide_data(const Facts& facts, const config::Config& cfg) noexcept;
 
 // One line, key=value, for syslog: id= (queue id, when known) stage ip helo
 // from rcpt spf registry bulk action code reason. Values with spaces, quotes or
 // control bytes are quoted and escaped.
-std::string log_line(const Context& ctx, const Facts& facts, Stage stage, const Verdict& v,
-                     std::string_view rcpt = {});
+std::string log_line(const Context& ctx, const Facts& facts, const config::Config& cfg, Stage stage,
+                     const Reply& r, std::string_view rcpt = {});
 
 }  // namespace regmilter::policy

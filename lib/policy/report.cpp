@@ -4,65 +4,48 @@
 
 namespace regmilter::policy {
 
-namespace {
-
-bool refuses(const Verdict& v) {
-    return v.action == Action::reject || v.action == Action::tempfail || v.action == Action::discard;
-}
-
-}  // namespace
-
-Session run_session(const SessionInput& in, const config::Config& cfg, dns::Resolver& dns,
-                    const bulk::Table* table, spf::Tracer trace, const ResolverFactory& zone_resolvers) {
-    Session s;
-    Context& ctx = s.ctx;
-    Facts& f = s.facts;
-    ctx.ip = in.ip;
-    ctx.hostname = in.hostname;
-    ctx.macros = in.macros;
-    f.now = in.now;
-    f.authserv_id = in.authserv_id.empty() ? authserv_id(cfg) : in.authserv_id;
-    auto record = [&](Stage st, const Verdict& v, const std::string& rcpt = {}) {
-        s.verdicts.push_back({st, rcpt, v});
-        s.log.push_back(log_line(ctx, f, st, v, rcpt));
+Transcript simulate(Session& session, const Scenario& sc) {
+    Transcript t;
+    auto record = [&](Stage st, const Reply& r, const std::string& rcpt = {}) {
+        t.replies.push_back({st, rcpt, r});
+        return refuses(r.action) || r.action == Action::accept;
     };
-
-    f.connect = zone_resolvers ? gather_connect(ctx, cfg, zone_resolvers, stage_deadline(cfg))
-                               : gather_connect(ctx, cfg, dns, stage_deadline(cfg));
-    Verdict v = decide_connect(f, cfg);
-    record(Stage::connect, v);
-    if (v.action == Action::accept || refuses(v)) return s;
-
-    ctx.helo = in.helo;
-    v = decide_helo(f, cfg);
-    record(Stage::helo, v);
-
-    begin_transaction(ctx, f);
-    ctx.mail_from = in.mail_from;
-    f.mail = gather_mail(ctx, f, cfg, dns, stage_deadline(cfg), std::move(trace));
-    v = decide_mail(f, cfg);
-    record(Stage::mail, v);
-    if (v.action == Action::accept || refuses(v)) return s;
-
-    for (const auto& r : in.rcpts) {
-        RcptFacts rf = gather_rcpt(r, f, cfg, table);
-        Verdict rv = decide_rcpt(f, rf, cfg);
-        record(Stage::rcpt, rv, r);
-        s.asked.push_back(rf);
-        if (!refuses(rv)) {
-            ctx.rcpts.push_back(r);
-            f.rcpts.push_back(std::move(rf));
+    ConnectInfo info;
+    info.ip = sc.ip;
+    info.hostname = sc.hostname;
+    info.macros = sc.macros;
+    bool stop = record(Stage::connect, session.connect(info)) || record(Stage::helo, session.helo(sc.helo, sc.macros)) ||
+                record(Stage::mail, session.mail("<" + sc.mail_from + ">", sc.macros));
+    if (stop || !session.runtime()) {
+        session.close();
+        return t;
+    }
+    const Runtime& rt = *session.runtime();
+    size_t accepted = 0;
+    for (const auto& r : sc.rcpts) {
+        std::string arg = "<" + r + ">";
+        t.asked.push_back(gather_rcpt(arg, *rt.config, rt.bulk_table.get()));
+        Reply reply = session.rcpt(arg, sc.macros);
+        if (reply.action == Action::accept) {
+            record(Stage::rcpt, reply, r);
+            session.close();
+            return t;
         }
+        if (!record(Stage::rcpt, reply, r)) ++accepted;
     }
-    if (!in.rcpts.empty() && f.rcpts.empty()) {
-        s.refused_all_rcpts = true;
-        return s;
+    if (!sc.rcpts.empty() && accepted == 0) {
+        session.abort();
+        session.close();
+        return t;
     }
-
-    ctx.headers = in.headers;
-    f.data = gather_data(ctx, f, cfg);
-    record(Stage::data, decide_data(f, cfg));
-    return s;
+    for (const auto& h : sc.headers) session.header(h.name, h.value);
+    Reply eoh = session.end_of_headers(sc.macros);
+    if (refuses(eoh.action) || eoh.action == Action::accept)
+        record(Stage::data, eoh);
+    else
+        record(Stage::data, session.end_of_message(sc.macros));
+    session.close();
+    return t;
 }
 
 namespace {
@@ -83,10 +66,14 @@ void spf_json(util::JsonWriter& w, const spf::Outcome& o) {
 
 }  // namespace
 
-std::string to_json(const Session& s) {
-    const Facts& f = s.facts;
+std::string to_json(const Session& session, const Transcript& t) {
+    const Facts& f = session.facts();
+    static const config::Config& none = *config::defaults();
+    const config::Config& cfg = session.runtime() ? *session.runtime()->config : none;
+    bulk::Signals header_bulk = f.data.header_bulk.signals(cfg.bulk);
     util::JsonWriter w;
     w.begin_object();
+    w.key("config").value(cfg.source);
 
     w.key("spf");
     if (f.mail.spf_mail) {
@@ -109,7 +96,7 @@ std::string to_json(const Session& s) {
     }
     w.key("client").begin_object();
     w.key("ip").value(f.connect.ip ? f.connect.ip->str() : "");
-    w.key("hostname").value(s.ctx.hostname);
+    w.key("hostname").value(session.context().hostname);
     w.key("trust").value(to_string(f.mail.trust == TrustReason::none && f.connect.network_trusted
                                        ? TrustReason::network
                                        : f.mail.trust));
@@ -137,13 +124,13 @@ std::string to_json(const Session& s) {
     w.end_array();
 
     w.key("bulk").begin_object();
-    w.key("bulk").value(f.mail.envelope_bulk.any() || f.data.header_bulk.any());
+    w.key("bulk").value(f.mail.envelope_bulk.any() || header_bulk.any());
     w.key("signals").begin_array();
     for (const auto& sig : f.mail.envelope_bulk.signals) w.value(sig);
-    for (const auto& sig : f.data.header_bulk.signals) w.value(sig);
+    for (const auto& sig : header_bulk.signals) w.value(sig);
     w.end_array();
     w.key("recipients").begin_array();
-    for (const auto& r : s.asked) {
+    for (const auto& r : t.asked) {
         w.begin_object();
         w.key("rcpt").value(r.rcpt);
         w.key("choice").value(util::name_of(r.bulk.choice));
@@ -154,35 +141,36 @@ std::string to_json(const Session& s) {
     w.end_object();
 
     w.key("verdicts").begin_array();
-    const Verdict* data = nullptr;
-    for (const auto& sv : s.verdicts) {
+    const Reply* data = nullptr;
+    for (const auto& sr : t.replies) {
         w.begin_object();
-        w.key("stage").value(to_string(sv.stage));
-        if (sv.stage == Stage::rcpt) w.key("rcpt").value(sv.rcpt);
-        w.key("action").value(to_string(sv.verdict.action));
-        w.key("code").value(sv.verdict.code);
-        w.key("xcode").value(sv.verdict.xcode);
-        w.key("text").value(sv.verdict.text);
-        w.key("reason").value(sv.verdict.reason);
+        w.key("stage").value(to_string(sr.stage));
+        if (sr.stage == Stage::rcpt) w.key("rcpt").value(sr.rcpt);
+        w.key("action").value(to_string(sr.reply.action));
+        w.key("code").value(sr.reply.code);
+        w.key("xcode").value(sr.reply.xcode);
+        w.key("text").value(sr.reply.text);
+        w.key("reason").value(sr.reply.reason);
         w.end_object();
-        if (sv.stage == Stage::data) data = &sv.verdict;
+        if (sr.stage == Stage::data) data = &sr.reply;
     }
     w.end_array();
 
     w.key("headers").begin_array();
     if (data)
-        for (const auto& h : data->headers_to_add) w.value(h.name + ": " + h.value);
+        for (const auto& h : data->add_headers) w.value(h.name + ": " + h.value);
     w.end_array();
     w.key("headers_to_remove").begin_array();
     if (data)
-        for (const auto& h : data->headers_to_remove) w.value(h.first + "[" + std::to_string(h.second) + "]");
+        for (const auto& h : data->remove_headers) w.value(h.name + "[" + std::to_string(h.index) + "]");
     w.end_array();
     w.key("rcpts_to_remove").begin_array();
     if (data)
-        for (const auto& r : data->rcpts_to_remove) w.value(r);
+        for (const auto& r : data->remove_rcpts) w.value(envelope_address(r));
     w.end_array();
     w.key("log").begin_array();
-    for (const auto& l : s.log) w.value(l);
+    for (const auto& sr : t.replies)
+        if (!sr.reply.log.empty()) w.value(sr.reply.log);
     w.end_array();
     w.end_object();
     return w.str();

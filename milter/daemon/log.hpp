@@ -1,10 +1,14 @@
-// daemon log: syslog (LOG_MAIL) and, in the foreground, stderr too.
-// Decides only where a line goes; what a decision line says is
-// policy::log_line's. Thread-safe (syslog(3) is; stderr lines are written whole).
+// daemon log: syslog and, in the foreground, stderr too. Decides only where
+// a line goes; what a decision line says is policy::log_line's.
+// Thread-safe (syslog(3) is; stderr lines are written whole with one write).
 #pragma once
 
 #include <syslog.h>
+
+#include <functional>
 #include <string_view>
+
+#include "policy/policy.hpp"
 
 namespace regmilter::daemon {
 
@@ -15,5 +19,11 @@ void log_open(bool to_stderr);
 // One line at `priority` (LOG_ERR, LOG_WARNING, LOG_INFO, ...). Control
 // bytes in `line` are written as \xHH so one call stays one line.
 void log_line(int priority, std::string_view line);
+
+// The decision line of a Reply, if it has one.
+void log_reply(const policy::Reply& r);
+
+// Tests: every line goes to `sink` instead (null: back to syslog/stderr).
+void log_to(std::function<void(int priority, std::string_view line)> sink);
 
 }  // namespace regmilter::daemon

@@ -28,7 +28,10 @@
 #include "callbacks.hpp"
 #include "log.hpp"
 #include "process.hpp"
-#include "runtime.hpp"
+#include "net/endpoint.hpp"
+#include "service.hpp"
+#include "util/cli.hpp"
+#include "util/version.hpp"
 
 namespace {
 
@@ -41,13 +44,17 @@ constexpr auto drain_limit = std::chrono::seconds(25);
 const char usage_text[] =
     "usage: regmilter [-c FILE] [-f] [-p SOCKET] [-u USER] [-P PIDFILE]\n"
     "       regmilter [-c FILE] -t\n"
-    "  -c FILE     configuration file (default " SYSCONFDIR
+    "       regmilter --help | --version\n"
+    "  -c, --config FILE      configuration file (default " SYSCONFDIR
     "/regmilter/regmilter.ini)\n"
-    "  -f          stay in the foreground and log to stderr as well as syslog\n"
-    "  -p SOCKET   listen here instead of [milter] socket (unix:/PATH, inet:PORT@HOST, inet6:PORT@HOST)\n"
-    "  -u USER     run as USER instead of [milter] user (when started as root)\n"
-    "  -P PIDFILE  write the pid here instead of [milter] pid_file (\"\" for none)\n"
-    "  -t          check the configuration and the bulk table, print every problem, exit 0 or 1\n";
+    "  -f, --foreground       stay in the foreground and log to stderr as well as syslog\n"
+    "  -p, --socket SOCKET    listen here instead of [milter] socket (unix:/PATH, inet:PORT@HOST,\n"
+    "                         inet6:PORT@HOST)\n"
+    "  -u, --user USER        run as USER instead of [milter] user (when started as root)\n"
+    "  -P, --pid-file PIDFILE write the pid here instead of [milter] pid_file (\"\" for none)\n"
+    "  -t, --check            check the configuration and the bulk table, print every problem,\n"
+    "                         exit 0 or 1\n"
+    "  -V, --version          print the version\n";
 
 struct Args {
     std::string config = SYSCONFDIR "/regmilter/regmilter.ini";
@@ -58,45 +65,40 @@ struct Args {
     std::optional<std::string> pid_file;
 };
 
-[[noreturn]] void usage(const std::string& why) {
-    if (!why.empty()) std::fprintf(stderr, "regmilter: %s\n", why.c_str());
-    std::fputs(usage_text, stderr);
-    std::exit(2);
-}
-
 Args parse_args(int argc, char** argv) {
+    enum { o_config = 256, o_foreground, o_socket, o_user, o_pid_file, o_check };
+    const util::Cli cli("regmilter", usage_text);
     Args a;
-    int opt;
-    opterr = 0;
-    while ((opt = getopt(argc, argv, ":c:fp:u:P:th")) != -1) {
-        switch (opt) {
-            case 'c':
-                a.config = optarg;
-                break;
-            case 'f':
-                a.foreground = true;
-                break;
-            case 'p':
-                a.socket = optarg;
-                break;
-            case 'u':
-                a.user = optarg;
-                break;
-            case 'P':
-                a.pid_file = optarg;
-                break;
-            case 't':
-                a.check = true;
-                break;
-            case 'h':
-                usage("");
-            case ':':
-                usage(std::string("-") + char(optopt) + " needs a value");
-            default:
-                usage(std::string("unknown option -") + char(optopt));
-        }
-    }
-    if (optind != argc) usage(std::string("unexpected argument \"") + argv[optind] + "\"");
+    auto rest = cli.parse(argc, argv,
+                          {{"config", 'c', true, o_config},
+                           {"foreground", 'f', false, o_foreground},
+                           {"socket", 'p', true, o_socket},
+                           {"user", 'u', true, o_user},
+                           {"pid-file", 'P', true, o_pid_file},
+                           {"check", 't', false, o_check}},
+                          [&](int id, const char* v) {
+                              switch (id) {
+                                  case o_config:
+                                      a.config = v;
+                                      break;
+                                  case o_foreground:
+                                      a.foreground = true;
+                                      break;
+                                  case o_socket:
+                                      a.socket = v;
+                                      break;
+                                  case o_user:
+                                      a.user = v;
+                                      break;
+                                  case o_pid_file:
+                                      a.pid_file = v;
+                                      break;
+                                  case o_check:
+                                      a.check = true;
+                                      break;
+                              }
+                          });
+    if (!rest.empty()) cli.fail("unexpected argument \"" + rest.front() + "\"");
     return a;
 }
 
@@ -105,12 +107,13 @@ Args parse_args(int argc, char** argv) {
     std::exit(1);
 }
 
-// Reload on SIGHUP, off the signal thread so that it goes straight back to
-// sigwait (a signal arriving while no one waits could reach libmilter's
-// thread, which stops the milter on SIGHUP).
+// Reload on SIGHUP, and look at the bulk table file every few seconds, off
+// the signal thread so that it goes straight back to sigwait (a signal
+// arriving while no one waits could reach libmilter's thread, which stops
+// the milter on SIGHUP).
 class Reloader {
 public:
-    explicit Reloader(std::string path) : path_(std::move(path)), thread_([this] { loop(); }) {}
+    explicit Reloader(Service& service) : service_(service), thread_([this] { loop(); }) {}
     ~Reloader() {
         {
             std::lock_guard<std::mutex> lock(mu_);
@@ -126,7 +129,6 @@ public:
         }
         cv_.notify_one();
     }
-    // Look whether the bulk table file changed (called every few seconds).
     void request_table_check() {
         {
             std::lock_guard<std::mutex> lock(mu_);
@@ -145,76 +147,19 @@ private:
             pending_ = table_check_ = false;
             lock.unlock();
             if (full)
-                reload();
+                service_.reload();
             else
-                check_table();
+                service_.poll_table(std::chrono::steady_clock::now());
             lock.lock();
         }
     }
-    void reload() noexcept {
-        try {
-            std::shared_ptr<const Runtime> old = current();
-            Loaded next = load_runtime(path_, old);
-            if (!next.runtime) {
-                for (const auto& p : next.problems) log_line(LOG_ERR, "reload refused: " + p);
-                log_line(LOG_ERR, "reload refused: " + std::to_string(next.problems.size()) +
-                                      " problem(s) in " + path_ +
-                                      " or its bulk table; keeping configuration generation " +
-                                      std::to_string(old ? old->generation : 0));
-                return;
-            }
-            const config::Config& oc = *old->config;
-            const config::Config& nc = *next.runtime->config;
-            if (oc.milter.socket != nc.milter.socket || oc.milter.user != nc.milter.user ||
-                oc.milter.socket_mode != nc.milter.socket_mode || oc.milter.pid_file != nc.milter.pid_file)
-                log_line(LOG_WARNING,
-                         "reload: [milter] socket, socket_mode, user and pid_file take effect at restart");
-            install(next.runtime);
-            log_line(LOG_INFO, "reloaded " + path_ + ": configuration generation " +
-                                   std::to_string(next.runtime->generation) + ", bulk table " +
-                                   (next.runtime->bulk_table
-                                        ? std::to_string(next.runtime->bulk_table->size()) + " entries"
-                                        : std::string("none")));
-        } catch (const std::exception& e) {
-            log_line(LOG_ERR, std::string("reload failed: ") + e.what() + "; old configuration kept");
-        }
-    }
 
-    // The bulk table is reloaded when its file changes (no signal needed); a
-    // broken file is refused once, logged with FILE:LINE, and the old table kept.
-    void check_table() noexcept {
-        try {
-            std::shared_ptr<const Runtime> rt = current();
-            if (!rt || rt->config->bulk.table.empty()) return;
-            const std::string& path = rt->config->bulk.table;
-            FileStamp now = stamp_of(path);
-            if (now == rt->bulk_stamp || now == refused_) return;
-            Loaded next = reload_table_if_changed(rt);
-            if (next.runtime) {
-                install(next.runtime);
-                refused_ = FileStamp{};
-                log_line(LOG_INFO, "bulk table " + path + " changed: " +
-                                       std::to_string(next.runtime->bulk_table->size()) +
-                                       " entries, configuration generation " +
-                                       std::to_string(next.runtime->generation));
-            } else if (!next.problems.empty()) {
-                refused_ = now;
-                for (const auto& p : next.problems) log_line(LOG_ERR, "bulk table reload refused: " + p);
-                log_line(LOG_ERR, "bulk table reload refused: keeping the table of " +
-                                      std::to_string(rt->bulk_table ? rt->bulk_table->size() : 0) + " entries");
-            }
-        } catch (const std::exception& e) {
-            log_line(LOG_ERR, std::string("bulk table check failed: ") + e.what() + "; old table kept");
-        }
-    }
-
-    std::string path_;
+    Service& service_;
     std::mutex mu_;
     std::condition_variable cv_;
-    FileStamp refused_;     // a broken table file already reported (Reloader thread only)
     bool table_check_ = false;  // guarded by mu_
-    bool pending_ = false;  // guarded by mu_
-    bool stop_ = false;     // guarded by mu_
+    bool pending_ = false;      // guarded by mu_
+    bool stop_ = false;         // guarded by mu_
     std::thread thread_;
 };
 
@@ -234,14 +179,15 @@ std::atomic<bool> g_milter_done{false};
 // Turns new connections away, waits for the open sessions (at most
 // drain_limit), then stops libmilter. Runs on its own thread so that the main
 // thread keeps taking the signals meanwhile.
-void drain(const std::string& unix_path) {
-    begin_drain();
+void drain(Service& service, const std::string& unix_path) {
+    service.begin_drain();
     if (!unix_path.empty()) unlink(unix_path.c_str());
     auto until = std::chrono::steady_clock::now() + drain_limit;
-    while (open_sessions() > 0 && std::chrono::steady_clock::now() < until)
+    while (service.open_sessions() > 0 && std::chrono::steady_clock::now() < until)
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (open_sessions() > 0)
-        log_line(LOG_WARNING, "exiting with " + std::to_string(open_sessions()) + " session(s) still open");
+    if (service.open_sessions() > 0)
+        log_line(LOG_WARNING,
+                 "exiting with " + std::to_string(service.open_sessions()) + " session(s) still open");
     smfi_stop();
 }
 
@@ -257,9 +203,9 @@ void drain(const std::string& unix_path) {
 // answered 451 4.3.2), the open sessions finish, and only then smfi_stop().
 // smfi_main then returns within a few seconds (SIGUSR2 from its thread);
 // after stop_limit more the process leaves anyway.
-void run_signals(const std::string& config_path, const std::string& unix_path) {
+void run_signals(Service& service, const std::string& unix_path) {
     constexpr auto stop_limit = std::chrono::seconds(10);
-    Reloader reloader(config_path);
+    Reloader reloader(service);
     sigset_t set = handled_signals();
     std::thread drainer;
     std::atomic<bool> drained{false};
@@ -294,10 +240,10 @@ void run_signals(const std::string& config_path, const std::string& unix_path) {
             continue;
         }
         log_line(LOG_INFO, std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
-                               ": no new connections, waiting for " + std::to_string(open_sessions()) +
+                               ": no new connections, waiting for " + std::to_string(service.open_sessions()) +
                                " open session(s)");
-        drainer = std::thread([&drained, &give_up, unix_path, stop_limit] {
-            drain(unix_path);
+        drainer = std::thread([&service, &drained, &give_up, unix_path, stop_limit] {
+            drain(service, unix_path);
             give_up = std::chrono::steady_clock::now() + stop_limit;
             drained = true;
         });
@@ -318,37 +264,34 @@ void* milter_main(void*) {
 
 int main(int argc, char** argv) {
     Args args = parse_args(argc, argv);
+    Service service(args.config);
 
     if (args.check) {
-        Loaded l = load_runtime(args.config, nullptr);
-        for (const auto& p : l.problems) std::cout << p << "\n";
-        if (l.runtime) {
-            std::string error;
-            parse_socket(args.socket.value_or(l.runtime->config->milter.socket), error);
-            if (!error.empty()) {
-                std::cout << args.config << ": [milter] " << error << "\n";
-                return 1;
-            }
-            std::cout << args.config << ": OK\n";
-            return 0;
+        auto problems = service.start();
+        for (const auto& p : problems) std::cout << p.str() << "\n";
+        if (!problems.empty()) return 1;
+        std::string error;
+        if (!net::parse_socket(args.socket.value_or(service.current()->config->milter.socket), error)) {
+            std::cout << args.config << ": [milter] " << error << "\n";
+            return 1;
         }
-        return 1;
+        std::cout << args.config << ": OK\n";
+        return 0;
     }
 
     log_open(args.foreground);
-    Loaded loaded = load_runtime(args.config, nullptr);
-    if (!loaded.runtime) {
-        for (const auto& p : loaded.problems) log_line(LOG_ERR, p);
+    auto problems = service.start();
+    if (!problems.empty()) {
+        for (const auto& p : problems) log_line(LOG_ERR, p.str());
         if (!args.foreground)
-            for (const auto& p : loaded.problems) std::fprintf(stderr, "regmilter: %s\n", p.c_str());
-        fail(args.config + ": " + std::to_string(loaded.problems.size()) + " problem(s), not starting");
+            for (const auto& p : problems) std::fprintf(stderr, "regmilter: %s\n", p.str().c_str());
+        fail(args.config + ": " + std::to_string(problems.size()) + " problem(s), not starting");
     }
-    install(loaded.runtime);
-    const config::Milter& mc = loaded.runtime->config->milter;
+    const config::Milter& mc = service.current()->config->milter;
 
     std::string error;
-    SocketSpec sock = parse_socket(args.socket.value_or(mc.socket), error);
-    if (!error.empty()) fail(error);
+    std::optional<net::SocketSpec> sock = net::parse_socket(args.socket.value_or(mc.socket), error);
+    if (!sock) fail(error);
     std::string user_name = args.user.value_or(mc.user);
     std::string pid_file = args.pid_file.value_or(mc.pid_file);
 
@@ -362,15 +305,15 @@ int main(int argc, char** argv) {
         }
     }
 
-    if (smfi_register(filter_description()) != MI_SUCCESS) fail("smfi_register failed");
-    if (smfi_setconn(const_cast<char*>(sock.conn.c_str())) != MI_SUCCESS)
-        fail("smfi_setconn " + sock.conn + " failed");
+    std::string conn = sock->conn();
+    if (smfi_register(filter_description(service)) != MI_SUCCESS) fail("smfi_register failed");
+    if (smfi_setconn(const_cast<char*>(conn.c_str())) != MI_SUCCESS) fail("smfi_setconn " + conn + " failed");
     // The socket file appears with the umask's mode; tighten before, set exactly after.
     mode_t old_umask = umask(static_cast<mode_t>(~mc.socket_mode & 0777));
-    if (smfi_opensocket(true) != MI_SUCCESS) fail("cannot open socket " + sock.conn);
+    if (smfi_opensocket(true) != MI_SUCCESS) fail("cannot open socket " + conn);
     umask(old_umask);
-    if (!sock.unix_path.empty()) {
-        std::string e = set_socket_access(sock.unix_path, mc.socket_mode, user ? &*user : nullptr);
+    if (!sock->path.empty()) {
+        std::string e = set_socket_access(sock->path, mc.socket_mode, user ? &*user : nullptr);
         if (!e.empty()) fail(e);
     }
 
@@ -392,14 +335,13 @@ int main(int argc, char** argv) {
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
-    log_line(LOG_INFO, "starting: config " + args.config + ", socket " + sock.conn + ", mode " +
+    log_line(LOG_INFO, std::string("starting: regmilter ") + util::version + ", config " + args.config + ", socket " + conn + ", mode " +
                            util::name_of(mc.mode) + (user ? ", user " + user->name : std::string()) +
-                           ", authserv_id " + mc.authserv_id);
+                           ", authserv_id " + service.current()->authserv_id);
     g_main_thread = pthread_self();
     pthread_t milter_thread;
-    if (pthread_create(&milter_thread, nullptr, milter_main, nullptr) != 0)
-        fail("cannot start the milter thread");
-    run_signals(args.config, sock.unix_path);
+    if (pthread_create(&milter_thread, nullptr, milter_main, nullptr) != 0) fail("cannot start the milter thread");
+    run_signals(service, sock->path);
     if (g_milter_done) pthread_join(milter_thread, nullptr);
 
     remove_pid_file(pid_file);
@@ -408,6 +350,6 @@ int main(int argc, char** argv) {
     // Sessions still open after the drain limit run on libmilter threads:
     // leave without running destructors under their feet.
     std::fflush(nullptr);
-    if (open_sessions() > 0) _exit(status);
+    if (service.open_sessions() > 0) _exit(status);
     std::exit(status);
 }

@@ -19,56 +19,7 @@ std::string errno_text(const std::string& what) {
     return what + ": " + std::strerror(errno);
 }
 
-bool starts_with(const std::string& s, const char* prefix) {
-    return s.compare(0, std::strlen(prefix), prefix) == 0;
-}
-
-bool valid_port(const std::string& s) {
-    if (s.empty() || s.size() > 5) return false;
-    for (char c : s)
-        if (c < '0' || c > '9') return false;
-    long v = std::strtol(s.c_str(), nullptr, 10);
-    return v >= 1 && v <= 65535;
-}
-
 }  // namespace
-
-SocketSpec parse_socket(const std::string& text, std::string& error) {
-    SocketSpec spec;
-    error.clear();
-    std::string path;
-    if (starts_with(text, "unix:")) {
-        path = text.substr(5);
-    } else if (starts_with(text, "local:")) {
-        path = text.substr(6);
-    } else if (starts_with(text, "/")) {
-        path = text;
-    } else if (starts_with(text, "inet:") || starts_with(text, "inet6:")) {
-        std::string rest = text.substr(text.find(':') + 1);
-        std::string port = rest.substr(0, rest.find('@'));
-        if (!valid_port(port)) {
-            error = "socket \"" + text + "\": the port must be a number from 1 to 65535 (inet:PORT@HOST)";
-            return {};
-        }
-        if (rest.find('@') != std::string::npos && rest.size() == port.size() + 1) {
-            error = "socket \"" + text + "\": empty host after '@' (inet:PORT@HOST)";
-            return {};
-        }
-        spec.conn = text;
-        return spec;
-    } else {
-        error = "socket \"" + text + "\": use unix:/PATH, local:/PATH, inet:PORT@HOST or inet6:PORT@HOST";
-        return {};
-    }
-    if (path.empty() || path[0] != '/') {
-        error = "socket \"" + text +
-                "\": a unix socket needs an absolute path (unix:/run/regmilter/regmilter.sock)";
-        return {};
-    }
-    spec.unix_path = path;
-    spec.conn = "local:" + path;
-    return spec;
-}
 
 User find_user(const std::string& name, std::string& error) {
     error.clear();

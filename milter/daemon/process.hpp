@@ -9,16 +9,6 @@
 
 namespace regmilter::daemon {
 
-// libmilter socket syntax: "unix:/path", "local:/path", "/path" (unix),
-// "inet:PORT", "inet:PORT@HOST", "inet6:PORT", "inet6:PORT@HOST".
-struct SocketSpec {
-    std::string conn;       // as handed to smfi_setconn ("local:/path" for unix)
-    std::string unix_path;  // the socket file; empty for inet/inet6
-};
-// On success `error` is empty; otherwise it says what is wrong (a sentence naming
-// the text and the accepted forms) and the returned spec is empty.
-SocketSpec parse_socket(const std::string& text, std::string& error);
-
 // The account to run as. Looked up before the switch (getpwnam needs files
 // that a chroot or a dropped privilege may hide).
 struct User {

@@ -1,23 +1,19 @@
 // regmilter-query: the policy library from the command line, for
-// administrators, tests and benchmarks. Thin: parse arguments, run one
-// simulated SMTP session through the library (policy::run_session), print.
+// administrators, tests and benchmarks. Thin: parse arguments, drive one
+// policy::Session through the SMTP stages as an MTA would (policy::simulate),
+// print. It reads the daemon's configuration file unless told otherwise, so
+// that it answers what the daemon would answer.
 // Exit status 0 on an answer, 1 on a configuration or resolver error, 2 on
 // bad arguments.
-#include <cerrno>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <iostream>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "bulk/bulk.hpp"
-#include "config/config.hpp"
-#include "dns/ldns_resolver.hpp"
-#include "net/address.hpp"
 #include "policy/report.hpp"
-#include "spf/check_host.hpp"
+#include "util/cli.hpp"
+#include "util/file.hpp"
 
 namespace {
 
@@ -28,24 +24,37 @@ const char usage_text[] =
     "                       [--header 'Name: value']... [--macro NAME=VALUE]... [--hostname NAME]\n"
     "                       [--date YYYY-MM-DD] [--nameserver HOST[:PORT]]... [--timeout-ms MS]\n"
     "                       [--retries N] [--receiver NAME] [--json] [--trace]\n"
-    "       regmilter-query [-c FILE] --check\n";
+    "       regmilter-query [-c FILE] --check\n"
+    "       regmilter-query --help | --version\n"
+    "  -c FILE   configuration (default " SYSCONFDIR
+    "/regmilter/regmilter.ini when it exists, else the built-in defaults)\n";
 
-[[noreturn]] void usage(const std::string& why) {
-    if (!why.empty()) std::fprintf(stderr, "regmilter-query: %s\n", why.c_str());
-    std::fputs(usage_text, stderr);
-    std::exit(2);
-}
+const char default_config[] = SYSCONFDIR "/regmilter/regmilter.ini";
+
+enum Opt {
+    o_config = 256,
+    o_check,
+    o_ip,
+    o_helo,
+    o_from,
+    o_hostname,
+    o_rcpt,
+    o_header,
+    o_macro,
+    o_date,
+    o_nameserver,
+    o_timeout,
+    o_retries,
+    o_receiver,
+    o_json,
+    o_trace,
+};
 
 struct Args {
-    std::string config_file;
+    std::optional<std::string> config_file;
     bool check = false;
-    std::optional<net::Address> ip;
-    std::string helo;
-    std::string from;
-    std::string hostname = "unknown";
-    std::vector<std::string> rcpts;
-    std::vector<policy::Header> headers;
-    std::vector<std::pair<std::string, std::string>> macros;
+    policy::Scenario scenario;
+    bool have_ip = false;
     std::optional<util::Day> date;
     std::vector<dns::Nameserver> nameservers;
     std::optional<int> timeout_ms, retries;
@@ -54,92 +63,109 @@ struct Args {
     bool trace = false;
 };
 
-int parse_int(const char* opt, const char* s, int lo, int hi) {
-    char* end = nullptr;
-    errno = 0;
-    long v = std::strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-        usage(std::string(opt) + ": \"" + s + "\" is not a number from " + std::to_string(lo) + " to " +
-              std::to_string(hi));
-    return int(v);
-}
-
 Args parse_args(int argc, char** argv) {
+    const util::Cli cli("regmilter-query", usage_text);
     Args a;
-    for (int i = 1; i < argc; ++i) {
-        std::string opt = argv[i];
-        auto need = [&]() -> const char* {
-            if (i + 1 >= argc) usage(opt + " needs a value");
-            return argv[++i];
-        };
-        if (opt == "-c" || opt == "--config") {
-            a.config_file = need();
-        } else if (opt == "--check" || opt == "-t") {
-            a.check = true;
-        } else if (opt == "--ip") {
-            const char* v = need();
-            a.ip = net::Address::parse(v);
-            if (!a.ip) usage(std::string("--ip: \"") + v + "\" is not an IPv4 or IPv6 address");
-        } else if (opt == "--helo") {
-            a.helo = need();
-        } else if (opt == "--from") {
-            a.from = need();
-        } else if (opt == "--hostname") {
-            a.hostname = need();
-        } else if (opt == "--rcpt") {
-            a.rcpts.push_back(need());
-        } else if (opt == "--header") {
-            std::string h = need();
-            auto colon = h.find(':');
-            if (colon == std::string::npos) usage("--header: \"" + h + "\" has no ':' (want 'Name: value')");
-            if (colon == 0) usage("--header: \"" + h + "\" has no name (want 'Name: value')");
-            std::string value = h.substr(colon + 1);
-            if (!value.empty() && value[0] == ' ') value.erase(0, 1);
-            a.headers.push_back({h.substr(0, colon), value});
-        } else if (opt == "--macro") {
-            std::string m = need();
-            auto eq = m.find('=');
-            if (eq == std::string::npos || eq == 0) usage("--macro: \"" + m + "\" is not NAME=VALUE");
-            std::string name = m.substr(0, eq);
-            if (name.size() > 2 && name.front() == '{' && name.back() == '}')
-                name = name.substr(1, name.size() - 2);
-            a.macros.emplace_back(name, m.substr(eq + 1));
-        } else if (opt == "--date") {
-            const char* v = need();
-            a.date = util::parse_date(v);
-            if (!a.date) usage(std::string("--date: \"") + v + "\" is not a YYYY-MM-DD date");
-        } else if (opt == "--nameserver") {
-            std::string err;
-            auto ns = dns::parse_nameserver(need(), err);
-            if (!ns) usage("--nameserver: " + err);
-            a.nameservers.push_back(*ns);
-        } else if (opt == "--timeout-ms") {
-            a.timeout_ms = parse_int("--timeout-ms", need(), 100, 30000);
-        } else if (opt == "--retries") {
-            a.retries = parse_int("--retries", need(), 0, 10);
-        } else if (opt == "--receiver") {
-            a.receiver = need();
-        } else if (opt == "--json") {
-            a.json = true;
-        } else if (opt == "--trace") {
-            a.trace = true;
-        } else if (opt == "-h" || opt == "--help") {
-            std::fputs(usage_text, stdout);
-            std::exit(0);
-        } else {
-            usage("unknown option \"" + opt + "\"");
+    policy::Scenario& sc = a.scenario;
+    const std::vector<util::CliOption> options = {
+        {"config", 'c', true, o_config},       {"check", 't', false, o_check},
+        {"ip", 0, true, o_ip},                 {"helo", 0, true, o_helo},
+        {"from", 0, true, o_from},             {"hostname", 0, true, o_hostname},
+        {"rcpt", 0, true, o_rcpt},             {"header", 0, true, o_header},
+        {"macro", 0, true, o_macro},           {"date", 0, true, o_date},
+        {"nameserver", 0, true, o_nameserver}, {"timeout-ms", 0, true, o_timeout},
+        {"retries", 0, true, o_retries},       {"receiver", 0, true, o_receiver},
+        {"json", 0, false, o_json},            {"trace", 0, false, o_trace},
+    };
+    auto rest = cli.parse(argc, argv, options, [&](int id, const char* v) {
+        std::string value = v ? v : "";
+        switch (id) {
+            case o_config:
+                a.config_file = value;
+                break;
+            case o_check:
+                a.check = true;
+                break;
+            case o_ip:
+                sc.ip = net::Address::parse(value);
+                if (!sc.ip) cli.fail("--ip: \"" + value + "\" is not an IPv4 or IPv6 address");
+                a.have_ip = true;
+                break;
+            case o_helo:
+                sc.helo = value;
+                break;
+            case o_from:
+                sc.mail_from = value;
+                break;
+            case o_hostname:
+                sc.hostname = value;
+                break;
+            case o_rcpt:
+                sc.rcpts.push_back(value);
+                break;
+            case o_header: {
+                auto colon = value.find(':');
+                if (colon == std::string::npos) cli.fail("--header: \"" + value + "\" has no ':' (want 'Name: value')");
+                if (colon == 0) cli.fail("--header: \"" + value + "\" has no name (want 'Name: value')");
+                std::string text = value.substr(colon + 1);
+                if (!text.empty() && text[0] == ' ') text.erase(0, 1);
+                sc.headers.push_back({value.substr(0, colon), text});
+                break;
+            }
+            case o_macro: {
+                auto eq = value.find('=');
+                if (eq == std::string::npos || eq == 0) cli.fail("--macro: \"" + value + "\" is not NAME=VALUE");
+                std::string name = value.substr(0, eq);
+                if (name.size() > 2 && name.front() == '{' && name.back() == '}') name = name.substr(1, name.size() - 2);
+                sc.macros.emplace_back(name, value.substr(eq + 1));
+                break;
+            }
+            case o_date:
+                a.date = util::parse_date(value);
+                if (!a.date) cli.fail("--date: \"" + value + "\" is not a YYYY-MM-DD date");
+                break;
+            case o_nameserver: {
+                std::string err;
+                auto ns = dns::parse_nameserver(value, err);
+                if (!ns) cli.fail("--nameserver: " + err);
+                a.nameservers.push_back(*ns);
+                break;
+            }
+            case o_timeout:
+                a.timeout_ms = int(cli.number("--timeout-ms", v, 100, 30000));
+                break;
+            case o_retries:
+                a.retries = int(cli.number("--retries", v, 0, 10));
+                break;
+            case o_receiver:
+                a.receiver = value;
+                break;
+            case o_json:
+                a.json = true;
+                break;
+            case o_trace:
+                a.trace = true;
+                break;
         }
-    }
-    if (!a.check && !a.ip) usage("--ip is required");
+    });
+    if (!rest.empty()) cli.fail("unexpected argument \"" + rest.front() + "\"");
+    if (!a.check && !a.have_ip) cli.fail("--ip is required");
     return a;
 }
 
-void print_text(const policy::Session& s) {
-    const policy::Facts& f = s.facts;
+// The configuration file to read: -c, else the daemon's when it exists.
+std::string config_path(const Args& a) {
+    if (a.config_file) return *a.config_file;
+    return util::stamp_of(default_config).exists ? default_config : "";
+}
+
+void print_text(const policy::Session& session, const policy::Transcript& t) {
+    const policy::Facts& f = session.facts();
+    std::cout << "config: " << session.runtime()->config->source << '\n';
     if (f.mail.spf_mail) {
         const spf::Outcome& o = *f.mail.spf_mail;
-        std::cout << "spf: " << spf::to_string(o.result) << " (identity " << o.identity << ", domain "
-                  << o.domain << ")";
+        std::cout << "spf: " << spf::to_string(o.result) << " (identity " << o.identity << ", domain " << o.domain
+                  << ")";
         if (!o.mechanism.empty()) std::cout << " mechanism " << o.mechanism;
         if (!o.problem.empty()) std::cout << ": " << o.problem;
         std::cout << '\n';
@@ -161,22 +187,23 @@ void print_text(const policy::Session& s) {
         if (!e.error.empty()) std::cout << ": " << e.error;
         std::cout << '\n';
     }
+    std::vector<std::string> signals = f.mail.envelope_bulk.signals;
+    for (auto& s : f.data.header_bulk.signals(session.runtime()->config->bulk).signals) signals.push_back(s);
     std::cout << "bulk:";
-    bool any = false;
-    for (const auto& sig : f.mail.envelope_bulk.signals) std::cout << ' ' << sig, any = true;
-    for (const auto& sig : f.data.header_bulk.signals) std::cout << ' ' << sig, any = true;
-    std::cout << (any ? "" : " no") << '\n';
-    for (const auto& v : s.verdicts) {
-        std::cout << "verdict " << policy::to_string(v.stage);
-        if (!v.rcpt.empty()) std::cout << " <" << v.rcpt << ">";
-        std::cout << ": " << policy::to_string(v.verdict.action);
-        if (!v.verdict.code.empty()) std::cout << ' ' << v.verdict.code << ' ' << v.verdict.xcode;
-        if (!v.verdict.text.empty()) std::cout << ' ' << v.verdict.text;
-        if (!v.verdict.reason.empty()) std::cout << " [" << v.verdict.reason << "]";
+    for (const auto& s : signals) std::cout << ' ' << s;
+    std::cout << (signals.empty() ? " no" : "") << '\n';
+    for (const auto& sr : t.replies) {
+        const policy::Reply& r = sr.reply;
+        std::cout << "verdict " << policy::to_string(sr.stage);
+        if (!sr.rcpt.empty()) std::cout << " <" << sr.rcpt << ">";
+        std::cout << ": " << policy::to_string(r.action);
+        if (!r.code.empty()) std::cout << ' ' << r.code << ' ' << r.xcode;
+        if (!r.text.empty()) std::cout << ' ' << r.text;
+        if (!r.reason.empty()) std::cout << " [" << r.reason << "]";
         std::cout << '\n';
-        for (const auto& r : v.verdict.rcpts_to_remove) std::cout << "remove recipient: " << r << '\n';
-        for (const auto& h : v.verdict.headers_to_add)
-            std::cout << "header: " << h.name << ": " << h.value << '\n';
+        for (const auto& arg : r.remove_rcpts) std::cout << "remove recipient: " << policy::envelope_address(arg) << '\n';
+        for (const auto& h : r.remove_headers) std::cout << "remove header: " << h.name << "[" << h.index << "]\n";
+        for (const auto& h : r.add_headers) std::cout << "header: " << h.name << ": " << h.value << '\n';
     }
 }
 
@@ -184,65 +211,43 @@ void print_text(const policy::Session& s) {
 
 int main(int argc, char** argv) {
     Args args = parse_args(argc, argv);
+    std::string path = config_path(args);
 
-    std::shared_ptr<const config::Config> cfg = config::defaults();
-    if (!args.config_file.empty()) {
-        config::LoadResult r = config::load_file(args.config_file);
-        for (const auto& e : r.problems) std::cout << e.str() << '\n';
-        if (!r.value) return 1;
-        cfg = r.value;
+    policy::Loaded loaded = policy::load_runtime(path, nullptr);
+    if (!loaded.runtime) {
+        for (const auto& p : loaded.problems) std::cout << p.str() << '\n';
+        return 1;
     }
     if (args.check) {
-        if (!cfg->bulk.table.empty()) {
-            auto t = bulk::Table::load(cfg->bulk.table);
-            for (const auto& e : t.problems) std::cout << e.str() << '\n';
-            if (!t.value) return 1;
-        }
-        std::cout << cfg->source << ": ok\n";
+        std::cout << (path.empty() ? "(defaults)" : path) << ": ok\n";
         return 0;
     }
 
-    dns::ResolverOptions ro;
-    ro.nameservers = args.nameservers.empty() ? cfg->resolver.nameservers : args.nameservers;
-    ro.timeout_ms = args.timeout_ms.value_or(cfg->resolver.timeout_ms);
-    ro.retries = args.retries.value_or(cfg->resolver.retries);
-    std::string error;
-    auto resolver = dns::LdnsResolver::create(ro, error);
-    if (!resolver) {
-        std::fprintf(stderr, "regmilter-query: resolver: %s\n", error.c_str());
+    // The command line's resolver and receiver, on a copy of the snapshot.
+    auto rt = std::make_shared<policy::Runtime>(*loaded.runtime);
+    if (!args.nameservers.empty()) rt->resolver.nameservers = args.nameservers;
+    if (args.timeout_ms) rt->resolver.timeout_ms = *args.timeout_ms;
+    if (args.retries) rt->resolver.retries = *args.retries;
+    rt->upstream = [opt = rt->resolver]() -> std::unique_ptr<dns::Resolver> {
+        std::string error;
+        return dns::LdnsResolver::create(opt, error);
+    };
+    if (!args.receiver.empty()) rt->authserv_id = args.receiver;
+    if (!rt->make_resolver()) {
+        std::fprintf(stderr, "regmilter-query: resolver: cannot be set up with these nameservers\n");
         return 1;
     }
 
-    std::shared_ptr<const bulk::Table> table;
-    if (!cfg->bulk.table.empty()) {
-        auto t = bulk::Table::load(cfg->bulk.table);
-        for (const auto& e : t.problems) std::fprintf(stderr, "regmilter-query: %s\n", e.str().c_str());
-        if (!t.value) return 1;
-        table = t.value;
-    }
-
-    policy::SessionInput in;
-    in.ip = args.ip;
-    in.hostname = args.hostname;
-    in.helo = args.helo;
-    in.mail_from = args.from;
-    in.rcpts = args.rcpts;
-    in.headers = args.headers;
-    in.macros = args.macros;
-    in.authserv_id = args.receiver;
-    if (args.date) in.now = std::chrono::system_clock::time_point(std::chrono::seconds(*args.date * 86400));
-    spf::Tracer trace;
-    if (args.trace) trace = [](std::string_view line) { std::cerr << "trace: " << line << '\n'; };
-
-    // Registry zones are asked at once, each through its own resolver.
-    policy::ResolverFactory zone_resolvers = [ro]() -> std::unique_ptr<dns::Resolver> {
-        std::string err;
-        return dns::LdnsResolver::create(ro, err);
-    };
-    policy::Session s = policy::run_session(in, *cfg, *resolver, table.get(), trace, zone_resolvers);
+    policy::Environment env;
+    std::shared_ptr<const policy::Runtime> snapshot = rt;
+    env.runtime = [snapshot] { return snapshot; };
+    if (args.date) env.clock = [day = *args.date] { return util::start_of(day); };
+    if (args.trace) env.trace = [](std::string_view line) { std::cerr << "trace: " << line << '\n'; };
+    policy::Session session(env);
+    policy::Transcript t = policy::simulate(session, args.scenario);
     if (args.json)
-        std::cout << policy::to_json(s) << '\n';
+        std::cout << policy::to_json(session, t) << '\n';
     else
-        print_text(s);
+        print_text(session, t);
     return 0;
 }

@@ -1,14 +1,17 @@
-// policy: a whole simulated session (run_session) and its JSON (to_json),
-// against a strict MemoryResolver.
+// policy: a whole simulated session (simulate() through policy::Session)
+// and its JSON (to_json), against a strict MemoryResolver.
 #include <catch2/catch.hpp>
 
 #include "../support/config_fixture.hpp"
+#include "../support/session_fixture.hpp"
 
 #include "dns/memory_resolver.hpp"
 #include "policy/report.hpp"
 
 using namespace regmilter;
 using regmilter::testing::cfg_of;
+using regmilter::testing::environment_of;
+using regmilter::testing::runtime_of;
 
 namespace {
 
@@ -29,20 +32,21 @@ TEST_CASE("session: registered bulk sender, one recipient opted out, one in", "[
     dns.add("news.example", dns::RrType::txt, "v=spf1 ip4:192.0.2.0/24 -all");
     auto table = bulk::Table::parse("out@example.org reject\n", "t").value;
 
-    policy::SessionInput in;
+    policy::Scenario in;
     in.ip = net::Address::parse("192.0.2.7");
     in.helo = "mail.news.example";
     in.mail_from = "promo@news.example";
     in.rcpts = {"out@example.org", "in@example.org"};
-    auto s = policy::run_session(in, *cfg, dns, table.get());
+    policy::Session s(environment_of(runtime_of(cfg, dns, table)));
+    auto t = policy::simulate(s, in);
     CHECK(dns.unexpected().empty());
-    REQUIRE(s.verdicts.size() == 6);  // connect helo mail rcpt rcpt data
-    CHECK(s.verdicts[3].verdict.action == policy::Action::reject);
-    CHECK(s.verdicts[3].verdict.xcode == "5.7.1");
-    CHECK(s.verdicts[4].verdict.action == policy::Action::continue_);
-    CHECK(s.facts.rcpts.size() == 1);
+    REQUIRE(t.replies.size() == 6);  // connect helo mail rcpt rcpt data
+    CHECK(t.replies[3].reply.action == policy::Action::reject);
+    CHECK(t.replies[3].reply.xcode == "5.7.1");
+    CHECK(t.replies[4].reply.action == policy::Action::continue_);
+    CHECK(s.facts().rcpts.size() == 1);
 
-    std::string j = policy::to_json(s);
+    std::string j = policy::to_json(s, t);
     CHECK(contains(j, "\"spf\":{\"identity\":\"mailfrom\",\"domain\":\"news.example\""));
     CHECK(contains(j, "\"result\":\"pass\""));
     CHECK(contains(
@@ -65,15 +69,16 @@ TEST_CASE("session: a refusal at MAIL FROM ends it there", "[policy]") {
     dns::MemoryResolver dns;
     dns.add_empty("192-0-2-8.reg.example");
     dns.add("example.com", dns::RrType::txt, "v=spf1 -all");
-    policy::SessionInput in;
+    policy::Scenario in;
     in.ip = net::Address::parse("192.0.2.8");
     in.mail_from = "a@example.com";
     in.rcpts = {"b@example.org"};
-    auto s = policy::run_session(in, *cfg, dns, nullptr);
-    REQUIRE(s.verdicts.size() == 3);
-    CHECK(s.verdicts[2].verdict.action == policy::Action::reject);
-    CHECK(s.verdicts[2].verdict.reason == "registry:unregistered:reg.example");
-    std::string j = policy::to_json(s);
+    policy::Session s(environment_of(runtime_of(cfg, dns)));
+    auto t = policy::simulate(s, in);
+    REQUIRE(t.replies.size() == 3);
+    CHECK(t.replies[2].reply.action == policy::Action::reject);
+    CHECK(t.replies[2].reply.reason == "registry:unregistered:reg.example");
+    std::string j = policy::to_json(s, t);
     CHECK(contains(j, "\"headers\":[]"));
     CHECK(contains(j, "\"status\":\"unlisted\""));
 }
@@ -82,17 +87,17 @@ TEST_CASE("session: header-known bulk removes the opted-out recipient at end of 
     auto cfg = cfg_of("[trust]\nnetworks = 192.0.2.0/24\n");
     dns::MemoryResolver dns;  // trusted: no query at all
     auto table = bulk::Table::parse("@example.org reject\n", "t").value;
-    policy::SessionInput in;
+    policy::Scenario in;
     in.ip = net::Address::parse("192.0.2.9");
     in.mail_from = "list@lists.example";
     in.rcpts = {"a@example.org", "b@example.net"};
     in.headers = {{"List-Id", "<x.lists.example>"}, {"Subject", "hi"}};
-    in.authserv_id = "mx.example.org";
-    auto s = policy::run_session(in, *cfg, dns, table.get());
+    policy::Session s(environment_of(runtime_of(cfg, dns, table)));
+    auto t = policy::simulate(s, in);
     CHECK(dns.count() == 0);
-    REQUIRE(s.verdicts.back().stage == policy::Stage::data);
-    CHECK(s.verdicts.back().verdict.rcpts_to_remove == std::vector<std::string>{"a@example.org"});
-    std::string j = policy::to_json(s);
+    REQUIRE(t.replies.back().stage == policy::Stage::data);
+    CHECK(t.replies.back().reply.remove_rcpts == std::vector<std::string>{"<a@example.org>"});
+    std::string j = policy::to_json(s, t);
     CHECK(contains(j, "\"trust\":\"network\""));
     CHECK(contains(j, "\"skipped\":\"trusted:network\""));
     CHECK(contains(j, "\"rcpts_to_remove\":[\"a@example.org\"]"));

@@ -8,6 +8,7 @@
 #include <atomic>
 
 #include "dns/memory_resolver.hpp"
+#include "policy/auth_results.hpp"
 #include "policy/checks.hpp"
 #include "policy/policy.hpp"
 
@@ -63,14 +64,15 @@ std::string header_text(const std::vector<policy::Header>& hs) {
     return s;
 }
 
-bool has_header(const policy::Verdict& v, const std::string& name, const std::string& part) {
-    return std::any_of(v.headers_to_add.begin(), v.headers_to_add.end(), [&](const policy::Header& h) {
+bool has_header(const policy::Reply& v, const std::string& name, const std::string& part) {
+    return std::any_of(v.add_headers.begin(), v.add_headers.end(), [&](const policy::Header& h) {
         return h.name == name && h.value.find(part) != std::string::npos;
     });
 }
 
-policy::RcptFacts rcpt_of(const char* addr, bulk::Choice c) {
-    policy::RcptFacts r;
+policy::Recipient rcpt_of(const char* addr, bulk::Choice c) {
+    policy::Recipient r;
+    r.arg = std::string("<") + addr + ">";
     r.rcpt = addr;
     r.bulk.choice = c;
     r.bulk.key = c == bulk::Choice::reject ? addr : "default";
@@ -383,7 +385,7 @@ TEST_CASE("observe mode refuses nothing and says what enforce would do", "[polic
     f.rcpts = {out};
     auto d2 = policy::decide_data(f, *cfg);
     CHECK(d2.action == Action::continue_);
-    CHECK(d2.rcpts_to_remove.empty());
+    CHECK(d2.remove_rcpts.empty());
     CHECK(has_header(d2, "X-Regmilter",
                      "would reject bulk mail (sender:domain:news.example) for 1 recipient(s)"));
 }
@@ -478,7 +480,7 @@ TEST_CASE("unknown client address: trust or accept, never a crash", "[policy]") 
         CHECK(policy::decide_mail(f, *cfg).action == Action::continue_);
         auto d = policy::decide_data(f, *cfg);
         CHECK(d.action == Action::continue_);
-        CHECK(policy::log_line(ctx, f, policy::Stage::data, d).find("ip=unknown") != std::string::npos);
+        CHECK(policy::log_line(ctx, f, *cfg, policy::Stage::data, d).find("ip=unknown") != std::string::npos);
     }
     CHECK(dns.count() == 0);
 }
@@ -546,16 +548,16 @@ TEST_CASE("bulk at end of message: remove, reject or discard when none is left, 
         if (c.envelope)
             f.mail.envelope_bulk.signals = {"sender:domain:news.example"};
         else
-            f.data.header_bulk.signals = {"header:list-id"};
+            f.data.header_bulk.observe("List-Id", "<news.example>");
         int i = 0;
         for (auto ch : c.rcpts) {
             std::string a = "r" + std::to_string(i++) + "@example.org";
             f.rcpts.push_back(rcpt_of(a.c_str(), ch));
         }
         auto v = policy::decide_data(f, *cfg);
-        INFO("got " << policy::to_string(v.action) << " removed " << v.rcpts_to_remove.size());
+        INFO("got " << policy::to_string(v.action) << " removed " << v.remove_rcpts.size());
         CHECK(v.action == c.want);
-        CHECK(v.rcpts_to_remove.size() == c.removed);
+        CHECK(v.remove_rcpts.size() == c.removed);
         if (c.want == Action::reject) {
             CHECK(v.code == "550");
             CHECK(v.xcode == "5.7.1");
@@ -564,9 +566,9 @@ TEST_CASE("bulk at end of message: remove, reject or discard when none is left, 
         if (std::string(c.action) == "tag")
             CHECK(has_header(v, "X-Regmilter", "bulk (header:list-id); 1 recipient(s) opted out"));
         if (c.removed) {
-            for (const auto& r : v.rcpts_to_remove) {
+            for (const auto& r : v.remove_rcpts) {
                 auto it = std::find_if(f.rcpts.begin(), f.rcpts.end(),
-                                       [&](const policy::RcptFacts& x) { return x.rcpt == r; });
+                                       [&](const policy::Recipient& x) { return x.arg == r; });
                 REQUIRE(it != f.rcpts.end());
                 CHECK(it->bulk.choice == C::reject);
             }
@@ -574,26 +576,62 @@ TEST_CASE("bulk at end of message: remove, reject or discard when none is left, 
     }
 }
 
-TEST_CASE("gather_rcpt and gather_data: table lookup, header signals, forged A-R", "[policy]") {
+TEST_CASE("gather_rcpt and observe_header: table lookup, header signals, forged A-R", "[policy]") {
     auto cfg = cfg_of("[milter]\nauthserv_id = mx.example.org\n");
     auto t = bulk::Table::parse("bob@example.org reject\n", "t").value;
     policy::Facts f = base_facts();
-    auto r = policy::gather_rcpt("<Bob+x@example.org>", f, *cfg, t.get());
+    auto r = policy::gather_rcpt("<Bob+x@example.org>", *cfg, t.get());
+    CHECK(r.arg == "<Bob+x@example.org>");
+    CHECK(r.rcpt == "Bob+x@example.org");
     CHECK(r.bulk.choice == bulk::Choice::reject);
     CHECK(r.bulk.key == "bob@example.org");
 
-    policy::Context ctx;
-    ctx.headers = {{"Authentication-Results", "other.example; spf=pass"},
-                   {"Authentication-Results", " MX.example.org; spf=pass smtp.mailfrom=x@y"},
-                   {"authentication-results", "(comment) mx.example.org; dkim=pass"},
-                   {"List-Id", "<x.example>"}};
-    auto d = policy::gather_data(ctx, f, *cfg);
-    CHECK(d.header_bulk.signals == std::vector<std::string>{"header:list-id"});
-    REQUIRE(d.forged_ar.size() == 2);
-    CHECK(d.forged_ar[0] == std::make_pair(std::string("Authentication-Results"), 2));
-    CHECK(d.forged_ar[1] == std::make_pair(std::string("authentication-results"), 3));
+    policy::DataFacts d;
+    const std::vector<policy::Header> headers = {
+        {"Authentication-Results", "other.example; spf=pass"},
+        {"Authentication-Results", " MX.example.org; spf=pass smtp.mailfrom=x@y"},
+        {"authentication-results", "(comment) mx.example.org; dkim=pass"},
+        {"Authentication-Results", "\"mx.example.org\"; spf=pass"},
+        {"List-Id", "<x.example>"}};
+    for (const auto& h : headers) policy::observe_header(d, h.name, h.value, "mx.example.org");
+    CHECK(d.header_bulk.signals(cfg->bulk).signals == std::vector<std::string>{"header:list-id"});
+    REQUIRE(d.forged_ar.size() == 3);
+    CHECK(d.forged_ar[0] == policy::HeaderRef{"Authentication-Results", 2});
+    CHECK(d.forged_ar[1] == policy::HeaderRef{"authentication-results", 3});
+    CHECK(d.forged_ar[2] == policy::HeaderRef{"Authentication-Results", 4});
     f.data = d;
-    CHECK(policy::decide_data(f, *cfg).headers_to_remove == d.forged_ar);
+    CHECK(policy::decide_data(f, *cfg).remove_headers == d.forged_ar);
+}
+
+TEST_CASE("Authentication-Results authserv-id: any bytes, never out of bounds", "[policy]") {
+    struct Case {
+        std::string value, want;
+    };
+    const Case cases[] = {
+        {"mx.example.org; spf=pass", "mx.example.org"},
+        {"  mx.example.org", "mx.example.org"},
+        {"(a) (b (nested)) mx.example.org; x", "mx.example.org"},
+        {"(\\\\) mx.example.org", "mx.example.org"},  // an escaped backslash, then ')'
+        {"(\\) mx.example.org", ""},                  // an escaped ')': the comment never ends
+        {"(\\", ""},           // a comment ending in a backslash (it once threw out_of_range)
+        {"(", ""},
+        {"\\", ""},
+        {"(a\\)b) c", "c"},
+        {"\"mx.example.org\" ; spf=pass", "mx.example.org"},
+        {"\"mx\\.example", "mx.example"},
+        {"\"", ""},
+        {"", ""},
+        {"((((((((", ""},
+        {std::string(100000, '('), ""},
+        {std::string("a\0b", 3), "a"},
+    };
+    for (const auto& c : cases) {
+        INFO("value \"" << c.value.substr(0, 40) << "\"");
+        CHECK(policy::ar_authserv_id(c.value) == c.want);
+    }
+    // Every prefix of a hostile value: bounded, no throw.
+    std::string hostile = "(c\\(d\\\\)e\"(\\";
+    for (size_t n = 0; n <= hostile.size(); ++n) CHECK_NOTHROW(policy::ar_authserv_id(hostile.substr(0, n)));
 }
 
 TEST_CASE("headers: Authentication-Results with spf and dnswl, Received-SPF", "[policy]") {
@@ -609,13 +647,13 @@ TEST_CASE("headers: Authentication-Results with spf and dnswl, Received-SPF", "[
         "[registry reg]\nzone = reg.example\n[registry bl]\nzone = bl.example\nmeaning = blocked\n"
         "[spf]\nheaders = both\n");
     auto d = policy::decide_data(f, *both);
-    REQUIRE(d.headers_to_add.size() >= 2);
-    CHECK(d.headers_to_add[0].name == "Authentication-Results");
-    CHECK(d.headers_to_add[0].value ==
+    REQUIRE(d.add_headers.size() >= 2);
+    CHECK(d.add_headers[0].name == "Authentication-Results");
+    CHECK(d.add_headers[0].value ==
           "mx.example.org; spf=pass smtp.mailfrom=alice@example.com; spf=none smtp.helo=mail.example.com; "
           "dnswl=pass dns.zone=reg.example policy.ip=127.0.0.2 policy.txt=\"since 2025\"");
-    CHECK(d.headers_to_add[1].name == "Received-SPF");
-    CHECK(d.headers_to_add[1].value ==
+    CHECK(d.add_headers[1].name == "Received-SPF");
+    CHECK(d.add_headers[1].value ==
           "pass (mx.example.org: domain of alice@example.com designates 192.0.2.7 as permitted sender) "
           "client-ip=192.0.2.7; envelope-from=\"alice@example.com\"; helo=mail.example.com; "
           "receiver=mx.example.org; "
@@ -625,19 +663,19 @@ TEST_CASE("headers: Authentication-Results with spf and dnswl, Received-SPF", "[
     f.connect.registry = {entry("reg", "reg.example", registry::Status::unlisted)};
     auto rs = cfg_of("[registry reg]\nzone = reg.example\n[spf]\nheaders = received-spf\n");
     auto d2 = policy::decide_data(f, *rs);
-    CHECK(d2.headers_to_add[0].value == "mx.example.org; dnswl=none dns.zone=reg.example");
-    CHECK(d2.headers_to_add[1].name == "Received-SPF");
+    CHECK(d2.add_headers[0].value == "mx.example.org; dnswl=none dns.zone=reg.example");
+    CHECK(d2.add_headers[1].name == "Received-SPF");
 
     // No registry, headers = none: no result header at all.
     f.connect.registry.clear();
-    CHECK(header_text(policy::decide_data(f, *cfg_of("[spf]\nheaders = none\n")).headers_to_add) == "");
+    CHECK(header_text(policy::decide_data(f, *cfg_of("[spf]\nheaders = none\n")).add_headers) == "");
     // Trusted by SMTP AUTH: A-R says so, and nothing about SPF.
     f.mail.trust = policy::TrustReason::authenticated;
     f.mail.spf_mail.reset();
     f.mail.spf_helo.reset();
-    CHECK(policy::decide_data(f, *cfg_of("")).headers_to_add.at(0).value == "mx.example.org; auth=pass");
+    CHECK(policy::decide_data(f, *cfg_of("")).add_headers.at(0).value == "mx.example.org; auth=pass");
     f.mail.trust = policy::TrustReason::network;
-    CHECK(policy::decide_data(f, *cfg_of("")).headers_to_add.at(0).value == "mx.example.org; none");
+    CHECK(policy::decide_data(f, *cfg_of("")).add_headers.at(0).value == "mx.example.org; none");
 }
 
 TEST_CASE("header values are quoted: hostile sender and registry text", "[policy]") {
@@ -663,7 +701,7 @@ TEST_CASE("tag headers: one X-Regmilter per policy", "[policy]") {
     f.mail.spf_mail = spf_outcome(spf::Result::softfail);
     auto d = policy::decide_data(f, *cfg);
     CHECK(d.action == Action::tag);
-    size_t n = std::count_if(d.headers_to_add.begin(), d.headers_to_add.end(),
+    size_t n = std::count_if(d.add_headers.begin(), d.add_headers.end(),
                              [](const policy::Header& h) { return h.name == "X-Regmilter"; });
     CHECK(n == 2);
     CHECK(has_header(d, "X-Regmilter", "unregistered 192.0.2.7 (not in reg.example)"));
@@ -671,12 +709,13 @@ TEST_CASE("tag headers: one X-Regmilter per policy", "[policy]") {
 }
 
 TEST_CASE("internal errors answer on_internal_error", "[policy]") {
-    auto t = policy::internal_error_verdict(*cfg_of(""));
+    auto t = policy::internal_error_reply(cfg_of("").get());
     CHECK(t.action == Action::tempfail);
     CHECK(t.code == "451");
     CHECK(t.xcode == "4.3.0");
-    CHECK(policy::internal_error_verdict(*cfg_of("[milter]\non_internal_error = accept\n")).action ==
+    CHECK(policy::internal_error_reply(cfg_of("[milter]\non_internal_error = accept\n").get()).action ==
           Action::accept);
+    CHECK(policy::internal_error_reply(nullptr).action == Action::tempfail);
 }
 
 TEST_CASE("several transactions: begin_transaction keeps the connection facts", "[policy]") {
@@ -684,22 +723,20 @@ TEST_CASE("several transactions: begin_transaction keeps the connection facts", 
     ctx.ip = net::Address::parse("192.0.2.7");
     ctx.helo = "mail.example.com";
     ctx.mail_from = "a@example.com";
-    ctx.rcpts = {"b@example.org"};
-    ctx.headers = {{"Subject", "x"}};
     auto f = base_facts();
     f.connect.registry = {entry("reg", "reg.example", registry::Status::listed, "127.0.0.2")};
     f.mail.spf_mail = spf_outcome(spf::Result::pass);
     f.rcpts = {rcpt_of("b@example.org", bulk::Choice::accept)};
-    f.data.header_bulk.signals = {"header:list-id"};
+    f.data.header_bulk.observe("List-Id", "<x>");
     policy::begin_transaction(ctx, f);
     CHECK(ctx.helo == "mail.example.com");
     CHECK(ctx.mail_from.empty());
-    CHECK(ctx.rcpts.empty());
-    CHECK(ctx.headers.empty());
     CHECK(f.connect.registry.size() == 1);
     CHECK_FALSE(f.mail.spf_mail);
     CHECK(f.rcpts.empty());
-    CHECK_FALSE(f.data.header_bulk.any());
+    bulk::Settings on;
+    on.header_signals = true;
+    CHECK_FALSE(f.data.header_bulk.signals(on).any());
 }
 
 TEST_CASE("log line: key=value, queue id first, hostile values quoted", "[policy]") {
@@ -713,12 +750,12 @@ TEST_CASE("log line: key=value, queue id first, hostile values quoted", "[policy
     f.connect.registry = {e};
     f.mail.spf_mail = spf_outcome(spf::Result::fail);
     f.mail.envelope_bulk.signals = {"registry:bulk:reg.example"};
-    policy::Verdict v;
+    policy::Reply v;
     v.action = Action::reject;
     v.code = "550";
     v.xcode = "5.7.23";
     v.reason = "spf:mailfrom:fail";
-    CHECK(policy::log_line(ctx, f, policy::Stage::rcpt, v, "bob@example.org") ==
+    CHECK(policy::log_line(ctx, f, *cfg_of(""), policy::Stage::rcpt, v, "bob@example.org") ==
           "id=4XyZ12 stage=rcpt ip=192.0.2.7 helo=\"evil\\\"helo\\x0d\\x0a\" from=\"<a b@example.com>\" "
           "rcpt=<bob@example.org> spf=fail registry=reg:listed:127.0.0.3:bulk bulk=registry:bulk:reg.example "
           "action=reject code=\"550 5.7.23\" reason=spf:mailfrom:fail");
@@ -733,7 +770,7 @@ TEST_CASE("hostile DNS text in replies and headers: printable and bounded", "[po
     CHECK(v.text.size() <= 400);
     CHECK(v.text.rfind("line1??X-Injected: yes??xxx", 0) == 0);
     auto d = policy::decide_data(f, *cfg_of("[spf]\nfail = tag\n"));
-    for (const auto& h : d.headers_to_add) {
+    for (const auto& h : d.add_headers) {
         CHECK(h.value.find_first_of("\r\n") == std::string::npos);
         CHECK(h.value.size() < 998);
     }

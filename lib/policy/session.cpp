@@ -1,0 +1,259 @@
+#include "policy/session.hpp"
+
+#include <exception>
+#include <stdexcept>
+#include <system_error>
+
+#include "policy/replies.hpp"
+#include "util/text.hpp"
+
+namespace regmilter::policy {
+
+Session::Session(Environment env) : env_(std::move(env)) {}
+
+Session::~Session() {
+    if (lookups_.valid()) lookups_.wait();
+}
+
+template <class Body>
+Reply Session::guarded(Stage stage, Body&& body) noexcept {
+    try {
+        if (!rt_ && stage != Stage::connect) throw std::logic_error("a stage before connect");
+        if (env_.before_stage) env_.before_stage(stage);
+        return body();
+    } catch (const std::exception& e) {
+        return internal_error(stage, e.what());
+    } catch (...) {
+        return internal_error(stage, "unknown exception");
+    }
+}
+
+Reply Session::internal_error(Stage stage, std::string_view what) noexcept {
+    Reply r = internal_error_reply(rt_ ? rt_->config.get() : nullptr);
+    try {
+        if (r.action == Action::accept) {
+            // Pass unexamined — the rest of the connection when its own facts
+            // failed (connect, HELO), else this transaction — but keep the
+            // end of message: forged Authentication-Results must go whatever
+            // else failed.
+            degraded_ = true;
+            if (stage == Stage::connect || stage == Stage::helo) connection_degraded_ = true;
+            r.action = Action::continue_;
+        }
+        if (stage == Stage::data) r.remove_headers = facts_.data.forged_ar;
+        const std::string* q = ctx_.macro("i");
+        r.log = "id=" + (q && !q->empty() ? util::sanitize(*q, util::TextUse::log_value) : std::string("NOQUEUE")) + " stage=" + to_string(stage) + " error=\"internal: " +
+                util::sanitize(what, util::TextUse::log_value) + "\" action=" + to_string(r.action) +
+                (r.code.empty() ? "" : " code=\"" + r.code + " " + r.xcode + "\"");
+        r.log_level = LogLevel::error;
+    } catch (...) {
+        // The answer stands without its log line.
+    }
+    return r;
+}
+
+Reply Session::logged(Stage stage, Reply r, std::string_view rcpt, bool always) {
+    if (always || r.action != Action::continue_) r.log = log_line(ctx_, facts_, cfg(), stage, r, rcpt);
+    return r;
+}
+
+void Session::merge(const Macros& macros) {
+    for (const auto& [name, value] : macros) ctx_.set_macro(name, value);
+}
+
+dns::Resolver& Session::resolver() {
+    if (!resolver_) resolver_ = rt_->make_resolver();
+    if (!resolver_) throw std::runtime_error("no upstream resolver (check [resolver] nameservers)");
+    return *resolver_;
+}
+
+void Session::reset_transaction() {
+    begin_transaction(ctx_, facts_);
+    data_.reset();
+    failure_.clear();
+    degraded_ = connection_degraded_;
+}
+
+Reply Session::connect(const ConnectInfo& info) noexcept {
+    try {
+        if (lookups_.valid()) lookups_.wait();  // a previous SMTP session on this connection
+        lookups_ = {};
+        ctx_ = Context{};
+        facts_ = Facts{};
+        connection_degraded_ = false;
+        rt_ = env_.runtime ? env_.runtime() : nullptr;  // first: the fallback answer needs the config
+        if (rt_) facts_.authserv_id = rt_->authserv_id;  // forged headers are found even if connect fails
+    } catch (...) {
+        rt_ = nullptr;
+    }
+    return guarded(Stage::connect, [&] {
+        if (!rt_) throw std::runtime_error("no configuration installed");
+        resolver_.reset();
+        connected_ = true;
+        accepted_ = false;
+        ctx_.ip = info.ip;
+        ctx_.hostname = info.hostname;
+        merge(info.macros);
+        facts_.now = env_.clock ? env_.clock() : std::chrono::system_clock::now();
+        reset_transaction();
+        if (env_.draining && env_.draining()) {
+            Reply r;
+            r.action = Action::tempfail;
+            r.code = replies::shutting_down.code;
+            r.xcode = replies::shutting_down.xcode;
+            r.text = replies::shutting_down_text;
+            r.reason = "shutting-down";
+            accepted_ = true;  // nothing more is examined on this connection
+            return logged(Stage::connect, std::move(r));
+        }
+        if (!ctx_.ip) {
+            // No address, no DNS: decided here (unknown_client = trust or accept).
+            facts_.connect.unknown_client = true;
+            Reply r = decide_connect(facts_, cfg());
+            accepted_ = r.action == Action::accept;
+            return logged(Stage::connect, std::move(r), {}, false);
+        }
+        start_connect_lookups();
+        return Reply{};
+    });
+}
+
+// The registry zones and FCrDNS. Answers all in the cache: asked here (a few
+// microseconds). Otherwise on a thread of their own, every zone at once, each
+// through its own resolver, so that their DNS overlaps the HELO.
+void Session::start_connect_lookups() {
+    const config::Config& c = cfg();
+    net::Address ip = ctx_.ip->unmapped();
+    bool local = c.registries.empty() || c.trust.networks.contains(ip);
+    bool cached = true;
+    for (const auto& zone : c.registries)
+        if (!rt_->cache->has(registry::query_name(ip, zone.format, zone.zone), dns::RrType::a)) cached = false;
+    dns::Deadline deadline = stage_deadline(c);
+    if (local || cached) {
+        facts_.connect = gather_connect(ctx_, c, resolver(), deadline);
+        return;
+    }
+    try {
+        lookups_ = std::async(std::launch::async, [rt = rt_, client = ctx_, deadline] {
+            ResolverFactory make = [rt] { return rt->make_resolver(); };
+            return gather_connect(client, *rt->config, make, deadline);
+        });
+    } catch (const std::system_error&) {
+        // No thread to be had: look up here and now instead.
+        facts_.connect = gather_connect(ctx_, c, resolver(), deadline);
+    }
+}
+
+void Session::settle_connect() {
+    if (!lookups_.valid()) return;
+    auto f = std::move(lookups_);
+    facts_.connect = f.get();
+}
+
+Reply Session::helo(std::string_view name, const Macros& macros) noexcept {
+    return guarded(Stage::helo, [&] {
+        ctx_.helo = std::string(name);
+        merge(macros);
+        return logged(Stage::helo, decide_helo(facts_, cfg()), {}, false);
+    });
+}
+
+Reply Session::mail(std::string_view arg, const Macros& macros) noexcept {
+    return guarded(Stage::mail, [&] {
+        if (accepted_) {
+            Reply r;
+            r.action = Action::accept;
+            return r;
+        }
+        // One budget for the command: waiting for the connect lookups (their
+        // deadline is earlier still) and SPF together stay within
+        // stage_timeout_ms, well below the MTA's milter timeout.
+        dns::Deadline deadline = stage_deadline(cfg());
+        reset_transaction();
+        settle_connect();
+        merge(macros);
+        ctx_.mail_from = envelope_address(arg);
+        if (degraded_) {
+            Reply r;
+            r.reason = "internal-error:unexamined";
+            return logged(Stage::mail, std::move(r));
+        }
+        facts_.mail = gather_mail(ctx_, facts_, cfg(), resolver(), deadline, env_.trace);
+        return logged(Stage::mail, decide_mail(facts_, cfg()));
+    });
+}
+
+Reply Session::rcpt(std::string_view arg, const Macros& macros) noexcept {
+    return guarded(Stage::rcpt, [&] {
+        merge(macros);
+        Recipient r = gather_rcpt(arg, cfg(), rt_->bulk_table.get());
+        if (degraded_) {
+            facts_.rcpts.push_back(std::move(r));
+            return Reply{};
+        }
+        Reply v = decide_rcpt(facts_, r, cfg());
+        std::string rcpt = r.rcpt;
+        if (!refuses(v.action)) facts_.rcpts.push_back(std::move(r));
+        return logged(Stage::rcpt, std::move(v), rcpt, false);
+    });
+}
+
+Reply Session::header(std::string_view name, std::string_view value) noexcept {
+    observe_header(facts_.data, name, value, facts_.authserv_id);
+    try {
+        if (env_.before_stage) env_.before_stage(Stage::data);
+    } catch (const std::exception& e) {
+        if (failure_.empty()) failure_ = std::string("header: ") + e.what();
+    } catch (...) {
+        if (failure_.empty()) failure_ = "header: unknown exception";
+    }
+    return Reply{};
+}
+
+Reply Session::end_of_headers(const Macros& macros) noexcept {
+    return guarded(Stage::data, [&] {
+        if (!failure_.empty()) throw std::runtime_error(failure_);
+        merge(macros);
+        if (degraded_) return Reply{};
+        data_ = decide_data(facts_, cfg());
+        if (refuses(data_->action)) return logged(Stage::data, *data_);
+        return Reply{};
+    });
+}
+
+Reply Session::end_of_message(const Macros& macros) noexcept {
+    return guarded(Stage::data, [&] {
+        if (!failure_.empty()) throw std::runtime_error(failure_);
+        merge(macros);
+        if (degraded_) {
+            Reply r;
+            r.remove_headers = facts_.data.forged_ar;
+            r.reason = "internal-error";
+            return logged(Stage::data, std::move(r));
+        }
+        if (!data_) data_ = decide_data(facts_, cfg());
+        return logged(Stage::data, *data_);
+    });
+}
+
+Reply Session::abort() noexcept {
+    try {
+        reset_transaction();
+    } catch (...) {
+        // Nothing to answer at abort; the next MAIL FROM starts afresh.
+    }
+    return Reply{};
+}
+
+Reply Session::close() noexcept {
+    try {
+        if (lookups_.valid()) lookups_.wait();
+        lookups_ = {};
+        connected_ = false;
+    } catch (...) {
+        // Nothing can be answered at close.
+    }
+    return Reply{};
+}
+
+}  // namespace regmilter::policy

@@ -1,0 +1,113 @@
+// policy: one SMTP session, stage by stage — the one sequence the milter and
+// regmilter-query both drive. It owns the connection and transaction state
+// (one list of accepted recipients, with the MTA's own arguments), starts the
+// registry lookups at connect so their DNS overlaps the HELO, and answers
+// each stage with one Reply: action, codes, text, header edits, recipients
+// to remove, and the decision's log line. Nothing throws out of a stage: an
+// internal error is answered with [milter] on_internal_error, and the forged
+// Authentication-Results removal of the end of message is never skipped.
+// Front ends only translate arguments in and the Reply out.
+// Thread-safety: a Session is used by one thread at a time (libmilter calls
+// one connection's callbacks in turn); its connect lookups run on their own
+// thread with their own resolvers and copies of what they need.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "policy/policy.hpp"
+#include "policy/runtime.hpp"
+
+namespace regmilter::policy {
+
+// What a Session runs with, besides the snapshot itself.
+struct Environment {
+    // The snapshot a new SMTP session starts with (at each connect).
+    std::function<std::shared_ptr<const Runtime>()> runtime;
+    // The time for enforce_after; empty: the system clock.
+    std::function<std::chrono::system_clock::time_point()> clock;
+    // True while the milter is stopping: new SMTP sessions get 451 4.3.2.
+    std::function<bool()> draining;
+    // SPF's term-by-term trace (regmilter-query --trace); may be empty.
+    spf::Tracer trace;
+    // Tests only: called as each stage starts; what it throws is handled as
+    // an internal error of that stage. Empty in every front end.
+    std::function<void(Stage)> before_stage;
+};
+
+struct ConnectInfo {
+    std::optional<net::Address> ip;  // none: unix socket, "unknown" client
+    std::string hostname = "unknown";
+    Macros macros;
+};
+
+class Session {
+public:
+    explicit Session(Environment env);
+    ~Session();
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    // A new SMTP session: on a fresh milter connection, or a second one on
+    // the same connection (QUIT_NC), with the current snapshot.
+    Reply connect(const ConnectInfo& info) noexcept;
+    Reply helo(std::string_view name, const Macros& macros) noexcept;
+    // `arg`: the MTA's first argument ("<alice@example.org>", "<>").
+    Reply mail(std::string_view arg, const Macros& macros) noexcept;
+    Reply rcpt(std::string_view arg, const Macros& macros) noexcept;
+    // One header; never refuses (the MTA may not take a reply here): a
+    // failure is answered at end of headers.
+    Reply header(std::string_view name, std::string_view value) noexcept;
+    // Refusals go out here, before the body; header edits wait for the end.
+    Reply end_of_headers(const Macros& macros) noexcept;
+    Reply end_of_message(const Macros& macros) noexcept;
+    // The transaction ended without a message (RSET, a refused command, the
+    // MTA's abort); the connection stays.
+    Reply abort() noexcept;
+    // The connection ended.
+    Reply close() noexcept;
+
+    // A front end could not carry out a Reply (smfi_delrcpt failed, ...):
+    // the on_internal_error answer for `stage`, with the forged header
+    // removal at the end of message.
+    Reply internal_error(Stage stage, std::string_view what) noexcept;
+
+    // For reports and tests: the state so far.
+    const Context& context() const { return ctx_; }
+    const Facts& facts() const { return facts_; }
+    const std::shared_ptr<const Runtime>& runtime() const { return rt_; }
+
+private:
+    const config::Config& cfg() const { return *rt_->config; }
+    template <class Body>
+    Reply guarded(Stage stage, Body&& body) noexcept;
+    Reply logged(Stage stage, Reply r, std::string_view rcpt = {}, bool always = true);
+    void merge(const Macros& macros);
+    dns::Resolver& resolver();
+    void start_connect_lookups();
+    void settle_connect();
+    void reset_transaction();
+
+    Environment env_;
+    std::shared_ptr<const Runtime> rt_;
+    std::unique_ptr<dns::Resolver> resolver_;  // this session's, made at first use
+    Context ctx_;
+    Facts facts_;
+    bool connected_ = false;
+    bool accepted_ = false;          // decide_connect said accept: every message unexamined
+    bool degraded_ = false;             // an internal error with on_internal_error = accept:
+                                        // this transaction passes unexamined, headers still scrubbed
+    bool connection_degraded_ = false;  // the same for every transaction (connect or HELO failed)
+    std::string failure_;            // a header-stage failure, answered at end of headers
+    std::optional<Reply> data_;      // decided at end of headers, applied at end of message
+    // The registry lookups of connect, on their own thread; joined at MAIL
+    // FROM (or close). Declared last: destroyed first, waiting for the thread.
+    std::future<ConnectFacts> lookups_;
+};
+
+}  // namespace regmilter::policy

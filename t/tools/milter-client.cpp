@@ -1,0 +1,276 @@
+// milter-client: a scripted MTA for the milter protocol. Reads a script (a
+// file, or stdin), sends each command to the milter, and prints a transcript:
+// "> COMMAND" for what it sent and "< RESPONSE" for each response (edits
+// included), so that tests can assert on the exact answers. Bounded: every
+// read waits at most --timeout-ms, the whole run at most --max-seconds.
+//
+// usage: milter-client --socket unix:PATH|inet:PORT@HOST|inet6:PORT@HOST
+//                      [--timeout-ms MS] [--max-seconds S] [SCRIPT]
+//
+// Script, one command a line ("#" comments; \xHH, \0, \t, \\ escapes in values):
+//   negotiate [actions=HEX] [protocol=HEX] [version=N]
+//   macro LETTER NAME=VALUE ...       macros for the next command (C H M R N E ...)
+//   connect HOSTNAME ADDRESS [PORT]    ADDRESS an IPv4/IPv6 literal, or "unknown"
+//   helo NAME | mail ARG... | rcpt ARG... | header NAME VALUE... | eoh | body TEXT
+//   eom | abort | quit | quit-nc | data | unknown TEXT
+//   packet LETTER BODY                 any command letter with any body (no reply read)
+//   raw HEX                            bytes as they are (no reply read)
+//   read                               read one response
+//   expect-silence MS                  print "< silence" if nothing comes within MS
+//   close | reopen | sleep MS | touch PATH | wait-file PATH
+// Exit status: 0 when the script ran to its end, 1 when the socket could not
+// be opened, 2 on a bad command line or script.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../support/milter_client.hpp"
+#include "net/address.hpp"
+#include "net/endpoint.hpp"
+#include "util/cli.hpp"
+#include "util/strings.hpp"
+
+namespace {
+
+using namespace regmilter;
+using testing::MilterConnection;
+using testing::MilterResponse;
+namespace cmd = testing::milter_cmd;
+namespace proto = testing::milter_proto;
+
+const char usage_text[] =
+    "usage: milter-client --socket unix:PATH|inet:PORT@HOST|inet6:PORT@HOST [--timeout-ms MS]\n"
+    "                     [--max-seconds S] [SCRIPT]\n";
+
+// \xHH, \0, \t, \n, \r, \\ in script values.
+std::string unescape(std::string_view s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] != '\\' || i + 1 >= s.size()) {
+            out += s[i];
+            continue;
+        }
+        char n = s[++i];
+        if (n == 'x' && i + 2 < s.size()) {
+            out += char(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+            i += 2;
+        } else if (n == '0') {
+            out += '\0';
+        } else if (n == 't') {
+            out += '\t';
+        } else if (n == 'n') {
+            out += '\n';
+        } else if (n == 'r') {
+            out += '\r';
+        } else {
+            out += n;
+        }
+    }
+    return out;
+}
+
+class Runner {
+public:
+    Runner(net::SocketSpec socket, std::chrono::milliseconds timeout) : socket_(std::move(socket)), timeout_(timeout) {}
+
+    bool open() {
+        std::string error;
+        if (conn_.open(socket_, error)) return true;
+        std::cout << "< cannot connect: " << error << std::endl;
+        return false;
+    }
+
+    // Reads responses until a final one; prints each.
+    void answers() {
+        for (;;) {
+            MilterResponse r;
+            std::string error;
+            if (!conn_.receive(r, timeout_, error)) {
+                std::cout << "< " << error << std::endl;
+                return;
+            }
+            std::cout << "< " << r.describe() << std::endl;
+            if (r.final() || r.code == 'O') return;
+        }
+    }
+
+    void send(char c, const std::string& body, bool reply) {
+        if (!conn_.is_open() || !conn_.send(c, body)) {
+            std::cout << "< send failed" << std::endl;
+            return;
+        }
+        if (reply) answers();
+    }
+
+    // One script line; false on a line that is not a command.
+    bool run(const std::string& line) {
+        std::string_view l = util::trim(line);
+        if (l.empty() || l.front() == '#') return true;
+        std::cout << "> " << line << std::endl;
+        auto words = util::split(l, " ");
+        std::string verb(words[0]);
+        std::string rest = l.size() > verb.size() ? std::string(util::trim(l.substr(verb.size()))) : "";
+        auto word = [&](size_t i) { return i < words.size() ? unescape(words[i]) : std::string(); };
+        uint32_t p = conn_.protocol;
+        if (verb == "negotiate") {
+            uint32_t version = 6, actions = 0x1ff, protocol = 0x1fffff;
+            for (size_t i = 1; i < words.size(); ++i) {
+                std::string w(words[i]);
+                auto eq = w.find('=');
+                if (eq == std::string::npos) return false;
+                unsigned long v = std::stoul(w.substr(eq + 1), nullptr, 0);
+                if (w.compare(0, eq, "actions") == 0)
+                    actions = uint32_t(v);
+                else if (w.compare(0, eq, "protocol") == 0)
+                    protocol = uint32_t(v);
+                else if (w.compare(0, eq, "version") == 0)
+                    version = uint32_t(v);
+                else
+                    return false;
+            }
+            send(cmd::negotiate, testing::negotiate_body(version, actions, protocol), true);
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "< negotiated actions=0x%x protocol=0x%x", conn_.actions,
+                          conn_.protocol);
+            std::cout << buf << std::endl;
+        } else if (verb == "macro") {
+            if (words.size() < 2 || words[1].size() != 1) return false;
+            std::string body(words[1]);
+            for (size_t i = 2; i < words.size(); ++i) {
+                std::string w = unescape(words[i]);
+                auto eq = w.find('=');
+                body += testing::nul_terminated(w.substr(0, eq));
+                body += testing::nul_terminated(eq == std::string::npos ? "" : w.substr(eq + 1));
+            }
+            send(cmd::macro, body, false);
+        } else if (verb == "connect") {
+            std::string host = word(1), addr = word(2);
+            uint16_t port = words.size() > 3 ? uint16_t(std::stoi(word(3))) : 25;
+            auto a = net::Address::parse(addr);
+            char family = !a ? 'U' : a->is_v4() ? '4' : '6';
+            send(cmd::connect, testing::connect_body(host, family, port, addr), !(p & proto::nr_connect));
+        } else if (verb == "helo") {
+            send(cmd::helo, testing::nul_terminated(unescape(rest)), !(p & proto::nr_helo));
+        } else if (verb == "mail" || verb == "rcpt") {
+            std::string body;
+            for (size_t i = 1; i < words.size(); ++i) body += testing::nul_terminated(word(i));
+            bool reply = verb == "mail" ? !(p & proto::nr_mail) : !(p & proto::nr_rcpt);
+            send(verb == "mail" ? cmd::mail : cmd::rcpt, body, reply);
+        } else if (verb == "header") {
+            if (words.size() < 2) return false;
+            std::string name = word(1);
+            std::string value = unescape(util::trim(std::string_view(rest).substr(words[1].size())));
+            send(cmd::header, testing::nul_terminated(name) + testing::nul_terminated(value), !(p & proto::nr_header));
+        } else if (verb == "eoh") {
+            send(cmd::end_of_headers, "", !(p & proto::nr_eoh));
+        } else if (verb == "body") {
+            send(cmd::body, unescape(rest), !(p & proto::nr_body));
+        } else if (verb == "eom") {
+            send(cmd::end_of_body, "", true);
+        } else if (verb == "data") {
+            send(cmd::data, "", !(p & proto::nr_data));
+        } else if (verb == "unknown") {
+            send(cmd::unknown, testing::nul_terminated(unescape(rest)), !(p & proto::nr_unknown));
+        } else if (verb == "abort") {
+            send(cmd::abort, "", false);
+        } else if (verb == "quit") {
+            send(cmd::quit, "", false);
+        } else if (verb == "quit-nc") {
+            send(cmd::quit_nc, "", false);
+        } else if (verb == "packet") {
+            if (words.size() < 2 || words[1].size() != 1) return false;
+            std::string body = rest.size() > 1 ? unescape(util::trim(rest.substr(1))) : "";
+            send(words[1][0], body, false);
+        } else if (verb == "raw") {
+            std::string bytes;
+            for (size_t i = 1; i < words.size(); ++i) {
+                std::string w(words[i]);
+                for (size_t j = 0; j + 1 < w.size(); j += 2) bytes += char(std::stoi(w.substr(j, 2), nullptr, 16));
+            }
+            if (!conn_.is_open() || !conn_.send_raw(bytes)) std::cout << "< send failed" << std::endl;
+        } else if (verb == "read") {
+            answers();
+        } else if (verb == "expect-silence") {
+            MilterResponse r;
+            std::string error;
+            if (conn_.receive(r, std::chrono::milliseconds(std::stoi(word(1))), error))
+                std::cout << "< " << r.describe() << std::endl;
+            else
+                std::cout << "< " << (error == "timeout" ? "silence" : error) << std::endl;
+        } else if (verb == "close") {
+            conn_.close();
+        } else if (verb == "reopen") {
+            open();
+        } else if (verb == "sleep") {
+            std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(word(1))));
+        } else if (verb == "touch") {
+            std::ofstream(word(1)).flush();
+        } else if (verb == "wait-file") {
+            struct stat st;
+            for (int i = 0; i < 600 && ::stat(word(1).c_str(), &st) != 0; ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        } else {
+            return false;
+        }
+        return true;
+    }
+
+private:
+    net::SocketSpec socket_;
+    std::chrono::milliseconds timeout_;
+    MilterConnection conn_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    enum { o_socket = 256, o_timeout, o_max };
+    const util::Cli cli("milter-client", usage_text);
+    std::string socket_text;
+    long timeout_ms = 10000, max_seconds = 120;
+    auto rest = cli.parse(argc, argv,
+                          {{"socket", 0, true, o_socket}, {"timeout-ms", 0, true, o_timeout}, {"max-seconds", 0, true, o_max}},
+                          [&](int id, const char* v) {
+                              if (id == o_socket) socket_text = v;
+                              if (id == o_timeout) timeout_ms = cli.number("--timeout-ms", v, 1, 600000);
+                              if (id == o_max) max_seconds = cli.number("--max-seconds", v, 1, 3600);
+                          });
+    if (socket_text.empty()) cli.fail("--socket is required");
+    if (rest.size() > 1) cli.fail("one script at most");
+    std::string error;
+    auto socket = net::parse_socket(socket_text, error);
+    if (!socket) cli.fail(error);
+    alarm(unsigned(max_seconds));  // the whole run is bounded, whatever the milter does
+
+    std::ifstream file;
+    if (!rest.empty()) {
+        file.open(rest[0]);
+        if (!file) cli.fail("cannot read " + rest[0]);
+    }
+    std::istream& in = rest.empty() ? std::cin : file;
+    Runner runner(*socket, std::chrono::milliseconds(timeout_ms));
+    if (!runner.open()) return 1;
+    std::string line;
+    int no = 0;
+    while (std::getline(in, line)) {
+        ++no;
+        try {
+            if (!runner.run(line)) {
+                std::fprintf(stderr, "milter-client: script line %d: cannot read \"%s\"\n", no, line.c_str());
+                return 2;
+            }
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "milter-client: script line %d: %s\n", no, e.what());
+            return 2;
+        }
+    }
+    return 0;
+}
