@@ -31,13 +31,15 @@ endif
 CXX        ?= g++
 CXXFLAGS   ?= -O2 -g
 CXXFLAGS   += -std=c++17 -Wall -Wextra -Werror $(SANWARN) -pthread $(SANFLAGS)
-CPPFLAGS   += -Ilib -MMD -MP -DSYSCONFDIR='"$(SYSCONFDIR)"'
+CPPFLAGS   += -Ilib -I. -MMD -MP -DSYSCONFDIR='"$(SYSCONFDIR)"'
 LDFLAGS    += -pthread $(SANFLAGS)
 LIBS_LIB   := -lldns -linih -lssl -lcrypto
 LIBS_MILTER:= -lmilter
 
 LIB_SRC    := $(sort $(wildcard lib/*/*.cpp))
 MILTER_SRC := $(sort $(wildcard milter/daemon/*.cpp))
+# The daemon minus main(): a library the unit tests link too.
+DAEMON_SRC := $(filter-out milter/daemon/main.cpp,$(MILTER_SRC))
 QUERY_SRC  := $(sort $(wildcard milter/query/*.cpp))
 UNIT_SRC   := $(sort $(wildcard t/unit/*.cpp))
 TSUP_SRC   := $(sort $(wildcard t/support/*.cpp))
@@ -47,6 +49,7 @@ BENCH_SRC  := $(sort $(wildcard t/bench/*.cpp))
 obj = $(patsubst %.cpp,$(BUILD)/obj/%.o,$(1))
 
 LIB_A      := $(BUILD)/libregmilter.a
+DAEMON_A   := $(BUILD)/libregmilter-daemon.a
 MILTER_BIN := $(BUILD)/regmilter
 QUERY_BIN  := $(BUILD)/regmilter-query
 UNIT_BIN   := $(BUILD)/t/unit-tests
@@ -75,19 +78,23 @@ $(LIB_A): $(call obj,$(LIB_SRC))
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
+$(DAEMON_A): $(call obj,$(DAEMON_SRC))
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
 $(TSUP_A): $(call obj,$(TSUP_SRC))
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
-$(MILTER_BIN): $(call obj,$(MILTER_SRC)) $(LIB_A)
+$(MILTER_BIN): $(call obj,milter/daemon/main.cpp) $(DAEMON_A) $(LIB_A)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_MILTER) $(LIBS_LIB)
 
 $(QUERY_BIN): $(call obj,$(QUERY_SRC)) $(LIB_A)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB)
 
-$(UNIT_BIN): $(call obj,$(UNIT_SRC)) $(TSUP_A) $(LIB_A)
+$(UNIT_BIN): $(call obj,$(UNIT_SRC)) $(TSUP_A) $(DAEMON_A) $(LIB_A)
 	@mkdir -p $(@D)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_MILTER) $(LIBS_LIB)
 
 $(BUILD)/t/%: $(BUILD)/obj/t/tools/%.o $(TSUP_A) $(LIB_A)
 	@mkdir -p $(@D)

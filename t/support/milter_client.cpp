@@ -93,7 +93,7 @@ std::string MilterResponse::describe() const {
             std::string what = code == 'h' ? "addheader" : code == 'i' ? "insheader" : "chgheader";
             std::string index = code == 'h' ? "" : " " + std::to_string(get32(body, 0));
             if (code == 'm' && value.empty()) return what + index + " " + name + ": (removed)";
-            return what + index + " " + name + ":" + value;
+            return what + index + " " + name + ": " + value;
         }
         case '-':
         case '+': {
@@ -118,6 +118,7 @@ void MilterConnection::close() {
 
 bool MilterConnection::open(const net::SocketSpec& socket, std::string& error) {
     close();
+    version = actions = protocol = 0;
     auto fail = [&](const std::string& what) {
         error = what + ": " + std::strerror(errno);
         if (fd_ >= 0) ::close(fd_);

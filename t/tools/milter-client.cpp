@@ -18,8 +18,12 @@
 //   read                               read one response
 //   expect-silence MS                  print "< silence" if nothing comes within MS
 //   close | reopen | sleep MS | touch PATH | wait-file PATH
-// Exit status: 0 when the script ran to its end, 1 when the socket could not
-// be opened, 2 on a bad command line or script.
+// A transcript is a script with expectations: command lines start with "> ",
+// expected responses with "< " ("*" matches any text), as the tool prints
+// them. Every response is then compared, in order, with the expectations.
+// Exit status: 0 when the script ran to its end (and every expectation of a
+// transcript matched), 1 when the socket could not be opened or an
+// expectation failed, 2 on a bad command line or script.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -77,14 +81,37 @@ std::string unescape(std::string_view s) {
     return out;
 }
 
+// Glob match with '*' as the only special character.
+bool matches(std::string_view text, std::string_view pattern) {
+    size_t t = 0, p = 0, star = std::string_view::npos, mark = 0;
+    while (t < text.size()) {
+        if (p < pattern.size() && pattern[p] == '*') {
+            star = p++;
+            mark = t;
+        } else if (p < pattern.size() && pattern[p] == text[t]) {
+            ++p;
+            ++t;
+        } else if (star != std::string_view::npos) {
+            p = star + 1;
+            t = ++mark;
+        } else {
+            return false;
+        }
+    }
+    while (p < pattern.size() && pattern[p] == '*') ++p;
+    return p == pattern.size();
+}
+
 class Runner {
 public:
+    std::vector<std::string> responses;  // every "< " line printed, in order
+
     Runner(net::SocketSpec socket, std::chrono::milliseconds timeout) : socket_(std::move(socket)), timeout_(timeout) {}
 
     bool open() {
         std::string error;
         if (conn_.open(socket_, error)) return true;
-        std::cout << "< cannot connect: " << error << std::endl;
+        say("cannot connect: " + error);
         return false;
     }
 
@@ -94,17 +121,22 @@ public:
             MilterResponse r;
             std::string error;
             if (!conn_.receive(r, timeout_, error)) {
-                std::cout << "< " << error << std::endl;
+                say(error);
                 return;
             }
-            std::cout << "< " << r.describe() << std::endl;
+            say(r.describe());
             if (r.final() || r.code == 'O') return;
         }
     }
 
+    void say(const std::string& response) {
+        std::cout << "< " << response << std::endl;
+        responses.push_back(response);
+    }
+
     void send(char c, const std::string& body, bool reply) {
         if (!conn_.is_open() || !conn_.send(c, body)) {
-            std::cout << "< send failed" << std::endl;
+            say("send failed");
             return;
         }
         if (reply) answers();
@@ -137,10 +169,12 @@ public:
                     return false;
             }
             send(cmd::negotiate, testing::negotiate_body(version, actions, protocol), true);
-            char buf[64];
-            std::snprintf(buf, sizeof buf, "< negotiated actions=0x%x protocol=0x%x", conn_.actions,
-                          conn_.protocol);
-            std::cout << buf << std::endl;
+            if (conn_.version != 0) {
+                char buf[64];
+                std::snprintf(buf, sizeof buf, "negotiated actions=0x%x protocol=0x%x", conn_.actions,
+                              conn_.protocol);
+                say(buf);
+            }
         } else if (verb == "macro") {
             if (words.size() < 2 || words[1].size() != 1) return false;
             std::string body(words[1]);
@@ -195,20 +229,20 @@ public:
                 std::string w(words[i]);
                 for (size_t j = 0; j + 1 < w.size(); j += 2) bytes += char(std::stoi(w.substr(j, 2), nullptr, 16));
             }
-            if (!conn_.is_open() || !conn_.send_raw(bytes)) std::cout << "< send failed" << std::endl;
+            if (!conn_.is_open() || !conn_.send_raw(bytes)) say("send failed");
         } else if (verb == "read") {
             answers();
         } else if (verb == "expect-silence") {
             MilterResponse r;
             std::string error;
             if (conn_.receive(r, std::chrono::milliseconds(std::stoi(word(1))), error))
-                std::cout << "< " << r.describe() << std::endl;
+                say(r.describe());
             else
-                std::cout << "< " << (error == "timeout" ? "silence" : error) << std::endl;
+                say(error == "timeout" ? "silence" : error);
         } else if (verb == "close") {
             conn_.close();
         } else if (verb == "reopen") {
-            open();
+            if (!open()) return true;
         } else if (verb == "sleep") {
             std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(word(1))));
         } else if (verb == "touch") {
@@ -257,20 +291,40 @@ int main(int argc, char** argv) {
     }
     std::istream& in = rest.empty() ? std::cin : file;
     Runner runner(*socket, std::chrono::milliseconds(timeout_ms));
-    if (!runner.open()) return 1;
+    bool opened = runner.open();
+    std::vector<std::pair<int, std::string>> expected;  // (line, pattern) of a transcript
     std::string line;
     int no = 0;
     while (std::getline(in, line)) {
         ++no;
+        if (line.rfind("< ", 0) == 0) {
+            expected.emplace_back(no, line.substr(2));
+            continue;
+        }
+        if (line.rfind("> ", 0) == 0) line = line.substr(2);
+        if (!opened && util::trim(line) != "reopen") continue;
         try {
             if (!runner.run(line)) {
                 std::fprintf(stderr, "milter-client: script line %d: cannot read \"%s\"\n", no, line.c_str());
                 return 2;
             }
+            if (util::trim(line) == "reopen") opened = true;
         } catch (const std::exception& e) {
             std::fprintf(stderr, "milter-client: script line %d: %s\n", no, e.what());
             return 2;
         }
     }
+    if (expected.empty()) return opened ? 0 : 1;
+    // A transcript: every response, in order, against its expectation.
+    const auto& got = runner.responses;
+    for (size_t i = 0; i < std::max(expected.size(), got.size()); ++i) {
+        if (i < expected.size() && i < got.size() && matches(got[i], expected[i].second)) continue;
+        std::string want = i < expected.size() ? "\"" + expected[i].second + "\" (line " + std::to_string(expected[i].first) + ")"
+                                               : "nothing more";
+        std::string have = i < got.size() ? "\"" + got[i] + "\"" : "nothing more";
+        std::printf("mismatch at response %zu: got %s, want %s\n", i + 1, have.c_str(), want.c_str());
+        return 1;
+    }
+    std::printf("transcript matched: %zu responses\n", got.size());
     return 0;
 }
