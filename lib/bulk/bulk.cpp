@@ -64,6 +64,42 @@ std::string normalize(std::string_view a) {
     return out;
 }
 
+namespace {
+
+// One table line (comment and blanks already removed): KEY accept|reject.
+// Returns "" and sets key/choice, or says what is wrong.
+std::string parse_entry(std::string_view line, std::string& key, Choice& choice) {
+    auto words = util::split(line, " \t");
+    if (words.size() != 2) return "\"" + std::string(line) + "\": want KEY accept|reject";
+    if (words[1] == "accept")
+        choice = Choice::accept;
+    else if (words[1] == "reject")
+        choice = Choice::reject;
+    else
+        return "\"" + std::string(words[1]) + "\" is not accept or reject";
+    key.clear();
+    if (words[0].size() > 1 && words[0].front() == '@') {
+        key = normalize("x" + std::string(words[0]));
+        if (!key.empty()) key.erase(0, 1);
+    } else if (words[0].find('@') != std::string_view::npos && words[0].front() != '@') {
+        key = normalize(words[0]);
+    }
+    if (key.empty() || key.find('@') == std::string::npos)
+        return "\"" + std::string(words[0]) + "\" is not user@domain or @domain";
+    for (char c : key)
+        if (static_cast<unsigned char>(c) < 0x20) return "control characters in \"" + std::string(words[0]) + "\"";
+    return "";
+}
+
+// The line without its comment: '#' at the start or after a blank.
+std::string_view without_comment(std::string_view line) {
+    for (size_t i = 0; i < line.size(); ++i)
+        if (line[i] == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) return line.substr(0, i);
+    return line;
+}
+
+}  // namespace
+
 Table::Loaded Table::parse(std::string_view text, std::string_view name) {
     Loaded res;
     struct Item {
@@ -73,65 +109,25 @@ Table::Loaded Table::parse(std::string_view text, std::string_view name) {
     };
     std::string arena;
     std::vector<Item> items;
-    int no = 0;
-    size_t pos = 0;
     auto error = [&](int line, std::string msg) {
         if (res.problems.size() < 100) res.problems.push_back({std::string(name), line, std::move(msg)});
     };
-    while (pos < text.size()) {
+    int no = 0;
+    std::string key;
+    for (size_t pos = 0; pos < text.size();) {
         size_t nl = text.find('\n', pos);
-        std::string_view line =
-            text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+        std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
         pos = nl == std::string_view::npos ? text.size() : nl + 1;
         ++no;
-        // A comment starts with '#' at the start of the line or after a blank.
-        for (size_t i = 0; i < line.size(); ++i)
-            if (line[i] == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) {
-                line = line.substr(0, i);
-                break;
-            }
-        line = trim(line);
+        line = trim(without_comment(line));
         if (line.empty()) continue;
         if (line.size() > max_address + 16) {
             error(no, "line longer than " + std::to_string(max_address + 16) + " characters");
             continue;
         }
-        std::vector<std::string_view> words;
-        size_t i = 0;
-        while (i < line.size()) {
-            while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
-            size_t b = i;
-            while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
-            if (i > b) words.push_back(line.substr(b, i - b));
-        }
-        if (words.size() != 2) {
-            error(no, "\"" + std::string(line) + "\": want KEY accept|reject");
-            continue;
-        }
-        Choice choice;
-        if (words[1] == "accept")
-            choice = Choice::accept;
-        else if (words[1] == "reject")
-            choice = Choice::reject;
-        else {
-            error(no, "\"" + std::string(words[1]) + "\" is not accept or reject");
-            continue;
-        }
-        std::string key;
-        if (words[0].size() > 1 && words[0].front() == '@') {
-            key = normalize("x" + std::string(words[0]));
-            if (!key.empty()) key.erase(0, 1);
-        } else if (words[0].find('@') != std::string_view::npos && words[0].front() != '@') {
-            key = normalize(words[0]);
-        }
-        if (key.empty() || key.find('@') == std::string::npos) {
-            error(no, "\"" + std::string(words[0]) + "\" is not user@domain or @domain");
-            continue;
-        }
-        for (char c : key)
-            if (static_cast<unsigned char>(c) < 0x20) key.clear();
-        if (key.empty()) {
-            error(no, "control characters in \"" + std::string(words[0]) + "\"");
+        Choice choice = Choice::accept;
+        if (std::string err = parse_entry(line, key, choice); !err.empty()) {
+            error(no, std::move(err));
             continue;
         }
         items.push_back({arena.size(), key.size(), choice, no});
@@ -142,20 +138,15 @@ Table::Loaded Table::parse(std::string_view text, std::string_view name) {
     auto t = std::make_shared<Table>();
     t->arena_ = std::move(arena);
     t->map_.reserve(items.size());
-    std::unordered_map<std::string_view, int> first_line;
     for (const auto& it : items) {
         std::string_view k(t->arena_.data() + it.offset, it.length);
-        auto [where, fresh] = t->map_.emplace(k, it.choice);
-        (void)where;
-        if (!fresh && res.problems.size() < 100) {
-            // Rare path: find the first line only when there is a duplicate.
-            for (const auto& other : items)
-                if (std::string_view(t->arena_.data() + other.offset, other.length) == k) {
-                    error(it.line, "duplicate key \"" + std::string(k) + "\", first at line " +
-                                       std::to_string(other.line));
-                    break;
-                }
-        }
+        if (t->map_.emplace(k, it.choice).second || res.problems.size() >= 100) continue;
+        // Rare path: find the first line only when there is a duplicate.
+        for (const auto& other : items)
+            if (std::string_view(t->arena_.data() + other.offset, other.length) == k) {
+                error(it.line, "duplicate key \"" + std::string(k) + "\", first at line " + std::to_string(other.line));
+                break;
+            }
     }
     if (!res.problems.empty()) return res;
     res.value = std::move(t);
@@ -163,15 +154,13 @@ Table::Loaded Table::parse(std::string_view text, std::string_view name) {
 }
 
 Table::Loaded Table::load(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    std::string text, error;
+    if (!util::read_file(path, text, error)) {
         Loaded r;
-        r.problems.push_back({path, 0, std::string("cannot read: ") + std::strerror(errno)});
+        r.problems.push_back({path, 0, error});
         return r;
     }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return parse(ss.str(), path);
+    return parse(text, path);
 }
 
 std::optional<Choice> Table::find(std::string_view key) const {

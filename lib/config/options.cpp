@@ -204,9 +204,9 @@ Option row(const char* key, const char* default_value, Allowed allowed, const ch
 
 using policy::check_action_names;
 
-std::vector<Option> build() {
+// [milter]
+std::vector<Option> milter_rows() {
     return {
-        // [milter]
         row<Type::socket, &Milter::socket>(
             "socket", "unix:/run/regmilter/regmilter.sock",
             words("unix:PATH|local:PATH|inet:PORT@HOST|inet6:PORT@HOST"),
@@ -231,8 +231,12 @@ std::vector<Option> build() {
         row<Type::choice, &Milter::on_internal_error>(
             "on_internal_error", "tempfail", one_of(policy::on_internal_error_names),
             "Answer when regmilter itself fails: tempfail is 451 4.3.0."),
+    };
+}
 
-        // [resolver]
+// [resolver]
+std::vector<Option> resolver_rows() {
+    return {
         row<Type::nameserver_list, &Resolver::nameservers>(
             "nameservers", "", words("HOST[:PORT] ... (IP addresses); empty: /etc/resolv.conf"),
             "Recursive nameservers to ask."),
@@ -245,8 +249,12 @@ std::vector<Option> build() {
         row<Type::integer, &Resolver::stage_timeout_ms>(
             "stage_timeout_ms", "10000", range(1000, 25000),
             "Bound for all DNS of one SMTP stage, below the MTA's milter timeouts (Postfix: 30 s)."),
+    };
+}
 
-        // [trust]
+// [trust]
+std::vector<Option> trust_rows() {
+    return {
         row<Type::cidr_list, &Trust::networks>("networks", "127.0.0.0/8 ::1/128",
                                                words("CIDR ...; empty trusts no network"),
                                                "Clients in these networks skip the registry and SPF checks."),
@@ -260,8 +268,12 @@ std::vector<Option> build() {
             "unknown_client", "trust", one_of(policy::unknown_client_names),
             "A client without an IP address (unix socket, unknown): trust skips registry and SPF; "
             "accept passes the whole connection unexamined."),
+    };
+}
 
-        // [registry NAME]
+// [registry NAME]
+std::vector<Option> registry_rows() {
+    return {
         row<Type::domain, &registry::Zone::zone>("zone", "", words("a DNS zone (required)"),
                                                  "The registry's zone."),
         row<Type::choice, &registry::Zone::format>(
@@ -289,8 +301,12 @@ std::vector<Option> build() {
         row<Type::boolean, &registry::Zone::require_fcrdns>(
             "require_fcrdns", "no", {},
             "A listed server also needs forward-confirmed reverse DNS to count as registered."),
+    };
+}
 
-        // [spf]
+// [spf]
+std::vector<Option> spf_rows() {
+    return {
         row<Type::choice, &Spf::pass>("pass", "accept", one_of(check_action_names), "Action for SPF pass."),
         row<Type::choice, &Spf::fail>("fail", "reject", one_of(check_action_names),
                                       "Action for SPF fail (550 5.7.23)."),
@@ -320,8 +336,12 @@ std::vector<Option> build() {
             "trusted_forwarder_helos", "", words("host names ..."),
             "Forwarders known by HELO name: SPF is skipped when the HELO is one of these and its A/AAAA "
             "records include the client address."),
+    };
+}
 
-        // [bulk]
+// [bulk]
+std::vector<Option> bulk_rows() {
+    return {
         row<Type::file, &bulk::Settings::table>("table", "", words("an absolute path; empty: no table"),
                                                 "The opt-out table; reloaded when the file changes."),
         row<Type::choice, &bulk::Settings::default_choice>(
@@ -338,6 +358,13 @@ std::vector<Option> build() {
             "recipient_delimiter", "+", words("punctuation characters, each a delimiter; empty: none"),
             "Separates user from detail (user+detail), as Postfix's recipient_delimiter."),
     };
+}
+
+std::vector<Option> build() {
+    std::vector<Option> all;
+    for (auto rows : {milter_rows, resolver_rows, trust_rows, registry_rows, spf_rows, bulk_rows})
+        for (auto& o : rows()) all.push_back(std::move(o));
+    return all;
 }
 
 }  // namespace

@@ -382,6 +382,77 @@ LdnsResolver::Exchange LdnsResolver::exchange(const std::vector<uint8_t>& wire_n
     return ex;
 }
 
+namespace {
+
+// What one answer packet says about a name, following the CNAMEs it holds.
+struct Walk {
+    enum class Outcome { found, ended, malformed } outcome = Outcome::ended;
+    std::vector<std::string> rdata;  // found: the records of the type asked
+    uint32_t ttl = 0;                // the least TTL of the CNAMEs followed (and records found)
+    RdfPtr end;                      // ended: the name the chain ended at
+    bool followed = false;           // a CNAME was followed
+    std::string error;               // malformed: why
+};
+
+Walk walk_answer(const ldns_pkt* p, const std::vector<uint8_t>& wire, RrType type, uint32_t ttl) {
+    Walk w;
+    w.ttl = ttl;
+    const ldns_rr_list* answer = ldns_pkt_answer(p);
+    const size_t n = answer ? ldns_rr_list_rr_count(answer) : 0;
+    w.end.reset(ldns_rdf_new_frm_data(LDNS_RDF_TYPE_DNAME, wire.size(), wire.data()));
+    if (!w.end) throw std::bad_alloc();
+    for (int hop = 0; hop < 16; ++hop) {
+        uint32_t found_ttl = w.ttl;
+        const ldns_rr* cname = nullptr;
+        for (size_t i = 0; i < n; ++i) {
+            const ldns_rr* rr = ldns_rr_list_rr(answer, i);
+            if (ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN) continue;
+            if (ldns_dname_compare(ldns_rr_owner(rr), w.end.get()) != 0) continue;
+            if (ldns_rr_get_type(rr) == ldns_rr_type(type)) {
+                std::string text;
+                if (!rdata_text(rr, type, text)) {
+                    w.outcome = Walk::Outcome::malformed;
+                    w.error = std::string("bad ") + to_string(type) + " rdata";
+                    return w;
+                }
+                w.rdata.push_back(std::move(text));
+                found_ttl = std::min(found_ttl, ldns_rr_ttl(rr));
+            } else if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_CNAME && !cname) {
+                cname = rr;
+            }
+        }
+        if (!w.rdata.empty()) {
+            w.outcome = Walk::Outcome::found;
+            w.ttl = found_ttl;
+            return w;
+        }
+        if (!cname || type == RrType::cname) return w;
+        const ldns_rdf* target = ldns_rr_rd_count(cname) == 1 ? ldns_rr_rdf(cname, 0) : nullptr;
+        if (!target || ldns_rdf_get_type(target) != LDNS_RDF_TYPE_DNAME) {
+            w.outcome = Walk::Outcome::malformed;
+            w.error = "bad CNAME rdata";
+            return w;
+        }
+        w.ttl = std::min(w.ttl, ldns_rr_ttl(cname));
+        w.end.reset(ldns_rdf_clone(target));
+        if (!w.end) throw std::bad_alloc();
+        w.followed = true;
+    }
+    return w;
+}
+
+// The SOA of a negative answer's authority section (RFC 2308 §5), or null.
+const ldns_rr* negative_soa(const ldns_pkt* p) {
+    const ldns_rr_list* auth = ldns_pkt_authority(p);
+    for (size_t i = 0; auth && i < ldns_rr_list_rr_count(auth); ++i) {
+        const ldns_rr* rr = ldns_rr_list_rr(auth, i);
+        if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_SOA && ldns_rr_rd_count(rr) == 7) return rr;
+    }
+    return nullptr;
+}
+
+}  // namespace
+
 DnsAnswer LdnsResolver::query(std::string_view name, RrType type, Deadline deadline) {
     DnsAnswer ans;
     if (Clock::now() >= deadline) {
@@ -408,76 +479,30 @@ DnsAnswer LdnsResolver::query(std::string_view name, RrType type, Deadline deadl
             return ans;
         }
         trail += ex.detail + "; ";
-        const ldns_pkt* p = ex.pkt.get();
-        const ldns_rr_list* answer = ldns_pkt_answer(p);
-        const size_t n = answer ? ldns_rr_list_rr_count(answer) : 0;
-
-        RdfPtr current(ldns_rdf_new_frm_data(LDNS_RDF_TYPE_DNAME, wire.size(), wire.data()));
-        if (!current) {
-            ans.status = DnsStatus::servfail;
-            ans.detail = "out of memory";
+        Walk w = walk_answer(ex.pkt.get(), wire, type, ttl);
+        if (w.outcome == Walk::Outcome::malformed) {
+            ans.status = DnsStatus::malformed;
+            ans.detail = trail + w.error;
             return ans;
         }
-        bool followed = false;
-        for (int hop = 0; hop < 16; ++hop) {
-            std::vector<std::string> found;
-            uint32_t found_ttl = ttl;
-            const ldns_rr* cname = nullptr;
-            for (size_t i = 0; i < n; ++i) {
-                const ldns_rr* rr = ldns_rr_list_rr(answer, i);
-                if (ldns_rr_get_class(rr) != LDNS_RR_CLASS_IN) continue;
-                if (ldns_dname_compare(ldns_rr_owner(rr), current.get()) != 0) continue;
-                if (ldns_rr_get_type(rr) == ldns_rr_type(type)) {
-                    std::string text;
-                    if (!rdata_text(rr, type, text)) {
-                        ans.status = DnsStatus::malformed;
-                        ans.detail = trail + "bad " + to_string(type) + " rdata";
-                        return ans;
-                    }
-                    found.push_back(std::move(text));
-                    found_ttl = std::min(found_ttl, ldns_rr_ttl(rr));
-                } else if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_CNAME && !cname) {
-                    cname = rr;
-                }
-            }
-            if (!found.empty()) {
-                ans.status = DnsStatus::ok;
-                ans.rdata = std::move(found);
-                ans.ttl = found_ttl;
-                ans.detail = trail.substr(0, trail.size() - 2);
-                return ans;
-            }
-            if (!cname || type == RrType::cname) break;
-            const ldns_rdf* target = ldns_rr_rd_count(cname) == 1 ? ldns_rr_rdf(cname, 0) : nullptr;
-            if (!target || ldns_rdf_get_type(target) != LDNS_RDF_TYPE_DNAME) {
-                ans.status = DnsStatus::malformed;
-                ans.detail = trail + "bad CNAME rdata";
-                return ans;
-            }
-            ttl = std::min(ttl, ldns_rr_ttl(cname));
-            current.reset(ldns_rdf_clone(target));
-            followed = true;
+        if (w.outcome == Walk::Outcome::found) {
+            ans.status = DnsStatus::ok;
+            ans.rdata = std::move(w.rdata);
+            ans.ttl = w.ttl;
+            ans.detail = trail.substr(0, trail.size() - 2);
+            return ans;
         }
-
+        ttl = w.ttl;
         // Negative answer (RFC 2308): its TTL is min(SOA TTL, SOA MINIMUM).
-        const ldns_rr_list* auth = ldns_pkt_authority(p);
-        const ldns_rr* soa = nullptr;
-        for (size_t i = 0; auth && i < ldns_rr_list_rr_count(auth); ++i) {
-            const ldns_rr* rr = ldns_rr_list_rr(auth, i);
-            if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_SOA && ldns_rr_rd_count(rr) == 7) {
-                soa = rr;
-                break;
-            }
-        }
-        const bool nxdomain = ldns_pkt_get_rcode(p) == LDNS_RCODE_NXDOMAIN;
-        if (followed && !soa && !nxdomain) {
+        const ldns_rr* soa = negative_soa(ex.pkt.get());
+        const bool nxdomain = ldns_pkt_get_rcode(ex.pkt.get()) == LDNS_RCODE_NXDOMAIN;
+        if (w.followed && !soa && !nxdomain) {
             // The chain ends at a name this answer says nothing about: ask for it.
-            wire.assign(ldns_rdf_data(current.get()), ldns_rdf_data(current.get()) + ldns_rdf_size(current.get()));
+            wire.assign(ldns_rdf_data(w.end.get()), ldns_rdf_data(w.end.get()) + ldns_rdf_size(w.end.get()));
             continue;
         }
         ans.status = nxdomain ? DnsStatus::nxdomain : DnsStatus::nodata;
-        uint32_t neg = 0;
-        if (soa) neg = std::min(ldns_rr_ttl(soa), ldns_rdf2native_int32(ldns_rr_rdf(soa, 6)));
+        uint32_t neg = soa ? std::min(ldns_rr_ttl(soa), ldns_rdf2native_int32(ldns_rr_rdf(soa, 6))) : 0;
         ans.ttl = std::min(ttl, neg);
         ans.detail = trail.substr(0, trail.size() - 2);
         return ans;

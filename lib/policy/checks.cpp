@@ -28,42 +28,75 @@ std::string ip_text(const Facts& f) {
     return f.connect.ip ? f.connect.ip->str() : "unknown";
 }
 
+bool counts_registered(const registry::Entry& e) {
+    return e.status == registry::Status::listed && (!e.fcrdns_checked || e.fcrdns_ok);
+}
+
+// enforce_after: before the date, reject and tempfail of a zone become tag.
+void enforce(Check& c, const config::Registry& z, util::Day today) {
+    if (z.enforce_after && today < *z.enforce_after && (c.action == CAction::reject || c.action == CAction::tempfail)) {
+        c.action = CAction::tag;
+        c.downgraded = true;
+        c.tag += " (enforced from " + util::format_date(*z.enforce_after) + ")";
+    }
+}
+
+// A zone that could not be asked: on_error.
+Check error_check(const registry::Entry& e, const config::Registry& z, const net::Address& ip) {
+    Check c;
+    c.source = "registry:" + e.name;
+    c.reason = "registry:error:" + e.zone;
+    c.action = z.on_error == policy::OnError::tempfail ? CAction::tempfail : CAction::accept;
+    if (c.action == CAction::tempfail) {
+        c.code = replies::dns_trouble.code;
+        c.xcode = replies::dns_trouble.xcode;
+    }
+    c.text = "cannot check " + ip.str() + " in " + e.zone + " (" + e.error + "), try again later";
+    c.tag = "registry error for " + ip.str() + " in " + e.zone + ": " + e.error;
+    return c;
+}
+
+// meaning = registered: the client is in none of the registered zones.
+// `uncertain`: another registered zone could not be asked.
+Check unregistered_check(const registry::Entry& e, const config::Registry& z, const net::Address& ip, bool uncertain) {
+    Check c;
+    c.source = "registry:" + e.name;
+    c.reason = "registry:unregistered:" + e.zone;
+    c.action = z.unregistered;
+    std::string why = e.status == registry::Status::listed ? " (in " + e.zone + " without forward-confirmed reverse DNS)"
+                                                           : " (not in " + e.zone + ")";
+    c.text = z.reject_text.empty() ? ip.str() + " is not a registered mail server" + why
+                                   : registry::expand_text(z.reject_text, ip, e);
+    c.tag = "unregistered " + ip.str() + why;
+    if (!z.reject_text.empty()) c.tag += "; " + registry::expand_text(z.reject_text, ip, e);
+    // "Unregistered" is not certain, and a temporary failure never becomes a permanent reject.
+    if (uncertain && c.action > CAction::tag) c.action = CAction::tag;
+    return c;
+}
+
+// meaning = blocked: the client is listed.
+Check listed_check(const registry::Entry& e, const config::Registry& z, const net::Address& ip) {
+    Check c;
+    c.source = "registry:" + e.name;
+    c.reason = "registry:listed:" + e.zone;
+    c.action = z.listed;
+    std::string detail = " (" + e.code + (e.info.empty() ? "" : ": " + e.info) + ")";
+    c.text = z.reject_text.empty() ? ip.str() + " is listed in " + e.zone + detail
+                                   : registry::expand_text(z.reject_text, ip, e);
+    c.tag = "listed " + ip.str() + " in " + e.zone + detail;
+    return c;
+}
+
+const config::Registry* zone_of(const registry::Entry& e, const Config& cfg) {
+    for (const auto& r : cfg.registries)
+        if (r.name == e.name) return &r;
+    return nullptr;
+}
+
 void registry_checks(const Facts& f, const Config& cfg, std::vector<Check>& out) {
-    const auto& entries = f.connect.registry;
     if (!f.connect.ip) return;
     const net::Address& ip = *f.connect.ip;
-    util::Day today = util::day_of(f.now);
-
-    auto zone_of = [&](const registry::Entry& e) -> const config::Registry* {
-        for (const auto& r : cfg.registries)
-            if (r.name == e.name) return &r;
-        return nullptr;
-    };
-    auto counts_registered = [](const registry::Entry& e) {
-        return e.status == registry::Status::listed && (!e.fcrdns_checked || e.fcrdns_ok);
-    };
-    auto enforce = [&](Check& c, const config::Registry& z) {
-        if (z.enforce_after && today < *z.enforce_after &&
-            (c.action == CAction::reject || c.action == CAction::tempfail)) {
-            c.action = CAction::tag;
-            c.downgraded = true;
-            c.tag += " (enforced from " + util::format_date(*z.enforce_after) + ")";
-        }
-    };
-    auto error_check = [&](const registry::Entry& e, const config::Registry& z) {
-        Check c;
-        c.source = "registry:" + e.name;
-        c.reason = "registry:error:" + e.zone;
-        c.action = z.on_error == policy::OnError::tempfail ? CAction::tempfail : CAction::accept;
-        if (c.action == CAction::tempfail) {
-            c.code = replies::dns_trouble.code;
-            c.xcode = replies::dns_trouble.xcode;
-        }
-        c.text = "cannot check " + ip.str() + " in " + e.zone + " (" + e.error + "), try again later";
-        c.tag = "registry error for " + ip.str() + " in " + e.zone + ": " + e.error;
-        return c;
-    };
-
+    const auto& entries = f.connect.registry;
     // meaning = registered zones: listed in any one counts as registered.
     bool any_registered = false, any_error = false;
     for (const auto& e : entries)
@@ -72,49 +105,18 @@ void registry_checks(const Facts& f, const Config& cfg, std::vector<Check>& out)
             any_error = any_error || e.status == registry::Status::error;
         }
     for (const auto& e : entries) {
-        const config::Registry* z = zone_of(e);
-        if (!z) continue;
-        if (e.meaning == registry::Meaning::registered) {
-            if (any_registered) continue;
-            if (e.status == registry::Status::error) {
-                out.push_back(error_check(e, *z));
-                continue;
-            }
-            Check c;
-            c.source = "registry:" + e.name;
-            c.reason = "registry:unregistered:" + e.zone;
-            c.action = z->unregistered;
-            std::string why = e.status == registry::Status::listed
-                                  ? " (in " + e.zone + " without forward-confirmed reverse DNS)"
-                                  : " (not in " + e.zone + ")";
-            c.text = z->reject_text.empty() ? ip.str() + " is not a registered mail server" + why
-                                            : registry::expand_text(z->reject_text, ip, e);
-            c.tag = "unregistered " + ip.str() + why;
-            if (!z->reject_text.empty()) c.tag += "; " + registry::expand_text(z->reject_text, ip, e);
-            // Another zone could not be asked: "unregistered" is not certain,
-            // and a temporary failure never becomes a permanent reject.
-            if (any_error && c.action > CAction::tag) c.action = CAction::tag;
-            enforce(c, *z);
-            set_codes(c, replies::policy);
-            out.push_back(std::move(c));
-        } else {
-            if (e.status == registry::Status::error) {
-                out.push_back(error_check(e, *z));
-                continue;
-            }
-            if (e.status != registry::Status::listed) continue;
-            Check c;
-            c.source = "registry:" + e.name;
-            c.reason = "registry:listed:" + e.zone;
-            c.action = z->listed;
-            std::string detail = " (" + e.code + (e.info.empty() ? "" : ": " + e.info) + ")";
-            c.text = z->reject_text.empty() ? ip.str() + " is listed in " + e.zone + detail
-                                            : registry::expand_text(z->reject_text, ip, e);
-            c.tag = "listed " + ip.str() + " in " + e.zone + detail;
-            enforce(c, *z);
-            set_codes(c, replies::policy);
-            out.push_back(std::move(c));
+        const config::Registry* z = zone_of(e, cfg);
+        if (!z || (e.meaning == registry::Meaning::registered && any_registered)) continue;
+        if (e.status == registry::Status::error) {
+            out.push_back(error_check(e, *z, ip));
+            continue;
         }
+        if (e.meaning == registry::Meaning::blocked && e.status != registry::Status::listed) continue;
+        Check c = e.meaning == registry::Meaning::registered ? unregistered_check(e, *z, ip, any_error)
+                                                             : listed_check(e, *z, ip);
+        enforce(c, *z, util::day_of(f.now));
+        set_codes(c, replies::policy);
+        out.push_back(std::move(c));
     }
 }
 

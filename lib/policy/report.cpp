@@ -66,44 +66,32 @@ void spf_json(util::JsonWriter& w, const spf::Outcome& o) {
 
 }  // namespace
 
-std::string to_json(const Session& session, const Transcript& t) {
-    const Facts& f = session.facts();
-    static const config::Config& none = *config::defaults();
-    const config::Config& cfg = session.runtime() ? *session.runtime()->config : none;
-    bulk::Signals header_bulk = f.data.header_bulk.signals(cfg.bulk);
-    util::JsonWriter w;
-    w.begin_object();
-    w.key("config").value(cfg.source);
+namespace {
 
+void spf_section(util::JsonWriter& w, const MailFacts& m) {
     w.key("spf");
-    if (f.mail.spf_mail) {
-        spf_json(w, *f.mail.spf_mail);
+    if (m.spf_mail) {
+        spf_json(w, *m.spf_mail);
     } else {
         // Not evaluated (trusted client, trusted forwarder, refused before MAIL FROM).
         w.begin_object();
         w.key("identity").value("mailfrom");
         w.key("domain").value("");
         w.key("result").value("none");
-        w.key("skipped").value(f.mail.trust != TrustReason::none
-                                   ? std::string("trusted:") + to_string(f.mail.trust)
-                               : f.mail.spf_skipped_forwarder ? std::string("trusted-forwarder")
-                                                              : std::string("not-reached"));
+        w.key("skipped").value(m.trust != TrustReason::none ? std::string("trusted:") + to_string(m.trust)
+                               : m.spf_skipped_forwarder ? std::string("trusted-forwarder")
+                                                         : std::string("not-reached"));
         w.end_object();
     }
-    if (f.mail.spf_helo) {
+    if (m.spf_helo) {
         w.key("spf_helo");
-        spf_json(w, *f.mail.spf_helo);
+        spf_json(w, *m.spf_helo);
     }
-    w.key("client").begin_object();
-    w.key("ip").value(f.connect.ip ? f.connect.ip->str() : "");
-    w.key("hostname").value(session.context().hostname);
-    w.key("trust").value(to_string(f.mail.trust == TrustReason::none && f.connect.network_trusted
-                                       ? TrustReason::network
-                                       : f.mail.trust));
-    w.end_object();
+}
 
+void registry_section(util::JsonWriter& w, const ConnectFacts& c) {
     w.key("registry").begin_array();
-    for (const auto& e : f.connect.registry) {
+    for (const auto& e : c.registry) {
         w.begin_object();
         w.key("name").value(e.name);
         w.key("zone").value(e.zone);
@@ -122,7 +110,10 @@ std::string to_json(const Session& session, const Transcript& t) {
         w.end_object();
     }
     w.end_array();
+}
 
+void bulk_section(util::JsonWriter& w, const Facts& f, const config::Config& cfg, const Transcript& t) {
+    bulk::Signals header_bulk = f.data.header_bulk.signals(cfg.bulk);
     w.key("bulk").begin_object();
     w.key("bulk").value(f.mail.envelope_bulk.any() || header_bulk.any());
     w.key("signals").begin_array();
@@ -139,7 +130,10 @@ std::string to_json(const Session& session, const Transcript& t) {
     }
     w.end_array();
     w.end_object();
+}
 
+// "verdicts", then what the data stage would do to the message, then the log.
+void verdicts_section(util::JsonWriter& w, const Transcript& t) {
     w.key("verdicts").begin_array();
     const Reply* data = nullptr;
     for (const auto& sr : t.replies) {
@@ -155,7 +149,6 @@ std::string to_json(const Session& session, const Transcript& t) {
         if (sr.stage == Stage::data) data = &sr.reply;
     }
     w.end_array();
-
     w.key("headers").begin_array();
     if (data)
         for (const auto& h : data->add_headers) w.value(h.name + ": " + h.value);
@@ -172,6 +165,27 @@ std::string to_json(const Session& session, const Transcript& t) {
     for (const auto& sr : t.replies)
         if (!sr.reply.log.empty()) w.value(sr.reply.log);
     w.end_array();
+}
+
+}  // namespace
+
+std::string to_json(const Session& session, const Transcript& t) {
+    const Facts& f = session.facts();
+    static const config::Config& none = *config::defaults();
+    const config::Config& cfg = session.runtime() ? *session.runtime()->config : none;
+    util::JsonWriter w;
+    w.begin_object();
+    w.key("config").value(cfg.source);
+    spf_section(w, f.mail);
+    w.key("client").begin_object();
+    w.key("ip").value(f.connect.ip ? f.connect.ip->str() : "");
+    w.key("hostname").value(session.context().hostname);
+    w.key("trust").value(
+        to_string(f.mail.trust == TrustReason::none && f.connect.network_trusted ? TrustReason::network : f.mail.trust));
+    w.end_object();
+    registry_section(w, f.connect);
+    bulk_section(w, f, cfg, t);
+    verdicts_section(w, t);
     w.end_object();
     return w.str();
 }

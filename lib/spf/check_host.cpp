@@ -389,6 +389,7 @@ private:
         return Match::no;
     }
 
+    // One mechanism against the client (RFC 7208 §5).
     Match match(const Term& t, const std::string& domain, std::string& problem) {
         switch (t.mechanism) {
             case Mechanism::all:
@@ -402,97 +403,112 @@ private:
         if (!count_term(problem)) return Match::permerror;
         std::string target;
         bool usable = target_name(t.domain_spec, domain, target);
+        if (!usable && t.mechanism == Mechanism::include) {
+            problem = t.text + ": target is not a valid domain name";
+            return Match::permerror;
+        }
+        if (!usable) return unusable(problem);
         switch (t.mechanism) {
-            case Mechanism::include: {  // §5.2
-                if (!usable) {
-                    problem = t.text + ": target is not a valid domain name";
-                    return Match::permerror;
-                }
-                Verdict v = check(target);
-                switch (v.result) {
-                    case Result::pass:
-                        return Match::yes;
-                    case Result::fail:
-                    case Result::softfail:
-                    case Result::neutral:
-                        return Match::no;
-                    case Result::temperror:
-                        problem = v.problem;
-                        return Match::temperror;
-                    case Result::permerror:
-                        problem = v.problem;
-                        return Match::permerror;
-                    case Result::none:
-                        problem = "include:" + target + ": " + v.problem;
-                        return Match::permerror;
-                }
-                return Match::permerror;
-            }
-            case Mechanism::a: {  // §5.3
-                if (!usable) return unusable(problem);
-                DnsAnswer ans = query(target, address_type());
-                if (ans.status != DnsStatus::ok)
-                    return lookup_failed(
-                        ans, std::string(dns::to_string(address_type())) + " lookup for " + target, problem);
-                return has_address(ans, ip_.is_v4() ? t.cidr4 : t.cidr6) ? Match::yes : Match::no;
-            }
-            case Mechanism::mx: {  // §5.4
-                if (!usable) return unusable(problem);
-                DnsAnswer ans = query(target, RrType::mx);
-                if (ans.status != DnsStatus::ok)
-                    return lookup_failed(ans, "MX lookup for " + target, problem);
-                std::vector<std::string> hosts;
-                for (const auto& r : ans.rdata) {
-                    size_t sp = r.find(' ');
-                    std::string host = strip_dot(
-                        sp == std::string::npos ? std::string_view() : std::string_view(r).substr(sp + 1));
-                    if (!host.empty()) hosts.push_back(std::move(host));  // "0 ." is a null MX
-                }
-                // §4.6.4: more than 10 MX names is a permerror.
-                if (int(hosts.size()) > opt_.limits.mx_names) {
-                    problem = target + " has " + std::to_string(hosts.size()) + " MX names, more than " +
-                              std::to_string(opt_.limits.mx_names) + " (RFC 7208 §4.6.4)";
-                    return Match::permerror;
-                }
-                // The hosts' address lookups are not counted as void: an IPv6
-                // client checked against IPv4-only MX hosts would otherwise
-                // exhaust the limit (pyspf #44).
-                for (const auto& h : hosts) {
-                    std::string q;
-                    if (!query_name(h, q)) continue;
-                    DnsAnswer addr = query(q, address_type());
-                    if (dns::is_temporary(addr.status)) {
-                        problem = std::string(dns::to_string(address_type())) + " lookup for MX host " + q +
-                                  ": " + describe(addr);
-                        return Match::temperror;
-                    }
-                    if (has_address(addr, ip_.is_v4() ? t.cidr4 : t.cidr6)) return Match::yes;
-                }
-                return Match::no;
-            }
-            case Mechanism::ptr: {  // §5.5
-                if (!usable) return unusable(problem);
-                DnsAnswer ans;
-                auto names = ptr_names(ans);
-                if (!names) {
-                    // §5.5: a DNS error on the PTR lookup makes the mechanism not match.
-                    if (dns::is_temporary(ans.status)) return Match::no;
-                    if (!count_void(problem)) return Match::permerror;
-                    return Match::no;
-                }
-                for (const auto& n : *names)
-                    if (is_same_or_subdomain(n, target) && validates(n)) return Match::yes;
-                return Match::no;
-            }
-            case Mechanism::exists: {  // §5.7: an A query whatever the client's family
-                if (!usable) return unusable(problem);
-                DnsAnswer ans = query(target, RrType::a);
-                if (ans.status != DnsStatus::ok) return lookup_failed(ans, "A lookup for " + target, problem);
-                return Match::yes;
-            }
+            case Mechanism::include:
+                return match_include(target, problem);
+            case Mechanism::a:
+                return match_a(t, target, problem);
+            case Mechanism::mx:
+                return match_mx(t, target, problem);
+            case Mechanism::ptr:
+                return match_ptr(target, problem);
+            case Mechanism::exists:
+                return match_exists(target, problem);
             default:
                 return Match::no;
         }
+    }
+
+    // §5.2: the included domain's result decides whether this term matches.
+    Match match_include(const std::string& target, std::string& problem) {
+        Verdict v = check(target);
+        switch (v.result) {
+            case Result::pass:
+                return Match::yes;
+            case Result::fail:
+            case Result::softfail:
+            case Result::neutral:
+                return Match::no;
+            case Result::temperror:
+                problem = v.problem;
+                return Match::temperror;
+            case Result::permerror:
+                problem = v.problem;
+                return Match::permerror;
+            case Result::none:
+                problem = "include:" + target + ": " + v.problem;
+                return Match::permerror;
+        }
+        return Match::permerror;
+    }
+
+    // §5.3
+    Match match_a(const Term& t, const std::string& target, std::string& problem) {
+        DnsAnswer ans = query(target, address_type());
+        if (ans.status != DnsStatus::ok)
+            return lookup_failed(ans, std::string(dns::to_string(address_type())) + " lookup for " + target, problem);
+        return has_address(ans, ip_.is_v4() ? t.cidr4 : t.cidr6) ? Match::yes : Match::no;
+    }
+
+    // §5.4
+    Match match_mx(const Term& t, const std::string& target, std::string& problem) {
+        DnsAnswer ans = query(target, RrType::mx);
+        if (ans.status != DnsStatus::ok) return lookup_failed(ans, "MX lookup for " + target, problem);
+        std::vector<std::string> hosts;
+        for (const auto& r : ans.rdata) {
+            size_t sp = r.find(' ');
+            std::string host =
+                strip_dot(sp == std::string::npos ? std::string_view() : std::string_view(r).substr(sp + 1));
+            if (!host.empty()) hosts.push_back(std::move(host));  // "0 ." is a null MX
+        }
+        // §4.6.4: more than 10 MX names is a permerror.
+        if (int(hosts.size()) > opt_.limits.mx_names) {
+            problem = target + " has " + std::to_string(hosts.size()) + " MX names, more than " +
+                      std::to_string(opt_.limits.mx_names) + " (RFC 7208 §4.6.4)";
+            return Match::permerror;
+        }
+        // The hosts' address lookups are not counted as void: an IPv6
+        // client checked against IPv4-only MX hosts would otherwise
+        // exhaust the limit (pyspf #44).
+        for (const auto& h : hosts) {
+            std::string q;
+            if (!query_name(h, q)) continue;
+            DnsAnswer addr = query(q, address_type());
+            if (dns::is_temporary(addr.status)) {
+                problem =
+                    std::string(dns::to_string(address_type())) + " lookup for MX host " + q + ": " + describe(addr);
+                return Match::temperror;
+            }
+            if (has_address(addr, ip_.is_v4() ? t.cidr4 : t.cidr6)) return Match::yes;
+        }
+        return Match::no;
+    }
+
+    // §5.5
+    Match match_ptr(const std::string& target, std::string& problem) {
+        DnsAnswer ans;
+        auto names = ptr_names(ans);
+        if (!names) {
+            // §5.5: a DNS error on the PTR lookup makes the mechanism not match.
+            if (dns::is_temporary(ans.status)) return Match::no;
+            if (!count_void(problem)) return Match::permerror;
+            return Match::no;
+        }
+        for (const auto& n : *names)
+            if (is_same_or_subdomain(n, target) && validates(n)) return Match::yes;
+        return Match::no;
+    }
+
+    // §5.7: an A query whatever the client's family.
+    Match match_exists(const std::string& target, std::string& problem) {
+        DnsAnswer ans = query(target, RrType::a);
+        if (ans.status != DnsStatus::ok) return lookup_failed(ans, "A lookup for " + target, problem);
+        return Match::yes;
     }
 
     dns::Resolver& dns_;

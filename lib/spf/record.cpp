@@ -38,109 +38,87 @@ bool take_length_suffix(std::string_view& s, std::string_view& digits) {
     return true;
 }
 
-bool ieq(std::string_view a, const char* b) {
-    return iequals(a, b);
-}
-
-std::string parse_mechanism(std::string_view term, Term& t) {
-    t.text.assign(term);
-    std::string_view body = term;
+// A leading qualifier (RFC 7208 §4.6.2), removed from `body`.
+void take_qualifier(std::string_view& body, Term& t) {
     switch (body[0]) {
         case '+':
             t.qualifier = Qualifier::pass;
-            body.remove_prefix(1);
             break;
         case '-':
             t.qualifier = Qualifier::fail;
-            body.remove_prefix(1);
             break;
         case '~':
             t.qualifier = Qualifier::softfail;
-            body.remove_prefix(1);
             break;
         case '?':
             t.qualifier = Qualifier::neutral;
-            body.remove_prefix(1);
             break;
         default:
-            break;
+            return;
     }
-    size_t end = body.find_first_of(":/");
-    std::string_view name = body.substr(0, end);
-    std::string_view rest = end == std::string_view::npos ? std::string_view() : body.substr(end);
-    if (ieq(name, "all"))
-        t.mechanism = Mechanism::all;
-    else if (ieq(name, "include"))
-        t.mechanism = Mechanism::include;
-    else if (ieq(name, "a"))
-        t.mechanism = Mechanism::a;
-    else if (ieq(name, "mx"))
-        t.mechanism = Mechanism::mx;
-    else if (ieq(name, "ptr"))
-        t.mechanism = Mechanism::ptr;
-    else if (ieq(name, "ip4"))
-        t.mechanism = Mechanism::ip4;
-    else if (ieq(name, "ip6"))
-        t.mechanism = Mechanism::ip6;
-    else if (ieq(name, "exists"))
-        t.mechanism = Mechanism::exists;
-    else if (name.empty())
-        return "missing mechanism name in " + quoted(term);
-    else
-        return "unknown mechanism " + quoted(name);
+    body.remove_prefix(1);
+}
 
-    switch (t.mechanism) {
-        case Mechanism::all:  // §5.1: all = "all"
-            if (!rest.empty()) return "all takes no argument: " + quoted(term);
-            return "";
-        case Mechanism::ip4:
-        case Mechanism::ip6: {  // §5.6
-            bool v4 = t.mechanism == Mechanism::ip4;
-            const char* kind = v4 ? "ip4" : "ip6";
-            if (rest.empty() || rest[0] != ':' || rest.size() == 1)
-                return std::string(kind) + " needs a network: " + quoted(term);
-            std::string_view net = rest.substr(1), len;
-            size_t slash = net.find('/');
-            if (slash != std::string_view::npos) {
-                len = net.substr(slash + 1);
-                net = net.substr(0, slash);
-            }
-            auto addr = net::Address::parse(net);
-            bool has_colon = net.find(':') != std::string_view::npos;
-            if (!addr || (v4 && has_colon) || (!v4 && !has_colon) || addr->is_v4() != v4)
-                return std::string("bad ") + kind + " network " + quoted(net);
-            t.network = *addr;
-            t.prefix = v4 ? 32 : 128;
-            if (slash != std::string_view::npos && !parse_length(len, v4 ? 32 : 128, t.prefix))
-                return std::string("bad ") + kind + " prefix length " + quoted("/" + std::string(len)) +
-                       " in " + quoted(term);
-            return "";
+// The mechanism's name, case-insensitive (§4.6.1); false for none.
+bool mechanism_of(std::string_view name, Mechanism& m) {
+    static const std::pair<const char*, Mechanism> names[] = {
+        {"all", Mechanism::all}, {"include", Mechanism::include}, {"a", Mechanism::a},
+        {"mx", Mechanism::mx},   {"ptr", Mechanism::ptr},         {"ip4", Mechanism::ip4},
+        {"ip6", Mechanism::ip6}, {"exists", Mechanism::exists}};
+    for (const auto& [n, mech] : names)
+        if (iequals(name, n)) {
+            m = mech;
+            return true;
         }
-        case Mechanism::a:
-        case Mechanism::mx: {  // §5.3, §5.4: [ ":" domain-spec ] [ dual-cidr-length ]
-            std::string_view s = rest, digits;
-            std::string_view two = s;
-            // ip6-cidr-length: a trailing "//N".
-            if (take_length_suffix(two, digits) && !two.empty() && two.back() == '/') {
-                if (!parse_length(digits, 128, t.cidr6))
-                    return "bad ip6 prefix length " + quoted("//" + std::string(digits)) + " in " +
-                           quoted(term);
-                s = two.substr(0, two.size() - 1);
-            }
-            std::string_view one = s;
-            if (take_length_suffix(one, digits)) {
-                if (!parse_length(digits, 32, t.cidr4))
-                    return "bad ip4 prefix length " + quoted("/" + std::string(digits)) + " in " +
-                           quoted(term);
-                s = one;
-            }
-            rest = s;
-            break;
-        }
-        default:
-            break;
+    return false;
+}
+
+// §5.6: ip4 / ip6 ":" network [ "/" length ].
+std::string parse_network(std::string_view term, std::string_view rest, Term& t) {
+    bool v4 = t.mechanism == Mechanism::ip4;
+    const char* kind = v4 ? "ip4" : "ip6";
+    if (rest.empty() || rest[0] != ':' || rest.size() == 1)
+        return std::string(kind) + " needs a network: " + quoted(term);
+    std::string_view net = rest.substr(1), len;
+    size_t slash = net.find('/');
+    if (slash != std::string_view::npos) {
+        len = net.substr(slash + 1);
+        net = net.substr(0, slash);
     }
-    // include a mx ptr exists: [ ":" domain-spec ]
+    auto addr = net::Address::parse(net);
+    bool has_colon = net.find(':') != std::string_view::npos;
+    if (!addr || (v4 && has_colon) || (!v4 && !has_colon) || addr->is_v4() != v4)
+        return std::string("bad ") + kind + " network " + quoted(net);
+    t.network = *addr;
+    t.prefix = v4 ? 32 : 128;
+    if (slash != std::string_view::npos && !parse_length(len, v4 ? 32 : 128, t.prefix))
+        return std::string("bad ") + kind + " prefix length " + quoted("/" + std::string(len)) + " in " +
+               quoted(term);
+    return "";
+}
+
+// §5.3, §5.4: the dual-cidr-length of a / mx, taken off the end of `rest`.
+std::string take_dual_cidr(std::string_view term, std::string_view& rest, Term& t) {
+    std::string_view s = rest, digits;
+    std::string_view two = s;
+    // ip6-cidr-length: a trailing "//N".
+    if (take_length_suffix(two, digits) && !two.empty() && two.back() == '/') {
+        if (!parse_length(digits, 128, t.cidr6))
+            return "bad ip6 prefix length " + quoted("//" + std::string(digits)) + " in " + quoted(term);
+        s = two.substr(0, two.size() - 1);
+    }
+    std::string_view one = s;
+    if (take_length_suffix(one, digits)) {
+        if (!parse_length(digits, 32, t.cidr4))
+            return "bad ip4 prefix length " + quoted("/" + std::string(digits)) + " in " + quoted(term);
+        s = one;
+    }
+    rest = s;
+    return "";
+}
+
+// include a mx ptr exists: [ ":" domain-spec ] (required for include, exists).
+std::string parse_target(std::string_view term, std::string_view rest, Term& t) {
     if (rest.empty()) {
         if (t.mechanism == Mechanism::include || t.mechanism == Mechanism::exists)
             return std::string(to_string(t.mechanism)) + " needs \":\" and a domain: " + quoted(term);
@@ -153,6 +131,32 @@ std::string parse_mechanism(std::string_view term, Term& t) {
     if (!err.empty()) return err + " in " + quoted(term);
     t.domain_spec.assign(spec);
     return "";
+}
+
+// One mechanism term (§4.6.1, §5) into `t`; "" or what is wrong.
+std::string parse_mechanism(std::string_view term, Term& t) {
+    t.text.assign(term);
+    std::string_view body = term;
+    take_qualifier(body, t);
+    size_t end = body.find_first_of(":/");
+    std::string_view name = body.substr(0, end);
+    std::string_view rest = end == std::string_view::npos ? std::string_view() : body.substr(end);
+    if (name.empty()) return "missing mechanism name in " + quoted(term);
+    if (!mechanism_of(name, t.mechanism)) return "unknown mechanism " + quoted(name);
+    switch (t.mechanism) {
+        case Mechanism::all:  // §5.1: all = "all"
+            return rest.empty() ? "" : "all takes no argument: " + quoted(term);
+        case Mechanism::ip4:
+        case Mechanism::ip6:
+            return parse_network(term, rest, t);
+        case Mechanism::a:
+        case Mechanism::mx:
+            if (std::string err = take_dual_cidr(term, rest, t); !err.empty()) return err;
+            break;
+        default:
+            break;
+    }
+    return parse_target(term, rest, t);
 }
 
 }  // namespace

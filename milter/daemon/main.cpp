@@ -260,26 +260,74 @@ void* milter_main(void*) {
     return nullptr;
 }
 
+// regmilter -t: every problem of the configuration, its table and the socket.
+int check_configuration(const Args& args) {
+    Service service(args.config);
+    auto problems = service.start();
+    for (const auto& p : problems) std::cout << p.str() << "\n";
+    if (!problems.empty()) return 1;
+    std::string error;
+    if (!net::parse_socket(args.socket.value_or(service.current()->config->milter.socket), error)) {
+        std::cout << args.config << ": [milter] " << error << "\n";
+        return 1;
+    }
+    std::cout << args.config << ": OK\n";
+    return 0;
+}
+
+// What start-up settled: where the milter listens and as whom it runs.
+struct Placement {
+    net::SocketSpec socket;
+    std::optional<User> user;
+    std::string pid_file;
+};
+
+// Opens the socket (as root when started so), then detaches, writes the pid
+// file and leaves root. Any failure ends the process with its reason.
+Placement take_place(const Args& args, Service& service) {
+    const config::Milter& mc = service.current()->config->milter;
+    Placement p;
+    std::string error;
+    std::optional<net::SocketSpec> sock = net::parse_socket(args.socket.value_or(mc.socket), error);
+    if (!sock) fail(error);
+    p.socket = *sock;
+    p.pid_file = args.pid_file.value_or(mc.pid_file);
+    std::string user_name = args.user.value_or(mc.user);
+    if (geteuid() == 0) {
+        if (user_name.empty()) {
+            log_line(LOG_WARNING, "running as root: set [milter] user");
+        } else {
+            p.user = find_user(user_name, error);
+            if (!error.empty()) fail(error);
+        }
+    }
+    const User* owner = p.user ? &*p.user : nullptr;
+    std::string conn = p.socket.conn();
+    if (smfi_register(filter_description(service)) != MI_SUCCESS) fail("smfi_register failed");
+    if (smfi_setconn(const_cast<char*>(conn.c_str())) != MI_SUCCESS) fail("smfi_setconn " + conn + " failed");
+    // The socket file appears with the umask's mode; tighten before, set exactly after.
+    mode_t old_umask = umask(static_cast<mode_t>(~mc.socket_mode & 0777));
+    if (smfi_opensocket(true) != MI_SUCCESS) fail("cannot open socket " + conn);
+    umask(old_umask);
+    if (!p.socket.path.empty())
+        if (std::string e = set_socket_access(p.socket.path, mc.socket_mode, owner); !e.empty()) fail(e);
+    if (!args.foreground)
+        if (std::string e = detach(); !e.empty()) fail(e);
+    if (!p.pid_file.empty())
+        if (std::string e = write_pid_file(p.pid_file, owner); !e.empty()) fail(e);
+    if (p.user)
+        if (std::string e = drop_privileges(*p.user); !e.empty()) fail(e);
+    return p;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     Args args = parse_args(argc, argv);
-    Service service(args.config);
-
-    if (args.check) {
-        auto problems = service.start();
-        for (const auto& p : problems) std::cout << p.str() << "\n";
-        if (!problems.empty()) return 1;
-        std::string error;
-        if (!net::parse_socket(args.socket.value_or(service.current()->config->milter.socket), error)) {
-            std::cout << args.config << ": [milter] " << error << "\n";
-            return 1;
-        }
-        std::cout << args.config << ": OK\n";
-        return 0;
-    }
+    if (args.check) return check_configuration(args);
 
     log_open(args.foreground);
+    Service service(args.config);
     auto problems = service.start();
     if (!problems.empty()) {
         for (const auto& p : problems) log_line(LOG_ERR, p.str());
@@ -287,64 +335,25 @@ int main(int argc, char** argv) {
             for (const auto& p : problems) std::fprintf(stderr, "regmilter: %s\n", p.str().c_str());
         fail(args.config + ": " + std::to_string(problems.size()) + " problem(s), not starting");
     }
-    const config::Milter& mc = service.current()->config->milter;
-
-    std::string error;
-    std::optional<net::SocketSpec> sock = net::parse_socket(args.socket.value_or(mc.socket), error);
-    if (!sock) fail(error);
-    std::string user_name = args.user.value_or(mc.user);
-    std::string pid_file = args.pid_file.value_or(mc.pid_file);
-
-    std::optional<User> user;
-    if (geteuid() == 0) {
-        if (user_name.empty()) {
-            log_line(LOG_WARNING, "running as root: set [milter] user");
-        } else {
-            user = find_user(user_name, error);
-            if (!error.empty()) fail(error);
-        }
-    }
-
-    std::string conn = sock->conn();
-    if (smfi_register(filter_description(service)) != MI_SUCCESS) fail("smfi_register failed");
-    if (smfi_setconn(const_cast<char*>(conn.c_str())) != MI_SUCCESS) fail("smfi_setconn " + conn + " failed");
-    // The socket file appears with the umask's mode; tighten before, set exactly after.
-    mode_t old_umask = umask(static_cast<mode_t>(~mc.socket_mode & 0777));
-    if (smfi_opensocket(true) != MI_SUCCESS) fail("cannot open socket " + conn);
-    umask(old_umask);
-    if (!sock->path.empty()) {
-        std::string e = set_socket_access(sock->path, mc.socket_mode, user ? &*user : nullptr);
-        if (!e.empty()) fail(e);
-    }
-
-    if (!args.foreground) {
-        std::string e = detach();
-        if (!e.empty()) fail(e);
-    }
-    if (!pid_file.empty()) {
-        std::string e = write_pid_file(pid_file, user ? &*user : nullptr);
-        if (!e.empty()) fail(e);
-    }
-    if (user) {
-        std::string e = drop_privileges(*user);
-        if (!e.empty()) fail(e);
-    }
+    Placement place = take_place(args, service);
 
     // Block the signals before any thread exists, so every thread inherits the mask.
     sigset_t set = handled_signals();
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
-    log_line(LOG_INFO, std::string("starting: regmilter ") + util::version + ", config " + args.config + ", socket " + conn + ", mode " +
-                           util::name_of(mc.mode) + (user ? ", user " + user->name : std::string()) +
-                           ", authserv_id " + service.current()->authserv_id);
+    const config::Milter& mc = service.current()->config->milter;
+    log_line(LOG_INFO, std::string("starting: regmilter ") + util::version + ", config " + args.config + ", socket " +
+                           place.socket.conn() + ", mode " + util::name_of(mc.mode) +
+                           (place.user ? ", user " + place.user->name : std::string()) + ", authserv_id " +
+                           service.current()->authserv_id);
     g_main_thread = pthread_self();
     pthread_t milter_thread;
     if (pthread_create(&milter_thread, nullptr, milter_main, nullptr) != 0) fail("cannot start the milter thread");
-    run_signals(service, sock->path);
+    run_signals(service, place.socket.path);
     if (g_milter_done) pthread_join(milter_thread, nullptr);
 
-    remove_pid_file(pid_file);
+    remove_pid_file(place.pid_file);
     log_line(LOG_INFO, "stopped");
     int status = g_milter_result == MI_SUCCESS ? 0 : 1;
     // Sessions still open after the drain limit run on libmilter threads:

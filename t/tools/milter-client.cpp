@@ -143,113 +143,144 @@ public:
     }
 
     // One script line; false on a line that is not a command.
+    // One script line; false on a line that is not a command.
     bool run(const std::string& line) {
         std::string_view l = util::trim(line);
         if (l.empty() || l.front() == '#') return true;
         std::cout << "> " << line << std::endl;
-        auto words = util::split(l, " ");
-        std::string verb(words[0]);
-        std::string rest = l.size() > verb.size() ? std::string(util::trim(l.substr(verb.size()))) : "";
-        auto word = [&](size_t i) { return i < words.size() ? unescape(words[i]) : std::string(); };
-        uint32_t p = conn_.protocol;
-        if (verb == "negotiate") {
+        Line c;
+        c.words = util::split(l, " ");
+        c.verb = std::string(c.words[0]);
+        c.rest = l.size() > c.verb.size() ? std::string(util::trim(l.substr(c.verb.size()))) : "";
+        return negotiation(c) || smtp_step(c) || raw_traffic(c) || control(c);
+    }
+
+private:
+    struct Line {
+        std::vector<std::string_view> words;
+        std::string verb, rest;
+        std::string word(size_t i) const { return i < words.size() ? unescape(words[i]) : std::string(); }
+    };
+
+    // negotiate [actions=HEX] [protocol=HEX] [version=N]; macro LETTER NAME=VALUE...
+    bool negotiation(const Line& c) {
+        if (c.verb == "negotiate") {
             uint32_t version = 6, actions = 0x1ff, protocol = 0x1fffff;
-            for (size_t i = 1; i < words.size(); ++i) {
-                std::string w(words[i]);
+            for (size_t i = 1; i < c.words.size(); ++i) {
+                std::string w(c.words[i]);
                 auto eq = w.find('=');
-                if (eq == std::string::npos) return false;
-                unsigned long v = std::stoul(w.substr(eq + 1), nullptr, 0);
-                if (w.compare(0, eq, "actions") == 0)
-                    actions = uint32_t(v);
-                else if (w.compare(0, eq, "protocol") == 0)
-                    protocol = uint32_t(v);
-                else if (w.compare(0, eq, "version") == 0)
-                    version = uint32_t(v);
+                if (eq == std::string::npos) throw std::invalid_argument("want NAME=VALUE: " + w);
+                uint32_t v = uint32_t(std::stoul(w.substr(eq + 1), nullptr, 0));
+                std::string key = w.substr(0, eq);
+                if (key == "actions")
+                    actions = v;
+                else if (key == "protocol")
+                    protocol = v;
+                else if (key == "version")
+                    version = v;
                 else
-                    return false;
+                    throw std::invalid_argument("unknown negotiate setting " + key);
             }
             send(cmd::negotiate, testing::negotiate_body(version, actions, protocol), true);
             if (conn_.version != 0) {
                 char buf[64];
-                std::snprintf(buf, sizeof buf, "negotiated actions=0x%x protocol=0x%x", conn_.actions,
-                              conn_.protocol);
+                std::snprintf(buf, sizeof buf, "negotiated actions=0x%x protocol=0x%x", conn_.actions, conn_.protocol);
                 say(buf);
             }
-        } else if (verb == "macro") {
-            if (words.size() < 2 || words[1].size() != 1) return false;
-            std::string body(words[1]);
-            for (size_t i = 2; i < words.size(); ++i) {
-                std::string w = unescape(words[i]);
-                auto eq = w.find('=');
-                body += testing::nul_terminated(w.substr(0, eq));
-                body += testing::nul_terminated(eq == std::string::npos ? "" : w.substr(eq + 1));
-            }
-            send(cmd::macro, body, false);
-        } else if (verb == "connect") {
-            std::string host = word(1), addr = word(2);
-            uint16_t port = words.size() > 3 ? uint16_t(std::stoi(word(3))) : 25;
+            return true;
+        }
+        if (c.verb != "macro") return false;
+        if (c.words.size() < 2 || c.words[1].size() != 1) throw std::invalid_argument("macro LETTER NAME=VALUE...");
+        std::string body(c.words[1]);
+        for (size_t i = 2; i < c.words.size(); ++i) {
+            std::string w = unescape(c.words[i]);
+            auto eq = w.find('=');
+            body += testing::nul_terminated(w.substr(0, eq));
+            body += testing::nul_terminated(eq == std::string::npos ? "" : w.substr(eq + 1));
+        }
+        send(cmd::macro, body, false);
+        return true;
+    }
+
+    // The commands of an SMTP session; a reply is read unless the milter
+    // negotiated it away.
+    bool smtp_step(const Line& c) {
+        uint32_t p = conn_.protocol;
+        if (c.verb == "connect") {
+            std::string host = c.word(1), addr = c.word(2);
+            uint16_t port = c.words.size() > 3 ? uint16_t(std::stoi(c.word(3))) : 25;
             auto a = net::Address::parse(addr);
             char family = !a ? 'U' : a->is_v4() ? '4' : '6';
             send(cmd::connect, testing::connect_body(host, family, port, addr), !(p & proto::nr_connect));
-        } else if (verb == "helo") {
-            send(cmd::helo, testing::nul_terminated(unescape(rest)), !(p & proto::nr_helo));
-        } else if (verb == "mail" || verb == "rcpt") {
+        } else if (c.verb == "helo") {
+            send(cmd::helo, testing::nul_terminated(unescape(c.rest)), !(p & proto::nr_helo));
+        } else if (c.verb == "mail" || c.verb == "rcpt") {
             std::string body;
-            for (size_t i = 1; i < words.size(); ++i) body += testing::nul_terminated(word(i));
-            bool reply = verb == "mail" ? !(p & proto::nr_mail) : !(p & proto::nr_rcpt);
-            send(verb == "mail" ? cmd::mail : cmd::rcpt, body, reply);
-        } else if (verb == "header") {
-            if (words.size() < 2) return false;
-            std::string name = word(1);
-            std::string value = unescape(util::trim(std::string_view(rest).substr(words[1].size())));
-            send(cmd::header, testing::nul_terminated(name) + testing::nul_terminated(value), !(p & proto::nr_header));
-        } else if (verb == "eoh") {
+            for (size_t i = 1; i < c.words.size(); ++i) body += testing::nul_terminated(c.word(i));
+            bool mail = c.verb == "mail";
+            send(mail ? cmd::mail : cmd::rcpt, body, !(p & (mail ? proto::nr_mail : proto::nr_rcpt)));
+        } else if (c.verb == "header") {
+            if (c.words.size() < 2) throw std::invalid_argument("header NAME VALUE");
+            std::string value = unescape(util::trim(std::string_view(c.rest).substr(c.words[1].size())));
+            send(cmd::header, testing::nul_terminated(c.word(1)) + testing::nul_terminated(value),
+                 !(p & proto::nr_header));
+        } else if (c.verb == "eoh") {
             send(cmd::end_of_headers, "", !(p & proto::nr_eoh));
-        } else if (verb == "body") {
-            send(cmd::body, unescape(rest), !(p & proto::nr_body));
-        } else if (verb == "eom") {
+        } else if (c.verb == "body") {
+            send(cmd::body, unescape(c.rest), !(p & proto::nr_body));
+        } else if (c.verb == "eom") {
             send(cmd::end_of_body, "", true);
-        } else if (verb == "data") {
+        } else if (c.verb == "data") {
             send(cmd::data, "", !(p & proto::nr_data));
-        } else if (verb == "unknown") {
-            send(cmd::unknown, testing::nul_terminated(unescape(rest)), !(p & proto::nr_unknown));
-        } else if (verb == "abort") {
-            send(cmd::abort, "", false);
-        } else if (verb == "quit") {
-            send(cmd::quit, "", false);
-        } else if (verb == "quit-nc") {
-            send(cmd::quit_nc, "", false);
-        } else if (verb == "packet") {
-            if (words.size() < 2 || words[1].size() != 1) return false;
-            std::string body = rest.size() > 1 ? unescape(util::trim(rest.substr(1))) : "";
-            send(words[1][0], body, false);
-        } else if (verb == "raw") {
+        } else if (c.verb == "unknown") {
+            send(cmd::unknown, testing::nul_terminated(unescape(c.rest)), !(p & proto::nr_unknown));
+        } else if (c.verb == "abort" || c.verb == "quit" || c.verb == "quit-nc") {
+            send(c.verb == "abort" ? cmd::abort : c.verb == "quit" ? cmd::quit : cmd::quit_nc, "", false);
+        } else {
+            return false;
+        }
+        return true;
+    }
+
+    // Traffic no MTA sends: any packet, raw bytes; reading by hand.
+    bool raw_traffic(const Line& c) {
+        if (c.verb == "packet") {
+            if (c.words.size() < 2 || c.words[1].size() != 1) throw std::invalid_argument("packet LETTER BODY");
+            send(c.words[1][0], c.rest.size() > 1 ? unescape(util::trim(c.rest.substr(1))) : "", false);
+        } else if (c.verb == "raw") {
             std::string bytes;
-            for (size_t i = 1; i < words.size(); ++i) {
-                std::string w(words[i]);
-                for (size_t j = 0; j + 1 < w.size(); j += 2) bytes += char(std::stoi(w.substr(j, 2), nullptr, 16));
-            }
+            for (size_t i = 1; i < c.words.size(); ++i)
+                for (size_t j = 0; j + 1 < c.words[i].size(); j += 2)
+                    bytes += char(std::stoi(std::string(c.words[i].substr(j, 2)), nullptr, 16));
             if (!conn_.is_open() || !conn_.send_raw(bytes)) say("send failed");
-        } else if (verb == "read") {
+        } else if (c.verb == "read") {
             answers();
-        } else if (verb == "expect-silence") {
+        } else if (c.verb == "expect-silence") {
             MilterResponse r;
             std::string error;
-            if (conn_.receive(r, std::chrono::milliseconds(std::stoi(word(1))), error))
+            if (conn_.receive(r, std::chrono::milliseconds(std::stoi(c.word(1))), error))
                 say(r.describe());
             else
                 say(error == "timeout" ? "silence" : error);
-        } else if (verb == "close") {
+        } else {
+            return false;
+        }
+        return true;
+    }
+
+    // The connection and the script's pace.
+    bool control(const Line& c) {
+        if (c.verb == "close") {
             conn_.close();
-        } else if (verb == "reopen") {
-            if (!open()) return true;
-        } else if (verb == "sleep") {
-            std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(word(1))));
-        } else if (verb == "touch") {
-            std::ofstream(word(1)).flush();
-        } else if (verb == "wait-file") {
+        } else if (c.verb == "reopen") {
+            open();
+        } else if (c.verb == "sleep") {
+            std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(c.word(1))));
+        } else if (c.verb == "touch") {
+            std::ofstream(c.word(1)).flush();
+        } else if (c.verb == "wait-file") {
             struct stat st;
-            for (int i = 0; i < 600 && ::stat(word(1).c_str(), &st) != 0; ++i)
+            for (int i = 0; i < 600 && ::stat(c.word(1).c_str(), &st) != 0; ++i)
                 std::this_thread::sleep_for(std::chrono::milliseconds(50));
         } else {
             return false;
@@ -257,7 +288,6 @@ public:
         return true;
     }
 
-private:
     net::SocketSpec socket_;
     std::chrono::milliseconds timeout_;
     MilterConnection conn_;

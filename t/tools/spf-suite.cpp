@@ -121,6 +121,56 @@ std::string join(const std::vector<std::string>& v) {
     return out;
 }
 
+// One test of the suite: "" when it passes, else why not.
+std::string run_test(const std::string& name, const yaml::Node& t, dns::MemoryResolver& dns) {
+    auto field = [&](const char* k) {
+        const yaml::Node* n = t.get(k);
+        return n && n->is_scalar() ? n->value : std::string();
+    };
+    std::vector<std::string> want;
+    if (const yaml::Node* r = t.get("result")) {
+        if (r->is_scalar()) want.push_back(r->value);
+        for (const auto& i : r->items) want.push_back(i.value);
+    }
+    auto ip = net::Address::parse(field("host"));
+    if (!ip) return "host \"" + field("host") + "\" is not an address";
+    spf::Request req;
+    req.ip = *ip;
+    req.sender = field("mailfrom");
+    req.helo = field("helo");
+    spf::Options opt;
+    if (const char* tr = std::getenv("SPF_SUITE_TRACE"); tr && *tr && *tr != '0') {
+        std::cout << "== " << name << "\n";
+        opt.trace = [](std::string_view line) { std::cout << "   " << line << "\n"; };
+    }
+    spf::Outcome out = spf::check_mailfrom(dns, req, opt);
+    std::string got = spf::to_string(out.result);
+    bool ok = false;
+    for (const auto& w : want) ok = ok || w == got;
+    std::string why;
+    const yaml::Node* exp = t.get("explanation");
+    if (ok && exp && exp->is_scalar() && out.result == spf::Result::fail) {
+        // "DEFAULT": the receiver's own default text, i.e. no exp=
+        // explanation. Otherwise compare without case: the suite's
+        // v-macro-ip6 spells %{ir} nibbles upper-case, RFC 7208 §7.4's
+        // example lower-case, and DNS names compare without case.
+        if (exp->value == "DEFAULT") {
+            if (!out.explanation.empty()) {
+                ok = false;
+                why = "explanation \"" + out.explanation + "\", want the default";
+            }
+        } else if (lower(exp->value) != lower(out.explanation)) {
+            ok = false;
+            why = "explanation \"" + out.explanation + "\", want \"" + exp->value + "\"";
+        }
+    }
+    if (ok) return "";
+    std::string r = "got " + got + ", want " + join(want);
+    if (!why.empty()) r += " (" + why + ")";
+    if (!out.problem.empty()) r += " (problem: " + out.problem + ")";
+    return r;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -160,58 +210,11 @@ int main(int argc, char** argv) {
             if (!only.empty() && !only.count(name)) continue;
             seen.insert(name);
             ++total;
-            auto field = [&](const char* k) {
-                const yaml::Node* n = t.get(k);
-                return n && n->is_scalar() ? n->value : std::string();
-            };
-            std::vector<std::string> want;
-            if (const yaml::Node* r = t.get("result")) {
-                if (r->is_scalar()) want.push_back(r->value);
-                for (const auto& i : r->items) want.push_back(i.value);
-            }
-            auto ip = net::Address::parse(field("host"));
-            if (!ip) {
-                std::cout << "FAIL " << name << ": host \"" << field("host") << "\" is not an address\n";
-                continue;
-            }
-            spf::Request req;
-            req.ip = *ip;
-            req.sender = field("mailfrom");
-            req.helo = field("helo");
-            spf::Options opt;
-            if (const char* tr = std::getenv("SPF_SUITE_TRACE"); tr && *tr && *tr != '0') {
-                std::cout << "== " << name << "\n";
-                opt.trace = [](std::string_view line) { std::cout << "   " << line << "\n"; };
-            }
-            spf::Outcome out = spf::check_mailfrom(dns, req, opt);
-            std::string got = spf::to_string(out.result);
-            bool ok = false;
-            for (const auto& w : want) ok = ok || w == got;
-            std::string why;
-            const yaml::Node* exp = t.get("explanation");
-            if (ok && exp && exp->is_scalar() && out.result == spf::Result::fail) {
-                // "DEFAULT": the receiver's own default text, i.e. no exp=
-                // explanation. Otherwise compare without case: the suite's
-                // v-macro-ip6 spells %{ir} nibbles upper-case, RFC 7208 §7.4's
-                // example lower-case, and DNS names compare without case.
-                if (exp->value == "DEFAULT") {
-                    if (!out.explanation.empty()) {
-                        ok = false;
-                        why = "explanation \"" + out.explanation + "\", want the default";
-                    }
-                } else if (lower(exp->value) != lower(out.explanation)) {
-                    ok = false;
-                    why = "explanation \"" + out.explanation + "\", want \"" + exp->value + "\"";
-                }
-            }
-            if (ok) {
+            std::string why = run_test(name, t, dns);
+            if (why.empty())
                 ++passed;
-                continue;
-            }
-            std::cout << "FAIL " << name << ": got " << got << ", want " << join(want);
-            if (!why.empty()) std::cout << " (" << why << ")";
-            if (!out.problem.empty()) std::cout << " (problem: " << out.problem << ")";
-            std::cout << "\n";
+            else
+                std::cout << "FAIL " << name << ": " << why << "\n";
         }
     }
     for (const auto& n : only)
