@@ -1,5 +1,7 @@
 #include "dns/cache.hpp"
 
+#include "util/strings.hpp"
+
 #include <algorithm>
 #include <cctype>
 
@@ -27,9 +29,7 @@ uint32_t keep_for(const CacheOptions& o, const DnsAnswer& a) {
 Cache::Cache(CacheOptions options, Now now) : options_(options), now_(std::move(now)) {}
 
 std::string Cache::key_of(std::string_view name, RrType type) {
-    std::string k;
-    k.reserve(name.size() + 6);
-    for (char c : name) k.push_back(char(std::tolower(static_cast<unsigned char>(c))));
+    std::string k = util::lower(name);
     while (!k.empty() && k.back() == '.') k.pop_back();
     k.push_back('/');
     k += std::to_string(unsigned(type));

@@ -1,5 +1,7 @@
 #include "dns/memory_resolver.hpp"
 
+#include "util/strings.hpp"
+
 #include <algorithm>
 #include <cctype>
 
@@ -8,10 +10,8 @@ namespace regmilter::dns {
 namespace {
 
 std::string key_of(std::string_view name) {
-    std::string k(name);
+    std::string k = util::lower(name);
     while (!k.empty() && k.back() == '.') k.pop_back();
-    std::transform(k.begin(), k.end(), k.begin(),
-                   [](unsigned char c) { return char(std::tolower(c)); });
     return k;
 }
 

@@ -1,5 +1,7 @@
 #include "spf/check_host.hpp"
 
+#include "util/text.hpp"
+
 #include <ctime>
 #include <map>
 #include <optional>
@@ -70,27 +72,10 @@ Result from_qualifier(Qualifier q) {
     return Result::neutral;
 }
 
-// Printable form of DNS text for traces: non-printable bytes as \xNN.
+// DNS text in traces and problems: quotes and backslashes escaped, other
+// bytes outside printable ASCII as \xNN (the log-value policy), bounded.
 std::string printable(std::string_view s, size_t max = 300) {
-    static const char hex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : s) {
-        if (out.size() >= max) {
-            out += "...";
-            break;
-        }
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += char(c);
-        } else if (c >= 0x20 && c < 0x7f) {
-            out += char(c);
-        } else {
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
+    return util::sanitize(s.substr(0, max), util::TextUse::log_value);
 }
 
 bool all_printable(std::string_view s) {

@@ -80,13 +80,6 @@ bool query_name(std::string_view in, std::string& out) {
     return true;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i])) return false;
-    return true;
-}
-
 bool is_same_or_subdomain(std::string_view name, std::string_view domain) {
     if (!name.empty() && name.back() == '.') name.remove_suffix(1);
     if (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);

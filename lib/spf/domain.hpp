@@ -7,7 +7,11 @@
 #include <string>
 #include <string_view>
 
+#include "util/strings.hpp"
+
 namespace regmilter::spf {
+
+using util::iequals;
 
 // Maximum length of a name SPF sends to DNS (RFC 7208 §7.3: 253 characters).
 constexpr size_t max_domain_length = 253;
@@ -34,9 +38,8 @@ bool is_toplabel(std::string_view label);
 // allowed: macros may legitimately produce them (%_).
 bool query_name(std::string_view expanded, std::string& out);
 
-// Case-insensitive ASCII comparison and suffix test on label boundaries:
-// "mx.example.com" is `name` == "example.com" or ends in ".example.com".
-bool iequals(std::string_view a, std::string_view b);
+// Suffix test on label boundaries, ignoring ASCII case: "mx.example.com"
+// is `name` == "example.com" or ends in ".example.com".
 bool is_same_or_subdomain(std::string_view name, std::string_view domain);
 
 }  // namespace regmilter::spf

@@ -1,5 +1,7 @@
 #include "spf/macro.hpp"
 
+#include "util/strings.hpp"
+
 #include <algorithm>
 #include <map>
 #include <vector>
@@ -91,7 +93,7 @@ std::string parse_one(std::string_view text, size_t i, MacroUse use, size_t& len
     std::string_view body = text.substr(i + 2, close - i - 2);
     std::string shown = "\"" + std::string(text.substr(i, close - i + 1)) + "\"";
     if (body.empty()) return "empty macro " + shown;
-    char l = lower(body[0]);
+    char l = util::ascii_lower(body[0]);
     if (!is_macro_letter(l)) return "unknown macro letter \"" + std::string(1, body[0]) + "\" in " + shown;
     if (!letter_allowed(l, use))
         return "macro letter \"" + std::string(1, body[0]) + "\" is allowed only in exp= text, in " + shown;
