@@ -6,48 +6,6 @@
 
 namespace regmilter::config {
 
-const char* to_string(Type t) {
-    switch (t) {
-        case Type::boolean:
-            return "boolean";
-        case Type::integer:
-            return "integer";
-        case Type::octal:
-            return "octal mode";
-        case Type::choice:
-            return "choice";
-        case Type::text:
-            return "text";
-        case Type::user:
-            return "user name";
-        case Type::domain:
-            return "DNS name";
-        case Type::path:
-            return "path";
-        case Type::file:
-            return "file";
-        case Type::socket:
-            return "socket";
-        case Type::nameserver_list:
-            return "list of nameservers";
-        case Type::cidr_list:
-            return "list of networks";
-        case Type::code_list:
-            return "list of addresses";
-        case Type::line_list:
-            return "list, one per line";
-        case Type::domain_list:
-            return "list of host names";
-        case Type::sender_list:
-            return "list of domains and networks";
-        case Type::date:
-            return "date";
-        case Type::delimiter:
-            return "characters";
-    }
-    return "?";
-}
-
 bool Option::is_list() const {
     switch (type) {
         case Type::nameserver_list:

@@ -4,18 +4,6 @@
 
 namespace regmilter::registry {
 
-const char* to_string(Status s) {
-    switch (s) {
-        case Status::listed:
-            return "listed";
-        case Status::unlisted:
-            return "unlisted";
-        case Status::error:
-            return "error";
-    }
-    return "?";
-}
-
 std::string query_name(const net::Address& ip, Format format, std::string_view zone) {
     net::Address a = ip.unmapped();
     std::string name;

@@ -35,7 +35,9 @@ struct Zone {
 };
 
 enum class Status { listed, unlisted, error };
-const char* to_string(Status);
+inline constexpr const char* status_names[] = {"listed", "unlisted", "error"};
+constexpr util::Names names_of(Status) { return status_names; }
+inline const char* to_string(Status s) { return util::name_of(s); }
 
 // What one zone said about the client.
 struct Entry {

@@ -14,26 +14,6 @@
 
 namespace regmilter::spf {
 
-const char* to_string(Result r) {
-    switch (r) {
-        case Result::none:
-            return "none";
-        case Result::neutral:
-            return "neutral";
-        case Result::pass:
-            return "pass";
-        case Result::fail:
-            return "fail";
-        case Result::softfail:
-            return "softfail";
-        case Result::temperror:
-            return "temperror";
-        case Result::permerror:
-            return "permerror";
-    }
-    return "?";
-}
-
 namespace {
 
 using dns::DnsAnswer;

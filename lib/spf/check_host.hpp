@@ -9,11 +9,16 @@
 
 #include "dns/resolver.hpp"
 #include "net/address.hpp"
+#include "util/names.hpp"
 
 namespace regmilter::spf {
 
+// RFC 7208 §2.6.
 enum class Result { none, neutral, pass, fail, softfail, temperror, permerror };
-const char* to_string(Result r);
+inline constexpr const char* result_names[] = {"none",     "neutral",   "pass",     "fail",
+                                               "softfail", "temperror", "permerror"};
+constexpr util::Names names_of(Result) { return result_names; }
+inline const char* to_string(Result r) { return util::name_of(r); }
 
 struct Limits {
     int dns_terms = 10;     // RFC 7208 §4.6.4: include a mx ptr exists redirect

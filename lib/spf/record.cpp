@@ -61,16 +61,11 @@ void take_qualifier(std::string_view& body, Term& t) {
 
 // The mechanism's name, case-insensitive (§4.6.1); false for none.
 bool mechanism_of(std::string_view name, Mechanism& m) {
-    static const std::pair<const char*, Mechanism> names[] = {
-        {"all", Mechanism::all}, {"include", Mechanism::include}, {"a", Mechanism::a},
-        {"mx", Mechanism::mx},   {"ptr", Mechanism::ptr},         {"ip4", Mechanism::ip4},
-        {"ip6", Mechanism::ip6}, {"exists", Mechanism::exists}};
-    for (const auto& [n, mech] : names)
-        if (iequals(name, n)) {
-            m = mech;
-            return true;
-        }
-    return false;
+    constexpr util::Names names = names_of(Mechanism{});
+    size_t i = names.find_ignoring_case(name);
+    if (i == names.count) return false;
+    m = static_cast<Mechanism>(i);
+    return true;
 }
 
 // §5.6: ip4 / ip6 ":" network [ "/" length ].
@@ -160,28 +155,6 @@ std::string parse_mechanism(std::string_view term, Term& t) {
 }
 
 }  // namespace
-
-const char* to_string(Mechanism m) {
-    switch (m) {
-        case Mechanism::all:
-            return "all";
-        case Mechanism::include:
-            return "include";
-        case Mechanism::a:
-            return "a";
-        case Mechanism::mx:
-            return "mx";
-        case Mechanism::ptr:
-            return "ptr";
-        case Mechanism::ip4:
-            return "ip4";
-        case Mechanism::ip6:
-            return "ip6";
-        case Mechanism::exists:
-            return "exists";
-    }
-    return "?";
-}
 
 bool is_spf_record(std::string_view txt) {
     return txt.size() >= 6 && iequals(txt.substr(0, 6), "v=spf1") && (txt.size() == 6 || txt[6] == ' ');

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "util/strings.hpp"
+
 namespace regmilter::util {
 
 struct Names {
@@ -30,6 +32,12 @@ struct Names {
     size_t find(std::string_view name) const {
         for (size_t i = 0; i < count; ++i)
             if (name == items[i]) return i;
+        return count;
+    }
+    // The same, ignoring ASCII case.
+    size_t find_ignoring_case(std::string_view name) const {
+        for (size_t i = 0; i < count; ++i)
+            if (iequals(name, items[i])) return i;
         return count;
     }
 };

@@ -14,6 +14,7 @@
 # check_match NAME GOT PATTERN   the same with a shell case pattern (glob)
 # finish                print a summary line, exit 1 if anything failed, else 0
 # now_ms                milliseconds since the epoch (GNU date)
+# wait_until SECONDS CMD...   run CMD every 0.1 s until it succeeds; false after SECONDS
 # free_port             a TCP+UDP port on 127.0.0.1 that nothing listens on now
 #
 # Needs $BUILD (absolute build directory) in the environment; t/run-tests exports it.
@@ -93,6 +94,17 @@ finish() {
 
 now_ms() {
     date +%s%3N
+}
+
+wait_until() {
+    _wu_left=$(($1 * 10))
+    shift
+    until "$@"; do
+        [ "$_wu_left" -le 0 ] && return 1
+        sleep 0.1
+        _wu_left=$((_wu_left - 1))
+    done
+    return 0
 }
 
 _th_port_busy() {

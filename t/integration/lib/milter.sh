@@ -42,7 +42,12 @@ milter_config() {
     mv "$MILTER_CONF.new" "$MILTER_CONF"
 }
 
-# True once the milter answers a protocol negotiation on its socket.
+# True once the milter answers a protocol negotiation on its socket; fails
+# the wait at once when the process died.
+_milter_started() {
+    kill -0 "$MILTER_PID" 2>/dev/null || return 0
+    _milter_answers
+}
 _milter_answers() {
     printf 'negotiate\n' | "$BUILD/t/milter-client" --socket "$MILTER_SOCKET" --timeout-ms 1000 2>/dev/null |
         grep -q '^< negotiated '
@@ -58,16 +63,11 @@ milter_start() {
     at_exit "milter_stop"
     # The socket may exist before the milter listens (a stale file): wait for
     # an answer, not for the file.
-    _i=0
-    while ! _milter_answers; do
-        if ! kill -0 "$MILTER_PID" 2>/dev/null || [ $_i -ge 100 ]; then
-            echo "# milter did not start; its log:"
-            sed 's/^/#   /' "$MILTER_LOG"
-            exit 1
-        fi
-        sleep 0.1
-        _i=$((_i + 1))
-    done
+    if ! wait_until 10 _milter_started || ! kill -0 "$MILTER_PID" 2>/dev/null; then
+        echo "# milter did not start; its log:"
+        sed 's/^/#   /' "$MILTER_LOG"
+        exit 1
+    fi
     MILTER_GENERATION=1
     echo "# regmilter pid $MILTER_PID on $MILTER_SOCKET"
 }
@@ -80,25 +80,11 @@ milter_stop() {
     MILTER_PID=""
 }
 
-milter_wait_exit() {
-    _i=0
-    while kill -0 "$MILTER_PID" 2>/dev/null; do
-        [ $_i -ge 100 ] && return 1
-        sleep 0.1
-        _i=$((_i + 1))
-    done
-    return 0
-}
+_milter_gone() { ! kill -0 "$MILTER_PID" 2>/dev/null; }
+milter_wait_exit() { wait_until 10 _milter_gone; }
 
-milter_wait_log() {
-    _i=0
-    while [ "$(grep -c "$1" "$MILTER_LOG")" -le "$2" ]; do
-        [ $_i -ge 100 ] && return 1
-        sleep 0.1
-        _i=$((_i + 1))
-    done
-    return 0
-}
+_milter_log_grew() { [ "$(grep -c "$1" "$MILTER_LOG")" -gt "$2" ]; }
+milter_wait_log() { wait_until 10 _milter_log_grew "$1" "$2"; }
 
 milter_reload() {
     _done=$(grep -c "reloaded .*configuration generation" "$MILTER_LOG")
