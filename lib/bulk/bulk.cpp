@@ -37,9 +37,8 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
-}  // namespace
-
-std::string normalize(std::string_view a) {
+// normalize() and normalize_keep_local_case(): fold_local lower-cases the local part too.
+std::string normalize_address(std::string_view a, bool fold_local) {
     a = trim(a);
     if (a.size() > max_address) return {};
     if (a.size() >= 2 && a.front() == '<' && a.back() == '>') a = trim(a.substr(1, a.size() - 2));
@@ -80,8 +79,100 @@ std::string normalize(std::string_view a) {
     for (char c : rest)
         if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '"' || c == '<' || c == '>') return {};
     if (rest.size() == 1) return {};  // "user@" has no domain
-    std::string out = lower(local) + lower(rest);
+    std::string out = (fold_local ? lower(local) : local) + lower(rest);
     return out;
+}
+
+// One table line without its comment, trimmed and not empty: the key as the
+// table compares it (`key`, all lower case), with want_written the key with
+// the local part as written (`written`, domain lower-cased), the choice; or `error`.
+struct ParsedLine {
+    std::string key, written;
+    config::BulkChoice choice = config::BulkChoice::accept;
+    std::string error;
+};
+
+ParsedLine parse_line(std::string_view line, bool want_written) {
+    ParsedLine p;
+    if (line.size() > max_address + 16) {
+        p.error = "line longer than " + std::to_string(max_address + 16) + " characters";
+        return p;
+    }
+    std::vector<std::string_view> words;
+    size_t i = 0;
+    while (i < line.size()) {
+        while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+        size_t b = i;
+        while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
+        if (i > b) words.push_back(line.substr(b, i - b));
+    }
+    if (words.size() != 2) {
+        p.error = "\"" + std::string(line) + "\": want KEY accept|reject";
+        return p;
+    }
+    if (words[1] == "accept") {
+        p.choice = config::BulkChoice::accept;
+    } else if (words[1] == "reject") {
+        p.choice = config::BulkChoice::reject;
+    } else {
+        p.error = "\"" + std::string(words[1]) + "\" is not accept or reject";
+        return p;
+    }
+    std::string key, written;
+    if (words[0].size() > 1 && words[0].front() == '@') {
+        key = normalize_address("x" + std::string(words[0]), true);
+        if (!key.empty()) key.erase(0, 1);
+        written = key;
+    } else if (words[0].find('@') != std::string_view::npos && words[0].front() != '@') {
+        key = normalize_address(words[0], true);
+        if (want_written) written = normalize_address(words[0], false);
+    }
+    if (key.empty() || key.find('@') == std::string::npos) {
+        p.error = "\"" + std::string(words[0]) + "\" is not user@domain or @domain";
+        return p;
+    }
+    for (char c : key)
+        if (static_cast<unsigned char>(c) < 0x20) key.clear();
+    if (key.empty()) {
+        p.error = "control characters in \"" + std::string(words[0]) + "\"";
+        return p;
+    }
+    p.key = std::move(key);
+    p.written = std::move(written);
+    return p;
+}
+
+// Calls fn(line_number, ParsedLine) for every line that is not blank or a comment.
+template <typename Fn>
+void for_each_line(std::string_view text, bool want_written, Fn fn) {
+    int no = 0;
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t nl = text.find('\n', pos);
+        std::string_view line =
+            text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+        pos = nl == std::string_view::npos ? text.size() : nl + 1;
+        ++no;
+        // A comment starts with '#' at the start of the line or after a blank.
+        for (size_t i = 0; i < line.size(); ++i)
+            if (line[i] == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) {
+                line = line.substr(0, i);
+                break;
+            }
+        line = trim(line);
+        if (line.empty()) continue;
+        fn(no, parse_line(line, want_written));
+    }
+}
+
+}  // namespace
+
+std::string normalize(std::string_view a) {
+    return normalize_address(a, true);
+}
+
+std::string normalize_keep_local_case(std::string_view a) {
+    return normalize_address(a, false);
 }
 
 std::string TableError::str() const {
@@ -97,70 +188,17 @@ Table::Loaded Table::parse(std::string_view text, std::string_view name) {
     };
     std::string arena;
     std::vector<Item> items;
-    int no = 0;
-    size_t pos = 0;
     auto error = [&](int line, std::string msg) {
         if (res.errors.size() < 100) res.errors.push_back({std::string(name), line, std::move(msg)});
     };
-    while (pos < text.size()) {
-        size_t nl = text.find('\n', pos);
-        std::string_view line =
-            text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-        pos = nl == std::string_view::npos ? text.size() : nl + 1;
-        ++no;
-        // A comment starts with '#' at the start of the line or after a blank.
-        for (size_t i = 0; i < line.size(); ++i)
-            if (line[i] == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) {
-                line = line.substr(0, i);
-                break;
-            }
-        line = trim(line);
-        if (line.empty()) continue;
-        if (line.size() > max_address + 16) {
-            error(no, "line longer than " + std::to_string(max_address + 16) + " characters");
-            continue;
+    for_each_line(text, false, [&](int no, ParsedLine p) {
+        if (!p.error.empty()) {
+            error(no, std::move(p.error));
+            return;
         }
-        std::vector<std::string_view> words;
-        size_t i = 0;
-        while (i < line.size()) {
-            while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
-            size_t b = i;
-            while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
-            if (i > b) words.push_back(line.substr(b, i - b));
-        }
-        if (words.size() != 2) {
-            error(no, "\"" + std::string(line) + "\": want KEY accept|reject");
-            continue;
-        }
-        config::BulkChoice choice;
-        if (words[1] == "accept")
-            choice = config::BulkChoice::accept;
-        else if (words[1] == "reject")
-            choice = config::BulkChoice::reject;
-        else {
-            error(no, "\"" + std::string(words[1]) + "\" is not accept or reject");
-            continue;
-        }
-        std::string key;
-        if (words[0].size() > 1 && words[0].front() == '@') {
-            key = normalize("x" + std::string(words[0]));
-            if (!key.empty()) key.erase(0, 1);
-        } else if (words[0].find('@') != std::string_view::npos && words[0].front() != '@') {
-            key = normalize(words[0]);
-        }
-        if (key.empty() || key.find('@') == std::string::npos) {
-            error(no, "\"" + std::string(words[0]) + "\" is not user@domain or @domain");
-            continue;
-        }
-        for (char c : key)
-            if (static_cast<unsigned char>(c) < 0x20) key.clear();
-        if (key.empty()) {
-            error(no, "control characters in \"" + std::string(words[0]) + "\"");
-            continue;
-        }
-        items.push_back({arena.size(), key.size(), choice, no});
-        arena += key;
-    }
+        items.push_back({arena.size(), p.key.size(), p.choice, no});
+        arena += p.key;
+    });
     if (!res.errors.empty()) return res;
 
     auto t = std::make_shared<Table>();
@@ -184,6 +222,20 @@ Table::Loaded Table::parse(std::string_view text, std::string_view name) {
     if (!res.errors.empty()) return res;
     res.table = std::move(t);
     return res;
+}
+
+Entries read_entries(std::string_view text, std::string_view name) {
+    Entries out;
+    Table::Loaded checked = Table::parse(text, name);  // the same errors, duplicates included
+    if (!checked.errors.empty()) {
+        out.errors = std::move(checked.errors);
+        return out;
+    }
+    out.entries.reserve(checked.table->size());
+    for_each_line(text, true, [&](int no, ParsedLine p) {
+        out.entries.push_back({std::move(p.key), std::move(p.written), p.choice, no});
+    });
+    return out;
 }
 
 Table::Loaded Table::load(const std::string& path) {

@@ -15,7 +15,13 @@ const char* to_string(Status s) {
 }
 
 std::string query_name(const net::Address& ip, config::Format format, std::string_view zone) {
-    net::Address a = ip.unmapped();
+    std::string name = query_label(ip.unmapped(), format);
+    name += '.';
+    name += zone;
+    return name;
+}
+
+std::string query_label(const net::Address& a, config::Format format) {
     std::string name;
     if (format == config::Format::reversed) {
         name = a.reversed();  // RFC 5782 §2.1 (IPv4), §2.4 (IPv6 nibbles)
@@ -26,8 +32,6 @@ std::string query_name(const net::Address& ip, config::Format format, std::strin
     } else {
         name = a.full('-');
     }
-    name += '.';
-    name += zone;
     return name;
 }
 
