@@ -185,8 +185,10 @@ Parsed parse_registrations(std::string_view text, std::string_view file, config:
             problem(quoted(ipw) + " is not an IPv4 or IPv6 address");
         }
         // HOSTNAME
+        size_t fields = 2;  // where key=value fields start
         if (words.size() < 2 || words[1].find('=') != std::string_view::npos) {
             problem("no HOSTNAME after the address (want IP HOSTNAME key=value...)");
+            fields = 1;
         } else {
             r.hostname = dns::canonical_name(words[1]);
             std::string why = check_hostname(r.hostname);
@@ -197,7 +199,7 @@ Parsed parse_registrations(std::string_view text, std::string_view file, config:
         bool have_contact = false, have_email = false, have_since = false, have_updated = false;
         std::optional<config::Day> since, updated;
         std::vector<std::string_view> seen;
-        for (size_t i = 2; i < words.size(); ++i) {
+        for (size_t i = fields; i < words.size(); ++i) {
             std::string_view w = words[i];
             auto eq = w.find('=');
             if (eq == std::string_view::npos || eq == 0) {
@@ -268,6 +270,7 @@ Parsed parse_registrations(std::string_view text, std::string_view file, config:
         if (!fresh) {
             problem("duplicate address " + r.ip.str() + " (first at line " + std::to_string(it->second) +
                     ")");
+            out.broken.push_back(std::move(r));
             continue;
         }
         out.entries.push_back(std::move(r));
