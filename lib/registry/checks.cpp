@@ -61,6 +61,7 @@ std::vector<std::string> check_dns(dns::Resolver& dns, const Registration& r, dn
         case dns::DnsStatus::ok: {
             std::vector<std::string> names;
             for (const auto& n : ptr.rdata) names.push_back(lower_name(n));
+            std::sort(names.begin(), names.end());  // servers may rotate RRsets: stable messages
             if (names.size() > 1) {
                 why.push_back(std::to_string(names.size()) + " PTR records at " + rev + " (" +
                               joined(names, 4) + "); want exactly one, " + r.hostname);

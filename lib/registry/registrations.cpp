@@ -214,6 +214,10 @@ Parsed parse_registrations(std::string_view text, std::string_view file, config:
                 continue;
             }
             seen.push_back(key);
+            // Present, even when empty or wrong: one problem, not also "no key=".
+            if (key == "contact") have_contact = true;
+            if (key == "email") have_email = true;
+            if (key == "since") have_since = true;
             if (value.empty()) {
                 problem(std::string(key) + "= has an empty value");
                 continue;

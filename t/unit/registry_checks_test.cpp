@@ -77,7 +77,7 @@ TEST_CASE("check_dns: every reason of check (b)", "[registry][checks]") {
          {"PTR at 37.2.0.192.in-addr.arpa is other.example.org, not wrong.example.org"}},
         {"192.0.2.38",
          "two.example.org",
-         {"2 PTR records at 38.2.0.192.in-addr.arpa (two.example.org, second.example.org); want exactly one, "
+         {"2 PTR records at 38.2.0.192.in-addr.arpa (second.example.org, two.example.org); want exactly one, "
           "two.example.org"}},
         {"192.0.2.39",
          "noptr.example.org",
