@@ -42,14 +42,36 @@ std::string check_zone_name(std::string_view zone, const Forms& forms);
 // Only the handle is published; email and phone stay with the operator.
 std::string metadata_txt(const Registration& r);
 
-// Zone file: head, test points, then every entry (sorted by address, IPv4
-// first) under each chosen form: "NAME IN A CODE" and "IN TXT METADATA".
-void write_zone(std::ostream& out, const std::vector<Registration>& entries, const PublishSettings& s);
+// The entries to publish, prepared once (sorted by address, IPv4 first, test
+// points ahead; names and texts computed) for any number of outputs.
+class Publication {
+public:
+    Publication(const std::vector<Registration>& entries, const Forms& forms);
+    size_t servers() const { return items_.size() - 2; }  // without the two test points
 
-// rbldnsd "combined" dataset (rbldnsd(8)), loaded as ZONE:combined:FILE:
-// $SOA/$NS/$TTL, then "$DATASET ip4set @" and "$DATASET ip6trie @" for the
-// reversed form and "$DATASET dnset @" for the dashed form, each entry as
-// "KEY :CODE:METADATA", test points included.
+    // Zone file: head, then each chosen form ("; dashed names", "; reversed
+    // names"), each name as "NAME IN A CODE" and "IN TXT METADATA".
+    void write_zone(std::ostream& out, const PublishSettings& s) const;
+    // rbldnsd "combined" dataset (rbldnsd(8)), loaded as ZONE:combined:FILE:
+    // $SOA/$NS/$TTL, then "$DATASET ip4set @" and "$DATASET ip6trie @" for
+    // the reversed form and "$DATASET dnset @" for the dashed form, each entry
+    // as "KEY :CODE:METADATA", test points included.
+    void write_rbldnsd(std::ostream& out, const PublishSettings& s) const;
+
+private:
+    struct Item {
+        net::Address ip;
+        const char* code;
+        std::string txt;       // metadata, as published
+        std::string dashed;    // label, when forms.dashed
+        std::string reversed;  // label, when forms.reversed
+    };
+    Forms forms_;
+    std::vector<Item> items_;
+};
+
+// One-shot forms of the above.
+void write_zone(std::ostream& out, const std::vector<Registration>& entries, const PublishSettings& s);
 void write_rbldnsd(std::ostream& out, const std::vector<Registration>& entries, const PublishSettings& s);
 
 }  // namespace regmilter::registry

@@ -363,9 +363,10 @@ int run_registry(const Args& a) {
         "regmilter-zone registry " + std::string(util::version) + ", built " + config::format_date(a.today),
         std::to_string(checked.passed.size()) + " servers from " + a.input +
             (a.checks.dns ? "" : " (--no-dns: DNS checks skipped)")};
+    const registry::Publication publication(checked.passed, a.forms);
     bool ok = write_outputs(
-        a, [&](std::ostream& o) { registry::write_zone(o, checked.passed, s); },
-        [&](std::ostream& o) { registry::write_rbldnsd(o, checked.passed, s); });
+        a, [&](std::ostream& o) { publication.write_zone(o, s); },
+        [&](std::ostream& o) { publication.write_rbldnsd(o, s); });
     if (!ok) return 1;
     std::fprintf(stderr, "regmilter-zone: %s: %zu servers published, %zu failed, serial %u\n", a.zone.c_str(),
                  checked.passed.size(), checked.lines_failed, serial);
