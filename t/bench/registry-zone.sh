@@ -57,14 +57,20 @@ run "build $N, --no-dns, both forms, zone file and rbldnsd dataset" "$ZONE" regi
 echo "  zone file $(($(wc -c < "$W/both.zone") / 1048576)) MiB, rbldnsd dataset $(($(wc -c < "$W/both.rbl") / 1048576)) MiB"
 rm -f "$W/regs"
 
-# rss_tree PID: the sum of VmRSS of PID and its descendants, in MiB
-rss_tree() {
-    _sum=0
+# mem_tree PID: memory of PID and its descendants in MiB, as "PSS P MiB (RSS sum R MiB)":
+# PSS shares each page among the processes that map it (NSD's forked servers
+# share the zone), so its sum is the memory really used; the RSS sum counts
+# shared pages once per process.
+mem_tree() {
+    _pss=0
+    _rss=0
     for _p in $1 $(pgrep -P "$1") $(for _c in $(pgrep -P "$1"); do pgrep -P "$_c"; done); do
+        _kb=$(awk '/^Pss:/ { print $2 }' "/proc/$_p/smaps_rollup" 2> /dev/null)
+        _pss=$((_pss + ${_kb:-0}))
         _kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$_p/status" 2> /dev/null)
-        _sum=$((_sum + ${_kb:-0}))
+        _rss=$((_rss + ${_kb:-0}))
     done
-    echo $((_sum / 1024))
+    echo "PSS $((_pss / 1024)) MiB (RSS sum $((_rss / 1024)) MiB)"
 }
 # wait_answer PORT NAME WANT PID: ms until NAME's A is WANT (at most 300 s), or "failed"
 wait_answer() {
@@ -107,7 +113,7 @@ NSD_PID=$!
 at_exit "kill $NSD_PID; wait $NSD_PID"
 ms=$(wait_answer "$PORT" 10-0-0-5.reg.bench 127.0.0.2 "$NSD_PID")
 echo "nsd load of the both-forms zone ($N servers, $((2 * N + 4)) names): $ms ms to the first answer," \
-    "RSS $(rss_tree "$NSD_PID") MiB (all nsd processes)"
+    "memory $(mem_tree "$NSD_PID"), all nsd processes"
 kill "$NSD_PID"
 wait "$NSD_PID" 2> /dev/null
 
@@ -119,7 +125,7 @@ if [ -x /usr/sbin/rbldnsd ]; then
     RBL_PID=$!
     at_exit "kill $RBL_PID; wait $RBL_PID"
     ms=$(wait_answer "$PORT" 5.0.0.10.reg.bench 127.0.0.2 "$RBL_PID")
-    echo "rbldnsd load of the dataset (both forms, $N servers): $ms ms to the first answer, RSS $(rss_tree "$RBL_PID") MiB"
+    echo "rbldnsd load of the dataset (both forms, $N servers): $ms ms to the first answer, memory $(mem_tree "$RBL_PID")"
     kill "$RBL_PID"
     wait "$RBL_PID" 2> /dev/null
 else
