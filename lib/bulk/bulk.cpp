@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "util/read_file.hpp"
+
 namespace regmilter::bulk {
 
 namespace {
@@ -239,15 +241,13 @@ Entries read_entries(std::string_view text, std::string_view name) {
 }
 
 Table::Loaded Table::load(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    std::string text, error;
+    if (!util::read_file(path, text, error)) {  // a directory is an error, not an empty table
         Loaded r;
-        r.errors.push_back({path, 0, std::string("cannot read: ") + std::strerror(errno)});
+        r.errors.push_back({path, 0, "cannot read: " + error});
         return r;
     }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return parse(ss.str(), path);
+    return parse(text, path);
 }
 
 std::optional<config::BulkChoice> Table::find(std::string_view key) const {

@@ -24,6 +24,30 @@ std::string metadata_txt(const Registration& r) {
            " contact=" + r.contact;
 }
 
+Metadata parse_metadata(std::string_view txt) {
+    Metadata m;
+    size_t i = 0;
+    while (i < txt.size()) {
+        while (i < txt.size() && txt[i] == ' ') ++i;
+        size_t b = i;
+        while (i < txt.size() && txt[i] != ' ') ++i;
+        std::string_view w = txt.substr(b, i - b);
+        auto eq = w.find('=');
+        if (eq == std::string_view::npos) continue;
+        std::string_view key = w.substr(0, eq), value = w.substr(eq + 1);
+        if ((key == "registered" || key == "updated") && config::parse_date(value)) {
+            (key == "registered" ? m.registered : m.updated) = std::string(value);
+        } else if (key == "contact" && !value.empty() && value.size() <= 64) {
+            bool good = true;
+            for (char c : value)
+                good = good && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                                c == '.' || c == '_' || c == '-');
+            if (good) m.contact = std::string(value);
+        }
+    }
+    return m;
+}
+
 Publication::Publication(const std::vector<Registration>& entries, const Forms& forms) : forms_(forms) {
     std::vector<const Registration*> sorted;
     sorted.reserve(entries.size());

@@ -42,6 +42,15 @@ std::string check_zone_name(std::string_view zone, const Forms& forms);
 // Only the handle is published; email and phone stay with the operator.
 std::string metadata_txt(const Registration& r);
 
+// The same TXT read back, for a client such as regmilter-query --registry-info:
+// the words registered=, updated= and contact=; a field that is missing or
+// not of its form (YYYY-MM-DD; the handle syntax) stays empty, other words
+// are ignored. Pure.
+struct Metadata {
+    std::string registered, updated, contact;
+};
+Metadata parse_metadata(std::string_view txt);
+
 // The entries to publish, prepared once (sorted by address, IPv4 first, test
 // points ahead; names and texts computed) for any number of outputs.
 class Publication {

@@ -27,6 +27,7 @@
 #include "registry/checks.hpp"
 #include "registry/zone_writer.hpp"
 #include "util/atomic_file.hpp"
+#include "util/read_file.hpp"
 #include "util/version.hpp"
 
 namespace {
@@ -255,16 +256,11 @@ Args parse_args(int argc, char** argv) {
     return a;
 }
 
-bool read_file(const std::string& path, std::string& text) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        std::fprintf(stderr, "regmilter-zone: cannot read %s: %s\n", path.c_str(), std::strerror(errno));
-        return false;
-    }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    text = ss.str();
-    return true;
+bool read_input(const std::string& path, std::string& text) {
+    std::string error;
+    if (util::read_file(path, text, error)) return true;
+    std::fprintf(stderr, "regmilter-zone: cannot read %s: %s\n", path.c_str(), error.c_str());
+    return false;
 }
 
 // The serial of this build: rising over --previous (a missing file is a first
@@ -275,19 +271,16 @@ bool choose_serial(const Args& a, uint32_t& serial) {
     std::optional<uint32_t> previous;
     const std::string& path = a.previous.empty() ? a.output : a.previous;
     if (!path.empty()) {
-        std::ifstream in(path, std::ios::binary);
-        if (in) {
-            std::ostringstream ss;
-            ss << in.rdbuf();
-            std::string error;
-            previous = dns::read_soa_serial(ss.str(), error);
+        std::string text, error;
+        if (util::read_file(path, text, error)) {
+            previous = dns::read_soa_serial(text, error);
             if (!previous && !a.previous.empty()) {
                 std::fprintf(stderr, "regmilter-zone: %s: %s (the new serial must rise above it)\n",
                              path.c_str(), error.c_str());
                 return false;
             }
-        } else if (!a.previous.empty() && errno != ENOENT) {
-            std::fprintf(stderr, "regmilter-zone: cannot read %s: %s\n", path.c_str(), std::strerror(errno));
+        } else if (!a.previous.empty() && error != std::strerror(ENOENT)) {
+            std::fprintf(stderr, "regmilter-zone: cannot read %s: %s\n", path.c_str(), error.c_str());
             return false;
         }
     }
@@ -335,7 +328,7 @@ bool write_outputs(const Args& a, const std::function<void(std::ostream&)>& zone
 
 int run_registry(const Args& a) {
     std::string text;
-    if (!read_file(a.input, text)) return 1;
+    if (!read_input(a.input, text)) return 1;
     dns::ResolverOptions ro;
     ro.nameservers = a.nameservers;
     ro.timeout_ms = a.timeout_ms;
@@ -375,7 +368,7 @@ int run_registry(const Args& a) {
 
 int run_optout(const Args& a) {
     std::string text;
-    if (!read_file(a.input, text)) return 1;
+    if (!read_input(a.input, text)) return 1;
     bulk::Entries read = bulk::read_entries(text, a.input);
     for (const auto& e : read.errors) std::fprintf(stderr, "%s\n", e.str().c_str());
     if (!read.errors.empty()) {

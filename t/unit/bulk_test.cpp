@@ -202,6 +202,10 @@ TEST_CASE("reload when the file changes; a broken file keeps the old table", "[b
     auto gone = tf.refresh();
     REQUIRE(gone.size() == 1);
     CHECK(gone[0].str() == f.path + ": cannot read: No such file or directory");
+    auto dir = bulk::Table::load("/tmp");  // a directory is an error, not an empty table
+    REQUIRE(dir.errors.size() == 1);
+    CHECK(dir.errors[0].str() == "/tmp: cannot read: Is a directory");
+    CHECK_FALSE(dir.table);
     CHECK(tf.current()->size() == 2);
 
     // Fixed: loaded again.

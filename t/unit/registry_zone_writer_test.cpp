@@ -206,3 +206,19 @@ TEST_CASE("zone text helpers: TXT quoting, mailboxes, names", "[registry][zone_f
     CHECK(dns::check_domain("a b.example").find("' ' is not") != std::string::npos);
     CHECK(dns::check_domain("_dmarc.example").empty());
 }
+
+TEST_CASE("metadata read back from TXT", "[registry][zone_writer]") {
+    auto r = sample()[2];
+    auto m = registry::parse_metadata(registry::metadata_txt(r));
+    CHECK(m.registered == "2024-01-02");
+    CHECK(m.updated == "2024-05-01");
+    CHECK(m.contact == "H-1");
+    auto odd =
+        registry::parse_metadata("  contact=A$B registered=2024-13-01 updated=2024-02-03 extra words=x");
+    CHECK(odd.registered == "");
+    CHECK(odd.updated == "2024-02-03");
+    CHECK(odd.contact == "");
+    auto other = registry::parse_metadata("registered 2025-04-01; contact noc@example.net");
+    CHECK(other.registered.empty());
+    CHECK(other.contact.empty());
+}

@@ -1,4 +1,4 @@
-// util: AtomicFile -- the whole file or the old one, never a part.
+// util: AtomicFile -- the whole file or the old one, never a part; read_file.
 #include <catch2/catch.hpp>
 
 #include <dirent.h>
@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "util/atomic_file.hpp"
+#include "util/read_file.hpp"
 
 using namespace regmilter;
 
@@ -84,4 +85,23 @@ TEST_CASE("AtomicFile: a directory that does not exist is an error, not a crash"
     CHECK(f.error().find("cannot create a temporary file beside /nonexistent-dir-regmilter/zone") == 0);
     f.stream() << "ignored";
     CHECK_FALSE(f.commit());
+}
+
+TEST_CASE("read_file: the bytes, or why not (never an empty text for a directory)", "[util][read_file]") {
+    TempDir dir;
+    const std::string path = dir.path + "/f";
+    {
+        std::ofstream out(path, std::ios::binary);
+        out << std::string("a\0b", 3) << std::string(200000, 'z');
+    }
+    std::string text, error;
+    REQUIRE(util::read_file(path, text, error));
+    CHECK(text.size() == 200003);
+    CHECK(text.substr(0, 3) == std::string("a\0b", 3));
+    text = "unchanged";
+    CHECK_FALSE(util::read_file(dir.path, text, error));
+    CHECK(error == "Is a directory");
+    CHECK(text == "unchanged");
+    CHECK_FALSE(util::read_file(dir.path + "/missing", text, error));
+    CHECK(error == "No such file or directory");
 }
