@@ -92,30 +92,30 @@ check "registry: a --previous without SOA is an error" "$? $(cat "$W/nosoa.err")
 check "registry: unknown option exits 2" "$?" 2
 
 # --- 2. the zone checkers ---
-if nsd-checkzone reg.test "$W/reg.zone" > "$W/check.log" 2>&1; then ok "nsd-checkzone accepts the zone"; else
-    not_ok "nsd-checkzone accepts the zone" "$(cat "$W/check.log")"; fi
-if command -v kzonecheck > /dev/null 2>&1; then
-    if kzonecheck -o reg.test "$W/reg.zone" > "$W/check.log" 2>&1; then ok "kzonecheck accepts the zone"; else
-        not_ok "kzonecheck accepts the zone" "$(cat "$W/check.log")"; fi
-else
-    echo "# kzonecheck not installed (package knot-dnssecutils): not run"
-fi
-if command -v named-checkzone > /dev/null 2>&1; then
-    if named-checkzone -i full reg.test "$W/reg.zone" > "$W/check.log" 2>&1; then
-        ok "named-checkzone accepts the zone"
+# zone_checkers ZONE FILE: nsd-checkzone always; kzonecheck and named-checkzone when installed
+zone_checkers() {
+    if nsd-checkzone "$1" "$2" > "$W/check.log" 2>&1; then ok "nsd-checkzone accepts $1"; else
+        not_ok "nsd-checkzone accepts $1" "$(cat "$W/check.log")"; fi
+    if command -v kzonecheck > /dev/null 2>&1; then
+        if kzonecheck -o "$1" "$2" > "$W/check.log" 2>&1; then ok "kzonecheck accepts $1"; else
+            not_ok "kzonecheck accepts $1" "$(cat "$W/check.log")"; fi
     else
-        not_ok "named-checkzone accepts the zone" "$(cat "$W/check.log")"
+        echo "# kzonecheck not installed (package knot-dnssecutils): not run"
     fi
-else
-    echo "# named-checkzone not installed (package bind9-utils): not run"
-fi
+    if command -v named-checkzone > /dev/null 2>&1; then
+        if named-checkzone -i full "$1" "$2" > "$W/check.log" 2>&1; then ok "named-checkzone accepts $1"; else
+            not_ok "named-checkzone accepts $1" "$(cat "$W/check.log")"; fi
+    else
+        echo "# named-checkzone not installed (package bind9-utils): not run"
+    fi
+}
+zone_checkers reg.test "$W/reg.zone"
 
 # --- opt-out zone and dataset from the bulk table ---
 "$ZONE" optout --zone optout.test --date 2025-06-01 -o "$W/optout.zone" --rbldnsd "$W/optout.rbl" \
     "$F/bulk-table" 2> "$W/optout.err"
 check "optout: exit 0" "$?" 0
-if nsd-checkzone optout.test "$W/optout.zone" > "$W/check.log" 2>&1; then ok "nsd-checkzone accepts the opt-out zone"
-else not_ok "nsd-checkzone accepts the opt-out zone" "$(cat "$W/check.log")"; fi
+zone_checkers optout.test "$W/optout.zone"
 check "optout: no address is published" "$(grep -ci 'example' "$W/optout.zone" "$W/optout.rbl" | sed 's/.*://' | tr '\n' ' ')" "0 0 "
 printf 'a@b.example reject\nA@B.EXAMPLE accept\nnonsense\n' > "$W/bad-table"
 "$ZONE" optout --zone optout.test -o "$W/bad.zone" "$W/bad-table" 2> "$W/bad.err"
