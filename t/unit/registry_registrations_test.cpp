@@ -2,6 +2,7 @@
 // FILE:LINE in one pass, duplicates, and the line-by-line report.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <string>
 
 #include "registry/registrations.hpp"
@@ -178,4 +179,55 @@ TEST_CASE("registrations: empty input and comments only", "[registry][registrati
     auto p = registry::parse_registrations("# nothing\n   \n\t# more\n", "regs", today);
     CHECK(p.entries.empty());
     CHECK(p.problems.empty());
+}
+
+TEST_CASE("registrations: garbage never crashes; every problem names a real line",
+          "[registry][registrations]") {
+    // Fixed seed: the same bytes every run. Mutations of a good line (cut,
+    // byte flips, repeated fields, separators) and random bytes.
+    uint32_t seed = 12345;
+    auto next = [&]() {
+        seed = seed * 1664525u + 1013904223u;
+        return seed >> 8;
+    };
+    const std::string base =
+        "2001:db8::7 mail.example.org contact=H-1 email=noc@example.org phone=+1-555 "
+        "since=2024-01-02 updated=2024-05-01 class=bulk";
+    std::string text;
+    int lines = 0;
+    for (int i = 0; i < 3000; ++i) {
+        std::string line = base;
+        switch (next() % 5) {
+            case 0:
+                line = line.substr(0, next() % line.size());
+                break;
+            case 1:
+                for (int k = 0; k < 4; ++k) line[next() % line.size()] = char(next() % 256);
+                break;
+            case 2:
+                line += " " + line.substr(next() % line.size());
+                break;
+            case 3:
+                for (char& c : line)
+                    if (next() % 7 == 0) c = " .=@:-%/#\t"[next() % 10];
+                break;
+            default:
+                line.clear();
+                for (int k = int(next() % 300); k > 0; --k) line += char(next() % 256);
+        }
+        line.erase(std::remove(line.begin(), line.end(), '\n'), line.end());
+        text += line + "\n";
+        ++lines;
+    }
+    auto p = registry::parse_registrations(text, "fuzz", today);
+    for (const auto& e : p.problems) {
+        CHECK(e.line >= 1);
+        CHECK(e.line <= lines);
+        CHECK_FALSE(e.message.empty());
+    }
+    for (const auto& r : p.entries) {
+        CHECK_FALSE(r.hostname.empty());
+        CHECK(r.hostname.size() <= 253);
+    }
+    CHECK(p.entries.size() + p.problems.size() > 0);
 }
