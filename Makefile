@@ -1,6 +1,6 @@
 # regmilter — plain GNU make build. Objects go under $(BUILD)/, never in the tree.
 #
-#   make                 build/regmilter and build/regmilter-query
+#   make                 build/regmilter, build/regmilter-query and build/regmilter-zone
 #   make check           install missing packages, build, run every test
 #   make run             run the milter in the foreground with conf/regmilter.ini
 #   make bench           benchmarks (print numbers)
@@ -41,6 +41,7 @@ MILTER_SRC := $(sort $(wildcard milter/daemon/*.cpp))
 # The daemon minus main(): a library the unit tests link too.
 DAEMON_SRC := $(filter-out milter/daemon/main.cpp,$(MILTER_SRC))
 QUERY_SRC  := $(sort $(wildcard milter/query/*.cpp))
+ZONE_SRC   := $(sort $(wildcard milter/zone/*.cpp))
 UNIT_SRC   := $(sort $(wildcard t/unit/*.cpp))
 TSUP_SRC   := $(sort $(wildcard t/support/*.cpp))
 TOOL_SRC   := $(sort $(wildcard t/tools/*.cpp))
@@ -52,6 +53,7 @@ LIB_A      := $(BUILD)/libregmilter.a
 DAEMON_A   := $(BUILD)/libregmilter-daemon.a
 MILTER_BIN := $(BUILD)/regmilter
 QUERY_BIN  := $(BUILD)/regmilter-query
+ZONE_BIN   := $(BUILD)/regmilter-zone
 UNIT_BIN   := $(BUILD)/t/unit-tests
 TOOL_BINS  := $(patsubst t/tools/%.cpp,$(BUILD)/t/%,$(TOOL_SRC))
 BENCH_BINS := $(patsubst t/bench/%.cpp,$(BUILD)/t/bench-%,$(BENCH_SRC))
@@ -62,7 +64,7 @@ DEPS_STAMP := build/.deps-installed
 .PHONY: all check unit integration run bench install clean deps man-check
 # Keep the objects of chained rules (test tools, benches): no rebuild on every make.
 .SECONDARY:
-all: $(QUERY_BIN) $(if $(MILTER_SRC),$(MILTER_BIN))
+all: $(QUERY_BIN) $(ZONE_BIN) $(if $(MILTER_SRC),$(MILTER_BIN))
 
 # One list of packages (contrib/debian-packages), one install step reading it.
 deps: $(DEPS_STAMP)
@@ -90,6 +92,9 @@ $(MILTER_BIN): $(call obj,milter/daemon/main.cpp) $(DAEMON_A) $(LIB_A)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_MILTER) $(LIBS_LIB)
 
 $(QUERY_BIN): $(call obj,$(QUERY_SRC)) $(LIB_A)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB)
+
+$(ZONE_BIN): $(call obj,$(ZONE_SRC)) $(LIB_A)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB)
 
 $(UNIT_BIN): $(call obj,$(UNIT_SRC)) $(TSUP_A) $(DAEMON_A) $(LIB_A)
@@ -128,6 +133,7 @@ install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
 	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/regmilter
 	install -m 0755 $(QUERY_BIN) $(DESTDIR)$(BINDIR)/regmilter-query
+	install -m 0755 $(ZONE_BIN) $(DESTDIR)$(BINDIR)/regmilter-zone
 	if [ -f $(MILTER_BIN) ]; then install -m 0755 $(MILTER_BIN) $(DESTDIR)$(SBINDIR)/regmilter; fi
 	for m in man/*.[158]; do [ -f "$$m" ] || continue; \
 	    s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done

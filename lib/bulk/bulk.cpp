@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "util/file.hpp"
 #include "util/strings.hpp"
 
 namespace regmilter::bulk {
@@ -17,9 +18,8 @@ namespace {
 
 constexpr size_t max_address = 1000;  // longer than any RFC 5321 path (256)
 
-}  // namespace
-
-std::string normalize(std::string_view a) {
+// normalize() and normalize_keep_local_case(): fold_local lower-cases the local part too.
+std::string normalize_address(std::string_view a, bool fold_local) {
     a = trim(a);
     if (a.size() > max_address) return {};
     if (a.size() >= 2 && a.front() == '<' && a.back() == '>') a = trim(a.substr(1, a.size() - 2));
@@ -60,15 +60,26 @@ std::string normalize(std::string_view a) {
     for (char c : rest)
         if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '"' || c == '<' || c == '>') return {};
     if (rest.size() == 1) return {};  // "user@" has no domain
-    std::string out = lower(local) + lower(rest);
-    return out;
+    return (fold_local ? lower(local) : local) + lower(rest);
+}
+
+}  // namespace
+
+std::string normalize(std::string_view a) {
+    return normalize_address(a, true);
+}
+
+std::string normalize_keep_local_case(std::string_view a) {
+    return normalize_address(a, false);
 }
 
 namespace {
 
 // One table line (comment and blanks already removed): KEY accept|reject.
-// Returns "" and sets key/choice, or says what is wrong.
-std::string parse_entry(std::string_view line, std::string& key, Choice& choice) {
+// Returns "" and sets key (as the table compares it) and choice, and with
+// `written` also the key with the local part as written; or says what is wrong.
+std::string parse_entry(std::string_view line, std::string& key, Choice& choice, std::string* written = nullptr) {
+    if (line.size() > max_address + 16) return "line longer than " + std::to_string(max_address + 16) + " characters";
     auto words = util::split(line, " \t");
     if (words.size() != 2) return "\"" + std::string(line) + "\": want KEY accept|reject";
     if (words[1] == "accept")
@@ -81,8 +92,10 @@ std::string parse_entry(std::string_view line, std::string& key, Choice& choice)
     if (words[0].size() > 1 && words[0].front() == '@') {
         key = normalize("x" + std::string(words[0]));
         if (!key.empty()) key.erase(0, 1);
+        if (written) *written = key;
     } else if (words[0].find('@') != std::string_view::npos && words[0].front() != '@') {
         key = normalize(words[0]);
+        if (written) *written = normalize_keep_local_case(words[0]);
     }
     if (key.empty() || key.find('@') == std::string::npos)
         return "\"" + std::string(words[0]) + "\" is not user@domain or @domain";
@@ -96,6 +109,20 @@ std::string_view without_comment(std::string_view line) {
     for (size_t i = 0; i < line.size(); ++i)
         if (line[i] == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) return line.substr(0, i);
     return line;
+}
+
+// Calls fn(line number, line) for each line that is not blank or a comment.
+template <typename Fn>
+void for_each_entry_line(std::string_view text, Fn fn) {
+    int no = 0;
+    for (size_t pos = 0; pos < text.size();) {
+        size_t nl = text.find('\n', pos);
+        std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+        pos = nl == std::string_view::npos ? text.size() : nl + 1;
+        ++no;
+        line = trim(without_comment(line));
+        if (!line.empty()) fn(no, line);
+    }
 }
 
 }  // namespace
@@ -112,27 +139,16 @@ Table::Loaded Table::parse(std::string_view text, std::string_view name) {
     auto error = [&](int line, std::string msg) {
         if (res.problems.size() < 100) res.problems.push_back({std::string(name), line, std::move(msg)});
     };
-    int no = 0;
     std::string key;
-    for (size_t pos = 0; pos < text.size();) {
-        size_t nl = text.find('\n', pos);
-        std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-        pos = nl == std::string_view::npos ? text.size() : nl + 1;
-        ++no;
-        line = trim(without_comment(line));
-        if (line.empty()) continue;
-        if (line.size() > max_address + 16) {
-            error(no, "line longer than " + std::to_string(max_address + 16) + " characters");
-            continue;
-        }
+    for_each_entry_line(text, [&](int no, std::string_view line) {
         Choice choice = Choice::accept;
         if (std::string err = parse_entry(line, key, choice); !err.empty()) {
             error(no, std::move(err));
-            continue;
+            return;
         }
         items.push_back({arena.size(), key.size(), choice, no});
         arena += key;
-    }
+    });
     if (!res.problems.empty()) return res;
 
     auto t = std::make_shared<Table>();
@@ -153,11 +169,28 @@ Table::Loaded Table::parse(std::string_view text, std::string_view name) {
     return res;
 }
 
+Entries read_entries(std::string_view text, std::string_view name) {
+    Entries out;
+    Table::Loaded checked = Table::parse(text, name);  // the same errors, duplicates included
+    if (!checked.ok()) {
+        out.problems = std::move(checked.problems);
+        return out;
+    }
+    out.entries.reserve(checked.value->size());
+    for_each_entry_line(text, [&](int no, std::string_view line) {
+        Entry e;
+        e.line = no;
+        parse_entry(line, e.key, e.choice, &e.written);
+        out.entries.push_back(std::move(e));
+    });
+    return out;
+}
+
 Table::Loaded Table::load(const std::string& path) {
     std::string text, error;
     if (!util::read_file(path, text, error)) {
         Loaded r;
-        r.problems.push_back({path, 0, error});
+        r.problems.push_back({path, 0, "cannot read: " + error});
         return r;
     }
     return parse(text, path);

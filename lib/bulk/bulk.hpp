@@ -50,6 +50,9 @@ struct Settings {
 // (@a,@b:user@d, RFC 5321 §4.1.2) dropped, a quoted local part unquoted,
 // all lower case (DESIGN "Bulk table"). Empty when there is no usable address.
 std::string normalize(std::string_view address);
+// The same, but the local part keeps its case (the domain is lower-cased):
+// the opt-out zone key (DESIGN "Contracts for the next capabilities").
+std::string normalize_keep_local_case(std::string_view address);
 
 // Format, one entry a line:  KEY accept|reject   (# starts a comment)
 // KEY is user@domain or @domain. A repeated key is an error.
@@ -71,6 +74,21 @@ private:
     std::string arena_;  // every key, back to back; map_ keys view into it
     std::unordered_map<std::string_view, Choice> map_;
 };
+
+// The entries of a table file in file order, for tools that publish a table
+// (regmilter-zone optout) rather than consult it. Same syntax and errors as
+// Table::parse (a repeated key is an error); entries is empty when errors is not.
+struct Entry {
+    std::string key;      // as the table compares it: "user@domain" or "@domain", lower case
+    std::string written;  // the local part as written, domain lower-cased ("Bob@example.org")
+    Choice choice = Choice::accept;
+    int line = 0;
+};
+struct Entries {
+    std::vector<Entry> entries;
+    std::vector<util::Problem> problems;
+};
+Entries read_entries(std::string_view text, std::string_view name);
 
 struct Lookup {
     Choice choice = Choice::accept;

@@ -5,7 +5,13 @@
 namespace regmilter::registry {
 
 std::string query_name(const net::Address& ip, Format format, std::string_view zone) {
-    net::Address a = ip.unmapped();
+    std::string name = query_label(ip.unmapped(), format);
+    name += '.';
+    name += zone;
+    return name;
+}
+
+std::string query_label(const net::Address& a, Format format) {
     std::string name;
     if (format == Format::reversed) {
         name = a.reversed();  // RFC 5782 §2.1 (IPv4), §2.4 (IPv6 nibbles)
@@ -16,8 +22,6 @@ std::string query_name(const net::Address& ip, Format format, std::string_view z
     } else {
         name = a.full('-');
     }
-    name += '.';
-    name += zone;
     return name;
 }
 

@@ -61,6 +61,9 @@ struct Entry {
 //            digits joined by dashes: "2001-0db8-0000-...-0007.ZONE"
 //   reversed RFC 5782 §2.1/§2.4: "36.2.0.192.ZONE"; IPv6 32 nibbles reversed
 std::string query_name(const net::Address& ip, Format format, std::string_view zone);
+// The same name without the zone and without unmapping: "192-0-2-36",
+// "36.2.0.192"; ::ffff:127.0.0.2 stays IPv6 (the RFC 5782 §5 IPv6 test point).
+std::string query_label(const net::Address& ip, Format format);
 
 // RFC 5782 §2.3 / DESIGN "Registry answers": A records of one lookup to a status.
 // Only 127.0.0.0/8 counts; 127.0.0.1, 127.255.255.0/24 and anything outside

@@ -26,63 +26,31 @@ FileStamp stamp_of(const std::string& path) {
 bool read_file(const std::string& path, std::string& out, std::string& error) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        error = std::string("cannot read: ") + std::strerror(errno);
+        error = std::strerror(errno);
         return false;
     }
     struct stat st {};
     if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
         ::close(fd);
-        error = "is a directory";
+        error = std::strerror(EISDIR);
         return false;
     }
-    out.clear();
+    std::string text;
+    if (st.st_size > 0) text.reserve(size_t(st.st_size));
     char buf[65536];
     for (;;) {
         ssize_t n = ::read(fd, buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
-            error = std::string("cannot read: ") + std::strerror(errno);
+            error = std::strerror(errno);
             ::close(fd);
             return false;
         }
         if (n == 0) break;
-        out.append(buf, size_t(n));
+        text.append(buf, size_t(n));
     }
     ::close(fd);
-    return true;
-}
-
-bool write_file_atomic(const std::string& path, const std::string& data, std::string& error, unsigned mode) {
-    std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
-    if (fd < 0) {
-        error = "cannot write " + tmp + ": " + std::strerror(errno);
-        return false;
-    }
-    auto fail = [&](const char* what) {
-        error = std::string(what) + " " + tmp + ": " + std::strerror(errno);
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        return false;
-    };
-    size_t off = 0;
-    while (off < data.size()) {
-        ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return fail("cannot write");
-        off += size_t(n);
-    }
-    if (::fsync(fd) != 0) return fail("cannot flush");
-    if (::close(fd) != 0) {
-        error = "cannot close " + tmp + ": " + std::strerror(errno);
-        ::unlink(tmp.c_str());
-        return false;
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        error = "cannot rename " + tmp + " to " + path + ": " + std::strerror(errno);
-        ::unlink(tmp.c_str());
-        return false;
-    }
+    out = std::move(text);
     return true;
 }
 

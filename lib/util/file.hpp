@@ -1,7 +1,8 @@
 // util: small file helpers every reader of a file shares — a file's identity
-// stamp (to notice a change), reading a whole file, and replacing a file
-// atomically (write a temporary file, fsync, rename). Errors are values
-// (strerror text), never exceptions. Thread-safe (no shared state).
+// stamp (to notice a change) and reading a whole file (a directory or an I/O
+// error is an error, never an empty text). Writing a file whole or not at
+// all is util::AtomicFile (atomic_file.hpp). Errors are values (strerror
+// text), never exceptions. Thread-safe (no shared state).
 #pragma once
 
 #include <string>
@@ -21,15 +22,9 @@ struct FileStamp {
 };
 FileStamp stamp_of(const std::string& path);
 
-// The whole file into `out`. False and `error` ("cannot read: No such file or
-// directory", "is a directory") on failure.
+// The whole file into `out`. False and `error` set to strerror's text ("No
+// such file or directory", "Is a directory") otherwise; `out` is then
+// unchanged.
 bool read_file(const std::string& path, std::string& out, std::string& error);
-
-// Replaces `path` with `data`: written to a temporary file in the same
-// directory, flushed to disk, renamed over `path`, so that a reader sees the
-// old or the new file, never a half-written one. `mode` for a new file.
-// False and `error` on failure (the temporary file is removed).
-bool write_file_atomic(const std::string& path, const std::string& data, std::string& error,
-                       unsigned mode = 0644);
 
 }  // namespace regmilter::util
