@@ -322,7 +322,7 @@ const std::vector<Def>& defs() {
         const char* actions = "accept|tag|tempfail|reject";
 
         // [milter]
-        add({"milter", "socket", Type::string, "unix:/run/regmilter/regmilter.sock",
+        add({"milter", "socket", Type::string, "unix:/var/spool/postfix/regmilter/regmilter.sock",
              "unix:PATH|local:PATH|inet:PORT@HOST|inet6:PORT@HOST",
              "Where the milter listens; regmilter -p overrides it."},
             scalar([](Target& t, const std::string& v) {

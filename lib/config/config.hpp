@@ -40,7 +40,7 @@ const char* to_string(BulkChoice);
 const char* to_string(BulkAction);
 
 struct Milter {
-    std::string socket = "unix:/run/regmilter/regmilter.sock";
+    std::string socket = "unix:/var/spool/postfix/regmilter/regmilter.sock";
     unsigned socket_mode = 0660;  // octal in the file
     std::string user = "regmilter";
     std::string pid_file = "/run/regmilter/regmilter.pid";
