@@ -1,10 +1,14 @@
 # regmilter — plain GNU make build. Objects go under $(BUILD)/, never in the tree.
 #
 #   make                 build/regmilter, build/regmilter-query and build/regmilter-zone
-#   make check           install missing packages, build, run every test
-#   make run             run the milter in the foreground with conf/regmilter.ini
+#                        (checks the build packages are there, installs nothing;
+#                        DEPS_CHECK=no skips that)
+#   make check           install missing build+test packages, build, run every test
+#   make run             install missing build packages, run the milter in the foreground
+#   make deps            install the missing build and test packages
 #   make bench           benchmarks (print numbers)
-#   make install         PREFIX=/usr/local DESTDIR=
+#   make install         PREFIX=/usr/local DESTDIR= (binaries, man pages, config, systemd unit)
+#   make install-user    create the system user and group regmilter (not part of install)
 #   make SANITIZE=address,undefined check
 #
 # Sources are found by wildcard: adding a file under lib/<module>/ needs no edit here.
@@ -15,6 +19,8 @@ SBINDIR    ?= $(PREFIX)/sbin
 BINDIR     ?= $(PREFIX)/bin
 MANDIR     ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
+LIBEXECDIR ?= $(PREFIX)/libexec
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
 
 ifdef SANITIZE
 BUILD      ?= build/sanitize
@@ -28,11 +34,21 @@ SANFLAGS   :=
 SANWARN    :=
 endif
 
+# Debian's hardening (dpkg-buildflags with hardening=+all) in every build but
+# the sanitizer ones: installed binaries are hardened wherever they are built,
+# and the package test (t/integration/debian-package.sh) can package build/ as
+# it is. Added only where the caller's flags do not set them already.
+ifndef SANITIZE
+HARDEN_CPPFLAGS := $(if $(findstring _FORTIFY_SOURCE,$(CPPFLAGS)),,-D_FORTIFY_SOURCE=2)
+HARDEN_CXXFLAGS := $(if $(findstring stack-protector,$(CXXFLAGS)),,-fstack-protector-strong)
+HARDEN_LDFLAGS  := $(if $(findstring relro,$(LDFLAGS)),,-Wl,-z,relro) $(if $(findstring now,$(LDFLAGS)),,-Wl,-z,now)
+endif
+
 CXX        ?= g++
 CXXFLAGS   ?= -O2 -g
-CXXFLAGS   += -std=c++17 -Wall -Wextra -Werror $(SANWARN) -pthread $(SANFLAGS)
-CPPFLAGS   += -Ilib -I. -MMD -MP -DSYSCONFDIR='"$(SYSCONFDIR)"'
-LDFLAGS    += -pthread $(SANFLAGS)
+CXXFLAGS   += $(HARDEN_CXXFLAGS) -std=c++17 -Wall -Wextra -Werror $(SANWARN) -pthread $(SANFLAGS)
+CPPFLAGS   += $(HARDEN_CPPFLAGS) -Ilib -I. -MMD -MP -DSYSCONFDIR='"$(SYSCONFDIR)"'
+LDFLAGS    += $(HARDEN_LDFLAGS) -pthread $(SANFLAGS)
 LIBS_LIB   := -lldns -linih -lssl -lcrypto
 LIBS_MILTER:= -lmilter
 
@@ -59,17 +75,23 @@ TOOL_BINS  := $(patsubst t/tools/%.cpp,$(BUILD)/t/%,$(TOOL_SRC))
 BENCH_BINS := $(patsubst t/bench/%.cpp,$(BUILD)/t/bench-%,$(BENCH_SRC))
 TSUP_A     := $(BUILD)/t/libtsupport.a
 
-DEPS_STAMP := build/.deps-installed
+DEPS_STAMP := $(BUILD)/.deps-build
+DEPS_CHECK ?= yes
 
-.PHONY: all check unit integration run bench install clean deps man-check
+.PHONY: all check check-build unit integration integration-build run bench bench-build \
+        install install-user clean deps man-check
 # Keep the objects of chained rules (test tools, benches): no rebuild on every make.
 .SECONDARY:
 all: $(QUERY_BIN) $(ZONE_BIN) $(if $(MILTER_SRC),$(MILTER_BIN))
 
-# One list of packages (contrib/debian-packages), one install step reading it.
-deps: $(DEPS_STAMP)
+# Packages by purpose in contrib/debian-packages, one step that reads them
+# (contrib/install-deps). A plain make only checks the build packages and
+# prints the apt-get line for the missing ones (on Debian; DEPS_CHECK=no or a
+# system without dpkg skips it); check, run, bench and deps install what they use.
+deps:
+	@contrib/install-deps build test
 $(DEPS_STAMP): contrib/debian-packages contrib/install-deps
-	@contrib/install-deps
+	@if [ "$(DEPS_CHECK)" != no ]; then contrib/install-deps --check build; fi
 	@mkdir -p $(@D) && touch $@
 
 $(BUILD)/obj/%.o: %.cpp | $(DEPS_STAMP)
@@ -110,28 +132,41 @@ $(BUILD)/t/bench-%: $(BUILD)/obj/t/bench/%.o $(TSUP_A) $(LIB_A)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB)
 
 # Every test: unit tests, the openspf conformance suite, then the integration
-# scripts (each starts and stops its own servers on loopback).
-check: all $(UNIT_BIN) $(TOOL_BINS)
+# scripts (each starts and stops its own servers on loopback). The packages
+# come first, then a second make builds (so that -j never compiles before them).
+check: deps
+	@$(MAKE) --no-print-directory check-build
 	@t/run-tests $(BUILD)
+check-build: all $(UNIT_BIN) $(TOOL_BINS)
 
 unit: $(UNIT_BIN)
 	$(UNIT_BIN)
 
-integration: all $(TOOL_BINS)
+integration: deps
+	@$(MAKE) --no-print-directory integration-build
 	@t/run-tests --only-integration $(BUILD)
+integration-build: all $(TOOL_BINS)
 
-bench: all $(BENCH_BINS) $(TOOL_BINS)
+bench: deps
+	@$(MAKE) --no-print-directory bench-build
 	@t/run-bench $(BUILD)
+bench-build: all $(BENCH_BINS) $(TOOL_BINS)
 
-run: all
+run:
+	@contrib/install-deps build
+	@$(MAKE) --no-print-directory all
 	@contrib/make-run $(BUILD)
 
 man-check:
 	@t/man-check
 
+# The binaries, man pages, configuration (never overwritten), the socket
+# directory helper and the systemd unit, its paths from PREFIX (or SBINDIR,
+# SYSCONFDIR, LIBEXECDIR). Creates no user: make install-user, or see README.
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
-	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/regmilter
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/regmilter \
+	    $(DESTDIR)$(LIBEXECDIR)/regmilter $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(QUERY_BIN) $(DESTDIR)$(BINDIR)/regmilter-query
 	install -m 0755 $(ZONE_BIN) $(DESTDIR)$(BINDIR)/regmilter-zone
 	if [ -f $(MILTER_BIN) ]; then install -m 0755 $(MILTER_BIN) $(DESTDIR)$(SBINDIR)/regmilter; fi
@@ -139,6 +174,18 @@ install: all
 	    s=$${m##*.}; install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
 	if [ ! -f $(DESTDIR)$(SYSCONFDIR)/regmilter/regmilter.ini ]; then \
 	    install -m 0644 conf/regmilter.ini $(DESTDIR)$(SYSCONFDIR)/regmilter/regmilter.ini; fi
+	install -m 0755 contrib/socket-dir $(DESTDIR)$(LIBEXECDIR)/regmilter/socket-dir
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' contrib/regmilter.service.in > $(DESTDIR)$(UNITDIR)/regmilter.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/regmilter.service
+
+# The system user and group the unit runs as (Debian's package does this in
+# its postinst). Asked for, never part of install.
+install-user:
+	@if id regmilter >/dev/null 2>&1; then echo "install-user: user regmilter exists"; \
+	else useradd --system --user-group --home-dir /nonexistent --no-create-home \
+	    --shell /usr/sbin/nologin --comment "regmilter mail filter" regmilter && \
+	    echo "install-user: created user and group regmilter"; fi
 
 clean:
 	rm -rf build

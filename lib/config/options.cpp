@@ -166,7 +166,7 @@ using policy::check_action_names;
 std::vector<Option> milter_rows() {
     return {
         row<Type::socket, &Milter::socket>(
-            "socket", "unix:/run/regmilter/regmilter.sock",
+            "socket", "unix:/var/spool/postfix/regmilter/regmilter.sock",
             words("unix:PATH|local:PATH|inet:PORT@HOST|inet6:PORT@HOST"),
             "Where the milter listens; regmilter -p overrides it."),
         row<Type::octal, &Milter::socket_mode>(

@@ -86,16 +86,14 @@ verdicts_of_query() {
         _i=$((_i + 1))
     done
 }
-# verdicts_of_milter NAME: the same lines from a milter-client transcript.
-# Like an MTA, no DATA when every recipient was refused.
+# verdicts_of_milter NAME: the same lines from a milter-client transcript
+# (run --as-mta: no RCPT after a refused MAIL, no DATA without a recipient).
 verdicts_of_milter() {
     awk '
         /^> connect / { st = "connect" } /^> helo / { st = "helo" } /^> mail / { st = "mail" }
-        /^> rcpt / { st = "rcpt"; r = $3; gsub(/[<>]/, "", r); rcpts++ } /^> eoh/ { st = "eoh" } /^> eom/ { st = "eom" }
+        /^> rcpt / { st = "rcpt"; r = $3; gsub(/[<>]/, "", r) } /^> eoh/ { st = "eoh" } /^> eom/ { st = "eom" }
         /^< (continue|accept|reject|tempfail|discard|replycode)/ {
             v = $2; if (v == "replycode") v = $3 " " $4
-            if (st == "rcpt" && v == "continue") accepted++
-            if ((st == "eoh" || st == "eom") && rcpts && !accepted) next
             if (st == "eoh" && v == "continue") next   # end of headers passed: the end of message decides
             print (st == "eoh" || st == "eom" ? "data" : st) (st == "rcpt" ? " " r : "") " " v
         }' "$MILTER_DIR/$1.out"
@@ -129,7 +127,7 @@ if wanted same-verdicts; then
         IFS=$_old_ifs
         printf 'eoh\neom\nquit\n' >> "$MILTER_DIR/$name.script"
         "$BUILD/regmilter-query" -c "$MILTER_CONF" --json "$@" > "$MILTER_DIR/$name.json" 2> "$MILTER_DIR/$name.err"
-        "$BUILD/t/milter-client" --socket "$MILTER_SOCKET" --timeout-ms 8000 "$MILTER_DIR/$name.script" \
+        "$BUILD/t/milter-client" --socket "$MILTER_SOCKET" --timeout-ms 8000 --as-mta "$MILTER_DIR/$name.script" \
             > "$MILTER_DIR/$name.out" 2>&1
         verdicts_of_query "$name" | grep -v '^\(connect\|helo\) continue$' > "$MILTER_DIR/$name.query-verdicts"
         verdicts_of_milter "$name" | grep -v '^\(connect\|helo\) continue$' > "$MILTER_DIR/$name.milter-verdicts"

@@ -17,6 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 FIX=$top/t/fixtures/e2e
 . "$here/lib/dns-server.sh"
+. "$here/lib/smtp.sh"
 
 [ "$(id -u)" = 0 ] || skip "needs root: postfix -c DIR start runs the master as root"
 need_cmd postfix postconf /usr/sbin/smtp-sink
@@ -106,16 +107,6 @@ reload() {
     done
     echo "# reload: no answer in the milter log"
     return 1
-}
-
-# wait_smtp PORT: until an SMTP server on 127.0.0.1:PORT greets (10 s at most; no ss(8) needed)
-wait_smtp() {
-    _i=0
-    while ! printf 'QUIT\n' | timeout 2 "$BUILD/t/smtp-client" -t 1000 127.0.0.1 "$1" 2>/dev/null | grep -q '^220 ' &&
-        [ $_i -lt 100 ]; do
-        sleep 0.1
-        _i=$((_i + 1))
-    done
 }
 
 # ---------------------------------------------------------------- sink
@@ -208,34 +199,6 @@ raw_session() {
     cat > "$T/s/$1.smtp"
     timeout 120 "$BUILD/t/smtp-client" 127.0.0.1 "$SMTP_PORT" "$T/s/$1.smtp" > "$T/s/$1.out" 2>&1
 }
-# reply NAME 'COMMAND' [N]: last line of the reply to the Nth (default 1st) COMMAND.
-reply() {
-    # Through the environment: awk -v would turn the \xHH of a command into bytes.
-    E2E_CMD="> $2" E2E_N="${3:-1}" awk '
-        BEGIN { cmd = ENVIRON["E2E_CMD"]; n = ENVIRON["E2E_N"] + 0 }
-        found && /^[>!]/ { exit }
-        found { last = $0 }
-        $0 == cmd { seen++; if (seen == n) found = 1 }
-        END { print last }' "$T/s/$1.out"
-}
-# code NAME 'COMMAND' [N]: "550 5.7.23" of that reply.
-code() {
-    reply "$@" | awk '{ print $1 " " $2 }'
-}
-
-# A message: message TOKEN [extra header lines...]; the Subject is the token.
-message() {
-    _tok=$1
-    shift
-    echo "DATA"
-    echo "From: <sender@e2e.test>"
-    echo "To: <rcpt@dest.test>"
-    echo "Subject: $_tok"
-    for _h in "$@"; do echo "$_h"; done
-    echo ""
-    echo "body of $_tok"
-    echo "."
-}
 
 # ---------------------------------------------------------------- deliveries
 wait_queue_empty() {
@@ -251,26 +214,6 @@ wait_queue_empty() {
     echo "# queue not empty after 30 s:"
     find "$T/queue/deferred" -type f | head -n 3 | sed 's/^/#   /'
     return 1
-}
-sink_files() {
-    grep -l -x "Subject: $1" "$T"/sink/* 2>/dev/null
-}
-# Recipients that received message TOKEN, sorted, space-separated ("" = nobody).
-delivered_to() {
-    _f=$(sink_files "$1")
-    [ -n "$_f" ] || { echo ""; return; }
-    # shellcheck disable=SC2086
-    sed -n 's/^X-Rcpt-Args: <\([^>]*\)>.*/\1/p' $_f | sort -u | tr '\n' ' ' | sed 's/ $//'
-}
-# The header block of the (first) delivered copy of TOKEN, unfolded.
-headers_of() {
-    _f=$(sink_files "$1" | head -n 1)
-    [ -n "$_f" ] || return 0
-    awk '/^$/ { exit } /^[ \t]/ { sub(/^[ \t]+/, " "); line = line $0; next }
-         { if (line != "") print line; line = $0 } END { if (line != "") print line }' "$_f"
-}
-header_line() {   # header_line TOKEN NAME: the first NAME: header of TOKEN (unfolded)
-    headers_of "$1" | grep -i -m 1 "^$2:" || true
 }
 
 # ================================================================ start

@@ -18,6 +18,9 @@
 //   read                               read one response
 //   expect-silence MS                  print "< silence" if nothing comes within MS
 //   close | reopen | sleep MS | touch PATH | wait-file PATH
+// With --as-mta the commands an MTA would not send are skipped (and shown as
+// "> (skipped) COMMAND"): RCPT and DATA after a refused MAIL FROM, the DATA
+// stages when every recipient was refused.
 // A transcript is a script with expectations: command lines start with "> ",
 // expected responses with "< " ("*" matches any text), as the tool prints
 // them. Every response is then compared, in order, with the expectations.
@@ -52,7 +55,7 @@ namespace proto = testing::milter_proto;
 
 const char usage_text[] =
     "usage: milter-client --socket unix:PATH|inet:PORT@HOST|inet6:PORT@HOST [--timeout-ms MS]\n"
-    "                     [--max-seconds S] [SCRIPT]\n";
+    "                     [--max-seconds S] [--as-mta] [SCRIPT]\n";
 
 // \xHH, \0, \t, \n, \r, \\ in script values.
 std::string unescape(std::string_view s) {
@@ -105,6 +108,7 @@ bool matches(std::string_view text, std::string_view pattern) {
 class Runner {
 public:
     std::vector<std::string> responses;  // every "< " line printed, in order
+    bool as_mta = false;
 
     Runner(net::SocketSpec socket, std::chrono::milliseconds timeout) : socket_(std::move(socket)), timeout_(timeout) {}
 
@@ -147,15 +151,51 @@ public:
     bool run(const std::string& line) {
         std::string_view l = util::trim(line);
         if (l.empty() || l.front() == '#') return true;
-        std::cout << "> " << line << std::endl;
         Line c;
         c.words = util::split(l, " ");
         c.verb = std::string(c.words[0]);
         c.rest = l.size() > c.verb.size() ? std::string(util::trim(l.substr(c.verb.size()))) : "";
-        return negotiation(c) || smtp_step(c) || raw_traffic(c) || control(c);
+        if (as_mta && mta_would_skip(c.verb)) {
+            std::cout << "> (skipped) " << line << std::endl;
+            return true;
+        }
+        std::cout << "> " << line << std::endl;
+        size_t before = responses.size();
+        bool known = negotiation(c) || smtp_step(c) || raw_traffic(c) || control(c);
+        track(c.verb, before);
+        return known;
     }
 
 private:
+    // What an MTA knows of the transaction so far (--as-mta).
+    bool mail_refused_ = false, data_refused_ = false;
+    int rcpts_ = 0, rcpts_accepted_ = 0;
+
+    static bool refused(const std::string& response) {
+        return response == "reject" || response == "tempfail" || response.rfind("replycode", 0) == 0;
+    }
+    bool mta_would_skip(const std::string& verb) const {
+        bool data = verb == "header" || verb == "eoh" || verb == "body" || verb == "eom" || verb == "data";
+        return (mail_refused_ && (verb == "rcpt" || data)) || (data && rcpts_ > 0 && rcpts_accepted_ == 0) ||
+               (data_refused_ && (verb == "body" || verb == "eom"));
+    }
+    void track(const std::string& verb, size_t before) {
+        std::string last = responses.size() > before ? responses.back() : "";
+        if (verb == "mail") {
+            mail_refused_ = refused(last);
+            data_refused_ = false;
+            rcpts_ = rcpts_accepted_ = 0;
+        } else if (verb == "rcpt") {
+            ++rcpts_;
+            if (!refused(last)) ++rcpts_accepted_;
+        } else if (verb == "eoh" || verb == "body") {
+            data_refused_ = refused(last);
+        } else if (verb == "abort" || verb == "eom" || verb == "quit-nc") {
+            mail_refused_ = data_refused_ = false;
+            rcpts_ = rcpts_accepted_ = 0;
+        }
+    }
+
     struct Line {
         std::vector<std::string_view> words;
         std::string verb, rest;
@@ -296,16 +336,21 @@ private:
 }  // namespace
 
 int main(int argc, char** argv) {
-    enum { o_socket = 256, o_timeout, o_max };
+    enum { o_socket = 256, o_timeout, o_max, o_as_mta };
     const util::Cli cli("milter-client", usage_text);
     std::string socket_text;
     long timeout_ms = 10000, max_seconds = 120;
+    bool as_mta = false;
     auto rest = cli.parse(argc, argv,
-                          {{"socket", 0, true, o_socket}, {"timeout-ms", 0, true, o_timeout}, {"max-seconds", 0, true, o_max}},
+                          {{"socket", 0, true, o_socket},
+                           {"timeout-ms", 0, true, o_timeout},
+                           {"max-seconds", 0, true, o_max},
+                           {"as-mta", 0, false, o_as_mta}},
                           [&](int id, const char* v) {
                               if (id == o_socket) socket_text = v;
                               if (id == o_timeout) timeout_ms = cli.number("--timeout-ms", v, 1, 600000);
                               if (id == o_max) max_seconds = cli.number("--max-seconds", v, 1, 3600);
+                              if (id == o_as_mta) as_mta = true;
                           });
     if (socket_text.empty()) cli.fail("--socket is required");
     if (rest.size() > 1) cli.fail("one script at most");
@@ -321,6 +366,7 @@ int main(int argc, char** argv) {
     }
     std::istream& in = rest.empty() ? std::cin : file;
     Runner runner(*socket, std::chrono::milliseconds(timeout_ms));
+    runner.as_mta = as_mta;
     bool opened = runner.open();
     std::vector<std::pair<int, std::string>> expected;  // (line, pattern) of a transcript
     std::string line;

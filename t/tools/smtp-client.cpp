@@ -2,7 +2,10 @@
 // every command sent and every reply line received, for the end-to-end test.
 // Test tool only: no TLS, no pipelining, one connection; single-threaded.
 //
-// Usage: smtp-client [-t TIMEOUT_MS] HOST PORT [SCRIPT]   (script from stdin without SCRIPT)
+// Usage: smtp-client [-t TIMEOUT_MS] [-s SOURCE_ADDR] HOST PORT [SCRIPT]   (script from stdin without SCRIPT)
+//   -s SOURCE_ADDR binds the connection to that local address first (e.g. one of
+//   127.0.0.0/8, all of which are local on Linux): the server sees that client
+//   address, for MTAs without XCLIENT (Sendmail).
 //
 // Script, one item a line (CRLF is added to each line sent):
 //   COMMAND               sent, then the (multi-line) reply is read and printed
@@ -146,7 +149,25 @@ private:
     bool timed_out_ = false;
 };
 
-int connect_to(const char* host, const char* port) {
+// Binds fd to the numeric address SOURCE (any port); false with a message on failure.
+bool bind_source(int fd, int family, const char* source) {
+    addrinfo hints{};
+    hints.ai_family = family;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
+    addrinfo* res = nullptr;
+    int rc = getaddrinfo(source, "0", &hints, &res);
+    if (rc != 0) {
+        std::cerr << "smtp-client: source " << source << ": " << gai_strerror(rc) << "\n";
+        return false;
+    }
+    bool ok = bind(fd, res->ai_addr, res->ai_addrlen) == 0;
+    if (!ok) std::cerr << "smtp-client: bind " << source << ": " << strerror(errno) << "\n";
+    freeaddrinfo(res);
+    return ok;
+}
+
+int connect_to(const char* host, const char* port, const char* source) {
     addrinfo hints{};
     hints.ai_socktype = SOCK_STREAM;
     addrinfo* res = nullptr;
@@ -159,6 +180,11 @@ int connect_to(const char* host, const char* port) {
     for (addrinfo* ai = res; ai; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
         if (fd < 0) continue;
+        if (source && !bind_source(fd, ai->ai_family, source)) {
+            close(fd);
+            fd = -1;
+            continue;
+        }
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
         close(fd);
         fd = -1;
@@ -253,12 +279,16 @@ int run(Connection& conn, std::istream& script) {
 
 int main(int argc, char** argv) {
     int argi = 1;
-    if (argi + 1 < argc && std::strcmp(argv[argi], "-t") == 0) {
-        timeout_ms = std::atoi(argv[argi + 1]);
+    const char* source = nullptr;
+    while (argi + 1 < argc && (std::strcmp(argv[argi], "-t") == 0 || std::strcmp(argv[argi], "-s") == 0)) {
+        if (argv[argi][1] == 't')
+            timeout_ms = std::atoi(argv[argi + 1]);
+        else
+            source = argv[argi + 1];
         argi += 2;
     }
     if (argc - argi < 2 || argc - argi > 3) {
-        std::cerr << "usage: smtp-client [-t TIMEOUT_MS] HOST PORT [SCRIPT]\n";
+        std::cerr << "usage: smtp-client [-t TIMEOUT_MS] [-s SOURCE_ADDR] HOST PORT [SCRIPT]\n";
         return 2;
     }
     std::ifstream file;
@@ -269,7 +299,7 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    int fd = connect_to(argv[argi], argv[argi + 1]);
+    int fd = connect_to(argv[argi], argv[argi + 1], source);
     if (fd < 0) return 1;
     Connection conn(fd);
     return run(conn, argc - argi == 3 ? static_cast<std::istream&>(file) : std::cin);

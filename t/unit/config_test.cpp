@@ -43,7 +43,7 @@ std::string read_top_file(const std::string& rel) {
 TEST_CASE("no file at all gives the embedded defaults", "[config]") {
     auto d = config::defaults();
     REQUIRE(d);
-    CHECK(d->milter.socket == "unix:/run/regmilter/regmilter.sock");
+    CHECK(d->milter.socket == "unix:/var/spool/postfix/regmilter/regmilter.sock");
     CHECK(d->milter.socket_mode == 0660);
     CHECK(d->milter.mode == policy::Mode::enforce);
     CHECK(d->resolver.timeout_ms == 2000);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -51,7 +52,10 @@ struct TempDir {
         REQUIRE(mkdtemp(tmpl));
         path = tmpl;
     }
-    ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+    ~TempDir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path, ignored);
+    }
     std::string write(const std::string& name, const std::string& text) const {
         std::string p = path + "/" + name, tmp = p + ".new";
         std::ofstream(tmp, std::ios::trunc) << text;
