@@ -35,6 +35,9 @@ CPPFLAGS   += -Ilib -MMD -MP -DSYSCONFDIR='"$(SYSCONFDIR)"'
 LDFLAGS    += -pthread $(SANFLAGS)
 LIBS_LIB   := -lldns -linih -lssl -lcrypto
 LIBS_MILTER:= -lmilter
+# hiredis (lib/state/redis_store.cpp): --as-needed, so that only programs that
+# use the Redis store depend on it.
+LIBS_REDIS := -Wl,--push-state,--as-needed -lhiredis -Wl,--pop-state
 
 LIB_SRC    := $(sort $(wildcard lib/*/*.cpp))
 MILTER_SRC := $(sort $(wildcard milter/daemon/*.cpp))
@@ -87,15 +90,15 @@ $(QUERY_BIN): $(call obj,$(QUERY_SRC)) $(LIB_A)
 
 $(UNIT_BIN): $(call obj,$(UNIT_SRC)) $(TSUP_A) $(LIB_A)
 	@mkdir -p $(@D)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB) $(LIBS_REDIS)
 
 $(BUILD)/t/%: $(BUILD)/obj/t/tools/%.o $(TSUP_A) $(LIB_A)
 	@mkdir -p $(@D)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB) $(LIBS_REDIS)
 
 $(BUILD)/t/bench-%: $(BUILD)/obj/t/bench/%.o $(TSUP_A) $(LIB_A)
 	@mkdir -p $(@D)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB) $(LIBS_REDIS)
 
 # Every test: unit tests, the openspf conformance suite, then the integration
 # scripts (each starts and stops its own servers on loopback).
