@@ -144,6 +144,13 @@ timeval timeval_of(Clock::duration d) {
     return tv;
 }
 
+// True when a failed hiredis call ran into the socket timeout (SO_RCVTIMEO /
+// SO_SNDTIMEO: EAGAIN) rather than a closed or broken connection.
+bool timed_out(const redisContext* c, int saved_errno) {
+    return c->err == REDIS_ERR_IO && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK ||
+                                      std::strstr(c->errstr, "temporarily unavailable") != nullptr);
+}
+
 long ms_of(Clock::duration d) {
     return long(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
 }
@@ -346,18 +353,23 @@ std::unique_ptr<RedisStore::Connection> RedisStore::connect(Deadline deadline, R
         const char* argv[] = {"AUTH", options_.password.c_str()};
         const size_t lens[] = {4, options_.password.size()};
         redisSetTimeout(ctx, timeval_of(deadline - Clock::now()));
+        errno = 0;
         auto* r = static_cast<redisReply*>(redisCommandArgv(ctx, 2, argv, lens));
-        std::string why;
-        if (!r)
-            why = ctx->errstr;
-        else if (r->type == REDIS_REPLY_ERROR)
-            why = error_text(r->str, r->len);
-        else if (r->type != REDIS_REPLY_STATUS)
-            why = "unexpected reply type " + std::to_string(r->type);
-        if (r) freeReplyObject(r);
-        if (!why.empty()) {
+        const int e = errno;
+        if (!r) {
+            failure.status = timed_out(ctx, e) ? Status::timeout : Status::unreachable;
+            failure.reason =
+                describe() + (failure.status == Status::timeout
+                                  ? " did not answer AUTH in time"
+                                  : ": connection lost during AUTH: " + std::string(ctx->errstr));
+        } else if (r->type == REDIS_REPLY_ERROR || r->type != REDIS_REPLY_STATUS) {
             failure.status = Status::failed;
-            failure.reason = "AUTH at " + describe() + " refused: " + why;
+            failure.reason = "AUTH at " + describe() + " refused: " +
+                             (r->type == REDIS_REPLY_ERROR ? error_text(r->str, r->len)
+                                                           : "reply of type " + std::to_string(r->type));
+        }
+        if (r) freeReplyObject(r);
+        if (!r || failure.status != Status::ok) {
             broken(failure.reason);
             return nullptr;
         }
@@ -448,9 +460,7 @@ RedisStore::Reply RedisStore::run(const Script& script, const std::vector<std::s
                 return r;
             }
             r.broken = true;
-            r.timed_out =
-                c->ctx->err == REDIS_ERR_IO &&
-                (e == EAGAIN || e == EWOULDBLOCK || std::strstr(c->ctx->errstr, "temporarily unavailable"));
+            r.timed_out = timed_out(c->ctx, e);
             if (r.timed_out) {
                 r.status = Status::timeout;
                 r.reason =
@@ -484,6 +494,8 @@ RedisStore::Reply RedisStore::run(const Script& script, const std::vector<std::s
             else
                 r.status = Status::failed;
             r.reason = describe() + " answered: " + text;
+            if (text.find("NOAUTH") != std::string::npos || text.find("unauthenticated") != std::string::npos)
+                r.reason += " (the server wants a password)";
         } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != script.results) {
             r.status = Status::failed;
             r.reason = describe() + " answered with a reply of type " + std::to_string(reply->type) +
