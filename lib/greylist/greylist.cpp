@@ -30,12 +30,26 @@ void check_range(std::vector<std::string>& out, const char* key, int64_t v, Rang
                       std::to_string(r.min) + ".." + std::to_string(r.max));
 }
 
+state::Key triplet_key_in(const std::string& network, const Request& r) {
+    std::string text;
+    text.reserve(40 + network.size() + r.sender.size() + r.recipient.size());
+    text.append("greylist-triplet\n").append(network).append("\n");
+    append_address(text, r.sender);
+    append_address(text, r.recipient);
+    return state::Key::of(state::KeyKind::triplet, text);
+}
+
+state::Key client_key_in(const std::string& network) {
+    return state::Key::of(state::KeyKind::client, "greylist-client\n" + network + "\n");
+}
+
 Result run(state::Store& store, const Settings& s, const Request& r, state::UnixTime now,
            state::Deadline deadline, state::Mode mode) {
     Result res;
     res.network = state::client_network(r.client, prefixes_of(s));
+    const std::string network = res.network.str();
     state::GreylistAnswer a =
-        store.greylist(triplet_key(s, r), client_key(s, r.client), rules_of(s), now, mode, deadline);
+        store.greylist(triplet_key_in(network, r), client_key_in(network), rules_of(s), now, mode, deadline);
     res.client_passes = a.client_passes;
     res.store = static_cast<const state::Outcome&>(a);
     if (!res.store.ok()) {
@@ -89,15 +103,11 @@ state::GreylistRules rules_of(const Settings& s) {
 }
 
 state::Key triplet_key(const Settings& s, const Request& r) {
-    std::string text = "greylist-triplet\n" + state::client_network(r.client, prefixes_of(s)).str() + "\n";
-    append_address(text, r.sender);
-    append_address(text, r.recipient);
-    return state::Key::of(state::KeyKind::triplet, text);
+    return triplet_key_in(state::client_network(r.client, prefixes_of(s)).str(), r);
 }
 
 state::Key client_key(const Settings& s, const net::Address& client) {
-    return state::Key::of(state::KeyKind::client,
-                          "greylist-client\n" + state::client_network(client, prefixes_of(s)).str() + "\n");
+    return client_key_in(state::client_network(client, prefixes_of(s)).str());
 }
 
 const char* to_string(Outcome o) {

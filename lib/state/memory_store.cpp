@@ -39,22 +39,18 @@ MemoryStore::Entry* MemoryStore::Table::find(const Key& k, UnixTime now) {
     return &it->second;
 }
 
-void MemoryStore::Table::add(const Key& k, int64_t expires, int64_t a, uint32_t b) {
-    if (max_ == 0) return;
+bool MemoryStore::Table::add(const Key& k, int64_t expires, int64_t a, uint32_t b) {
+    if (max_ == 0) return true;
     while (map_.size() >= max_ && !heap_.empty()) {
         erase(heap_.front());
         ++evictions_;
     }
     auto [it, inserted] = map_.emplace(k, Entry{expires, a, b, 0});
-    if (!inserted) {  // callers add only absent keys; stay correct anyway
-        it->second.a = a;
-        it->second.b = b;
-        set_expires(it->second, expires);
-        return;
-    }
+    if (!inserted) return false;
     heap_.push_back(&*it);
     it->second.heap_pos = uint32_t(heap_.size() - 1);
     sift_up(heap_.size() - 1);
+    return true;
 }
 
 void MemoryStore::Table::set_expires(Entry& e, int64_t expires) {

@@ -95,10 +95,15 @@ private:
         explicit Table(size_t max_entries) : max_(max_entries) {}
         // The entry, or null when absent; an expired entry is dropped on the way.
         Entry* find(const Key& k, UnixTime now);
-        // Adds an entry for a key that find() said is absent (may evict first).
-        void add(const Key& k, int64_t expires, int64_t a, uint32_t b);
+        // Adds an entry for a key that find() said is absent (may evict
+        // first); false, and nothing added, when the key is there already.
+        bool add(const Key& k, int64_t expires, int64_t a, uint32_t b);
         void set_expires(Entry& e, int64_t expires);
         size_t purge(UnixTime now, size_t limit);
+        void reserve(size_t n) {
+            map_.reserve(n);
+            heap_.reserve(n);
+        }
         size_t size() const { return map_.size(); }
         uint64_t evictions() const { return evictions_; }
         const Map& entries() const { return map_; }

@@ -145,4 +145,24 @@ for h in A B; do
 done
 check "after the restart: the store works (and is empty)" "$(A $G --ip 198.51.100.7)" \
     "greylist=new wait=2 network=198.51.100.0/24 passes=0"
+
+# --- contrib/redis-example.conf is a configuration Redis accepts --------------
+# (its address, socket and directory replaced by this test's own)
+EX_PORT=$(free_port)
+mkdir "$T/example"
+redis-server contrib/redis-example.conf --bind 127.0.0.1 --port "$EX_PORT" --unixsocket "$T/example/redis.sock" \
+    --dir "$T/example" --daemonize no --logfile "$T/example/redis.log" --save "" &
+EX_PID=$!
+at_exit "kill -9 $EX_PID"
+pw=$(sed -n 's/^requirepass //p' contrib/redis-example.conf)
+i=0
+while [ $i -lt 50 ] && [ "$(redis-cli -p "$EX_PORT" -a "$pw" --no-auth-warning PING 2>/dev/null)" != PONG ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+check "contrib/redis-example.conf: Redis starts with it, maxmemory-policy noeviction" \
+    "$(redis-cli -p "$EX_PORT" -a "$pw" --no-auth-warning CONFIG GET maxmemory-policy | tail -n 1)" noeviction
+check "contrib/redis-example.conf: the state store works with its password" \
+    "$("$BUILD/t/state-probe" --redis "127.0.0.1:$EX_PORT" --password "$pw" $G --ip 198.51.100.7)" \
+    "greylist=new wait=2 network=198.51.100.0/24 passes=0"
 finish
