@@ -265,7 +265,9 @@ std::vector<std::string> check_redis_options(const RedisOptions& o) {
             out.push_back("prefix may hold only printable ASCII without blanks");
             break;
         }
-    if (o.timeout.count() <= 0) out.push_back("timeout_ms must be at least 1");
+    if (o.timeout.count() < timeout_ms_range.min || o.timeout.count() > timeout_ms_range.max)
+        out.push_back("timeout_ms = " + std::to_string(o.timeout.count()) + " is out of range " +
+                      std::to_string(timeout_ms_range.min) + ".." + std::to_string(timeout_ms_range.max));
     if (o.unix_path.empty() && o.host.empty()) out.push_back("no Redis address");
     return out;
 }

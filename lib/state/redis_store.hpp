@@ -25,7 +25,7 @@ namespace regmilter::state {
 
 struct RedisOptions {
     std::string unix_path;           // set: connect to this unix socket, host/port unused
-    std::string host = "127.0.0.1";  // an IP address (or a name, resolved at each connect)
+    std::string host = "127.0.0.1";  // an IP address (a name is resolved at each connect, unbounded by timeout)
     uint16_t port = 6379;
     std::string prefix = "regmilter:";       // put before every key; at most max_prefix bytes, no blanks
     std::chrono::milliseconds timeout{200};  // per call (connect + round trip), also capped by the Deadline
@@ -40,8 +40,14 @@ struct RedisOptions {
 // the text and the accepted forms, when it is none of those.
 bool parse_redis_address(std::string_view text, RedisOptions& into, std::string& error);
 
-// Problems with options (prefix length or bytes, zero timeout), one sentence
-// each; empty when usable.
+// [state] timeout_ms, inclusive.
+struct MsRange {
+    int64_t min, max;
+};
+constexpr MsRange timeout_ms_range{10, 5000};
+
+// Problems with options (prefix length or bytes, timeout out of range), one
+// sentence each; empty when usable.
 std::vector<std::string> check_redis_options(const RedisOptions& options);
 
 class RedisStore : public Store {

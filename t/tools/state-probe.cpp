@@ -261,7 +261,8 @@ int main(int argc, char** argv) {
             long calls = 0, ok = 0, errors = 0, began = 0, ended = 0, ok_after = 0;
             const std::string tag = std::to_string(::getpid());
             while (std::chrono::steady_clock::now() < end) {
-                greylist::Request r{c, "watch@example.com", "rcpt-" + tag + "-" + std::to_string(calls)};
+                const std::string rcpt = "rcpt-" + tag + "-" + std::to_string(calls);  // outlives r's view
+                greylist::Request r{c, "watch@example.com", rcpt};
                 auto res = greylist::check(*store, a.grey, r, now(), deadline());
                 ++calls;
                 print_event(res.store);

@@ -327,6 +327,11 @@ TEST_CASE("Redis addresses: HOST:PORT, [IPv6]:PORT, HOST, unix:PATH", "[state]")
     CHECK(check_redis_options(o).size() == 1);
     o.prefix = std::string(64, 'p');
     CHECK(check_redis_options(o).empty());
+    o.timeout = std::chrono::milliseconds(9);
+    REQUIRE(check_redis_options(o).size() == 1);
+    CHECK(check_redis_options(o)[0] == "timeout_ms = 9 is out of range 10..5000");
+    o.timeout = std::chrono::milliseconds(5000);
+    CHECK(check_redis_options(o).empty());
     // The longest key stays far below 512 bytes.
     CHECK(RedisStore(o).redis_key(tkey(1)).size() == 64 + 34);
 }
