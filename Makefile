@@ -49,8 +49,11 @@ CXXFLAGS   ?= -O2 -g
 CXXFLAGS   += $(HARDEN_CXXFLAGS) -std=c++17 -Wall -Wextra -Werror $(SANWARN) -pthread $(SANFLAGS)
 CPPFLAGS   += $(HARDEN_CPPFLAGS) -Ilib -I. -MMD -MP -DSYSCONFDIR='"$(SYSCONFDIR)"'
 LDFLAGS    += $(HARDEN_LDFLAGS) -pthread $(SANFLAGS)
-LIBS_LIB   := -lldns -linih -lssl -lcrypto
+LIBS_LIB    = -lldns -linih -lssl -lcrypto $(LIBS_REDIS)
 LIBS_MILTER:= -lmilter
+# hiredis (lib/state/redis_store.cpp): --as-needed, so that only programs that
+# use the Redis store depend on it.
+LIBS_REDIS := -Wl,--push-state,--as-needed -lhiredis -Wl,--pop-state
 
 LIB_SRC    := $(sort $(wildcard lib/*/*.cpp))
 MILTER_SRC := $(sort $(wildcard milter/daemon/*.cpp))

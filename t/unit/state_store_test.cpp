@@ -1,0 +1,356 @@
+// state: MemoryStore against the shared scenario table (the same table runs
+// on Redis in t/integration/state-redis.sh), eviction of the soonest-expiring
+// entry, purge, keys, snapshot save/load round trip and a table of malformed
+// snapshots (each refused at its FILE:LINE, the store unchanged), Redis
+// addresses, and a RedisStore whose server is missing (an error per call, one
+// outage event, backoff).
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "../support/state_scenarios.hpp"
+#include "state/memory_store.hpp"
+#include "state/redis_store.hpp"
+
+using namespace regmilter;
+using namespace regmilter::state;
+
+namespace {
+
+constexpr UnixTime T0 = 1700000000;  // 2023-11-14, any fixed wall-clock time
+
+Deadline soon() {
+    return deadline_in(std::chrono::seconds(5));
+}
+
+Key tkey(int n) {
+    return Key::of(KeyKind::triplet, "triplet " + std::to_string(n));
+}
+Key ckey(int n) {
+    return Key::of(KeyKind::client, "client " + std::to_string(n));
+}
+Key rkey(int n) {
+    return Key::of(KeyKind::counter, "counter " + std::to_string(n));
+}
+
+// A directory removed with its files at scope exit.
+struct TempDir {
+    std::string path;
+    TempDir() {
+        char tmpl[] = "/tmp/regmilter-state-XXXXXX";
+        REQUIRE(mkdtemp(tmpl) != nullptr);
+        path = tmpl;
+    }
+    ~TempDir() {
+        std::string cmd = "rm -rf '" + path + "'";
+        if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "cannot remove %s\n", path.c_str());
+    }
+    std::string file(const std::string& name) const { return path + "/" + name; }
+    std::string write(const std::string& name, const std::string& text) const {
+        std::ofstream out(file(name), std::ios::binary | std::ios::trunc);
+        out << text;
+        return file(name);
+    }
+};
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+const GreylistRules rules{300, 14400, 3110400, 3};
+
+std::string peek_triplet(MemoryStore& s, const Key& t, const Key& c, UnixTime now) {
+    return testing::describe(s.greylist(t, c, rules, now, Mode::peek, soon()), T0);
+}
+
+}  // namespace
+
+TEST_CASE("MemoryStore follows every step of the shared store scenarios", "[state]") {
+    for (const auto& scenario : testing::store_scenarios()) {
+        MemoryStore store;
+        auto failures = testing::run_store_scenario(store, scenario, "unit", T0);
+        INFO(scenario.name);
+        for (const auto& f : failures) FAIL_CHECK(f);
+        CHECK(failures.empty());
+    }
+}
+
+TEST_CASE("keys are 17 bytes whatever they name, and differ when the text differs", "[state]") {
+    const std::string huge(10 * 1024, 'x');
+    const std::string with_nul("a\0b", 3);
+    const std::string eight_bit = "\xff\xfe\x80 caf\xc3\xa9";
+    const std::vector<std::string> texts = {"",   "a",        with_nul, std::string("a\0c", 3),
+                                            huge, huge + "y", eight_bit};
+    std::vector<Key> keys;
+    for (const auto& t : texts) {
+        Key k = Key::of(KeyKind::triplet, t);
+        CHECK(k.hex().size() == 32);
+        CHECK(k.text().size() == 34);
+        CHECK(k.hex().find_first_not_of("0123456789abcdef") == std::string::npos);
+        Key back;
+        REQUIRE(Key::parse(k.text(), back));
+        CHECK(back == k);
+        for (const auto& other : keys) CHECK_FALSE(other == k);
+        keys.push_back(k);
+    }
+    // The kind is part of the key.
+    CHECK_FALSE(Key::of(KeyKind::triplet, "x") == Key::of(KeyKind::client, "x"));
+    Key k;
+    CHECK_FALSE(Key::parse("x:00000000000000000000000000000000", k));
+    CHECK_FALSE(Key::parse("t:0000000000000000000000000000000G", k));
+    CHECK_FALSE(Key::parse("t:000", k));
+}
+
+TEST_CASE("MemoryStore: when full, the entry that expires soonest goes first", "[state]") {
+    MemoryStore store(MemoryOptions{10});
+    // A passed triplet (kept 36 days) and nine pending ones (4 hours).
+    store.greylist(tkey(0), ckey(0), rules, T0, Mode::update, soon());
+    store.greylist(tkey(0), ckey(0), rules, T0 + 300, Mode::update, soon());
+    REQUIRE(store.size() == 2);  // the triplet and its client count
+    for (int i = 1; i <= 8; ++i) store.greylist(tkey(i), ckey(1), rules, T0 + 300 + i, Mode::update, soon());
+    REQUIRE(store.size() == 10);
+    CHECK(store.evictions() == 0);
+    // Ten more new triplets: each evicts the oldest pending one.
+    for (int i = 9; i <= 18; ++i) store.greylist(tkey(i), ckey(1), rules, T0 + 400 + i, Mode::update, soon());
+    CHECK(store.size() == 10);
+    CHECK(store.evictions() == 10);
+    CHECK(peek_triplet(store, tkey(0), ckey(0), T0 + 500) == "passed first=0 passes=1");
+    for (int i = 1; i <= 10; ++i) {
+        INFO("triplet " << i << " was evicted");
+        CHECK(peek_triplet(store, tkey(i), ckey(1), T0 + 500).rfind("created", 0) == 0);
+    }
+    for (int i = 11; i <= 18; ++i) {
+        INFO("triplet " << i << " is kept");
+        CHECK(peek_triplet(store, tkey(i), ckey(1), T0 + 500).rfind("early", 0) == 0);
+    }
+}
+
+TEST_CASE("MemoryStore with max_entries 0 remembers nothing", "[state]") {
+    MemoryStore store(MemoryOptions{0});
+    store.greylist(tkey(1), ckey(1), rules, T0, Mode::update, soon());
+    CHECK(store.size() == 0);
+    CHECK(peek_triplet(store, tkey(1), ckey(1), T0 + 300) == "created first=300 passes=0");
+}
+
+TEST_CASE("MemoryStore: purge drops what expired, and nothing else", "[state]") {
+    MemoryStore store;
+    for (int i = 0; i < 100; ++i) store.count(rkey(i), 1, 0, T0 + i, T0, Mode::update, soon());
+    store.greylist(tkey(1), ckey(1), rules, T0, Mode::update, soon());  // expires T0 + 14400
+    REQUIRE(store.size() == 101);
+    CHECK(store.purge(T0 + 50) == 50);  // counters 0..49 expired before T0 + 50
+    CHECK(store.size() == 51);
+    CHECK(store.purge(T0 + 14400) == 50);
+    CHECK(store.size() == 1);
+    CHECK(store.purge(T0 + 14401) == 1);
+    CHECK(store.size() == 0);
+}
+
+TEST_CASE("MemoryStore: counting from 8 threads loses nothing", "[state]") {
+    MemoryStore store;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t)
+        threads.emplace_back([&store, t] {
+            for (int i = 0; i < 2000; ++i) {
+                store.count(rkey(0), 1, 0, T0 + 3600, T0, Mode::update, soon());
+                store.greylist(tkey(t * 10000 + i), ckey(t), rules, T0, Mode::update, soon());
+            }
+        });
+    for (auto& th : threads) th.join();
+    CHECK(testing::describe(store.count(rkey(0), 0, 0, T0 + 3600, T0, Mode::peek, soon())) ==
+          "admitted 16000");
+    CHECK(store.size() == 1 + 16000);
+}
+
+TEST_CASE("snapshot: save then load keeps pending and passed triplets, clients and counters", "[state]") {
+    TempDir dir;
+    const std::string path = dir.file("state.snapshot");
+    MemoryStore a;
+    a.greylist(tkey(1), ckey(1), rules, T0, Mode::update, soon());  // pending
+    a.greylist(tkey(2), ckey(1), rules, T0, Mode::update, soon());  // passed at T0 + 300
+    a.greylist(tkey(2), ckey(1), rules, T0 + 300, Mode::update, soon());
+    a.count(rkey(1), 2, 10, T0 + 3599, T0 + 10, Mode::update, soon());  // counter at 2
+    a.count(rkey(2), 1, 10, T0 + 350, T0 + 10, Mode::update, soon());   // expires before the load
+    REQUIRE(a.size() == 5);
+
+    auto saved = a.save(path, T0 + 301);
+    REQUIRE(saved.status == SnapshotResult::Status::ok);
+    CHECK(saved.entries == 5);
+    struct stat st;
+    REQUIRE(stat(path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    CHECK(access((path + ".tmp." + std::to_string(getpid())).c_str(), F_OK) != 0);
+    const std::string text = read_file(path);
+    CHECK(text.rfind("regmilter-state 1\n", 0) == 0);
+    CHECK(text.find("\nend 5\n") != std::string::npos);
+
+    MemoryStore b;
+    auto loaded = b.load(path, T0 + 400);
+    REQUIRE(loaded.status == SnapshotResult::Status::ok);
+    CHECK(loaded.entries == 4);
+    CHECK(loaded.expired == 1);
+    CHECK(b.size() == 4);
+    // The pending triplet passes at its time, the passed one stays passed,
+    // the client count and the counter carry on.
+    CHECK(peek_triplet(b, tkey(1), ckey(1), T0 + 400) == "passed-now first=0 passes=2");
+    CHECK(peek_triplet(b, tkey(2), ckey(1), T0 + 400) == "passed first=0 passes=1");
+    CHECK(testing::describe(b.count(rkey(1), 1, 10, T0 + 3599, T0 + 400, Mode::peek, soon())) ==
+          "admitted 3");
+    CHECK(testing::describe(b.count(rkey(2), 1, 10, T0 + 3599, T0 + 400, Mode::peek, soon())) ==
+          "admitted 1");
+
+    // A second save replaces the file whole.
+    REQUIRE(b.save(path, T0 + 400).status == SnapshotResult::Status::ok);
+    CHECK(read_file(path).find("\nend 4\n") != std::string::npos);
+}
+
+TEST_CASE("snapshot: a missing file is not an error, an unwritable place is", "[state]") {
+    TempDir dir;
+    MemoryStore s;
+    s.greylist(tkey(1), ckey(1), rules, T0, Mode::update, soon());
+    auto r = s.load(dir.file("none"), T0);
+    CHECK(r.status == SnapshotResult::Status::missing);
+    CHECK(s.size() == 1);
+    auto w = s.save(dir.file("no/such/dir/state"), T0);
+    CHECK(w.status == SnapshotResult::Status::io_error);
+    CHECK(w.message.find("cannot create") != std::string::npos);
+}
+
+TEST_CASE("snapshot: a malformed file is refused at its FILE:LINE and the store is unchanged", "[state]") {
+    const std::string H = "regmilter-state 1\n";
+    const std::string K = "0123456789abcdef0123456789abcdef";
+    const std::string t_ok = "t " + K + " 1700000000 0 1700014400\n";
+    struct Case {
+        const char* name;
+        std::string text;
+        int line;
+        std::string message;  // a part of the message
+    };
+    const std::vector<Case> cases = {
+        {"empty file", "", 1, "empty file"},
+        {"no header", t_ok + "end 1\n", 1, "not a regmilter state snapshot"},
+        {"another version", "regmilter-state 2\nend 0\n", 1, "version \"2\" is not supported"},
+        {"header with junk", "regmilter-state 1 x\nend 0\n", 1, "not a regmilter state snapshot"},
+        {"unknown type", H + "x " + K + " 1 2\nend 1\n", 2, "unknown record type \"x\""},
+        {"too few fields", H + "t " + K + " 1 2\nend 1\n", 2, "this one has 4"},
+        {"too many fields", H + "c " + K + " 1 2 3\nend 1\n", 2, "this one has 5"},
+        {"short key", H + "r 0123 1 2\nend 1\n", 2, "bad key \"0123\""},
+        {"upper-case key", H + "r 0123456789ABCDEF0123456789abcdef 1 2\nend 1\n", 2, "bad key"},
+        {"negative number", H + "r " + K + " -1 2\nend 1\n", 2, "bad number \"-1\" in field 3"},
+        {"number with junk", H + "r " + K + " 1 2x\nend 1\n", 2, "bad number \"2x\" in field 4"},
+        {"number too large", H + "r " + K + " 99999999999999999999 2\nend 1\n", 2, "bad number"},
+        {"passed before first", H + "t " + K + " 1700000000 1600000000 1800000000\nend 1\n", 2,
+         "passed time 1600000000 is before the first-seen time 1700000000"},
+        {"passed after 2106", H + "t " + K + " 1 4294967296 1800000000\nend 1\n", 2, "out of range"},
+        {"duplicate key", H + t_ok + "# a comment\n" + t_ok + "end 2\n", 4,
+         "duplicate key " + K.substr(0, 8)},
+        {"cut in a record", H + t_ok + t_ok.substr(0, 10), 3, "this one has 2"},
+        {"no end line", H + t_ok, 3, "no end line: the snapshot is truncated"},
+        {"end count wrong", H + t_ok + "end 2\n", 3, "counts 2 records, the file has 1"},
+        {"end without count", H + "end\n", 2, "the end line is \"end COUNT\""},
+        {"text after end", H + t_ok + "end 1\n" + t_ok, 4, "text after the end line"},
+        {"NUL byte", H + "r " + K + " 1" + std::string(1, '\0') + " 2\n" + "end 1\n", 2, "NUL byte"},
+        {"long line", H + "# " + std::string(300, 'x') + "\nend 0\n", 2, "longer than 255 bytes"},
+        {"endless line", H + std::string(5 << 20, 'y'), 2, "longer than 255 bytes"},
+    };
+    TempDir dir;
+    for (const auto& c : cases) {
+        INFO(c.name);
+        const std::string path = dir.write("snap", c.text);
+        MemoryStore s;
+        s.count(rkey(9), 1, 0, T0 + 60, T0, Mode::update, soon());
+        auto r = s.load(path, T0);
+        CHECK(r.status == SnapshotResult::Status::malformed);
+        CHECK(r.line == c.line);
+        CHECK(r.str().rfind(path + ":" + std::to_string(c.line) + ": ", 0) == 0);
+        CHECK_THAT(r.message, Catch::Contains(c.message));
+        CHECK(s.size() == 1);  // unchanged
+    }
+    // The well-formed neighbours load: comments, blank lines, a last line without '\n'.
+    const std::string path = dir.write("good", H + "# c\n\n" + t_ok + "c " + K + " 2 1800000000\nend 2");
+    MemoryStore s;
+    auto r = s.load(path, T0);
+    CHECK(r.status == SnapshotResult::Status::ok);
+    CHECK(r.str() == path + ": ");
+    CHECK(s.size() == 2);
+}
+
+TEST_CASE("Redis addresses: HOST:PORT, [IPv6]:PORT, HOST, unix:PATH", "[state]") {
+    struct Case {
+        const char* text;
+        bool ok;
+        const char* want;  // describe() of the store, or a part of the error
+    };
+    const std::vector<Case> cases = {
+        {"127.0.0.1:6380", true, "redis 127.0.0.1:6380"},
+        {"localhost", true, "redis localhost:6379"},
+        {"[::1]:7000", true, "redis [::1]:7000"},
+        {"::1", true, "redis [::1]:6379"},
+        {"[::1]", true, "redis [::1]:6379"},
+        {"unix:/run/redis/redis.sock", true, "redis unix:/run/redis/redis.sock"},
+        {"unix:run/redis.sock", false, "must be absolute"},
+        {"127.0.0.1:", false, "no port"},
+        {"127.0.0.1:99999", false, "1..65535"},
+        {"127.0.0.1:6x", false, "not a number"},
+        {":6379", false, "no host"},
+        {"[::1", false, "no closing"},
+        {"[nothost]:1", false, "not an IPv6 address"},
+        {"2001:db8::1:6379:", false, "not an address"},
+        {"a b:1", false, "bad character"},
+        {"", false, "no host"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.text);
+        RedisOptions o;
+        std::string error;
+        bool ok = parse_redis_address(c.text, o, error);
+        REQUIRE(ok == c.ok);
+        if (ok)
+            CHECK(RedisStore(o).describe() == c.want);
+        else
+            CHECK_THAT(error, Catch::Contains(c.want) && Catch::Contains("unix:/PATH"));
+    }
+    RedisOptions o;
+    o.prefix = std::string(65, 'p');
+    CHECK(check_redis_options(o).size() == 1);
+    o.prefix = "has space:";
+    CHECK(check_redis_options(o).size() == 1);
+    o.prefix = std::string(64, 'p');
+    CHECK(check_redis_options(o).empty());
+    o.timeout = std::chrono::milliseconds(9);
+    REQUIRE(check_redis_options(o).size() == 1);
+    CHECK(check_redis_options(o)[0] == "timeout_ms = 9 is out of range 10..5000");
+    o.timeout = std::chrono::milliseconds(5000);
+    CHECK(check_redis_options(o).empty());
+    // The longest key stays far below 512 bytes.
+    CHECK(RedisStore(o).redis_key(tkey(1)).size() == 64 + 34);
+}
+
+TEST_CASE("RedisStore without a server: an error per call, one outage event, then fast failures", "[state]") {
+    TempDir dir;
+    RedisOptions o;
+    o.unix_path = dir.file("no-redis.sock");
+    o.backoff_min = std::chrono::milliseconds(60000);  // stays in backoff for the whole test
+    RedisStore store(o);
+    auto a = store.greylist(tkey(1), ckey(1), rules, T0, Mode::update, soon());
+    CHECK(a.status == Status::unreachable);
+    CHECK_THAT(a.reason, Catch::Contains("cannot connect to redis unix:" + o.unix_path));
+    CHECK(a.event == Event::outage_began);
+    auto b = store.count(rkey(1), 1, 5, T0 + 60, T0, Mode::update, soon());
+    CHECK(b.status == Status::unreachable);
+    CHECK_THAT(b.reason, Catch::Contains("retrying in"));
+    CHECK(b.event == Event::none);
+    auto c = store.greylist(tkey(1), ckey(1), rules, T0, Mode::peek, Clock::now());
+    CHECK(c.status == Status::timeout);  // no time left: not even the backoff check
+    CHECK(c.event == Event::none);
+}
