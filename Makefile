@@ -3,7 +3,7 @@
 #   make                 build/regmilter and build/regmilter-query
 #   make check           install missing packages, build, run every test
 #   make run             run the milter in the foreground with conf/regmilter.ini
-#   make bench           benchmarks (print numbers)
+#   make bench           benchmarks (print numbers; QUICK=1 for a short run)
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make SANITIZE=address,undefined check
 #
@@ -52,9 +52,11 @@ QUERY_BIN  := $(BUILD)/regmilter-query
 UNIT_BIN   := $(BUILD)/t/unit-tests
 TOOL_BINS  := $(patsubst t/tools/%.cpp,$(BUILD)/t/%,$(TOOL_SRC))
 BENCH_BINS := $(patsubst t/bench/%.cpp,$(BUILD)/t/bench-%,$(BENCH_SRC))
+NULL_MILTER:= $(BUILD)/t/null-milter
 TSUP_A     := $(BUILD)/t/libtsupport.a
 
 DEPS_STAMP := build/.deps-installed
+BENCH_DEPS := build/.deps-bench-installed
 
 .PHONY: all check unit integration run bench install clean deps man-check
 # Keep the objects of chained rules (test tools, benches): no rebuild on every make.
@@ -62,10 +64,16 @@ DEPS_STAMP := build/.deps-installed
 all: $(QUERY_BIN) $(if $(MILTER_SRC),$(MILTER_BIN))
 
 # One list of packages (contrib/debian-packages), one install step reading it.
+# Building and make check need the build, test and run packages; make bench
+# also the bench ones (the peers it compares against, Unbound, perf). Without
+# root the bench prints the apt-get command and goes on: a missing peer is skipped.
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): contrib/debian-packages contrib/install-deps
-	@contrib/install-deps
+	@contrib/install-deps build test run
 	@mkdir -p $(@D) && touch $@
+$(BENCH_DEPS): contrib/debian-packages contrib/install-deps
+	@if contrib/install-deps bench; then mkdir -p $(@D) && touch $@; \
+	 else echo "bench: going on without them; what is missing is skipped"; fi
 
 $(BUILD)/obj/%.o: %.cpp | $(DEPS_STAMP)
 	@mkdir -p $(@D)
@@ -97,19 +105,25 @@ $(BUILD)/t/bench-%: $(BUILD)/obj/t/bench/%.o $(TSUP_A) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB)
 
+# The do-nothing libmilter filter of the bench's comparison.
+$(NULL_MILTER): $(BUILD)/obj/t/bench/compare/null-milter.o
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_MILTER)
+
 # Every test: unit tests, the openspf conformance suite, then the integration
 # scripts (each starts and stops its own servers on loopback).
-check: all $(UNIT_BIN) $(TOOL_BINS)
+check: all $(UNIT_BIN) $(TOOL_BINS) $(NULL_MILTER)
 	@t/run-tests $(BUILD)
 
 unit: $(UNIT_BIN)
 	$(UNIT_BIN)
 
-integration: all $(TOOL_BINS)
+integration: all $(TOOL_BINS) $(NULL_MILTER)
 	@t/run-tests --only-integration $(BUILD)
 
-bench: all $(BENCH_BINS) $(TOOL_BINS)
-	@t/run-bench $(BUILD)
+# QUICK=1: one run per case, shorter runs (under 2 minutes in all).
+bench: all $(BENCH_BINS) $(TOOL_BINS) $(NULL_MILTER) $(BENCH_DEPS)
+	@QUICK=$(QUICK) t/run-bench $(BUILD)
 
 run: all
 	@contrib/make-run $(BUILD)
