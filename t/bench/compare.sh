@@ -156,6 +156,12 @@ bench() {
 
 # measure C RUN: one measured run; prints its "run" line.
 measure() {
+    if ! dns_path_ok "c$1-r$2-$(date +%s%N)"; then
+        echo "compare: Unbound -> ${RELAY_PID:+dns-delay -> }NSD does not answer before run $2 at c=$1" \
+            "(alive: unbound $(_alive "$UNBOUND_PID"), relay $(_alive "$RELAY_PID"), nsd $(_alive "$NSD_PID");" \
+            "answering directly: nsd $(_answers "$NSD_PORT")${RELAY_PID:+, relay $(_answers "$RELAY_PORT")})" >&2
+        return 1
+    fi
     _q0=$(nsd_queries)
     _perf_pid=""
     if [ -n "$perf" ]; then
@@ -195,6 +201,18 @@ measure() {
             found = 1
         }
         END { if (!found) exit 1 }' || { echo "compare: milter-bench said: $_out" >&2; return 1; }
+}
+
+_answers() {
+    if timeout 3 drill -p "$1" @127.0.0.1 "direct-$(date +%s%N).probe.bench" A 2>/dev/null | grep -q 'rcode: NXDOMAIN'; then
+        echo yes
+    else
+        echo no
+    fi
+}
+
+_alive() {
+    if [ -z "$1" ]; then echo none; elif kill -0 "$1" 2>/dev/null; then echo yes; else echo no; fi
 }
 
 # medians: the "case" line from the "run" lines on stdin.

@@ -111,6 +111,9 @@ bool write_all(int fd, const char* data, size_t len) {
     return true;
 }
 
+// Every read is non-blocking: a poll result may name an fd that was closed
+// and reused earlier in the same round, and must not stall the relay.
+
 // A UDP query waiting for its upstream answer.
 struct UdpQuery {
     sockaddr_in client{};
@@ -177,7 +180,7 @@ private:
         char buf[65536];
         sockaddr_in client{};
         socklen_t len = sizeof client;
-        ssize_t r = recvfrom(udp_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&client), &len);
+        ssize_t r = recvfrom(udp_, buf, sizeof buf, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&client), &len);
         if (r <= 0 || udp_pending_.size() >= max_udp_pending) return;
         int fd = upstream_socket(SOCK_DGRAM, upstream_);
         if (fd < 0) return;
@@ -190,7 +193,8 @@ private:
 
     void udp_answer(int fd) {
         char buf[65536];
-        ssize_t r = recv(fd, buf, sizeof buf, 0);
+        ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
         if (r > 0)
             held_.push_back(
                 Held{Clock::now() + delay_, false, udp_pending_[fd].client, -1, std::string(buf, size_t(r))});
@@ -215,7 +219,8 @@ private:
         int key = tcp_by_fd_[fd];
         TcpPair& p = tcp_pairs_[key];
         char buf[65536];
-        ssize_t r = read(fd, buf, sizeof buf);
+        ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
         if (fd == p.client) {
             if (r <= 0 || !write_all(p.upstream, buf, size_t(r))) tcp_close(key);
             return;

@@ -15,6 +15,9 @@
 #                           no QNAME minimisation: one upstream query per question
 #                           it cannot answer from its cache). Sets UNBOUND_PID.
 # unbound_stop              stops it (its cache goes with it)
+# dns_path_ok LABEL         a name never asked before (LABEL.probe.bench) goes
+#                           through Unbound, the relay and NSD and comes back
+#                           NXDOMAIN: the whole path answers (one upstream query)
 # servers_stop              stops every server started here (registered at exit)
 #
 # Needs $T (a scratch directory) and $BUILD.
@@ -151,6 +154,10 @@ CONF
 
 _unbound_ok() {
     timeout 1 drill @127.0.0.1 localhost A 2>/dev/null | grep -q 'rcode: NOERROR'
+}
+
+dns_path_ok() {
+    timeout 3 drill @127.0.0.1 "$1.probe.bench" A 2>/dev/null | grep -q 'rcode: NXDOMAIN'
 }
 
 unbound_stop() {
