@@ -24,7 +24,9 @@
 #   --lines K      only the first K workload lines (a smaller warm set; default all)
 #   --perf PREFIX  record every CPU with perf during each run, to PREFIX-cC.data,
 #                  the milter's pid to PREFIX-cC.pid and its command name to
-#                  PREFIX-cC.comm (perf report --comm: its threads come and go)
+#                  PREFIX-cC.comm (perf report --comm: its threads come and go);
+#                  $PERF_RECORD_EVENTS replaces "-e cpu-clock -F 999" (e.g. -e
+#                  sched:sched_switch --filter 'prev_comm == "regmilter"')
 #   --perf-stat PREFIX  count the threads the milter creates and the times its
 #                  threads leave a CPU (sched_switch) during each run, to PREFIX-cC.stat
 #
@@ -169,7 +171,7 @@ measure() {
         # (one per milter connection); perf report --pid picks the milter.
         echo "$MILTER_PID" > "$perf-c$1.pid"
         cat "/proc/$MILTER_PID/comm" > "$perf-c$1.comm"
-        perf record -a -e cpu-clock -F 999 -g -o "$perf-c$1.data" > "$T/perf.log" 2>&1 &
+        eval "exec perf record -a ${PERF_RECORD_EVENTS:--e cpu-clock -F 999} -g -o \"\$perf-c\$1.data\"" > "$T/perf.log" 2>&1 &
         _perf_pid=$!
         sleep 1
     elif [ -n "$perf_stat" ]; then
