@@ -52,7 +52,7 @@ BUILD=$(cd "${BUILD:-$top/build}" && pwd) || exit 1
 export BUILD
 
 usage() {
-    sed -n 's/^#   \{0,1\}//p' "$0" | sed -n '/^t\/bench\/compare.sh/,/^--perf/p' >&2
+    sed -n '/^#   t\/bench\/compare.sh/,/^# Output/s/^# \{0,3\}//p' "$0" | sed '$d' >&2
     echo "compare: $1" >&2
     exit 2
 }
@@ -80,6 +80,8 @@ while [ $# -gt 0 ]; do
     shift 2
 done
 [ -n "$milter" ] || usage "--milter is required"
+. "$here/compare/milters.sh"
+case " $MILTERS " in *" $milter "*) ;; *) usage "unknown milter '$milter' (known: $MILTERS)" ;; esac
 case $cache in warm | cold) ;; *) usage "--cache must be warm or cold" ;; esac
 _number() { case $2 in '' | *[!0-9]*) usage "$1 must be a number, got '$2'" ;; esac; }
 for c in $(echo "$conc" | tr ',' ' '); do
@@ -113,7 +115,6 @@ fi
 
 . "$here/lib/common.sh"
 . "$here/compare/servers.sh"
-. "$here/compare/milters.sh"
 
 for tool in nsd nsd-control drill unbound ip mount; do
     command -v "$tool" >/dev/null 2>&1 || { echo "# skip: $tool not found (contrib/install-deps bench)"; exit 77; }
