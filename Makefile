@@ -6,7 +6,7 @@
 #   make check           install missing build+test packages, build, run every test
 #   make run             install missing build packages, run the milter in the foreground
 #   make deps            install the missing build and test packages
-#   make bench           benchmarks (print numbers)
+#   make bench           benchmarks (print numbers; QUICK=1 for a short run)
 #   make install         PREFIX=/usr/local DESTDIR= (binaries, man pages, config, systemd unit)
 #   make install-user    create the system user and group regmilter (not part of install)
 #   make SANITIZE=address,undefined check
@@ -76,10 +76,12 @@ ZONE_BIN   := $(BUILD)/regmilter-zone
 UNIT_BIN   := $(BUILD)/t/unit-tests
 TOOL_BINS  := $(patsubst t/tools/%.cpp,$(BUILD)/t/%,$(TOOL_SRC))
 BENCH_BINS := $(patsubst t/bench/%.cpp,$(BUILD)/t/bench-%,$(BENCH_SRC))
+NULL_MILTER:= $(BUILD)/t/null-milter
 TSUP_A     := $(BUILD)/t/libtsupport.a
 
 DEPS_STAMP := $(BUILD)/.deps-build
 DEPS_CHECK ?= yes
+BENCH_DEPS := $(BUILD)/.deps-bench
 
 .PHONY: all check check-build unit integration integration-build run bench bench-build \
         install install-user clean deps man-check
@@ -96,6 +98,9 @@ deps:
 $(DEPS_STAMP): contrib/debian-packages contrib/install-deps
 	@if [ "$(DEPS_CHECK)" != no ]; then contrib/install-deps --check build; fi
 	@mkdir -p $(@D) && touch $@
+$(BENCH_DEPS): contrib/debian-packages contrib/install-deps
+	@if contrib/install-deps bench; then mkdir -p $(@D) && touch $@; \
+	 else echo "bench: going on without them; what is missing is skipped"; fi
 
 $(BUILD)/obj/%.o: %.cpp | $(DEPS_STAMP)
 	@mkdir -p $(@D)
@@ -134,13 +139,18 @@ $(BUILD)/t/bench-%: $(BUILD)/obj/t/bench/%.o $(TSUP_A) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB)
 
+# The do-nothing libmilter filter of the bench's comparison.
+$(NULL_MILTER): $(BUILD)/obj/t/bench/compare/null-milter.o
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_MILTER)
+
 # Every test: unit tests, the openspf conformance suite, then the integration
 # scripts (each starts and stops its own servers on loopback). The packages
 # come first, then a second make builds (so that -j never compiles before them).
 check: deps
 	@$(MAKE) --no-print-directory check-build
 	@t/run-tests $(BUILD)
-check-build: all $(UNIT_BIN) $(TOOL_BINS)
+check-build: all $(UNIT_BIN) $(TOOL_BINS) $(NULL_MILTER)
 
 unit: $(UNIT_BIN)
 	$(UNIT_BIN)
@@ -148,12 +158,14 @@ unit: $(UNIT_BIN)
 integration: deps
 	@$(MAKE) --no-print-directory integration-build
 	@t/run-tests --only-integration $(BUILD)
-integration-build: all $(TOOL_BINS)
+integration-build: all $(TOOL_BINS) $(NULL_MILTER)
 
-bench: deps
+# QUICK=1: one run per case, shorter runs (under 2 minutes in all). The bench
+# packages are installed when they can be; a missing peer is skipped.
+bench: deps $(BENCH_DEPS)
 	@$(MAKE) --no-print-directory bench-build
-	@t/run-bench $(BUILD)
-bench-build: all $(BENCH_BINS) $(TOOL_BINS)
+	@QUICK=$(QUICK) t/run-bench $(BUILD)
+bench-build: all $(BENCH_BINS) $(TOOL_BINS) $(NULL_MILTER)
 
 run:
 	@contrib/install-deps build

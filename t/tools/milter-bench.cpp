@@ -1,15 +1,27 @@
 // milter-bench: drives a milter over the milter protocol (version 6) the way
 // an MTA does, from several threads at once, and prints transactions/s,
-// p50/p99 latency, and the milter process's CPU per transaction and RSS.
-// A transaction is one connection: connect, helo, mail, rcpt, headers, eoh,
-// end of message, quit. Bounded in count and time.
+// p50/p99 latency, the milter's CPU per transaction and its RSS.
+// A transaction is one milter connection: connect, helo, mail, rcpt, data,
+// headers, eoh, body, end of message, quit, each step sent only when the
+// milter did not negotiate it away, and answered only when it did not ask
+// for no reply (SMFIP_NO* / SMFIP_NR_*). Bounded in count and time; talks
+// only to unix sockets and loopback addresses.
 //
 // usage: milter-bench --socket unix:PATH|inet:PORT@127.0.0.1|inet6:PORT@::1 --pid PID
 //                     [--count N] [--concurrency C] [--max-seconds S]
-//                     [--ip-base A.B.C.] [--ip-span K] [--from ADDR] [--rcpt ADDR] [--helo NAME]
-//                     [--label TEXT]
+//                     [--ip-base A.B.C.] [--ip-first N] [--ip-span K] [--from ADDR] [--rcpt ADDR]
+//                     [--helo NAME] [--workload FILE] [--cpu NAME=PID]... [--label TEXT]
+//
+// --workload FILE: one transaction per line, "IP HOSTNAME HELO MAIL-FROM RCPT"
+//   (addresses without <>; "-" for an empty MAIL FROM); transaction n uses
+//   line n modulo the number of lines. Replaces --ip-*, --from, --rcpt, --helo.
+// --pid PID: the milter; its CPU (PID and every descendant process, reaped
+//   children included) and its peak RSS (summed over the same processes).
+// --cpu NAME=PID: also print NAME_cpu_ms_per_tx for that process tree (e.g.
+//   the resolver), any number of times.
 // Exit status 0 when every transaction got a final answer, 1 otherwise, 2 on bad arguments.
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -33,6 +45,15 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// What one transaction says to the milter.
+struct Envelope {
+    std::string ip;
+    std::string hostname;  // the client's name as the MTA passes it at connect
+    std::string helo;
+    std::string from;  // with <>
+    std::string rcpt;  // with <>
+};
+
 struct Options {
     std::string socket;
     long pid = 0;
@@ -46,54 +67,61 @@ struct Options {
     std::string rcpt = "<someone@mx.e2e.test>";
     std::string helo = "mx.spf.e2e.test";
     std::string label = "milter";
+    std::vector<Envelope> workload;                    // --workload: one per line
+    std::vector<std::pair<std::string, long>> cpu_of;  // --cpu NAME=PID
 };
 
+bool loopback_host(const std::string& host, int family) {
+    if (family == AF_INET) {
+        in_addr a{};
+        return inet_pton(AF_INET, host.c_str(), &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+    }
+    in6_addr a{};
+    return inet_pton(AF_INET6, host.c_str(), &a) == 1 && IN6_IS_ADDR_LOOPBACK(&a);
+}
+
+// A connected socket for "unix:PATH", "local:PATH", "inet:PORT@HOST" or
+// "inet6:PORT@HOST" with a loopback HOST; -1 on any failure.
 int connect_socket(const std::string& spec) {
     if (spec.rfind("unix:", 0) == 0 || spec.rfind("local:", 0) == 0) {
         std::string path = spec.substr(spec.find(':') + 1);
-        int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
         sockaddr_un sa{};
         sa.sun_family = AF_UNIX;
         if (path.size() >= sizeof sa.sun_path) return -1;
         std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
-        if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-            ::close(fd);
-            return -1;
-        }
+        int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        if (fd < 0) return -1;
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return ::close(fd), -1;
         return fd;
     }
-    if (spec.rfind("inet6:", 0) == 0) {
-        std::string rest = spec.substr(6);
-        auto at = rest.find('@');
-        std::string port = rest.substr(0, at), host = at == std::string::npos ? "::1" : rest.substr(at + 1);
-        if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-        int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
-        sockaddr_in6 sa{};
-        sa.sin6_family = AF_INET6;
-        sa.sin6_port = htons(uint16_t(std::atoi(port.c_str())));
-        if (inet_pton(AF_INET6, host.c_str(), &sa.sin6_addr) != 1) return ::close(fd), -1;
-        if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-            ::close(fd);
-            return -1;
-        }
-        return fd;
+    bool v6 = spec.rfind("inet6:", 0) == 0;
+    if (!v6 && spec.rfind("inet:", 0) != 0) return -1;
+    std::string rest = spec.substr(v6 ? 6 : 5);
+    auto at = rest.find('@');
+    std::string port = rest.substr(0, at);
+    std::string host = at == std::string::npos ? (v6 ? "::1" : "127.0.0.1") : rest.substr(at + 1);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    int family = v6 ? AF_INET6 : AF_INET;
+    if (!loopback_host(host, family)) return -1;
+    sockaddr_storage ss{};
+    socklen_t len;
+    if (v6) {
+        auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+        sa->sin6_family = AF_INET6;
+        sa->sin6_port = htons(uint16_t(std::atoi(port.c_str())));
+        inet_pton(AF_INET6, host.c_str(), &sa->sin6_addr);
+        len = sizeof *sa;
+    } else {
+        auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+        sa->sin_family = AF_INET;
+        sa->sin_port = htons(uint16_t(std::atoi(port.c_str())));
+        inet_pton(AF_INET, host.c_str(), &sa->sin_addr);
+        len = sizeof *sa;
     }
-    if (spec.rfind("inet:", 0) == 0) {
-        std::string rest = spec.substr(5);
-        auto at = rest.find('@');
-        std::string port = rest.substr(0, at), host = at == std::string::npos ? "127.0.0.1" : rest.substr(at + 1);
-        int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in sa{};
-        sa.sin_family = AF_INET;
-        sa.sin_port = htons(uint16_t(std::atoi(port.c_str())));
-        if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) return -1;
-        if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-            ::close(fd);
-            return -1;
-        }
-        return fd;
-    }
-    return -1;
+    int fd = ::socket(family, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) return ::close(fd), -1;
+    return fd;
 }
 
 bool write_all(int fd, const std::string& data) {
@@ -129,7 +157,9 @@ std::string packet(char cmd, const std::string& body) {
     return p;
 }
 
-std::string z(const std::string& s) { return s + '\0'; }
+std::string z(const std::string& s) {
+    return s + '\0';
+}
 
 struct Reply {
     char cmd = 0;
@@ -150,33 +180,41 @@ bool read_reply(int fd, Reply& r) {
     return true;
 }
 
-// Protocol flags (libmilter mfdef.h values): steps that get no reply.
-constexpr uint32_t NR_CONN = 0x1000, NR_HELO = 0x2000, NR_MAIL = 0x4000, NR_RCPT = 0x8000,
-                   NR_DATA = 0x10000, NR_EOH = 0x40000, NR_HDR = 0x80, NO_HELO = 0x2, NO_HDRS = 0x20,
-                   NO_EOH = 0x40, NO_DATA = 0x200;
+// Protocol flags (libmilter mfdef.h values): steps the milter does not want
+// (NO_*) and steps that get no reply (NR_*).
+constexpr uint32_t NO_CONN = 0x1, NO_HELO = 0x2, NO_MAIL = 0x4, NO_RCPT = 0x8, NO_BODY = 0x10, NO_HDRS = 0x20,
+                   NO_EOH = 0x40, NR_HDR = 0x80, NO_DATA = 0x200, NR_CONN = 0x1000, NR_HELO = 0x2000,
+                   NR_MAIL = 0x4000, NR_RCPT = 0x8000, NR_DATA = 0x10000, NR_EOH = 0x40000, NR_BODY = 0x80000;
 
 struct Session {
     int fd = -1;
     uint32_t proto = 0;
-    std::string final_answer;  // e.g. "c", "y:550 5.7.1 ..."
+    char answer = 'c';  // the last answer: 'c' continue until something final
+    std::string text;   // the 'y' reply's text
 };
 
-// Sends one command; when a reply is expected, reads replies until a final one
-// (skipping progress 'p'). Returns false on a protocol/connection error.
-bool step(Session& s, char cmd, const std::string& body, bool expect_reply, char& answer, std::string& text) {
+// Sends one command unless the milter negotiated it away (`skip` flag set);
+// when a reply is expected, reads replies until a final one (skipping
+// progress 'p' and end-of-message modifications). False on a protocol or
+// connection error.
+bool step(Session& s, char cmd, const std::string& body, uint32_t skip, uint32_t no_reply) {
+    if (s.proto & skip) return true;
     if (!write_all(s.fd, packet(cmd, body))) return false;
-    answer = 'c';
-    if (!expect_reply) return true;
+    if (s.proto & no_reply) return true;
     for (;;) {
         Reply r;
         if (!read_reply(s.fd, r)) return false;
         if (r.cmd == 'p') continue;
-        // Modification actions at end of message: headers, recipients...
         if (std::strchr("hi-+mqeb", r.cmd)) continue;
-        answer = r.cmd;
-        text = r.body;
+        s.answer = r.cmd;
+        s.text = r.body;
         return true;
     }
+}
+
+// Macros for a step, sent only when the step itself is.
+bool macros(Session& s, char stage, const std::string& pairs, uint32_t skip) {
+    return (s.proto & skip) || write_all(s.fd, packet('D', std::string(1, stage) + pairs));
 }
 
 struct Result {
@@ -185,18 +223,23 @@ struct Result {
     std::string answer;
 };
 
+Envelope envelope_for(const Options& o, int n) {
+    if (!o.workload.empty()) return o.workload[size_t(n) % o.workload.size()];
+    std::string ip = o.ip_base + std::to_string(o.ip_first + n % std::max(1, o.ip_span));
+    return Envelope{ip, "client.example", o.helo, o.from, o.rcpt};
+}
+
 Result transaction(const Options& o, int n) {
     Result res;
     auto t0 = Clock::now();
+    const Envelope e = envelope_for(o, n);
     Session s;
     s.fd = connect_socket(o.socket);
     if (s.fd < 0) return res;
     std::string neg;
     put32(neg, 6);
-    put32(neg, 0x1ff);        // every action
-    put32(neg, 0x1fffff);     // every protocol step/flag we understand
-    char answer;
-    std::string text;
+    put32(neg, 0x1ff);     // every action
+    put32(neg, 0x1fffff);  // every protocol step/flag we understand
     if (!write_all(s.fd, packet('O', neg))) return ::close(s.fd), res;
     Reply r;
     if (!read_reply(s.fd, r) || r.cmd != 'O' || r.body.size() < 12) return ::close(s.fd), res;
@@ -204,54 +247,93 @@ Result transaction(const Options& o, int n) {
     std::memcpy(&p, r.body.data() + 8, 4);
     s.proto = ntohl(p);
 
-    std::string ip = o.ip_base + std::to_string(o.ip_first + n % std::max(1, o.ip_span));
-    std::string conn = z("client.example") + '4';
+    std::string conn = z(e.hostname) + (e.ip.find(':') == std::string::npos ? '4' : '6');
     uint16_t port = htons(25000);
     conn.append(reinterpret_cast<const char*>(&port), 2);
-    conn += z(ip);
-    bool ok = write_all(s.fd, packet('D', std::string("C") + z("j") + z("mx.bench.test") +
-                                              z("{daemon_name}") + z("bench")));
-    ok = ok && step(s, 'C', conn, !(s.proto & NR_CONN), answer, text);
-    auto final_now = [&](char a) { return a != 'c'; };
-    if (ok && !final_now(answer) && !(s.proto & NO_HELO))
-        ok = step(s, 'H', z(o.helo), !(s.proto & NR_HELO), answer, text);
-    if (ok && !final_now(answer)) {
-        ok = write_all(s.fd, packet('D', std::string("M") + z("i") + z("BENCH" + std::to_string(n))));
-        ok = ok && step(s, 'M', z(o.from), !(s.proto & NR_MAIL), answer, text);
-    }
-    if (ok && !final_now(answer)) ok = step(s, 'R', z(o.rcpt), !(s.proto & NR_RCPT), answer, text);
-    if (ok && answer == 'c' && !(s.proto & NO_DATA)) ok = step(s, 'T', "", !(s.proto & NR_DATA), answer, text);
-    if (ok && answer == 'c' && !(s.proto & NO_HDRS)) {
-        ok = step(s, 'L', z("From") + z("user@pass.spf.e2e.test"), !(s.proto & NR_HDR), answer, text);
-        ok = ok && step(s, 'L', z("Subject") + z("bench " + std::to_string(n)), !(s.proto & NR_HDR), answer,
-                        text);
-    }
-    if (ok && answer == 'c' && !(s.proto & NO_EOH)) ok = step(s, 'N', "", !(s.proto & NR_EOH), answer, text);
-    if (ok && answer == 'c') ok = step(s, 'E', "", true, answer, text);
+    conn += z(e.ip);
+    std::string sender = e.from.size() > 2 ? e.from.substr(1, e.from.size() - 2) : "MAILER-DAEMON";
+    auto going = [&] { return s.answer == 'c'; };
+    bool ok = macros(s, 'C', z("j") + z("mx.bench.test") + z("{daemon_name}") + z("bench"), NO_CONN) &&
+              step(s, 'C', conn, NO_CONN, NR_CONN);
+    if (ok && going()) ok = step(s, 'H', z(e.helo), NO_HELO, NR_HELO);
+    if (ok && going())
+        ok = macros(s, 'M', z("i") + z("BENCH" + std::to_string(n)), NO_MAIL) &&
+             step(s, 'M', z(e.from), NO_MAIL, NR_MAIL);
+    if (ok && going()) ok = step(s, 'R', z(e.rcpt), NO_RCPT, NR_RCPT);
+    if (ok && going()) ok = step(s, 'T', "", NO_DATA, NR_DATA);
+    if (ok && going())
+        ok = step(s, 'L', z("From") + z(" <" + sender + ">"), NO_HDRS, NR_HDR) &&
+             step(s, 'L', z("To") + z(" " + e.rcpt), NO_HDRS, NR_HDR) &&
+             step(s, 'L', z("Subject") + z(" bench " + std::to_string(n)), NO_HDRS, NR_HDR) &&
+             step(s, 'L', z("Message-ID") + z(" <bench" + std::to_string(n) + "@bench.test>"), NO_HDRS,
+                  NR_HDR);
+    if (ok && going()) ok = step(s, 'N', "", NO_EOH, NR_EOH);
+    if (ok && going()) ok = step(s, 'B', "Hello,\r\nthis is a benchmark message.\r\n", NO_BODY, NR_BODY);
+    if (ok && going()) ok = step(s, 'E', "", 0, 0);
     if (ok) write_all(s.fd, packet('Q', ""));
     ::close(s.fd);
     res.ok = ok;
-    // 'y' carries "550 5.7.23 text": keep the code and the enhanced code.
-    res.answer = answer == 'y' ? text.substr(0, text.find(' ', 4)) : std::string(1, answer);
+    // 'y' carries "550 5.7.23 text": keep the code and the enhanced code, as
+    // "550-5.7.23" (the printed answers are one space-free word).
+    res.answer = std::string(1, s.answer);
+    if (s.answer == 'y') {
+        res.answer = s.text.substr(0, s.text.find(' ', 4));
+        std::replace(res.answer.begin(), res.answer.end(), ' ', '-');
+    }
     res.ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     return res;
 }
 
-// utime + stime of a process, in seconds.
-double cpu_seconds(long pid) {
+// One /proc/PID/stat: the parent and the CPU ticks (own + reaped children).
+struct ProcStat {
+    long ppid = 0;
+    double ticks = 0;
+};
+
+bool read_stat(long pid, ProcStat& out) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
     std::string line;
-    std::getline(f, line);
+    if (!std::getline(f, line)) return false;
     auto close_paren = line.rfind(')');
-    if (close_paren == std::string::npos) return 0;
+    if (close_paren == std::string::npos) return false;
     std::istringstream rest(line.substr(close_paren + 2));
     std::string field;
-    double ut = 0, st = 0;
-    for (int i = 3; i <= 15 && rest >> field; ++i) {
-        if (i == 14) ut = std::atof(field.c_str());
-        if (i == 15) st = std::atof(field.c_str());
+    out = ProcStat{};
+    // Fields from 3 (state): 4 ppid, 14 utime, 15 stime, 16 cutime, 17 cstime.
+    for (int i = 3; i <= 17 && rest >> field; ++i) {
+        if (i == 4) out.ppid = std::atol(field.c_str());
+        if (i >= 14) out.ticks += std::atof(field.c_str());
     }
-    return (ut + st) / double(sysconf(_SC_CLK_TCK));
+    return true;
+}
+
+// Every process of the tree rooted at `root` (root first), from one pass over /proc.
+std::vector<long> process_tree(long root) {
+    std::map<long, std::vector<long>> children;
+    if (DIR* d = opendir("/proc")) {
+        while (dirent* ent = readdir(d)) {
+            char* end = nullptr;
+            long pid = std::strtol(ent->d_name, &end, 10);
+            ProcStat st;
+            if (pid > 0 && *end == '\0' && read_stat(pid, st)) children[st.ppid].push_back(pid);
+        }
+        closedir(d);
+    }
+    std::vector<long> tree{root};
+    for (size_t i = 0; i < tree.size(); ++i)
+        for (long c : children[tree[i]]) tree.push_back(c);
+    return tree;
+}
+
+// CPU seconds of a process tree: user + system, of each live process and of
+// the children it reaped (so a forking milter's workers count too).
+double cpu_seconds(long root) {
+    double ticks = 0;
+    for (long pid : process_tree(root)) {
+        ProcStat st;
+        if (read_stat(pid, st)) ticks += st.ticks;
+    }
+    return ticks / double(sysconf(_SC_CLK_TCK));
 }
 
 long status_kib(long pid, const char* key) {
@@ -262,12 +344,46 @@ long status_kib(long pid, const char* key) {
     return 0;
 }
 
-[[noreturn]] void usage(const char* why) {
-    std::fprintf(stderr, "milter-bench: %s\nusage: milter-bench --socket SPEC --pid PID [--count N] "
-                         "[--concurrency C] [--max-seconds S] [--ip-base A.B.C.] [--ip-first N] "
-                         "[--ip-span K] [--from <ADDR>] [--rcpt <ADDR>] [--helo NAME] [--label TEXT]\n",
-                 why);
+long tree_kib(long root, const char* key) {
+    long sum = 0;
+    for (long pid : process_tree(root)) sum += status_kib(pid, key);
+    return sum;
+}
+
+[[noreturn]] void usage(const std::string& why) {
+    std::fprintf(stderr,
+                 "milter-bench: %s\nusage: milter-bench --socket SPEC --pid PID [--count N] "
+                 "[--concurrency C] [--max-seconds S] [--ip-base A.B.C.] [--ip-first N] "
+                 "[--ip-span K] [--from <ADDR>] [--rcpt <ADDR>] [--helo NAME] [--workload FILE] "
+                 "[--cpu NAME=PID]... [--label TEXT]\n",
+                 why.c_str());
     std::exit(2);
+}
+
+std::string angled(const std::string& a) {
+    return a == "-" ? "<>" : "<" + a + ">";
+}
+
+// FILE:LINE errors for a workload line that is not "IP HOSTNAME HELO FROM RCPT".
+std::vector<Envelope> read_workload(const std::string& path) {
+    std::ifstream f(path);
+    if (!f) usage("cannot read workload " + path);
+    std::vector<Envelope> out;
+    std::string line;
+    for (int n = 1; std::getline(f, line); ++n) {
+        if (line.empty() || line[0] == '#') continue;
+        std::istringstream in(line);
+        Envelope e;
+        std::string extra;
+        if (!(in >> e.ip >> e.hostname >> e.helo >> e.from >> e.rcpt) || (in >> extra))
+            usage(path + ":" + std::to_string(n) + ": want \"IP HOSTNAME HELO MAIL-FROM RCPT\"");
+        e.from = angled(e.from);
+        e.rcpt = angled(e.rcpt);
+        out.push_back(e);
+        if (out.size() > 1000000) usage(path + ": more than 1000000 lines");
+    }
+    if (out.empty()) usage(path + ": no transactions");
+    return out;
 }
 
 }  // namespace
@@ -276,25 +392,52 @@ int main(int argc, char** argv) {
     Options o;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (i + 1 >= argc) usage(("missing value for " + a).c_str());
-        std::string v = argv[++i];
-        if (a == "--socket") o.socket = v;
-        else if (a == "--pid") o.pid = std::atol(v.c_str());
-        else if (a == "--count") o.count = std::atoi(v.c_str());
-        else if (a == "--concurrency") o.concurrency = std::atoi(v.c_str());
-        else if (a == "--max-seconds") o.max_seconds = std::atoi(v.c_str());
-        else if (a == "--ip-base") o.ip_base = v;
-        else if (a == "--ip-first") o.ip_first = std::atoi(v.c_str());
-        else if (a == "--ip-span") o.ip_span = std::atoi(v.c_str());
-        else if (a == "--from") o.from = v;
-        else if (a == "--rcpt") o.rcpt = v;
-        else if (a == "--helo") o.helo = v;
-        else if (a == "--label") o.label = v;
-        else usage(("unknown option " + a).c_str());
+        std::string v;
+        if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
+            v = a.substr(eq + 1);
+            a = a.substr(0, eq);
+        } else {
+            if (i + 1 >= argc) usage("missing value for " + a);
+            v = argv[++i];
+        }
+        if (a == "--socket")
+            o.socket = v;
+        else if (a == "--pid")
+            o.pid = std::atol(v.c_str());
+        else if (a == "--count")
+            o.count = std::atoi(v.c_str());
+        else if (a == "--concurrency")
+            o.concurrency = std::atoi(v.c_str());
+        else if (a == "--max-seconds")
+            o.max_seconds = std::atoi(v.c_str());
+        else if (a == "--ip-base")
+            o.ip_base = v;
+        else if (a == "--ip-first")
+            o.ip_first = std::atoi(v.c_str());
+        else if (a == "--ip-span")
+            o.ip_span = std::atoi(v.c_str());
+        else if (a == "--from")
+            o.from = v;
+        else if (a == "--rcpt")
+            o.rcpt = v;
+        else if (a == "--helo")
+            o.helo = v;
+        else if (a == "--label")
+            o.label = v;
+        else if (a == "--workload")
+            o.workload = read_workload(v);
+        else if (a == "--cpu") {
+            auto eq = v.find('=');
+            long pid = eq == std::string::npos ? 0 : std::atol(v.c_str() + eq + 1);
+            if (eq == 0 || pid <= 0) usage("--cpu wants NAME=PID, got " + v);
+            o.cpu_of.emplace_back(v.substr(0, eq), pid);
+        } else
+            usage("unknown option " + a);
     }
     if (o.socket.empty() || o.pid <= 0) usage("--socket and --pid are required");
-    if (o.count < 1 || o.count > 1000000 || o.concurrency < 1 || o.concurrency > 256 || o.max_seconds < 1)
-        usage("--count 1..1000000, --concurrency 1..256, --max-seconds >= 1");
+    if (o.count < 1 || o.count > 1000000 || o.concurrency < 1 || o.concurrency > 256 || o.max_seconds < 1 ||
+        o.max_seconds > 3600)
+        usage("--count 1..1000000, --concurrency 1..256, --max-seconds 1..3600");
 
     std::atomic<int> next{0};
     std::mutex mu;
@@ -302,6 +445,8 @@ int main(int argc, char** argv) {
     std::map<std::string, int> answers;
     int errors = 0;
     double cpu0 = cpu_seconds(o.pid);
+    std::vector<double> others0;
+    for (const auto& [name, pid] : o.cpu_of) others0.push_back(cpu_seconds(pid));
     auto t0 = Clock::now();
     auto stop_at = t0 + std::chrono::seconds(o.max_seconds);
     std::vector<std::thread> threads;
@@ -326,10 +471,16 @@ int main(int argc, char** argv) {
     std::sort(lat.begin(), lat.end());
     size_t done = lat.size();
     auto pct = [&](double q) { return done ? lat[std::min(done - 1, size_t(q * double(done)))] : 0.0; };
-    std::printf("%s: transactions=%zu errors=%d concurrency=%d tx_per_s=%.0f p50_ms=%.2f p99_ms=%.2f "
-                "cpu_us_per_tx=%.0f rss_kib=%ld hwm_kib=%ld answers=",
-                o.label.c_str(), done, errors, o.concurrency, done / wall, pct(0.50), pct(0.99),
-                done ? cpu * 1e6 / double(done) : 0.0, status_kib(o.pid, "VmRSS:"), status_kib(o.pid, "VmHWM:"));
+    auto per_tx_ms = [&](double seconds) { return done ? seconds * 1e3 / double(done) : 0.0; };
+    std::printf(
+        "%s: transactions=%zu errors=%d concurrency=%d seconds=%.2f tx_per_s=%.1f p50_ms=%.2f "
+        "p99_ms=%.2f cpu_us_per_tx=%.0f milter_cpu_ms_per_tx=%.4f",
+        o.label.c_str(), done, errors, o.concurrency, wall, done / wall, pct(0.50), pct(0.99),
+        per_tx_ms(cpu) * 1e3, per_tx_ms(cpu));
+    for (size_t i = 0; i < o.cpu_of.size(); ++i)
+        std::printf(" %s_cpu_ms_per_tx=%.4f", o.cpu_of[i].first.c_str(),
+                    per_tx_ms(cpu_seconds(o.cpu_of[i].second) - others0[i]));
+    std::printf(" rss_kib=%ld hwm_kib=%ld answers=", tree_kib(o.pid, "VmRSS:"), tree_kib(o.pid, "VmHWM:"));
     bool first = true;
     for (const auto& [a, n] : answers) {
         std::printf("%s%s:%d", first ? "" : ",", a.c_str(), n);
