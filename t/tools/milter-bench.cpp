@@ -41,7 +41,12 @@
 #include <thread>
 #include <vector>
 
+#include "../support/milter_client.hpp"
+#include "net/endpoint.hpp"
+
 namespace {
+
+using namespace regmilter;
 
 using Clock = std::chrono::steady_clock;
 
@@ -55,7 +60,8 @@ struct Envelope {
 };
 
 struct Options {
-    std::string socket;
+    net::SocketSpec socket;  // unix, or inet/inet6 on a loopback address
+    bool have_socket = false;
     long pid = 0;
     int count = 2000;
     int concurrency = 8;
@@ -71,113 +77,8 @@ struct Options {
     std::vector<std::pair<std::string, long>> cpu_of;  // --cpu NAME=PID
 };
 
-bool loopback_host(const std::string& host, int family) {
-    if (family == AF_INET) {
-        in_addr a{};
-        return inet_pton(AF_INET, host.c_str(), &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
-    }
-    in6_addr a{};
-    return inet_pton(AF_INET6, host.c_str(), &a) == 1 && IN6_IS_ADDR_LOOPBACK(&a);
-}
-
-// A connected socket for "unix:PATH", "local:PATH", "inet:PORT@HOST" or
-// "inet6:PORT@HOST" with a loopback HOST; -1 on any failure.
-int connect_socket(const std::string& spec) {
-    if (spec.rfind("unix:", 0) == 0 || spec.rfind("local:", 0) == 0) {
-        std::string path = spec.substr(spec.find(':') + 1);
-        sockaddr_un sa{};
-        sa.sun_family = AF_UNIX;
-        if (path.size() >= sizeof sa.sun_path) return -1;
-        std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
-        int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-        if (fd < 0) return -1;
-        if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return ::close(fd), -1;
-        return fd;
-    }
-    bool v6 = spec.rfind("inet6:", 0) == 0;
-    if (!v6 && spec.rfind("inet:", 0) != 0) return -1;
-    std::string rest = spec.substr(v6 ? 6 : 5);
-    auto at = rest.find('@');
-    std::string port = rest.substr(0, at);
-    std::string host = at == std::string::npos ? (v6 ? "::1" : "127.0.0.1") : rest.substr(at + 1);
-    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    int family = v6 ? AF_INET6 : AF_INET;
-    if (!loopback_host(host, family)) return -1;
-    sockaddr_storage ss{};
-    socklen_t len;
-    if (v6) {
-        auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
-        sa->sin6_family = AF_INET6;
-        sa->sin6_port = htons(uint16_t(std::atoi(port.c_str())));
-        inet_pton(AF_INET6, host.c_str(), &sa->sin6_addr);
-        len = sizeof *sa;
-    } else {
-        auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
-        sa->sin_family = AF_INET;
-        sa->sin_port = htons(uint16_t(std::atoi(port.c_str())));
-        inet_pton(AF_INET, host.c_str(), &sa->sin_addr);
-        len = sizeof *sa;
-    }
-    int fd = ::socket(family, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) return ::close(fd), -1;
-    return fd;
-}
-
-bool write_all(int fd, const std::string& data) {
-    size_t off = 0;
-    while (off < data.size()) {
-        ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-        if (n <= 0) return false;
-        off += size_t(n);
-    }
-    return true;
-}
-
-bool read_all(int fd, char* buf, size_t len) {
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = ::read(fd, buf + off, len - off);
-        if (n <= 0) return false;
-        off += size_t(n);
-    }
-    return true;
-}
-
-void put32(std::string& s, uint32_t v) {
-    uint32_t n = htonl(v);
-    s.append(reinterpret_cast<const char*>(&n), 4);
-}
-
-std::string packet(char cmd, const std::string& body) {
-    std::string p;
-    put32(p, uint32_t(body.size() + 1));
-    p += cmd;
-    p += body;
-    return p;
-}
-
 std::string z(const std::string& s) {
-    return s + '\0';
-}
-
-struct Reply {
-    char cmd = 0;
-    std::string body;
-};
-
-bool read_reply(int fd, Reply& r) {
-    char hdr[4];
-    if (!read_all(fd, hdr, 4)) return false;
-    uint32_t len;
-    std::memcpy(&len, hdr, 4);
-    len = ntohl(len);
-    if (len == 0 || len > (1u << 20)) return false;
-    std::string buf(len, '\0');
-    if (!read_all(fd, buf.data(), len)) return false;
-    r.cmd = buf[0];
-    r.body = buf.substr(1);
-    return true;
+    return testing::nul_terminated(s);
 }
 
 // Protocol flags (libmilter mfdef.h values): steps the milter does not want
@@ -187,7 +88,7 @@ constexpr uint32_t NO_CONN = 0x1, NO_HELO = 0x2, NO_MAIL = 0x4, NO_RCPT = 0x8, N
                    NR_MAIL = 0x4000, NR_RCPT = 0x8000, NR_DATA = 0x10000, NR_EOH = 0x40000, NR_BODY = 0x80000;
 
 struct Session {
-    int fd = -1;
+    testing::MilterConnection conn;
     uint32_t proto = 0;
     char answer = 'c';  // the last answer: 'c' continue until something final
     std::string text;   // the 'y' reply's text
@@ -199,14 +100,14 @@ struct Session {
 // connection error.
 bool step(Session& s, char cmd, const std::string& body, uint32_t skip, uint32_t no_reply) {
     if (s.proto & skip) return true;
-    if (!write_all(s.fd, packet(cmd, body))) return false;
+    if (!s.conn.send(cmd, body)) return false;
     if (s.proto & no_reply) return true;
     for (;;) {
-        Reply r;
-        if (!read_reply(s.fd, r)) return false;
-        if (r.cmd == 'p') continue;
-        if (std::strchr("hi-+mqeb", r.cmd)) continue;
-        s.answer = r.cmd;
+        testing::MilterResponse r;
+        std::string error;
+        if (!s.conn.receive(r, std::chrono::seconds(60), error)) return false;
+        if (!r.final()) continue;  // progress, end-of-message modifications
+        s.answer = r.code;
         s.text = r.body;
         return true;
     }
@@ -214,7 +115,7 @@ bool step(Session& s, char cmd, const std::string& body, uint32_t skip, uint32_t
 
 // Macros for a step, sent only when the step itself is.
 bool macros(Session& s, char stage, const std::string& pairs, uint32_t skip) {
-    return (s.proto & skip) || write_all(s.fd, packet('D', std::string(1, stage) + pairs));
+    return (s.proto & skip) || s.conn.send('D', std::string(1, stage) + pairs);
 }
 
 struct Result {
@@ -234,18 +135,13 @@ Result transaction(const Options& o, int n) {
     auto t0 = Clock::now();
     const Envelope e = envelope_for(o, n);
     Session s;
-    s.fd = connect_socket(o.socket);
-    if (s.fd < 0) return res;
-    std::string neg;
-    put32(neg, 6);
-    put32(neg, 0x1ff);     // every action
-    put32(neg, 0x1fffff);  // every protocol step/flag we understand
-    if (!write_all(s.fd, packet('O', neg))) return ::close(s.fd), res;
-    Reply r;
-    if (!read_reply(s.fd, r) || r.cmd != 'O' || r.body.size() < 12) return ::close(s.fd), res;
-    uint32_t p;
-    std::memcpy(&p, r.body.data() + 8, 4);
-    s.proto = ntohl(p);
+    std::string error;
+    if (!s.conn.open(o.socket, error)) return res;
+    // Every action, every protocol step and flag the tool understands.
+    if (!s.conn.send('O', testing::negotiate_body(6, 0x1ff, 0x1fffff))) return res;
+    testing::MilterResponse r;
+    if (!s.conn.receive(r, std::chrono::seconds(60), error) || r.code != 'O' || s.conn.version == 0) return res;
+    s.proto = s.conn.protocol;
 
     std::string conn = z(e.hostname) + (e.ip.find(':') == std::string::npos ? '4' : '6');
     uint16_t port = htons(25000);
@@ -270,8 +166,8 @@ Result transaction(const Options& o, int n) {
     if (ok && going()) ok = step(s, 'N', "", NO_EOH, NR_EOH);
     if (ok && going()) ok = step(s, 'B', "Hello,\r\nthis is a benchmark message.\r\n", NO_BODY, NR_BODY);
     if (ok && going()) ok = step(s, 'E', "", 0, 0);
-    if (ok) write_all(s.fd, packet('Q', ""));
-    ::close(s.fd);
+    if (ok) s.conn.send('Q', "");
+    s.conn.close();
     res.ok = ok;
     // 'y' carries "550 5.7.23 text": keep the code and the enhanced code, as
     // "550-5.7.23" (the printed answers are one space-free word).
@@ -400,9 +296,14 @@ int main(int argc, char** argv) {
             if (i + 1 >= argc) usage("missing value for " + a);
             v = argv[++i];
         }
-        if (a == "--socket")
-            o.socket = v;
-        else if (a == "--pid")
+        if (a == "--socket") {
+            std::string err;
+            auto spec = net::parse_socket(v, err);
+            if (!spec) usage(err);
+            if (spec->reachable_from_network()) usage("--socket: loopback addresses and unix sockets only");
+            o.socket = *spec;
+            o.have_socket = true;
+        } else if (a == "--pid")
             o.pid = std::atol(v.c_str());
         else if (a == "--count")
             o.count = std::atoi(v.c_str());
@@ -434,7 +335,7 @@ int main(int argc, char** argv) {
         } else
             usage("unknown option " + a);
     }
-    if (o.socket.empty() || o.pid <= 0) usage("--socket and --pid are required");
+    if (!o.have_socket || o.pid <= 0) usage("--socket and --pid are required");
     if (o.count < 1 || o.count > 1000000 || o.concurrency < 1 || o.concurrency > 256 || o.max_seconds < 1 ||
         o.max_seconds > 3600)
         usage("--count 1..1000000, --concurrency 1..256, --max-seconds 1..3600");
