@@ -73,6 +73,12 @@ struct Spf {
                                                        // HELO is one of these and its A/AAAA is the client
 };
 
+// [bulk]: the opt-out settings the bulk library decides with, and what the
+// policy does when an opt-out zone cannot be asked.
+struct Bulk : bulk::Settings {
+    policy::OnError on_error = policy::OnError::accept;  // a [bulk] zone lookup failed
+};
+
 struct Config {
     std::string source = "(defaults)";  // file name, or "(defaults)"
     Milter milter;
@@ -80,7 +86,7 @@ struct Config {
     Trust trust;
     std::vector<Registry> registries;  // in file order
     Spf spf;
-    bulk::Settings bulk;
+    Bulk bulk;
 };
 
 // Every problem at once, in line order, each "FILE:LINE: [section] key:

@@ -32,7 +32,7 @@ std::string joined(const std::vector<std::string>& items, std::string_view sep) 
 }  // namespace
 
 std::string log_line(const Context& ctx, const Facts& facts, const config::Config& cfg, Stage stage,
-                     const Reply& v, std::string_view rcpt) {
+                     const Reply& v, std::string_view rcpt, const Recipient* recipient) {
     std::string out;
     // The queue id first; "NOQUEUE" (Postfix's word) until the MTA has one.
     const std::string* id = ctx.macro("i");
@@ -72,6 +72,13 @@ std::string log_line(const Context& ctx, const Facts& facts, const config::Confi
         if (stage == Stage::data)
             for (auto& s : facts.data.header_bulk.signals(cfg.bulk).signals) bulk.push_back(std::move(s));
         put(out, "bulk", bulk.empty() ? "no" : joined(bulk, ","));
+    }
+    if (recipient) {
+        put(out, "bulk_source", recipient->source);
+        if (recipient->zone && recipient->zone->status == bulk::ZoneStatus::error)
+            put(out, "bulk_error",
+                recipient->zone->zone + ": " + recipient->zone->error +
+                    " (on_error=" + util::name_of(cfg.bulk.on_error) + ")");
     }
     put(out, "action", to_string(v.action));
     if (!v.code.empty()) put(out, "code", v.code + " " + v.xcode);

@@ -20,12 +20,11 @@ Transcript simulate(Session& session, const Scenario& sc) {
         session.close();
         return t;
     }
-    const Runtime& rt = *session.runtime();
     size_t accepted = 0;
     for (const auto& r : sc.rcpts) {
         std::string arg = "<" + r + ">";
-        t.asked.push_back(gather_rcpt(arg, *rt.config, rt.bulk_table.get()));
         Reply reply = session.rcpt(arg, sc.macros);
+        t.asked.push_back(session.last_recipient());
         if (reply.action == Action::accept) {
             record(Stage::rcpt, reply, r);
             session.close();
@@ -126,6 +125,18 @@ void bulk_section(util::JsonWriter& w, const Facts& f, const config::Config& cfg
         w.key("rcpt").value(r.rcpt);
         w.key("choice").value(util::name_of(r.bulk.choice));
         w.key("key").value(r.bulk.key);
+        w.key("source").value(r.source);
+        if (r.zone) {
+            w.key("zone").begin_object();
+            w.key("status").value(bulk::to_string(r.zone->status));
+            w.key("zone").value(r.zone->zone);
+            w.key("key").value(r.zone->key);
+            w.key("query").value(r.zone->query);
+            w.key("code").value(r.zone->code);
+            w.key("error").value(r.zone->error);
+            w.key("ttl").value(static_cast<long long>(r.zone->ttl));
+            w.end_object();
+        }
         w.end_object();
     }
     w.end_array();

@@ -81,12 +81,15 @@ public:
     const Context& context() const { return ctx_; }
     const Facts& facts() const { return facts_; }
     const std::shared_ptr<const Runtime>& runtime() const { return rt_; }
+    // The recipient of the last RCPT, refused or not, with its bulk choice and source.
+    const Recipient& last_recipient() const { return last_rcpt_; }
 
 private:
     const config::Config& cfg() const { return *rt_->config; }
     template <class Body>
     Reply guarded(Stage stage, Body&& body) noexcept;
-    Reply logged(Stage stage, Reply r, std::string_view rcpt = {}, bool always = true);
+    Reply logged(Stage stage, Reply r, std::string_view rcpt = {}, bool always = true,
+                 const Recipient* recipient = nullptr);
     void merge(const Macros& macros);
     dns::Resolver& resolver();
     void start_connect_lookups();
@@ -105,6 +108,7 @@ private:
     bool connection_degraded_ = false;  // the same for every transaction (connect or HELO failed)
     std::string failure_;            // a header-stage failure, answered at end of headers
     std::optional<Reply> data_;      // decided at end of headers, applied at end of message
+    Recipient last_rcpt_;            // for last_recipient()
     // The registry lookups of connect, on their own thread; joined at MAIL
     // FROM (or close). Declared last: destroyed first, waiting for the thread.
     std::future<ConnectFacts> lookups_;
