@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "policy/report.hpp"
+#include "registry/info.hpp"
 #include "util/cli.hpp"
 #include "util/file.hpp"
 
@@ -24,6 +25,7 @@ const char usage_text[] =
     "                       [--header 'Name: value']... [--macro NAME=VALUE]... [--hostname NAME]\n"
     "                       [--date YYYY-MM-DD] [--nameserver HOST[:PORT]]... [--timeout-ms MS]\n"
     "                       [--retries N] [--receiver NAME] [--json] [--trace]\n"
+    "       regmilter-query --ip ADDR [-c FILE] --registry-info [--nameserver HOST[:PORT]]... [--json]\n"
     "       regmilter-query [-c FILE] --check\n"
     "       regmilter-query --help | --version\n"
     "  -c FILE   configuration (default " SYSCONFDIR
@@ -48,6 +50,7 @@ enum Opt {
     o_receiver,
     o_json,
     o_trace,
+    o_registry_info,
 };
 
 struct Args {
@@ -61,6 +64,7 @@ struct Args {
     std::string receiver;
     bool json = false;
     bool trace = false;
+    bool registry_info = false;  // every [registry] zone's answer and metadata for --ip
 };
 
 Args parse_args(int argc, char** argv) {
@@ -76,6 +80,7 @@ Args parse_args(int argc, char** argv) {
         {"nameserver", 0, true, o_nameserver}, {"timeout-ms", 0, true, o_timeout},
         {"retries", 0, true, o_retries},       {"receiver", 0, true, o_receiver},
         {"json", 0, false, o_json},            {"trace", 0, false, o_trace},
+        {"registry-info", 0, false, o_registry_info},
     };
     auto rest = cli.parse(argc, argv, options, [&](int id, const char* v) {
         std::string value = v ? v : "";
@@ -146,6 +151,9 @@ Args parse_args(int argc, char** argv) {
             case o_trace:
                 a.trace = true;
                 break;
+            case o_registry_info:
+                a.registry_info = true;
+                break;
         }
     });
     if (!rest.empty()) cli.fail("unexpected argument \"" + rest.front() + "\"");
@@ -192,6 +200,9 @@ void print_text(const policy::Session& session, const policy::Transcript& t) {
     std::cout << "bulk:";
     for (const auto& s : signals) std::cout << ' ' << s;
     std::cout << (signals.empty() ? " no" : "") << '\n';
+    for (const auto& r : t.asked)
+        std::cout << "bulk recipient <" << r.rcpt << ">: " << util::name_of(r.bulk.choice) << " (" << r.source
+                  << (r.source == "default" ? "" : ", " + r.bulk.key) << ")\n";
     for (const auto& sr : t.replies) {
         const policy::Reply& r = sr.reply;
         std::cout << "verdict " << policy::to_string(sr.stage);
@@ -205,6 +216,26 @@ void print_text(const policy::Session& session, const policy::Transcript& t) {
         for (const auto& h : r.remove_headers) std::cout << "remove header: " << h.name << "[" << h.index << "]\n";
         for (const auto& h : r.add_headers) std::cout << "header: " << h.name << ": " << h.value << '\n';
     }
+}
+
+// --registry-info: each configured zone asked for --ip, whatever the trust.
+int registry_info(const policy::Runtime& rt, const Args& args) {
+    const config::Config& cfg = *rt.config;
+    if (cfg.registries.empty()) {
+        std::fprintf(stderr, "regmilter-query: --registry-info: %s has no [registry NAME] section\n",
+                     cfg.source.c_str());
+        return 1;
+    }
+    std::unique_ptr<dns::Resolver> dns = rt.make_resolver();
+    dns::Deadline deadline = policy::stage_deadline(cfg);
+    std::vector<registry::Info> infos;
+    for (const auto& zone : cfg.registries)
+        infos.push_back(registry::lookup_info(*dns, *args.scenario.ip, zone, deadline));
+    if (args.json)
+        std::cout << registry::info_json(*args.scenario.ip, infos) << '\n';
+    else
+        registry::write_info_text(std::cout, *args.scenario.ip, infos);
+    return 0;
 }
 
 }  // namespace
@@ -237,6 +268,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "regmilter-query: resolver: cannot be set up with these nameservers\n");
         return 1;
     }
+
+    if (args.registry_info) return registry_info(*rt, args);
 
     policy::Environment env;
     std::shared_ptr<const policy::Runtime> snapshot = rt;
