@@ -258,8 +258,9 @@ Reply bulk_unknown_reply(const Recipient& r) {
     v.action = policy::Action::tempfail;
     v.code = replies::dns_trouble.code;
     v.xcode = replies::dns_trouble.xcode;
+    // The reply names the zone and the status, never the resolver's details (those are logged).
     v.text = util::sanitize("cannot check whether " + bulk::normalize(r.rcpt) + " accepts bulk mail (" +
-                                r.zone->zone + ": " + r.zone->error + "), try again later",
+                                r.zone->zone + ": " + r.zone->cause + "), try again later",
                             util::TextUse::reply);
     v.reason = "bulk:error:" + r.zone->zone;
     return v;

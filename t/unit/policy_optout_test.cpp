@@ -156,7 +156,7 @@ TEST_CASE("opt-out zones: a zone that cannot be asked follows [bulk] on_error", 
             CHECK(a.rcpt.zone->status == bulk::ZoneStatus::error);
             CHECK(a.reply.log_level == policy::LogLevel::warning);
             CHECK(has(a.reply.log, "bulk_source=zone:optout.test"));
-            CHECK(has(a.reply.log, "bulk_error=\"optout.test: "));
+            CHECK(has(a.reply.log, "bulk_error=\"optout.test: " + a.rcpt.zone->error));
             CHECK(has(a.reply.log, "(on_error=accept)\""));
         }
     }
@@ -167,9 +167,8 @@ TEST_CASE("opt-out zones: a zone that cannot be asked follows [bulk] on_error", 
         CHECK(a[0].reply.code == "451");
         CHECK(a[0].reply.xcode == "4.4.3");
         CHECK(a[0].reply.text ==
-              "cannot check whether slow@example.org accepts bulk mail (optout.test: timeout (fixture: "
-              "timeout)), "
-              "try again later");
+              "cannot check whether slow@example.org accepts bulk mail (optout.test: timeout), try again "
+              "later");
         CHECK(a[0].reply.reason == "bulk:error:optout.test");
         CHECK(has(a[0].reply.log, "(on_error=tempfail)"));
         CHECK(a[1].reply.action == Action::reject);
