@@ -9,10 +9,10 @@ Service::Service(std::string config_path) : path_(std::move(config_path)) {}
 void Service::watch_table(const policy::Runtime& rt) {
     const std::string& path = rt.config->bulk.table;
     if (path.empty()) {
-        table_.reset();
-    } else if (!table_ || table_->path() != path) {
-        table_.emplace(path, table_settle);
+        table_.reset();  // no table to watch (and none to adopt)
+        return;
     }
+    if (!table_ || table_->path() != path) table_.emplace(path, table_settle);
     table_->adopt(rt.bulk_table, rt.bulk_stamp);
 }
 
