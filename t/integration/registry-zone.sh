@@ -195,10 +195,7 @@ optout_answers() {
 optout_answers nsd "$NSD_PORT"
 
 # --- 4. the library's lookup agrees with the table ---
-RCPTS="alice@example.org ALICE@Example.Org alice+x@example.org bob@example.org Bob@EXAMPLE.org bob+y@example.org
-carol@example.org carol+news@example.org Carol+News@Example.org carol+other@example.org dave@optout.example
-dave+x@optout.example erin@optout.example Erin@OptOut.Example frank@optin.example gina@example.org
-nobody@elsewhere.example"
+RCPTS=$(grep -v '^#' "$F/optout-recipients")
 verdicts() {
     # shellcheck disable=SC2086
     "$BUILD/t/optout-lookup" --nameserver "127.0.0.1:$1" --table "$F/bulk-table" --zone optout.test $RCPTS \
@@ -214,36 +211,11 @@ verdicts "$NSD_PORT" nsd
 
 # --- rbldnsd serves the datasets ---
 if command -v rbldnsd > /dev/null 2>&1 || [ -x /usr/sbin/rbldnsd ]; then
-    RBLDNSD=$(command -v rbldnsd || echo /usr/sbin/rbldnsd)
-    RBL_USER=nobody
-    id rbldns > /dev/null 2>&1 && RBL_USER=rbldns
-    started=""
-    for _try in 1 2 3 4 5; do
-        RBL_PORT=$(free_port) || exit 1
-        "$RBLDNSD" -n -u "$RBL_USER" -b "127.0.0.1/$RBL_PORT" -t 300 \
-            reg.test:combined:"$W/reg.rbl" optout.test:dnset:"$W/optout.rbl" > "$W/rbldnsd.log" 2>&1 &
-        RBL_PID=$!
-        at_exit "kill $RBL_PID; wait $RBL_PID"
-        _i=0
-        while [ $_i -lt 50 ]; do
-            if [ "$(answer "$RBL_PORT" A 2.0.0.127.reg.test)" = 127.0.0.2 ]; then started=yes; break; fi
-            kill -0 "$RBL_PID" 2> /dev/null || break
-            sleep 0.1
-            _i=$((_i + 1))
-        done
-        [ -n "$started" ] && break
-        kill "$RBL_PID" 2> /dev/null
-        grep -qi 'address already in use' "$W/rbldnsd.log" || break
-    done
-    if [ -n "$started" ]; then
-        ok "rbldnsd loads both datasets"
-        echo "# rbldnsd pid $RBL_PID on 127.0.0.1:$RBL_PORT: $(grep -c 'combined\|dnset' "$W/rbldnsd.log") dataset lines logged"
-        registry_answers rbldnsd "$RBL_PORT"
-        optout_answers rbldnsd "$RBL_PORT"
-        verdicts "$RBL_PORT" rbldnsd
-    else
-        not_ok "rbldnsd loads both datasets" "$(cat "$W/rbldnsd.log")"
-    fi
+    rbldnsd_start reg.test:combined:"$W/reg.rbl" optout.test:dnset:"$W/optout.rbl"
+    ok "rbldnsd loads both datasets"
+    registry_answers rbldnsd "$RBLDNSD_PORT"
+    optout_answers rbldnsd "$RBLDNSD_PORT"
+    verdicts "$RBLDNSD_PORT" rbldnsd
 else
     echo "# rbldnsd not installed (package rbldnsd): dataset not served"
 fi
