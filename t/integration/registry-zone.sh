@@ -83,6 +83,15 @@ check "registry: serial rises over --previous" "$(soa_serial "$W/good.zone") $(s
 "$ZONE" registry --zone reg.test --date 2025-06-02 --allow-special --no-dns --previous "$W/good2.zone" \
     -o "$W/good3.zone" "$W/good" 2> /dev/null
 check "registry: a new day starts at YYYYMMDD00" "$(soa_serial "$W/good3.zone")" 2025060200
+# A failed rebuild over a published zone leaves it as it was (written beside, renamed only on success).
+cp "$W/good2.zone" "$W/published.zone"
+(cd "$F" && "$ZONE" registry --zone reg.test --date 2025-06-02 --no-dns -o "$W/published.zone" registrations) \
+    2> /dev/null
+check "registry: a failed rebuild leaves the published zone untouched" \
+    "$? $(cmp -s "$W/good2.zone" "$W/published.zone" && echo same) $(ls "$W" | grep -c '^published')" "1 same 1"
+"$ZONE" optout --zone optout.test -o "$W/published.zone" "$F/no-such-table" 2> /dev/null
+check "optout: a missing table leaves the published zone untouched" \
+    "$? $(cmp -s "$W/good2.zone" "$W/published.zone" && echo same)" "1 same"
 echo '@ IN NS ns.' > "$W/nosoa.zone"
 "$ZONE" registry --zone reg.test --allow-special --no-dns --previous "$W/nosoa.zone" -o "$W/x.zone" "$W/good" \
     2> "$W/nosoa.err"

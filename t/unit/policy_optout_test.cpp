@@ -111,8 +111,14 @@ TEST_CASE("opt-out zones at RCPT: table first, then the zones, then default", "[
         {"gina@example.org", Action::continue_, "zone:second.test", "gina@example.org"},
         // Nobody knows it: [bulk] default.
         {"nobody@example.org", Action::continue_, "default", "default"},
+        // Not an address (RCPT TO:<postmaster>), and a very long one: defined results.
+        {"postmaster", Action::continue_, "default", "default"},
+        {"\"quoted \\\" local\"@Example.ORG", Action::continue_, "default", "default"},
     };
-    for (const auto& c : cases) {
+    const std::string very_long = std::string(5000, 'x') + "@example.org";
+    std::vector<Case> all(std::begin(cases), std::end(cases));
+    all.push_back({very_long.c_str(), Action::continue_, "default", "default"});
+    for (const auto& c : all) {
         INFO(c.rcpt);
         dns.clear_log();
         auto a = ask(rt, {c.rcpt}).at(0);
