@@ -380,7 +380,6 @@ Reply decide_data(const Facts& facts, const Config& cfg) noexcept {
                 {"X-Regmilter", util::sanitize("would tempfail: " + t.code + " " + t.xcode + " " + t.text,
                                                util::TextUse::header)});
             v.reason = "observe:" + t.reason;
-            return v;
         }
         std::vector<std::string> opted_out;  // the MTA's arguments
         for (const auto& r : facts.rcpts)

@@ -248,6 +248,24 @@ TEST_CASE("opt-out zones: header-known bulk removes the zone's opted-out recipie
         CHECK(last.reply.code + " " + last.reply.xcode == "451 4.4.3");
         CHECK(last.reply.reason == "bulk:error:optout.test");
     }
+    SECTION("on_error = tempfail in observe mode: both would-be refusals are said, nothing is refused") {
+        policy::Session s(environment_of(
+            runtime_of(cfg_of("[milter]\nmode = observe\n" + base_cfg.substr(base_cfg.find("[spf]")) +
+                              "on_error = tempfail\n"),
+                       dns)));
+        auto t = policy::simulate(s, sc);
+        const auto& last = t.replies.back();
+        REQUIRE(last.stage == policy::Stage::data);
+        CHECK(last.reply.action == Action::continue_);
+        CHECK(last.reply.remove_rcpts.empty());
+        std::string tags;
+        for (const auto& h : last.reply.add_headers)
+            if (h.name == "X-Regmilter") tags += h.value + "\n";
+        CHECK(has(tags,
+                  "would tempfail: 451 4.4.3 cannot check whether slow@example.org accepts bulk mail "
+                  "(optout.test: timeout), try again later\n"));
+        CHECK(has(tags, "would reject bulk mail (header:list-id) for 1 recipient(s) who opted out\n"));
+    }
 }
 
 TEST_CASE("opt-out zones: answers are cached for their TTL in the shared cache", "[policy][optout]") {
