@@ -119,6 +119,8 @@ void bulk_section(util::JsonWriter& w, const Facts& f, const config::Config& cfg
     for (const auto& sig : f.mail.envelope_bulk.signals) w.value(sig);
     for (const auto& sig : header_bulk.signals) w.value(sig);
     w.end_array();
+    // The last recipient's source at the top too: with one --rcpt, "bulk.source".
+    if (!t.asked.empty()) w.key("source").value(t.asked.back().source);
     w.key("recipients").begin_array();
     for (const auto& r : t.asked) {
         w.begin_object();

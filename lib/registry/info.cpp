@@ -60,6 +60,9 @@ std::string info_json(const net::Address& ip, const std::vector<Info>& infos) {
         w.key("meaning").value(e.bulk ? "bulk" : util::name_of(e.meaning));
         w.key("class").value(i.klass);
         w.key("info").value(e.info);
+        w.key("registered").value(i.metadata.registered);
+        w.key("updated").value(i.metadata.updated);
+        w.key("contact").value(i.metadata.contact);
         w.key("metadata").begin_object();
         w.key("registered").value(i.metadata.registered);
         w.key("updated").value(i.metadata.updated);

@@ -41,8 +41,8 @@ Info lookup_info(dns::Resolver& dns, const net::Address& ip, const Zone& zone, d
 void write_info_text(std::ostream& out, const net::Address& ip, const std::vector<Info>& infos);
 
 // {"ip": "...", "registry": [{"name", "zone", "query", "status", "code",
-//  "meaning", "class", "info", "metadata": {"registered", "updated",
-//  "contact"}, "error"[, "fcrdns": {"ok", "detail"}]}, ...]}
+//  "meaning", "class", "info", "registered", "updated", "contact",
+//  "metadata": {the same three}, "error"[, "fcrdns": {"ok", "detail"}]}, ...]}
 std::string info_json(const net::Address& ip, const std::vector<Info>& infos);
 
 }  // namespace regmilter::registry

@@ -238,6 +238,7 @@ TEST_CASE("opt-out zones: header-known bulk removes the zone's opted-out recipie
         CHECK(has(j,
                   "{\"rcpt\":\"slow@example.org\",\"choice\":\"accept\",\"key\":\"error\","
                   "\"source\":\"zone:optout.test\",\"zone\":{\"status\":\"error\""));
+        CHECK(has(j, "\"signals\":[\"header:list-id\"],\"source\":\"zone:optout.test\",\"recipients\":["));
     }
     SECTION("on_error = tempfail: the message waits") {
         policy::Session s(environment_of(runtime_of(cfg_of(base_cfg + "on_error = tempfail\n"), dns)));

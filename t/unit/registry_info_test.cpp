@@ -75,6 +75,7 @@ TEST_CASE("registry info: every zone's answer, class and metadata", "[registry][
             "{\"ip\":\"192.0.2.10\",\"registry\":[{\"name\":\"reg\",\"zone\":\"reg.test\",\"query\":"
             "\"192-0-2-10.reg.test\",\"status\":\"listed\",\"code\":\"127.0.0.2\",\"meaning\":\"registered\","
             "\"class\":\"regular\",\"info\":\"registered=2024-01-15 updated=2024-06-01 contact=REG-1\","
+            "\"registered\":\"2024-01-15\",\"updated\":\"2024-06-01\",\"contact\":\"REG-1\","
             "\"metadata\":{\"registered\":\"2024-01-15\",\"updated\":\"2024-06-01\",\"contact\":\"REG-1\"},"
             "\"error\":\"\"}",
             0) == 0);
