@@ -13,6 +13,7 @@ using Seconds = std::chrono::seconds;
 
 // The time an answer may be kept, per CacheOptions; 0 = do not store.
 uint32_t keep_for(const CacheOptions& o, const DnsAnswer& a) {
+    if (a.local) return 0;  // this host's trouble says nothing about the name
     switch (a.status) {
     case DnsStatus::ok: return std::min(a.ttl, o.max_ttl);
     case DnsStatus::nxdomain:
