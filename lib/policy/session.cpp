@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "dns/trace.hpp"
 #include "policy/replies.hpp"
 #include "util/text.hpp"
 
@@ -147,6 +148,12 @@ void Session::start_connect_lookups() {
     for (const auto& zone : c.registries)
         if (!rt_->cache->has(registry::query_name(ip, zone.format, zone.zone), dns::RrType::a)) cached = false;
     dns::Deadline deadline = stage_deadline(c);
+    if (env_.trace) {
+        // regmilter-query --trace: here and now, each registry query traced.
+        dns::TracingResolver traced(resolver(), env_.trace, "registry: ");
+        facts_.connect = gather_connect(ctx_, c, traced, deadline);
+        return;
+    }
     if (local || cached) {
         facts_.connect = gather_connect(ctx_, c, resolver(), deadline);
         return;
