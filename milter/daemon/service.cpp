@@ -9,8 +9,10 @@ Service::Service(std::string config_path) : path_(std::move(config_path)) {}
 void Service::watch_table(const policy::Runtime& rt) {
     const std::string& path = rt.config->bulk.table;
     if (path.empty()) {
-        table_.reset();
-    } else if (!table_ || table_->path() != path) {
+        table_.reset();  // no table configured: nothing to watch
+        return;
+    }
+    if (!table_ || table_->path() != path) {
         table_.emplace(path, table_settle);
     }
     table_->adopt(rt.bulk_table, rt.bulk_stamp);
@@ -43,6 +45,11 @@ void Service::reload() noexcept {
         if (a.socket != b.socket || a.user != b.user || a.socket_mode != b.socket_mode || a.pid_file != b.pid_file)
             log_line(LOG_WARNING, "reload: [milter] socket, socket_mode, user and pid_file take effect at restart");
         install(next.runtime);
+        if (a.syslog_facility != b.syslog_facility) {
+            log_line(LOG_INFO, std::string("reload: syslog facility ") + util::name_of(b.syslog_facility) +
+                                   " from the next line on");
+            log_facility(b.syslog_facility);
+        }
         const auto& rt = *next.runtime;
         log_line(LOG_INFO, "reloaded " + path_ + ": configuration generation " + std::to_string(rt.generation) +
                                ", bulk table " +
