@@ -16,6 +16,7 @@
 #include "bulk/bulk.hpp"
 #include "dns/nameserver.hpp"
 #include "net/address.hpp"
+#include "net/endpoint.hpp"
 #include "policy/settings.hpp"
 #include "registry/registry.hpp"
 #include "util/date.hpp"
@@ -73,6 +74,11 @@ struct Spf {
                                                        // HELO is one of these and its A/AAAA is the client
 };
 
+// [stats]: the statistics endpoint (regmilter(8) serves GET /metrics there).
+struct Stats {
+    std::optional<net::Endpoint> listen;  // none: no endpoint
+};
+
 struct Config {
     std::string source = "(defaults)";  // file name, or "(defaults)"
     Milter milter;
@@ -81,6 +87,7 @@ struct Config {
     std::vector<Registry> registries;  // in file order
     Spf spf;
     bulk::Settings bulk;
+    Stats stats;
 };
 
 // Every problem at once, in line order, each "FILE:LINE: [section] key:

@@ -172,7 +172,7 @@ TEST_CASE("each kind of error names file, line, key and what is allowed", "[conf
     };
     const Case cases[] = {
         {"unknown section", "[milter]\n[foo]\n",
-         "t.ini:2: [foo]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk\n"},
+         "t.ini:2: [foo]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk, stats\n"},
         {"unknown key", "[milter]\nsokcet = x\n",
          "t.ini:2: [milter] sokcet: unknown key, allowed: socket, socket_mode, user, pid_file, mode, "
          "authserv_id, "
@@ -312,7 +312,7 @@ TEST_CASE("every error at once, in line order, and no config", "[config]") {
     CHECK(r.problems[2].line == 6);
     CHECK(r.problems[3].line == 7);
     CHECK(r.problems[1].str() ==
-          "t.ini:3: [foo]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk");
+          "t.ini:3: [foo]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk, stats");
 }
 
 TEST_CASE("a missing file is one error naming it", "[config]") {
