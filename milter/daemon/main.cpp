@@ -30,6 +30,7 @@
 #include "process.hpp"
 #include "net/endpoint.hpp"
 #include "service.hpp"
+#include "stats_server.hpp"
 #include "util/cli.hpp"
 #include "util/version.hpp"
 
@@ -271,6 +272,9 @@ int check_configuration(const Args& args) {
         std::cout << args.config << ": [milter] " << error << "\n";
         return 1;
     }
+    if (const auto& listen = service.current()->config->stats.listen)
+        if (std::string w = stats::listen_warning(*listen); !w.empty())
+            std::cout << args.config << ": warning: " << w << "\n";
     std::cout << args.config << ": OK\n";
     return 0;
 }
@@ -280,6 +284,7 @@ struct Placement {
     net::SocketSpec socket;
     std::optional<User> user;
     std::string pid_file;
+    std::unique_ptr<StatsServer> stats;  // [stats] listen, bound; null when off
 };
 
 // Opens the socket (as root when started so), then detaches, writes the pid
@@ -311,6 +316,8 @@ Placement take_place(const Args& args, Service& service) {
     umask(old_umask);
     if (!p.socket.path.empty())
         if (std::string e = set_socket_access(p.socket.path, mc.socket_mode, owner); !e.empty()) fail(e);
+    std::string stats_error;
+    if (p.stats = open_stats(service, stats_error); !stats_error.empty()) fail(stats_error);
     if (!args.foreground)
         if (std::string e = detach(); !e.empty()) fail(e);
     if (!p.pid_file.empty())
@@ -347,12 +354,15 @@ int main(int argc, char** argv) {
                            place.socket.conn() + ", mode " + util::name_of(mc.mode) +
                            (place.user ? ", user " + place.user->name : std::string()) + ", authserv_id " +
                            service.current()->authserv_id);
+    stats::Metrics metrics;  // every session's observer when [stats] listen is set
+    if (place.stats) serve_stats(*place.stats, service, metrics);
     g_main_thread = pthread_self();
     pthread_t milter_thread;
     if (pthread_create(&milter_thread, nullptr, milter_main, nullptr) != 0) fail("cannot start the milter thread");
     run_signals(service, place.socket.path);
     if (g_milter_done) pthread_join(milter_thread, nullptr);
 
+    place.stats.reset();  // the endpoint's thread ends before the process does
     remove_pid_file(place.pid_file);
     log_line(LOG_INFO, "stopped");
     int status = g_milter_result == MI_SUCCESS ? 0 : 1;
