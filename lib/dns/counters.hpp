@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstddef>
+#include <iterator>
 
 #include "dns/resolver.hpp"
 #include "stats/counter.hpp"
@@ -26,8 +27,10 @@ struct Counters {
     }
 };
 
-// The DnsStatus values in order, for labels.
+// Every DnsStatus, for labels: upstream[static_cast<size_t>(s)] counts `s`.
 inline constexpr DnsStatus all_statuses[] = {DnsStatus::ok,      DnsStatus::nxdomain, DnsStatus::nodata,
                                              DnsStatus::timeout, DnsStatus::servfail, DnsStatus::malformed};
+static_assert(std::size(all_statuses) == std::tuple_size_v<decltype(Counters::upstream)>,
+              "one upstream counter per DnsStatus");
 
 }  // namespace regmilter::dns

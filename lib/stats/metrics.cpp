@@ -123,9 +123,9 @@ std::string Metrics::render(const ScrapeFacts& sf) const {
         w.sample("regmilter_dns_cache_misses_total", {}, sf.dns->cache_misses.value());
         w.family("regmilter_dns_upstream_queries_total",
                  "Lookups sent to the upstream nameservers ([resolver] nameservers), by outcome.", "counter");
-        for (size_t i = 0; i < sf.dns->upstream.size(); ++i)
-            w.sample("regmilter_dns_upstream_queries_total",
-                     {{"result", dns::to_string(dns::all_statuses[i])}}, sf.dns->upstream[i].value());
+        for (dns::DnsStatus s : dns::all_statuses)
+            w.sample("regmilter_dns_upstream_queries_total", {{"result", dns::to_string(s)}},
+                     sf.dns->upstream[static_cast<size_t>(s)].value());
     }
     if (sf.dns_cache_entries) {
         w.family("regmilter_dns_cache_entries", "Answers held in the shared DNS cache now.", "gauge");

@@ -317,7 +317,10 @@ Placement take_place(const Args& args, Service& service) {
     if (!p.socket.path.empty())
         if (std::string e = set_socket_access(p.socket.path, mc.socket_mode, owner); !e.empty()) fail(e);
     std::string stats_error;
-    if (p.stats = open_stats(service, stats_error); !stats_error.empty()) fail(stats_error);
+    if (p.stats = open_stats(service, stats_error); !stats_error.empty()) {
+        if (!p.socket.path.empty()) unlink(p.socket.path.c_str());  // just made by us: leave none behind
+        fail(stats_error);
+    }
     if (!args.foreground)
         if (std::string e = detach(); !e.empty()) fail(e);
     if (!p.pid_file.empty())

@@ -150,6 +150,6 @@ check "--check broken file: exit status" "$?" 1
 check "--check broken file: every error" "$(cat "$work/bad.out")" "$work/bad.ini:1: [registry x] zone: is required
 $work/bad.ini:2: [registry x] format: \"sideways\" is not a valid choice, allowed: dashed|reversed
 $work/bad.ini:3: [registry x] listed: applies to meaning = blocked; this zone has meaning = registered (use unregistered)
-$work/bad.ini:4: [nope]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk"
+$work/bad.ini:4: [nope]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk, stats"
 
 finish

@@ -278,6 +278,8 @@ if wanted startup; then
     check "a taken port: exit 1" "$rc" 1
     check_match "a taken port: the reason" "$(cat "$MILTER_DIR/second.log")" \
         "*[[]stats[]] listen $STATS: cannot bind: Address already in use*"
+    check "a taken port: the new milter socket is not left behind" \
+        "$([ -e "$MILTER_DIR/second.sock" ] && echo left || echo gone)" gone
 
     printf '[stats]\nlisten = 0.0.0.0:%s\n' "$STATS_PORT" > "$MILTER_DIR/wide.ini"
     check "-t warns about a listen address that is not loopback" \
@@ -310,5 +312,9 @@ if wanted stopped; then
     check "regmilter-query --stats with the milter stopped: exit 1 and why" "$? $(cat "$MILTER_DIR/stopped.out")" \
         "1 regmilter-query: cannot read the milter's statistics: cannot connect to $STATS: Connection refused (is regmilter running with [stats] listen = $STATS of $MILTER_CONF?)"
 fi
+
+# Leak reports come at exit: stop first.
+milter_stop
+check "no sanitizer report from the milter (SANITIZE builds)" "$(milter_sanitizer_reports)" 0
 
 finish
