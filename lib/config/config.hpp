@@ -16,6 +16,7 @@
 #include "bulk/bulk.hpp"
 #include "dns/nameserver.hpp"
 #include "net/address.hpp"
+#include "net/endpoint.hpp"
 #include "policy/settings.hpp"
 #include "registry/registry.hpp"
 #include "util/date.hpp"
@@ -87,6 +88,11 @@ struct Spf {
                                                        // HELO is one of these and its A/AAAA is the client
 };
 
+// [stats]: the statistics endpoint (regmilter(8) serves GET /metrics there).
+struct Stats {
+    std::optional<net::Endpoint> listen;  // none: no endpoint
+};
+
 struct Config {
     std::string source = "(defaults)";  // file name, or "(defaults)"
     Milter milter;
@@ -96,6 +102,7 @@ struct Config {
     Spf spf;
     bulk::Settings bulk;
     Exemptions exemptions;
+    Stats stats;
 };
 
 // Every problem at once, in line order, each "FILE:LINE: [section] key:

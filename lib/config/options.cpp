@@ -86,6 +86,10 @@ template <>
 Exemptions& part<Exemptions>(Target& t) {
     return t.cfg.exemptions;
 }
+template <>
+Stats& part<Stats>(Target& t) {
+    return t.cfg.stats;
+}
 
 template <class C>
 constexpr const char* section_of() {
@@ -96,6 +100,7 @@ constexpr const char* section_of() {
     if constexpr (std::is_same_v<C, Spf>) return "spf";
     if constexpr (std::is_same_v<C, bulk::Settings>) return "bulk";
     if constexpr (std::is_same_v<C, Exemptions>) return "policy";
+    if constexpr (std::is_same_v<C, Stats>) return "stats";
 }
 
 template <Type T, class V>
@@ -131,6 +136,8 @@ constexpr bool fits() {
             return std::is_same_v<V, bulk::Senders>;
         case Type::date:
             return std::is_same_v<V, std::optional<util::Day>>;
+        case Type::endpoint:
+            return std::is_same_v<V, std::optional<net::Endpoint>>;
     }
     return false;
 }
@@ -341,9 +348,20 @@ std::vector<Option> policy_rows() {
     };
 }
 
+// [stats]
+std::vector<Option> stats_rows() {
+    return {
+        row<Type::endpoint, &Stats::listen>(
+            "listen", "", words("IP:PORT or [IPv6]:PORT; empty: off"),
+            "Serve the counters in the Prometheus text format at http://IP:PORT/metrics (a loopback address; "
+            "others are warned about)."),
+    };
+}
+
 std::vector<Option> build() {
     std::vector<Option> all;
-    for (auto rows : {milter_rows, resolver_rows, trust_rows, registry_rows, spf_rows, bulk_rows, policy_rows})
+    for (auto rows : {milter_rows, resolver_rows, trust_rows, registry_rows, spf_rows, bulk_rows, policy_rows,
+                      stats_rows})
         for (auto& o : rows()) all.push_back(std::move(o));
     return all;
 }

@@ -278,6 +278,19 @@ std::string parse(const Option&, const Lines& lines, std::optional<util::Day>& o
     return {};
 }
 
+std::string parse(const Option&, const Lines& lines, std::optional<net::Endpoint>& out) {
+    const std::string& v = single(lines);
+    if (v.empty()) {
+        out.reset();
+        return {};
+    }
+    std::string err;
+    auto ep = net::parse_endpoint(v, 0, "address", err);
+    if (!ep) return err;
+    out = *ep;
+    return {};
+}
+
 std::string parse_choice(const Option& o, const Lines& lines, size_t& index) {
     const std::string& v = single(lines);
     size_t i = o.names.find(v);

@@ -486,6 +486,14 @@ DnsAnswer LdnsResolver::query(std::string_view name, RrType type, Deadline deadl
         ans.detail = "invalid name: " + why;
         return ans;
     }
+    // Counted: the lookups that go upstream (not the two above).
+    ans = lookup(std::move(wire), type, deadline);
+    if (options_.counters) options_.counters->upstream_answered(ans.status);
+    return ans;
+}
+
+DnsAnswer LdnsResolver::lookup(std::vector<uint8_t> wire, RrType type, Deadline deadline) {
+    DnsAnswer ans;
     uint32_t ttl = std::numeric_limits<uint32_t>::max();
     std::string trail;
     // Each pass asks one name; a CNAME chain that leaves the answer (an

@@ -246,7 +246,10 @@ Reply mail_verdict(const Facts& facts, const Config& cfg) {
     if (!top) return v;
     v.reason = top->reason;
     if (cfg.milter.mode == policy::Mode::observe) {
-        if (top->action >= CAction::tempfail) v.reason = "observe:" + top->reason;
+        if (top->action >= CAction::tempfail) {
+            v.reason = "observe:" + top->reason;
+            v.would = top->action == CAction::reject ? policy::Action::reject : policy::Action::tempfail;
+        }
         return v;
     }
     if (top->action == CAction::reject || top->action == CAction::tempfail) {
@@ -314,6 +317,7 @@ Reply decide_rcpt(const Facts& facts, const Recipient& rcpt, const Config& cfg) 
         if (cfg.bulk.action != bulk::Action::reject) return v;  // discard/tag: end of message
         if (cfg.milter.mode == policy::Mode::observe) {
             v.reason = "observe:" + v.reason;
+            v.would = policy::Action::reject;
             return v;
         }
         v.action = policy::Action::reject;
@@ -373,6 +377,12 @@ Reply decide_data(const Facts& facts, const Config& cfg) noexcept {
                 {"X-Regmilter", "would " + std::string(util::name_of(cfg.bulk.action)) + " bulk mail (" +
                                     why + ") for " + n + " recipient(s) who opted out"});
             v.reason = "observe:bulk";
+            // Enforce refuses the message when no recipient is left, unless the
+            // envelope knew it was bulk and refused them at RCPT already.
+            if (opted_out.size() == facts.rcpts.size() && cfg.bulk.action != bulk::Action::tag &&
+                !(envelope && cfg.bulk.action == bulk::Action::reject))
+                v.would = cfg.bulk.action == bulk::Action::discard ? policy::Action::discard
+                                                                   : policy::Action::reject;
             return v;
         }
         if (cfg.bulk.action == bulk::Action::tag) {

@@ -138,6 +138,9 @@ struct Reply {
     std::vector<std::string> remove_rcpts;  // end of message: Recipient::arg of each
     std::string log;                        // the decision line; empty: nothing to log
     LogLevel log_level = LogLevel::info;
+    // Observe mode: the refusal enforce would have answered here (reject,
+    // tempfail, discard), for statistics; continue_ when it would refuse nothing.
+    Action would = Action::continue_;
 };
 
 // on_internal_error: tempfail 451 4.3.0, or accept; tempfail when cfg is null.

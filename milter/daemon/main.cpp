@@ -30,6 +30,7 @@
 #include "process.hpp"
 #include "net/endpoint.hpp"
 #include "service.hpp"
+#include "stats_server.hpp"
 #include "util/cli.hpp"
 #include "util/version.hpp"
 
@@ -313,6 +314,8 @@ int check_configuration(const Args& args) {
     for (const auto& p : problems) std::cout << p.str() << "\n";
     if (!problems.empty()) return 1;
     PlaceCheck place = check_place(args, service.current()->config->milter);
+    if (const auto& listen = service.current()->config->stats.listen)
+        if (std::string w = stats::listen_warning(*listen); !w.empty()) place.warnings.push_back(w);
     for (const auto& w : place.warnings) std::cout << args.config << ": warning: " << w << "\n";
     for (const auto& e : place.errors) std::cout << args.config << ": " << e << "\n";
     if (!place.errors.empty()) return 1;
@@ -326,6 +329,7 @@ struct Placement {
     FileId socket_file;  // the unix socket this process made: removed at exit only if still there
     std::optional<User> user;
     std::string pid_file;
+    std::unique_ptr<StatsServer> stats;  // [stats] listen, bound; null when off
 };
 
 // Makes sure the socket can be taken without taking it from anyone: a unix
@@ -394,6 +398,11 @@ Placement take_place(const Args& args, Service& service) {
     if (p.socket.reachable_from_network())
         log_line(LOG_WARNING, "socket " + conn + " is reachable from the network: bind it to a loopback address "
                               "or use a unix socket");
+    std::string stats_error;
+    if (p.stats = open_stats(service, stats_error); !stats_error.empty()) {
+        if (!p.socket.path.empty()) remove_if_same(p.socket.path, p.socket_file);  // just made by us: leave none behind
+        fail(stats_error);
+    }
     if (!args.foreground)
         if (std::string e = detach(); !e.empty()) fail(e);
     if (!p.pid_file.empty())
@@ -430,12 +439,15 @@ int main(int argc, char** argv) {
                            place.socket.conn() + ", mode " + util::name_of(mc.mode) +
                            (place.user ? ", user " + place.user->name : std::string()) + ", authserv_id " +
                            service.current()->authserv_id);
+    stats::Metrics metrics;  // every session's observer when [stats] listen is set
+    if (place.stats) serve_stats(*place.stats, service, metrics);
     g_main_thread = pthread_self();
     pthread_t milter_thread;
     if (pthread_create(&milter_thread, nullptr, milter_main, nullptr) != 0) fail("cannot start the milter thread");
     run_signals(service, place.socket.path, place.socket_file);
     if (g_milter_done) pthread_join(milter_thread, nullptr);
 
+    place.stats.reset();  // the endpoint's thread ends before the process does
     remove_pid_file(place.pid_file);
     log_line(LOG_INFO, "stopped");
     int status = g_milter_result == MI_SUCCESS ? 0 : 1;

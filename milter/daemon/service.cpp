@@ -15,7 +15,7 @@ void Service::watch_table(const policy::Runtime& rt) {
     if (!table_ || table_->path() != path) {
         table_.emplace(path, table_settle);
     }
-    table_->adopt(rt.bulk_table, rt.bulk_stamp);
+    if (table_) table_->adopt(rt.bulk_table, rt.bulk_stamp);  // none without a [bulk] table
 }
 
 std::vector<util::Problem> Service::start() {
@@ -44,6 +44,8 @@ void Service::reload() noexcept {
         const config::Milter& b = next.runtime->config->milter;
         if (a.socket != b.socket || a.user != b.user || a.socket_mode != b.socket_mode || a.pid_file != b.pid_file)
             log_line(LOG_WARNING, "reload: [milter] socket, socket_mode, user and pid_file take effect at restart");
+        if (!(old->config->stats.listen == next.runtime->config->stats.listen))
+            log_line(LOG_WARNING, "reload: [stats] listen takes effect at restart");
         install(next.runtime);
         if (a.syslog_facility != b.syslog_facility) {
             log_line(LOG_INFO, std::string("reload: syslog facility ") + util::name_of(b.syslog_facility) +
@@ -84,6 +86,7 @@ policy::Environment Service::environment() {
     policy::Environment env;
     env.runtime = [this] { return current(); };
     env.draining = [this] { return draining(); };
+    env.observer = observer_;
     return env;
 }
 
