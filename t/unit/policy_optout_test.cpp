@@ -191,6 +191,7 @@ TEST_CASE("opt-out zones: a zone that cannot be asked follows [bulk] on_error", 
         auto a = ask(rt, {"slow@example.org"}).at(0);
         CHECK(a.reply.action == Action::continue_);
         CHECK(a.reply.reason == "observe:bulk:error:optout.test");
+        CHECK(a.reply.would == Action::tempfail);  // counted as a would-be refusal (stats)
     }
 }
 
@@ -259,6 +260,9 @@ TEST_CASE("opt-out zones: header-known bulk removes the zone's opted-out recipie
         REQUIRE(last.stage == policy::Stage::data);
         CHECK(last.reply.action == Action::continue_);
         CHECK(last.reply.remove_rcpts.empty());
+        // Enforce mode would tempfail the message first: that is the would-be answer.
+        CHECK(last.reply.would == Action::tempfail);
+        CHECK(last.reply.reason == "observe:bulk:error:optout.test");
         std::string tags;
         for (const auto& h : last.reply.add_headers)
             if (h.name == "X-Regmilter") tags += h.value + "\n";
