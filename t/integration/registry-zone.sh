@@ -6,7 +6,8 @@
 #     hole (a PTR that times out). The reported failures must equal
 #     t/fixtures/registry/expected-failures line by line; without
 #     --skip-failing nothing is written; --no-dns without --allow-special
-#     gives expected-failures-no-dns.
+#     gives expected-failures-no-dns; --allow-generic-ptr lifts only the
+#     dynamic-name rule.
 #  2. The zone passes nsd-checkzone, kzonecheck and named-checkzone (those
 #     installed); the serial rises over --previous.
 #  3. NSD serves the zone and rbldnsd the dataset: drill the names (dashed and
@@ -60,6 +61,14 @@ same_lines "registry: every failure reported, line by line" "$W/strict.problems"
 check "registry: nothing written without --skip-failing" "$(ls "$W" | grep -c '^strict\.\(zone\|rbl\)')" 0
 check_match "registry: the summary says why" "$(tail -n 1 "$W/strict.err")" \
     "regmilter-zone: 20 of 24 entries failed; nothing written*"
+
+# --allow-generic-ptr lifts the dynamic-name rule (a), and nothing else: line 16
+# (dsl-192-0-2-25.pool.hosts.test, PTR and A in place) is published.
+build generic --allow-special --allow-generic-ptr $DNS --skip-failing -o "$W/generic.zone"
+grep -v '^registrations:16: ' "$F/expected-failures" > "$W/generic.want"
+same_lines "registry --allow-generic-ptr: every other failure stays" "$W/generic.problems" "$W/generic.want"
+check "registry --allow-generic-ptr: the dynamic-looking name is published" \
+    "$(grep -c '^192-0-2-25[[:space:]].*127\.0\.0\.2' "$W/generic.zone")" 1
 
 build skip --allow-special $DNS --format both --skip-failing -o "$W/reg.zone" --rbldnsd "$W/reg.rbl"
 check "registry --skip-failing: exit status still 1" "$(cat "$W/skip.rc")" 1
