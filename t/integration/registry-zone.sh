@@ -92,6 +92,12 @@ check "registry: serial rises over --previous" "$(soa_serial "$W/good.zone") $(s
 "$ZONE" registry --zone reg.test --date 2025-06-02 --allow-special --no-dns --previous "$W/good2.zone" \
     -o "$W/good3.zone" "$W/good" 2> /dev/null
 check "registry: a new day starts at YYYYMMDD00" "$(soa_serial "$W/good3.zone")" 2025060200
+# Without --previous, the zone that -o replaces is the previous one.
+cp "$W/good2.zone" "$W/inplace.zone"
+"$ZONE" registry --zone reg.test --date 2025-06-01 --allow-special --no-dns -o "$W/inplace.zone" "$W/good" \
+    2> /dev/null
+check "registry: without --previous, the serial rises over the zone -o replaces" \
+    "$? $(soa_serial "$W/inplace.zone")" "0 2025060102"
 # A failed rebuild over a published zone leaves it as it was (written beside, renamed only on success).
 cp "$W/good2.zone" "$W/published.zone"
 (cd "$F" && "$ZONE" registry --zone reg.test --date 2025-06-02 --no-dns -o "$W/published.zone" registrations) \
@@ -128,12 +134,19 @@ zone_checkers() {
     fi
 }
 zone_checkers reg.test "$W/reg.zone"
+# The registrations' email and phone stay with the operator: only handles are published.
+check "registry: no email address or phone number published" \
+    "$(cat "$W/reg.zone" "$W/reg.rbl" | grep -c -e 'noc@' -e 'lists@' -e 'hosts\.test' -e '555-0100')" 0
 
 # --- opt-out zone and dataset from the bulk table ---
 "$ZONE" optout --zone optout.test --date 2025-06-01 -o "$W/optout.zone" --rbldnsd "$W/optout.rbl" \
     "$F/bulk-table" 2> "$W/optout.err"
 check "optout: exit 0" "$?" 0
 zone_checkers optout.test "$W/optout.zone"
+cp "$W/optout.zone" "$W/optout2.zone"
+"$ZONE" optout --zone optout.test --date 2025-06-01 -o "$W/optout2.zone" "$F/bulk-table" 2> /dev/null
+check "optout: a rebuild raises the serial" "$? $(soa_serial "$W/optout.zone") $(soa_serial "$W/optout2.zone")" \
+    "0 2025060100 2025060101"
 check "optout: no address is published" "$(grep -ci 'example' "$W/optout.zone" "$W/optout.rbl" | sed 's/.*://' | tr '\n' ' ')" "0 0 "
 printf 'a@b.example reject\nA@B.EXAMPLE accept\nnonsense\n' > "$W/bad-table"
 "$ZONE" optout --zone optout.test -o "$W/bad.zone" "$W/bad-table" 2> "$W/bad.err"
