@@ -10,6 +10,7 @@
 #   make install         PREFIX=/usr/local DESTDIR= (binaries, man pages, config, systemd unit)
 #   make install-user    create the system user and group regmilter (not part of install)
 #   make SANITIZE=address,undefined check
+#   make SANITIZE=thread check   the concurrency tests and the milter-protocol test under TSan
 #   make fuzz            libFuzzer targets (clang, build/fuzz), each run FUZZ_SECONDS (t/fuzz/README)
 #
 # Sources are found by wildcard: adding a file under lib/<module>/ needs no edit here.
@@ -24,7 +25,8 @@ LIBEXECDIR ?= $(PREFIX)/libexec
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 
 ifdef SANITIZE
-BUILD      ?= build/sanitize
+# ThreadSanitizer cannot share objects with ASan: its own tree.
+BUILD      ?= $(if $(findstring thread,$(SANITIZE)),build/tsan,build/sanitize)
 SANFLAGS   := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 # GCC 12 documents -Wmaybe-uninitialized false positives under sanitizers; they
 # show in libstdc++'s <regex> inside Catch2's main. Off for sanitizer builds only
@@ -170,10 +172,19 @@ endif
 # Every test: unit tests, the openspf conformance suite, then the integration
 # scripts (each starts and stops its own servers on loopback). The packages
 # come first, then a second make builds (so that -j never compiles before them).
+# Under SANITIZE=thread only what runs there: the unit tests tagged [threads]
+# and t/integration/milter-protocol.sh, with the suppressions of t/tsan.supp.
+ifneq (,$(findstring thread,$(SANITIZE)))
+CHECK_BINS := $(QUERY_BIN) $(MILTER_BIN) $(UNIT_BIN) $(BUILD)/t/milter-client $(BUILD)/t/json-get
+CHECK_ARGS := --tsan
+else
+CHECK_BINS := all $(UNIT_BIN) $(TOOL_BINS) $(NULL_MILTER) $(FUZZ_BINS)
+CHECK_ARGS :=
+endif
 check: deps
 	@$(MAKE) --no-print-directory check-build
-	@t/run-tests $(BUILD)
-check-build: all $(UNIT_BIN) $(TOOL_BINS) $(NULL_MILTER) $(FUZZ_BINS)
+	@t/run-tests $(CHECK_ARGS) $(BUILD)
+check-build: $(CHECK_BINS)
 
 unit: $(UNIT_BIN)
 	$(UNIT_BIN)
