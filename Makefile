@@ -11,6 +11,7 @@
 #   make install-user    create the system user and group regmilter (not part of install)
 #   make SANITIZE=address,undefined check
 #   make SANITIZE=thread check   the concurrency tests and the milter-protocol test under TSan
+#   make format-check    every C++ file as clang-format writes it (part of make check)
 #   make fuzz            libFuzzer targets (clang, build/fuzz), each run FUZZ_SECONDS (t/fuzz/README)
 #
 # Sources are found by wildcard: adding a file under lib/<module>/ needs no edit here.
@@ -99,7 +100,7 @@ DEPS_CHECK ?= yes
 BENCH_DEPS := $(BUILD)/.deps-bench
 
 .PHONY: all check check-build unit integration integration-build run bench bench-build \
-        install install-user clean deps man-check fuzz fuzz-build
+        install install-user clean deps man-check format-check fuzz fuzz-build
 # Keep the objects of chained rules (test tools, benches): no rebuild on every make.
 .SECONDARY:
 all: $(QUERY_BIN) $(ZONE_BIN) $(if $(MILTER_SRC),$(MILTER_BIN))
@@ -218,6 +219,10 @@ run:
 
 man-check:
 	@t/man-check
+
+# clang-format over every C++ file, checked (make check runs it too).
+format-check:
+	@t/format-check
 
 # The binaries, man pages, configuration (never overwritten), the socket
 # directory helper and the systemd unit, its paths from PREFIX (or SBINDIR,
