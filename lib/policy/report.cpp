@@ -1,4 +1,5 @@
 #include "policy/report.hpp"
+#include "registry/info.hpp"
 
 #include "util/json.hpp"
 
@@ -92,20 +93,7 @@ void registry_section(util::JsonWriter& w, const ConnectFacts& c) {
     w.key("registry").begin_array();
     for (const auto& e : c.registry) {
         w.begin_object();
-        w.key("name").value(e.name);
-        w.key("zone").value(e.zone);
-        w.key("query").value(e.query);
-        w.key("status").value(registry::to_string(e.status));
-        w.key("code").value(e.code);
-        w.key("meaning").value(e.bulk ? "bulk" : util::name_of(e.meaning));
-        w.key("info").value(e.info);
-        w.key("error").value(e.error);
-        if (e.fcrdns_checked) {
-            w.key("fcrdns").begin_object();
-            w.key("ok").value(e.fcrdns_ok);
-            w.key("detail").value(e.fcrdns_detail);
-            w.end_object();
-        }
+        registry::entry_json(w, e);
         w.end_object();
     }
     w.end_array();

@@ -44,22 +44,32 @@ void write_info_text(std::ostream& out, const net::Address& ip, const std::vecto
     }
 }
 
+void entry_json(util::JsonWriter& w, const Entry& e) {
+    w.key("name").value(e.name);
+    w.key("zone").value(e.zone);
+    w.key("query").value(e.query);
+    w.key("status").value(to_string(e.status));
+    w.key("code").value(e.code);
+    w.key("meaning").value(e.bulk ? "bulk" : util::name_of(e.meaning));
+    w.key("info").value(e.info);
+    w.key("error").value(e.error);
+    if (e.fcrdns_checked) {
+        w.key("fcrdns").begin_object();
+        w.key("ok").value(e.fcrdns_ok);
+        w.key("detail").value(e.fcrdns_detail);
+        w.end_object();
+    }
+}
+
 std::string info_json(const net::Address& ip, const std::vector<Info>& infos) {
     util::JsonWriter w;
     w.begin_object();
     w.key("ip").value(ip.unmapped().str());
     w.key("registry").begin_array();
     for (const Info& i : infos) {
-        const Entry& e = i.entry;
         w.begin_object();
-        w.key("name").value(e.name);
-        w.key("zone").value(e.zone);
-        w.key("query").value(e.query);
-        w.key("status").value(to_string(e.status));
-        w.key("code").value(e.code);
-        w.key("meaning").value(e.bulk ? "bulk" : util::name_of(e.meaning));
+        entry_json(w, i.entry);
         w.key("class").value(i.klass);
-        w.key("info").value(e.info);
         w.key("registered").value(i.metadata.registered);
         w.key("updated").value(i.metadata.updated);
         w.key("contact").value(i.metadata.contact);
@@ -68,13 +78,6 @@ std::string info_json(const net::Address& ip, const std::vector<Info>& infos) {
         w.key("updated").value(i.metadata.updated);
         w.key("contact").value(i.metadata.contact);
         w.end_object();
-        w.key("error").value(e.error);
-        if (e.fcrdns_checked) {
-            w.key("fcrdns").begin_object();
-            w.key("ok").value(e.fcrdns_ok);
-            w.key("detail").value(e.fcrdns_detail);
-            w.end_object();
-        }
         w.end_object();
     }
     w.end_array();

@@ -13,6 +13,10 @@
 #include "registry/registry.hpp"
 #include "registry/zone_writer.hpp"
 
+namespace regmilter::util {
+class JsonWriter;
+}
+
 namespace regmilter::registry {
 
 struct Info {
@@ -40,9 +44,13 @@ Info lookup_info(dns::Resolver& dns, const net::Address& ip, const Zone& zone, d
 // or "not listed", or "error: WHY".
 void write_info_text(std::ostream& out, const net::Address& ip, const std::vector<Info>& infos);
 
-// {"ip": "...", "registry": [{"name", "zone", "query", "status", "code",
-//  "meaning", "class", "info", "registered", "updated", "contact",
-//  "metadata": {the same three}, "error"[, "fcrdns": {"ok", "detail"}]}, ...]}
+// One zone's answer as every JSON output writes it: "name", "zone", "query",
+// "status", "code", "meaning", "info", "error"[, "fcrdns": {"ok", "detail"}],
+// into the object the caller has opened (and closes).
+void entry_json(util::JsonWriter& w, const Entry& e);
+
+// {"ip": "...", "registry": [{entry_json's keys, then "class", "registered",
+//  "updated", "contact", "metadata": {the same three}}, ...]}
 std::string info_json(const net::Address& ip, const std::vector<Info>& infos);
 
 }  // namespace regmilter::registry

@@ -14,6 +14,7 @@
 //
 // Exit: 0 when both passes ran (whatever the numbers), 2 on bad usage.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -27,6 +28,8 @@
 #include "dns/cache.hpp"
 #include "dns/ldns_resolver.hpp"
 
+#include "../support/nameserver_arg.hpp"
+
 using namespace regmilter;
 
 namespace {
@@ -39,8 +42,8 @@ int usage() {
 }
 
 struct Tally {
-    std::vector<double> ms;  // per lookup
-    size_t out = 0, in = 0, none = 0, errors = 0;
+    std::vector<double> ms;          // per lookup
+    std::array<size_t, 4> status{};  // lookups per bulk::ZoneStatus (opted-out, opted-in, none, error)
 };
 
 // One pass over `rcpts` with `threads` threads; each takes every threads-th recipient.
@@ -65,30 +68,14 @@ Tally pass(const dns::ResolverOptions& opt, const std::shared_ptr<dns::Cache>& c
                                             dns::deadline_in(std::chrono::milliseconds(timeout_ms)));
                 mine.ms.push_back(
                     std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-                switch (z.status) {
-                    case bulk::ZoneStatus::opted_out:
-                        ++mine.out;
-                        break;
-                    case bulk::ZoneStatus::opted_in:
-                        ++mine.in;
-                        break;
-                    case bulk::ZoneStatus::none:
-                        ++mine.none;
-                        break;
-                    case bulk::ZoneStatus::error:
-                        ++mine.errors;
-                        break;
-                }
+                ++mine.status.at(static_cast<size_t>(z.status));
             }
         });
     for (auto& th : pool) th.join();
     Tally all;
     for (auto& p : per) {
         all.ms.insert(all.ms.end(), p.ms.begin(), p.ms.end());
-        all.out += p.out;
-        all.in += p.in;
-        all.none += p.none;
-        all.errors += p.errors;
+        for (size_t s = 0; s < all.status.size(); ++s) all.status[s] += p.status[s];
     }
     return all;
 }
@@ -112,13 +99,7 @@ int main(int argc, char** argv) {
         if (i + 1 >= argc) return usage();
         std::string v = argv[++i];
         if (a == "--nameserver") {
-            std::string err;
-            auto ns = dns::parse_nameserver(v, err);
-            if (!ns) {
-                std::fprintf(stderr, "optout-load: %s\n", err.c_str());
-                return 2;
-            }
-            opt.nameservers.push_back(*ns);
+            if (!testing::add_nameserver(opt, v, "optout-load")) return 2;
         } else if (a == "--zone") {
             zone = v;
         } else if (a == "--table-size") {
@@ -161,7 +142,8 @@ int main(int argc, char** argv) {
             name, t.ms.size(), threads, ms, ms > 0 ? double(t.ms.size()) * 1000.0 / ms : 0.0,
             percentile(t.ms, 0.5), percentile(t.ms, 0.99),
             static_cast<unsigned long long>(after.hits + after.misses - before.hits - before.misses),
-            static_cast<unsigned long long>(after.hits - before.hits), t.out, t.in, t.none, t.errors);
+            static_cast<unsigned long long>(after.hits - before.hits), t.status[0], t.status[1], t.status[2],
+            t.status[3]);
     }
     return 0;
 }

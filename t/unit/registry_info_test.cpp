@@ -74,18 +74,20 @@ TEST_CASE("registry info: every zone's answer, class and metadata", "[registry][
         j.rfind(
             "{\"ip\":\"192.0.2.10\",\"registry\":[{\"name\":\"reg\",\"zone\":\"reg.test\",\"query\":"
             "\"192-0-2-10.reg.test\",\"status\":\"listed\",\"code\":\"127.0.0.2\",\"meaning\":\"registered\","
-            "\"class\":\"regular\",\"info\":\"registered=2024-01-15 updated=2024-06-01 contact=REG-1\","
-            "\"registered\":\"2024-01-15\",\"updated\":\"2024-06-01\",\"contact\":\"REG-1\","
-            "\"metadata\":{\"registered\":\"2024-01-15\",\"updated\":\"2024-06-01\",\"contact\":\"REG-1\"},"
-            "\"error\":\"\"}",
+            "\"info\":\"registered=2024-01-15 updated=2024-06-01 contact=REG-1\",\"error\":\"\","
+            "\"class\":\"regular\",\"registered\":\"2024-01-15\",\"updated\":\"2024-06-01\",\"contact\":"
+            "\"REG-1\",\"metadata\":{\"registered\":\"2024-01-15\",\"updated\":\"2024-06-01\",\"contact\":"
+            "\"REG-1\"}}",
             0) == 0);
     CHECK(
         j.find(
             "\"name\":\"rev\",\"zone\":\"rev.test\",\"query\":\"10.2.0.192.rev.test\",\"status\":\"listed\","
-            "\"code\":\"127.0.0.3\",\"meaning\":\"bulk\",\"class\":\"bulk\"") != std::string::npos);
+            "\"code\":\"127.0.0.3\",\"meaning\":\"bulk\",\"info\":\"registered=2024-02-01 contact=bad/handle "
+            "junk\",\"error\":\"\",\"class\":\"bulk\"") != std::string::npos);
     CHECK(j.find(
               "\"name\":\"bl\",\"zone\":\"bl.test\",\"query\":\"10.2.0.192.bl.test\",\"status\":\"unlisted\","
-              "\"code\":\"\",\"meaning\":\"blocked\",\"class\":\"\"") != std::string::npos);
+              "\"code\":\"\",\"meaning\":\"blocked\",\"info\":\"\",\"error\":\"\",\"class\":\"\"") !=
+          std::string::npos);
     CHECK(
         j.find("\"name\":\"broken\",\"zone\":\"broken.test\",\"query\":\"192-0-2-10.broken.test\",\"status\":"
                "\"error\"") != std::string::npos);
