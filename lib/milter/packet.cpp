@@ -338,25 +338,25 @@ ReplyKind classify_reply(char code) {
     return ReplyKind::invalid;
 }
 
-std::string continue_frame() {
-    return encode(reply::continue_, "");
+Frame continue_reply() {
+    return Frame{reply::continue_, ""};
 }
-std::string accept_frame() {
-    return encode(reply::accept, "");
+Frame accept_reply() {
+    return Frame{reply::accept, ""};
 }
-std::string tempfail_frame() {
-    return encode(reply::tempfail, "");
+Frame tempfail_reply() {
+    return Frame{reply::tempfail, ""};
 }
 
-std::string reply_code_frame(std::string_view code, std::string_view xcode, std::string_view text) {
-    std::string clean = util::sanitize(text, util::TextUse::reply), escaped;
+Frame reply_code_reply(std::string_view code, std::string_view xcode, std::string_view text) {
+    std::string clean = util::sanitize(text, util::TextUse::reply);
+    Frame f{reply::reply_code, std::string(code) + " " + std::string(xcode) + " "};
     for (char c : clean) {
-        escaped += c;
-        if (c == '%') escaped += '%';
+        f.data += c;
+        if (c == '%') f.data += '%';
     }
-    std::string data = std::string(code) + " " + std::string(xcode) + " " + escaped;
-    data += '\0';
-    return encode(reply::reply_code, data);
+    f.data += '\0';
+    return f;
 }
 
 // --- libmilter's state table (engine.c), as a model -------------------------

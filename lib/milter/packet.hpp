@@ -70,6 +70,9 @@ struct Frame {
 
 // The packet's bytes.
 std::string encode(char command, std::string_view data);
+inline std::string encode(const Frame& f) {
+    return encode(f.command, f.data);
+}
 
 // Splits a byte stream into frames as the bytes arrive.
 class FrameParser {
@@ -144,14 +147,14 @@ enum class ReplyKind {
 };
 ReplyKind classify_reply(char code);
 
-// The replies the master sends in the filter's place, as whole frames.
-std::string continue_frame();
-std::string accept_frame();
-std::string tempfail_frame();
+// The replies the master sends in the filter's place.
+Frame continue_reply();
+Frame accept_reply();
+Frame tempfail_reply();
 // 'y': "CODE XCODE TEXT" as smfi_setreply() would send it. `text` is made
 // printable ASCII (util::sanitize, TextUse::reply) with every '%' doubled:
 // Sendmail reads the text as a format, Postfix undoes the doubling.
-std::string reply_code_frame(std::string_view code, std::string_view xcode, std::string_view text);
+Frame reply_code_reply(std::string_view code, std::string_view xcode, std::string_view text);
 
 // libmilter's view of one milter connection, kept in step with the commands
 // the filter reads and the replies it sends (libmilter's engine.c: its

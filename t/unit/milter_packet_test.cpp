@@ -292,11 +292,11 @@ TEST_CASE("milter packet: reply kinds and the master's own replies", "[packet]")
         INFO("reply '" << code << "'");
         CHECK(milter::classify_reply(code) == want);
     }
-    CHECK(milter::continue_frame() == be32(1) + "c");
-    CHECK(milter::accept_frame() == be32(1) + "a");
-    CHECK(milter::tempfail_frame() == be32(1) + "t");
+    CHECK(milter::encode(milter::continue_reply()) == be32(1) + "c");
+    CHECK(milter::encode(milter::accept_reply()) == be32(1) + "a");
+    CHECK(milter::encode(milter::tempfail_reply()) == be32(1) + "t");
     const std::string text = z("451 4.3.0 100%% down?? try later");
-    CHECK(milter::reply_code_frame("451", "4.3.0", "100% down\r\n try later") ==
+    CHECK(milter::encode(milter::reply_code_reply("451", "4.3.0", "100% down\r\n try later")) ==
           be32(uint32_t(text.size() + 1)) + "y" + text);
 }
 
