@@ -315,7 +315,10 @@ struct Proxy::Impl {
     void connect_worker(Session& s, Clock::time_point now) {
         if (!s.waiting_for_worker() || worker_path.empty()) return;
         int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) return;
+        if (fd < 0) {  // out of descriptors: try again soon
+            next_retry = std::min(next_retry, now + retry_interval);
+            return;
+        }
         sockaddr_un sa{};
         sa.sun_family = AF_UNIX;
         std::memcpy(sa.sun_path, worker_path.c_str(), std::min(worker_path.size(), sizeof sa.sun_path - 1));
