@@ -32,6 +32,10 @@ using Header = bulk::HeaderField;  // {name, value}, value without the leading s
 using Macros = std::vector<std::pair<std::string, std::string>>;
 
 struct Context {
+    // Names this SMTP session on every log line ("session="), before the MTA's
+    // queue id is known and after: the master's {regmilter_session} macro, or
+    // one made by this process (its pid and a counter, in hex).
+    std::string session_id;
     std::optional<net::Address> ip;  // none: unix socket / unknown client
     std::string hostname;            // as the MTA reports it ("mail.example", "[192.0.2.1]", "unknown")
     std::string helo;
@@ -134,6 +138,9 @@ struct Reply {
     std::vector<std::string> remove_rcpts;  // end of message: Recipient::arg of each
     std::string log;                        // the decision line; empty: nothing to log
     LogLevel log_level = LogLevel::info;
+    // Observe mode: the refusal enforce would have answered here (reject,
+    // tempfail, discard), for statistics; continue_ when it would refuse nothing.
+    Action would = Action::continue_;
 };
 
 // on_internal_error: tempfail 451 4.3.0, or accept; tempfail when cfg is null.
@@ -170,15 +177,27 @@ void observe_header(DataFacts& data, std::string_view name, std::string_view val
 
 Reply decide_connect(const Facts& facts, const config::Config& cfg) noexcept;
 Reply decide_helo(const Facts& facts, const config::Config& cfg) noexcept;
+// A refusal of MAIL FROM with [policy] exempt_recipients set is answered
+// continue ("deferred-to-rcpt:..."), and decide_rcpt gives it to every
+// recipient but the exempt ones, which are accepted ("exempt:...").
 Reply decide_mail(const Facts& facts, const config::Config& cfg) noexcept;
 Reply decide_rcpt(const Facts& facts, const Recipient& rcpt, const config::Config& cfg) noexcept;
+// `rcpt` (without <>) is one of [policy] exempt_recipients: the address, or
+// its local part (with or without its +detail) at any domain when the entry
+// is "local@". RCPT TO:<Postmaster> (no domain) matches "postmaster@".
+bool exempt_recipient(const config::Config& cfg, std::string_view rcpt);
 // The message: refusal, or the headers to add and remove and the
 // recipients to remove. Never leaves a message without recipients: when all
 // would be removed the message is refused (reject) or discarded.
 Reply decide_data(const Facts& facts, const config::Config& cfg) noexcept;
 
-// One line, key=value, for syslog: id= (queue id, when known) stage ip helo
-// from rcpt spf registry bulk action code reason. Values with spaces, quotes or
+// "session=S id=Q": what every log line of a session starts with (Q is
+// "NOQUEUE", Postfix's word, until the MTA has a queue id).
+std::string log_prefix(const Context& ctx);
+
+// One line, key=value, for syslog: session= id= (queue id, when known) stage ip helo
+// from rcpt trust (with auth_user or tls_issuer) spf registry bulk action code
+// reason removed. Values with spaces, quotes or
 // control bytes are quoted and escaped.
 std::string log_line(const Context& ctx, const Facts& facts, const config::Config& cfg, Stage stage,
                      const Reply& r, std::string_view rcpt = {});

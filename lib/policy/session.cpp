@@ -1,13 +1,32 @@
 #include "policy/session.hpp"
 
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
 #include <exception>
 #include <stdexcept>
 #include <system_error>
 
+#include "dns/trace.hpp"
 #include "policy/replies.hpp"
 #include "util/text.hpp"
 
 namespace regmilter::policy {
+
+namespace {
+
+// The master's {regmilter_session} when it sent one, else this process's own.
+std::string session_id(const Macros& macros) {
+    for (const auto& [name, value] : macros)
+        if (name == "regmilter_session" && !value.empty()) return value;
+    static std::atomic<unsigned long> counter{0};
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%lX.%lX", static_cast<unsigned long>(getpid()), ++counter);
+    return buf;
+}
+
+}  // namespace
 
 Session::Session(Environment env) : env_(std::move(env)) {}
 
@@ -16,16 +35,34 @@ Session::~Session() {
 }
 
 template <class Body>
-Reply Session::guarded(Stage stage, Body&& body) noexcept {
-    try {
-        if (!rt_ && stage != Stage::connect) throw std::logic_error("a stage before connect");
-        if (env_.before_stage) env_.before_stage(stage);
-        return body();
-    } catch (const std::exception& e) {
-        return internal_error(stage, e.what());
-    } catch (...) {
-        return internal_error(stage, "unknown exception");
+Reply Session::guarded(Stage stage, Body&& body, bool held) noexcept {
+    const auto start =
+        env_.observer ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+    Reply r = [&]() noexcept {
+        try {
+            if (!rt_ && stage != Stage::connect) throw std::logic_error("a stage before connect");
+            if (env_.before_stage) env_.before_stage(stage);
+            return body();
+        } catch (const std::exception& e) {
+            return internal_error(stage, e.what());
+        } catch (...) {
+            return internal_error(stage, "unknown exception");
+        }
+    }();
+    if (env_.observer) observed(stage, r, start, held);
+    return r;
+}
+
+// The one place statistics hear of an answer.
+void Session::observed(Stage stage, const Reply& r, std::chrono::steady_clock::time_point start,
+                       bool held) noexcept {
+    std::chrono::nanoseconds elapsed = std::chrono::steady_clock::now() - start + held_;
+    held_ = {};
+    if (held && !refuses(r.action)) {
+        held_ = elapsed;
+        return;
     }
+    env_.observer->answered(stage, r, facts_, elapsed);
 }
 
 Reply Session::internal_error(Stage stage, std::string_view what) noexcept {
@@ -41,8 +78,7 @@ Reply Session::internal_error(Stage stage, std::string_view what) noexcept {
             r.action = Action::continue_;
         }
         if (stage == Stage::data) r.remove_headers = facts_.data.forged_ar;
-        const std::string* q = ctx_.macro("i");
-        r.log = "id=" + (q && !q->empty() ? util::sanitize(*q, util::TextUse::log_value) : std::string("NOQUEUE")) + " stage=" + to_string(stage) + " error=\"internal: " +
+        r.log = log_prefix(ctx_) + " stage=" + to_string(stage) + " error=\"internal: " +
                 util::sanitize(what, util::TextUse::log_value) + "\" action=" + to_string(r.action) +
                 (r.code.empty() ? "" : " code=\"" + r.code + " " + r.xcode + "\"");
         r.log_level = LogLevel::error;
@@ -70,6 +106,7 @@ dns::Resolver& Session::resolver() {
 void Session::reset_transaction() {
     begin_transaction(ctx_, facts_);
     data_.reset();
+    held_ = {};
     failure_.clear();
     degraded_ = connection_degraded_;
 }
@@ -80,6 +117,7 @@ Reply Session::connect(const ConnectInfo& info) noexcept {
         lookups_ = {};
         ctx_ = Context{};
         facts_ = Facts{};
+        ctx_.session_id = session_id(info.macros);
         connection_degraded_ = false;
         rt_ = env_.runtime ? env_.runtime() : nullptr;  // first: the fallback answer needs the config
         if (rt_) facts_.authserv_id = rt_->authserv_id;  // forged headers are found even if connect fails
@@ -129,6 +167,12 @@ void Session::start_connect_lookups() {
     for (const auto& zone : c.registries)
         if (!rt_->cache->has(registry::query_name(ip, zone.format, zone.zone), dns::RrType::a)) cached = false;
     dns::Deadline deadline = stage_deadline(c);
+    if (env_.trace) {
+        // regmilter-query --trace: here and now, each registry query traced.
+        dns::TracingResolver traced(resolver(), env_.trace, "registry: ");
+        facts_.connect = gather_connect(ctx_, c, traced, deadline);
+        return;
+    }
     if (local || cached) {
         facts_.connect = gather_connect(ctx_, c, resolver(), deadline);
         return;
@@ -211,14 +255,17 @@ Reply Session::header(std::string_view name, std::string_view value) noexcept {
 }
 
 Reply Session::end_of_headers(const Macros& macros) noexcept {
-    return guarded(Stage::data, [&] {
-        if (!failure_.empty()) throw std::runtime_error(failure_);
-        merge(macros);
-        if (degraded_) return Reply{};
-        data_ = decide_data(facts_, cfg());
-        if (refuses(data_->action)) return logged(Stage::data, *data_);
-        return Reply{};
-    });
+    return guarded(
+        Stage::data,
+        [&] {
+            if (!failure_.empty()) throw std::runtime_error(failure_);
+            merge(macros);
+            if (degraded_) return Reply{};
+            data_ = decide_data(facts_, cfg());
+            if (refuses(data_->action)) return logged(Stage::data, *data_);
+            return Reply{};
+        },
+        true);
 }
 
 Reply Session::end_of_message(const Macros& macros) noexcept {

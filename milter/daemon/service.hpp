@@ -49,6 +49,9 @@ public:
 
     // What a new policy::Session runs with.
     policy::Environment environment();
+    // Statistics: told of every answer of the sessions begun from now on
+    // (null: none). Set before the milter starts; outlives the sessions.
+    void set_observer(policy::Observer* o) { observer_ = o; }
 
 private:
     void watch_table(const policy::Runtime& rt);
@@ -58,6 +61,7 @@ private:
     std::optional<bulk::TableFile> table_;  // reload thread only
     std::atomic<bool> draining_{false};
     std::atomic<int> open_{0};
+    policy::Observer* observer_ = nullptr;
 };
 
 }  // namespace regmilter::daemon

@@ -9,11 +9,16 @@
 #                      with the reason in MILTER_SKIP when it cannot run here.
 # milter_stop          stops the running one
 # MILTERS              every name, in the order the comparison prints them
+# VARIANTS             more names compare.sh takes, outside the comparison:
+#                      regmilter-stats, regmilter with [stats] listen set and
+#                      scraped once a second (t/bench/stats.sh); with
+#                      SCRAPE_LOG set, milter_stop appends the scrape count there
 #
 # Needs $T, $BUILD and $WORKLOAD.
 
 MILTERS="regmilter null-all null-floor pyspf-milter opendmarc"
-MILTER_PID="" MILTER_SOCK="" MILTER_SKIP=""
+VARIANTS="regmilter-stats"
+MILTER_PID="" MILTER_SOCK="" MILTER_SKIP="" SCRAPER_PID=""
 
 milter_start() {
     MILTER_PID="" MILTER_SKIP=""
@@ -21,12 +26,13 @@ milter_start() {
     rm -f "$MILTER_SOCK"
     case $1 in
     regmilter) _start_regmilter ;;
+    regmilter-stats) _start_regmilter stats ;;
     null-all) _start_null all ;;
     null-floor) _start_null floor ;;
     pyspf-milter) _start_pyspf ;;
     opendmarc) _start_opendmarc ;;
     *)
-        MILTER_SKIP="unknown milter '$1' (known: $MILTERS)"
+        MILTER_SKIP="unknown milter '$1' (known: $MILTERS $VARIANTS)"
         return 2
         ;;
     esac || return $?
@@ -46,6 +52,13 @@ _socket_up() {
 milter_stop() {
     stop_pid "$MILTER_PID" 1
     MILTER_PID=""
+    if [ -n "$SCRAPER_PID" ]; then
+        stop_pid "$SCRAPER_PID" 1
+        SCRAPER_PID=""
+        # (milter_stop runs at exit, where output is dropped: into a file.)
+        [ -z "${SCRAPE_LOG:-}" ] || echo "regmilter-stats: $(wc -l < "$T/scrapes") scrapes," \
+            "$(awk '$2 != 0' "$T/scrapes" | wc -l) failed; last: $(cat "$T/stats.txt" 2>/dev/null)" >> "$SCRAPE_LOG"
+    fi
 }
 
 # regmilter as an MTA would run it (a daemon, its pid file), with the
@@ -53,6 +66,9 @@ milter_stop() {
 # network is trusted: the bench's clients must be checked. Every milter here
 # runs as root (user = root: the default user "regmilter" may not exist).
 # A start-up error goes to syslog only (no -f), so -t is asked first.
+# _start_regmilter stats: also [stats] listen, and a scraper that fetches
+# /metrics with regmilter-query --stats once a second while it runs (a
+# Prometheus scrapes every 15 s or so: this is the heavier case).
 _start_regmilter() {
     [ -x "$BUILD/regmilter" ] || { MILTER_SKIP="$BUILD/regmilter not built"; return 77; }
     cat > "$T/regmilter.ini" <<CONF
@@ -88,6 +104,7 @@ temperror = tempfail
 check_helo = yes
 headers = both
 CONF
+    [ "${1:-}" = stats ] && printf '\n[stats]\nlisten = 127.0.0.1:9180\n' >> "$T/regmilter.ini"
     rm -f "$T/regmilter.pid"
     "$BUILD/regmilter" -c "$T/regmilter.ini" -t > "$T/regmilter.log" 2>&1 &&
         "$BUILD/regmilter" -c "$T/regmilter.ini" >> "$T/regmilter.log" 2>&1 || {
@@ -96,6 +113,18 @@ CONF
     }
     wait_for "regmilter pid file" 50 test -s "$T/regmilter.pid" || return 77
     MILTER_PID=$(cat "$T/regmilter.pid")
+    if [ "${1:-}" = stats ]; then
+        : > "$T/scrapes"
+        (
+            while kill -0 "$MILTER_PID" 2>/dev/null; do
+                "$BUILD/regmilter-query" -c "$T/regmilter.ini" --stats > "$T/stats.new" 2>&1
+                echo "scrape $?" >> "$T/scrapes"
+                grep '^regmilter_sessions_total ' "$T/stats.new" > "$T/stats.txt"
+                sleep 1
+            done
+        ) &
+        SCRAPER_PID=$!
+    fi
 }
 
 _start_null() {
