@@ -11,7 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "fuzz.hpp"
+#include "t/fuzz/fuzz.hpp"
 #include "milter/packet.hpp"
 
 using namespace regmilter;
