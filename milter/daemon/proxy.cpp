@@ -121,6 +121,7 @@ struct Session {
     SessionId id = 0;
     std::string peer;
     std::string queue_id;  // the MTA's "i" macro, once sent
+    std::string client_address, helo;  // from the connect and HELO packets, for the hold hook
     int mta = -1, worker = -1;
     uint32_t mta_events = 0, worker_events = 0;  // what epoll watches now
     m::FrameParser from_mta, from_worker{1024 * 1024 - 1};
@@ -145,6 +146,7 @@ struct Requests {
     bool drain = false;
     bool close_idle = false;
     std::vector<SessionId> releases;
+    std::optional<std::pair<policy::OnInternalError, std::string>> answers;
 };
 
 }  // namespace
@@ -159,6 +161,7 @@ struct Proxy::Impl {
 
     // Counters, read from any thread.
     std::atomic<uint64_t> n_open{0}, n_accepted{0}, n_refused{0}, n_orphaned{0}, n_master{0}, n_worker{0};
+    std::atomic<bool> listen_released{false};
 
     // Everything below: the relay's thread only.
     std::unordered_map<SessionId, std::unique_ptr<Session>> sessions;
@@ -350,7 +353,7 @@ struct Proxy::Impl {
             char c = p.frame.command;
             if ((c == m::command::mail || c == m::command::rcpt) && !p.asked && settings.hold) {
                 p.asked = true;
-                if (settings.hold(s.id, c, p.frame.data)) {
+                if (settings.hold(HoldRequest{s.id, c, p.frame.data, s.client_address, s.helo})) {
                     s.held = true;
                     set_deadline(s, Clock::now() + settings.hold_limit);
                     break;
@@ -422,10 +425,12 @@ struct Proxy::Impl {
 
     void worker_broke(Session& s, const std::string& why) { orphan(s, why); }
 
-    // A packet the worker must never see: answer what is owed, then close.
-    void refuse(Session& s, const std::string& reason, const m::Frame* f) {
+    // A packet the worker must never see: answer what was owed before it,
+    // then close. The packet itself gets no answer, as libmilter gives none
+    // to what it cannot read (it closes the connection): the MTA then
+    // applies its own default for the milter (Postfix milter_default_action).
+    void refuse(Session& s, const std::string& reason) {
         n_refused++;
-        if (f && !s.closing) s.conv.command(*f);
         size_t n = answer_owed(s);
         log_line(LOG_WARNING, who(s) + " refused milter packet: " + reason + "; " +
                                   (n ? std::to_string(n) + " owed answer(s) given: " + answer_name() + "; "
@@ -477,6 +482,18 @@ struct Proxy::Impl {
         f.data = m::macro_data(*p);
     }
 
+    // The client's address of a connect packet: HOSTNAME NUL FAMILY PORT(2) ADDRESS NUL,
+    // family '4' or '6' (check_command() has checked the form).
+    static void note_connect(Session& s, const std::string& data) {
+        s.client_address.clear();
+        s.helo.clear();
+        size_t nul = data.find('\0');
+        if (nul == std::string::npos || nul + 4 > data.size()) return;
+        char family = data[nul + 1];
+        if (family != '4' && family != '6') return;
+        s.client_address = std::string(data.c_str() + nul + 4);
+    }
+
     void enqueue(Session& s, m::Frame f) {
         s.pending_bytes += 5 + f.data.size();
         s.pending.push_back(Pending{std::move(f), false});
@@ -484,7 +501,7 @@ struct Proxy::Impl {
 
     void on_mta_frame(Session& s, m::Frame f) {
         if (std::string reason = m::check_command(f); !reason.empty()) {
-            refuse(s, reason, &f);
+            refuse(s, reason);
             return;
         }
         const char c = f.command;
@@ -497,6 +514,8 @@ struct Proxy::Impl {
         }
         if (c == m::command::connect || c == m::command::quit_new_connection) s.connect_macros = false;
         if (c == m::command::quit) s.quit = true;
+        if (c == m::command::connect) note_connect(s, f.data);
+        if (c == m::command::helo) s.helo = std::string(f.data.c_str());
         m::Conversation::Step step = s.conv.command(f);
         if (s.orphan) {
             if (step.answered) answer_owed(s);
@@ -524,7 +543,7 @@ struct Proxy::Impl {
             auto st = s.from_mta.next(f);
             if (st == m::FrameParser::Status::need_more) break;
             if (st == m::FrameParser::Status::error) {
-                refuse(s, s.from_mta.error(), nullptr);
+                refuse(s, s.from_mta.error());
                 return;
             }
             on_mta_frame(s, std::move(f));
@@ -628,6 +647,12 @@ struct Proxy::Impl {
             draining = true;
             if (accepting) epoll_ctl(epoll, EPOLL_CTL_DEL, listen, nullptr);
             accepting = false;
+            accept_again = Clock::time_point::max();
+            listen_released = true;
+        }
+        if (r.answers) {
+            settings.on_internal_error = r.answers->first;
+            settings.tempfail_text = std::move(r.answers->second);
         }
         if (r.close_idle) {
             closing_idle = true;
@@ -781,6 +806,15 @@ void Proxy::close_idle() {
 void Proxy::release(SessionId id) {
     impl_->requests.lock()->releases.push_back(id);
     impl_->wakeup();
+}
+
+void Proxy::set_answers(policy::OnInternalError on_internal_error, std::string tempfail_text) {
+    impl_->requests.lock()->answers = std::make_pair(on_internal_error, std::move(tempfail_text));
+    impl_->wakeup();
+}
+
+bool Proxy::drained_listen() const {
+    return impl_->listen_released;
 }
 
 ProxyCounters Proxy::counters() const {

@@ -30,6 +30,16 @@ namespace regmilter::daemon {
 // session macro the worker reads.
 using SessionId = std::uint64_t;
 
+// What the hold hook is told: the packet, and what the session said before
+// it (the views live for the call only).
+struct HoldRequest {
+    SessionId id = 0;
+    char command = 0;                 // 'M' or 'R'
+    std::string_view data;            // the packet's data: NUL-terminated arguments
+    std::string_view client_address;  // the connect packet's address ("" for a unix or unknown client)
+    std::string_view helo;            // the HELO argument, "" before one
+};
+
 struct ProxySettings {
     // What the master answers, in a broken session, each command owed an
     // answer: tempfail ("451 4.3.0 tempfail_text") or, with accept, a
@@ -46,11 +56,11 @@ struct ProxySettings {
     // the other side is no longer read until they drain (back-pressure).
     std::size_t buffer_limit = 256 * 1024;
     // Called on the relay's thread before a MAIL ('M') or RCPT ('R') packet
-    // goes to the worker, with its data (the NUL-terminated arguments); true
-    // holds it, and everything after it in the session, until release(id)
-    // or hold_limit. May be empty. Must not block.
-    std::function<bool(SessionId, char command, std::string_view data)> hold;
+    // goes to the worker; true holds it, and everything after it in the
+    // session, until release(id) or hold_limit. May be empty. Must not block.
+    std::function<bool(const HoldRequest&)> hold;
 };
+
 
 // For logs and tests; each a snapshot.
 struct ProxyCounters {
@@ -87,6 +97,11 @@ public:
     void close_idle();
     // Forward the MAIL or RCPT that the hold hook held for `id`.
     void release(SessionId id);
+    // What the master answers in a broken session from now on (SIGHUP).
+    void set_answers(policy::OnInternalError on_internal_error, std::string tempfail_text);
+    // True once the relay's thread took begin_drain(): it no longer touches
+    // the listening socket, which the caller may then shut down and close.
+    bool drained_listen() const;
 
     ProxyCounters counters() const;
 

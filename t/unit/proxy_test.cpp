@@ -500,7 +500,7 @@ TEST_CASE("proxy: a whole session is relayed byte for byte, the session macro ad
 }
 
 TEST_CASE(
-    "proxy: a malformed packet never reaches the worker; what is owed is answered, then the session closes",
+    "proxy: a malformed packet never reaches the worker; what was owed before it is answered, then the session closes",
     "[proxy]") {
     struct Case {
         const char* name;
@@ -511,9 +511,11 @@ TEST_CASE(
     const Case cases[] = {
         {"\"Cj\\0\": a macro name without a value", m::encode('D', "C" + z("j")), "",
          "refused milter packet: macro packet: name \"j\" has no value; closing"},
-        {"a connect without its address (owed an answer)", m::encode('C', z("client") + "4"), tempfail,
-         "refused milter packet: connect packet: no port and address after family '4'; 1 owed answer(s) "
-         "given"},
+        {"a connect without its address (not answered, as libmilter would not)", m::encode('C', z("client") + "4"),
+         "", "refused milter packet: connect packet: no port and address after family '4'; closing"},
+        {"a connect, then a broken RCPT before its answer: the connect is answered",
+         m::encode('C', connect_data("client.example", "192.0.2.7")) + m::encode('R', ""), tempfail,
+         "refused milter packet: rcpt packet: empty; 1 owed answer(s) given"},
         {"zero length", be32(0) + "C", "", "refused milter packet: packet length 0 (no command byte)"},
         {"a length libmilter reads as negative", be32(0x80000001) + "B", "",
          "refused milter packet: packet length 2147483649 over the limit of 65536"},
@@ -752,16 +754,18 @@ TEST_CASE("proxy: the hold hook holds a MAIL until release() or hold_limit", "[p
         std::mutex mu;
         std::vector<std::string> calls;
         daemon::ProxySettings s = settings_with(released ? 10s : 300ms);
-        s.hold = [&](daemon::SessionId id, char cmd, std::string_view data) {
+        s.hold = [&](const daemon::HoldRequest& h) {
             std::lock_guard<std::mutex> lock(mu);
-            calls.push_back(std::to_string(id) + " " + cmd + " " + std::string(data));
-            return cmd == 'M';
+            calls.push_back(std::to_string(h.id) + " " + h.command + " " + std::string(h.data) + " " +
+                            std::string(h.client_address) + " " + std::string(h.helo));
+            return h.command == 'M';
         };
         Relay relay(dir.path + "/public.sock", s);
         relay.proxy->worker_up(dir.path + "/worker.sock");
         Mta mta(relay.path);
         CHECK(mta.ask('O', negotiate(6, 0x1ff, 0x1fffff)) == "negotiate");
         CHECK(mta.ask('C', connect_data("c.example", "192.0.2.7")) == "continue");
+        CHECK(mta.ask('H', z("helo.example")) == "continue");
         mta.send('M', z("<a@example.net>"));
         if (released) {
             CHECK(mta.answer(200ms) == "error: timeout");
@@ -772,8 +776,9 @@ TEST_CASE("proxy: the hold hook holds a MAIL until release() or hold_limit", "[p
         CHECK(worker.commands(0).find('M') != std::string::npos);
         CHECK(mta.ask('R', z("<b@example.org>")) == "continue");
         std::lock_guard<std::mutex> lock(mu);
-        CHECK(calls == std::vector<std::string>{"1 M <a@example.net>" + std::string(1, '\0'),
-                                                "1 R <b@example.org>" + std::string(1, '\0')});
+        CHECK(calls == std::vector<std::string>{
+                           "1 M <a@example.net>" + std::string(1, '\0') + " 192.0.2.7 helo.example",
+                           "1 R <b@example.org>" + std::string(1, '\0') + " 192.0.2.7 helo.example"});
     }
 }
 
