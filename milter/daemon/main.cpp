@@ -27,10 +27,10 @@
 #include <string>
 #include <thread>
 
-#include "master.hpp"
 #include "log.hpp"
-#include "process.hpp"
+#include "master.hpp"
 #include "net/endpoint.hpp"
+#include "process.hpp"
 #include "service.hpp"
 #include "stats_server.hpp"
 #include "util/cli.hpp"
@@ -41,7 +41,6 @@ namespace {
 
 using namespace regmilter;
 using namespace regmilter::daemon;
-
 
 const char usage_text[] =
     "usage: regmilter [-c FILE] [-f] [-p SOCKET] [-u USER] [-P PIDFILE]\n"
@@ -143,7 +142,8 @@ PlaceCheck check_place(const Args& args, const config::Milter& mc) {
     const User* as = geteuid() == 0 && user ? &*user : nullptr;
     if (sock->kind == net::SocketSpec::Kind::unix_path) {
         std::string dir = sock->path.substr(0, std::max<size_t>(sock->path.rfind('/'), 1));
-        if (std::string e = check_socket_dir(dir, as); !e.empty()) c.errors.push_back("[milter] socket: " + e);
+        if (std::string e = check_socket_dir(dir, as); !e.empty())
+            c.errors.push_back("[milter] socket: " + e);
         for (const auto& d : writable_by_others(sock->path))
             c.warnings.push_back("[milter] socket: " + d +
                                  " is group- or world-writable: Sendmail refuses a socket below it");
@@ -155,6 +155,48 @@ PlaceCheck check_place(const Args& args, const config::Milter& mc) {
     return c;
 }
 
+// Postfix's milter_command_timeout in seconds, when postconf says it; 0 when unknown.
+int postfix_command_timeout() {
+    FILE* p = popen("postconf -h milter_command_timeout 2>/dev/null", "r");
+    if (!p) return 0;
+    char buf[64] = "";
+    bool got = std::fgets(buf, sizeof buf, p) != nullptr;
+    pclose(p);
+    if (!got) return 0;
+    // "30s", "30", "2m", "1h" (Postfix time units; seconds by default).
+    char* end = nullptr;
+    long v = std::strtol(buf, &end, 10);
+    if (v <= 0 || end == buf) return 0;
+    switch (*end) {
+        case 'm':
+            return int(v * 60);
+        case 'h':
+            return int(v * 3600);
+        case 'd':
+            return int(v * 86400);
+        case 'w':
+            return int(v * 604800);
+        default:
+            return int(v);
+    }
+}
+
+// The budgets against what waits for them: the MTA's milter timeout (known
+// for Postfix where postconf runs) and the unit's stop timeout.
+std::vector<std::string> timeout_warnings(const config::Config& c) {
+    std::vector<std::string> w;
+    const int stage = c.resolver.stage_timeout_ms;
+    if (int postfix = postfix_command_timeout(); postfix > 0 && stage + 5000 > postfix * 1000)
+        w.push_back("[resolver] stage_timeout_ms = " + std::to_string(stage) +
+                    " leaves less than 5 s below Postfix's milter_command_timeout (" +
+                    std::to_string(postfix) +
+                    " s): Postfix may give up on the milter first and apply milter_default_action");
+    if (c.milter.drain_timeout > 25)
+        w.push_back("[milter] drain_timeout = " + std::to_string(c.milter.drain_timeout) +
+                    ": the stop takes up to drain_timeout + 4 s, over the packaged unit's TimeoutStopSec=30");
+    return w;
+}
+
 // regmilter -t: every problem of the configuration, its table, the socket and the user.
 int check_configuration(const Args& args) {
     Service service(args.config);
@@ -162,6 +204,7 @@ int check_configuration(const Args& args) {
     for (const auto& p : problems) std::cout << p.str() << "\n";
     if (!problems.empty()) return 1;
     PlaceCheck place = check_place(args, service.current()->config->milter);
+    for (auto& w : timeout_warnings(*service.current()->config)) place.warnings.push_back(std::move(w));
     if (const auto& listen = service.current()->config->stats.listen)
         if (std::string w = stats::listen_warning(*listen); !w.empty()) place.warnings.push_back(w);
     for (const auto& w : place.warnings) std::cout << args.config << ": warning: " << w << "\n";
@@ -189,7 +232,8 @@ struct Placement {
 void claim_socket(const net::SocketSpec& sock, const User* owner) {
     if (sock.kind != net::SocketSpec::Kind::unix_path) {
         int family = sock.kind == net::SocketSpec::Kind::inet6 ? AF_INET6 : AF_INET;
-        if (inet_answers(sock.host, sock.port, family)) fail("already running: something answers on " + sock.conn());
+        if (inet_answers(sock.host, sock.port, family))
+            fail("already running: something answers on " + sock.conn());
         if (std::string e = try_bind(sock.host, sock.port, family); !e.empty()) fail(e);
         return;
     }
@@ -201,7 +245,8 @@ void claim_socket(const net::SocketSpec& sock, const User* owner) {
         case SocketProbe::unusable:
             fail(probe.error);
         case SocketProbe::stale:
-            if (unlink(sock.path.c_str()) != 0) fail("stale socket " + sock.path + ": " + std::strerror(errno));
+            if (unlink(sock.path.c_str()) != 0)
+                fail("stale socket " + sock.path + ": " + std::strerror(errno));
             log_line(LOG_INFO, "removed the stale socket " + sock.path + " (nothing listened on it)");
             break;
         case SocketProbe::absent:
@@ -242,8 +287,9 @@ Placement take_place(const Args& args, Service& service) {
         p.socket_file = file_id(p.socket.path);
     }
     if (p.socket.reachable_from_network())
-        log_line(LOG_WARNING, "socket " + conn + " is reachable from the network: bind it to a loopback address "
-                              "or use a unix socket");
+        log_line(LOG_WARNING, "socket " + conn +
+                                  " is reachable from the network: bind it to a loopback address "
+                                  "or use a unix socket");
     // The worker's socket, where only this user can reach it.
     p.private_dir = make_private_dir(p.socket.path, p.pid_file, owner, error);
     if (p.private_dir.empty()) {
@@ -252,7 +298,8 @@ Placement take_place(const Args& args, Service& service) {
     }
     std::string stats_error;
     if (p.stats = open_stats(service, stats_error); !stats_error.empty()) {
-        if (!p.socket.path.empty()) remove_if_same(p.socket.path, p.socket_file);  // just made by us: leave none behind
+        if (!p.socket.path.empty())
+            remove_if_same(p.socket.path, p.socket_file);  // just made by us: leave none behind
         remove_private_dir(p.private_dir);
         fail(stats_error);
     }
@@ -304,8 +351,8 @@ int main(int argc, char** argv) {
 
     std::shared_ptr<const config::Config> cfg = service->current()->config;
     const config::Milter& mc = cfg->milter;
-    log_line(LOG_INFO, std::string("starting: regmilter ") + util::version + ", config " + args.config + ", socket " +
-                           place.socket.conn() + ", mode " + util::name_of(mc.mode) +
+    log_line(LOG_INFO, std::string("starting: regmilter ") + util::version + ", config " + args.config +
+                           ", socket " + place.socket.conn() + ", mode " + util::name_of(mc.mode) +
                            (place.user ? ", user " + place.user->name : std::string()) + ", authserv_id " +
                            service->current()->authserv_id);
     service.reset();  // the master decides nothing: the worker loads its own

@@ -81,7 +81,6 @@ public:
     }
 
     void reload() { send("reload"); }
-    void drain() { send("drain"); }
 
     // The Proxy's hold hook (relay thread): holds a MAIL FROM while the
     // worker prefetches its answers; never when the channel cannot take
@@ -383,8 +382,10 @@ int run_master(const MasterPlace& place, const config::Config& cfg) {
                                    ": no new connections, waiting for " +
                                    std::to_string(proxy.counters().open) + " open session(s)");
             draining = true;
-            proxy.begin_drain();
-            sup.drain();
+            // No new connection finds the socket; those already in its
+            // backlog are taken and served like the open ones.
+            if (!place.unix_path.empty()) remove_if_same(place.unix_path, place.socket_file);
+            proxy.begin_drain(true);
             for (int i = 0; i < 200 && !proxy.drained_listen(); ++i)
                 std::this_thread::sleep_for(milliseconds(5));
             close_listen();

@@ -11,10 +11,11 @@
 //
 // Signals, on the calling thread only (every other thread blocks them all):
 // SIGHUP re-reads what the master uses (on_internal_error, drain_timeout)
-// and tells the worker to reload; SIGTERM or SIGINT stops accepting (the
-// socket is closed, a unix socket file removed), tells the worker to drain,
-// waits for the open sessions at most [milter] drain_timeout, then closes
-// those between transactions, gives the others `stop_grace`, and exits.
+// and tells the worker to reload; SIGTERM or SIGINT stops accepting (a unix
+// socket file is removed first, the connections already in the backlog are
+// taken, then the socket is closed), waits for the open sessions at most
+// [milter] drain_timeout, then closes those between transactions, gives
+// the others `stop_grace`, and exits; the worker ends with it.
 #pragma once
 
 #include <chrono>

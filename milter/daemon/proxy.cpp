@@ -120,7 +120,7 @@ struct Pending {
 struct Session {
     SessionId id = 0;
     std::string peer;
-    std::string queue_id;  // the MTA's "i" macro, once sent
+    std::string queue_id;              // the MTA's "i" macro, once sent
     std::string client_address, helo;  // from the connect and HELO packets, for the hold hook
     int mta = -1, worker = -1;
     uint32_t mta_events = 0, worker_events = 0;  // what epoll watches now
@@ -144,6 +144,7 @@ struct Requests {
     bool stop = false;
     std::optional<std::string> worker;  // "" = down
     bool drain = false;
+    bool take_backlog = false;
     bool close_idle = false;
     std::vector<SessionId> releases;
     std::optional<std::pair<policy::OnInternalError, std::string>> answers;
@@ -644,6 +645,13 @@ struct Proxy::Impl {
             }
         }
         if (r.drain && !draining) {
+            if (r.take_backlog) {
+                for (int i = 0; i < 64 && accepting; ++i) {
+                    size_t before = n_accepted;
+                    accept_all(now);
+                    if (n_accepted - before < 64) break;
+                }
+            }
             draining = true;
             if (accepting) epoll_ctl(epoll, EPOLL_CTL_DEL, listen, nullptr);
             accepting = false;
@@ -793,8 +801,12 @@ void Proxy::worker_down() {
     impl_->wakeup();
 }
 
-void Proxy::begin_drain() {
-    impl_->requests.lock()->drain = true;
+void Proxy::begin_drain(bool take_backlog) {
+    {
+        auto r = impl_->requests.lock();
+        r->drain = true;
+        r->take_backlog = r->take_backlog || take_backlog;
+    }
     impl_->wakeup();
 }
 

@@ -90,8 +90,10 @@ public:
     void worker_up(std::string unix_path);
     // No worker now: new sessions wait (hold_limit) for worker_up().
     void worker_down();
-    // Stop accepting; open sessions run on.
-    void begin_drain();
+    // Stop accepting; open sessions run on. `take_backlog`: the connections
+    // already waiting in the listen backlog are accepted first (the caller
+    // is about to close the socket, which would reset them).
+    void begin_drain(bool take_backlog = false);
     // Close every session that is between transactions (no answer owed, no
     // message under way), now and from then on as each one gets there.
     void close_idle();

@@ -211,7 +211,7 @@ void* milter_main(void*) {
 }
 
 // Reads the master's messages until the channel ends, then ends the process.
-void read_channel(int fd, Service& service, Reloader& reloader, Prefetcher& prefetcher) {
+void read_channel(int fd, Reloader& reloader, Prefetcher& prefetcher) {
     char buf[8192];
     for (;;) {
         ssize_t n = ::recv(fd, buf, sizeof buf, 0);
@@ -220,8 +220,6 @@ void read_channel(int fd, Service& service, Reloader& reloader, Prefetcher& pref
         std::vector<std::string> f = split_tabs(std::string(buf, size_t(n)));
         if (f[0] == "reload") {
             reloader.request();
-        } else if (f[0] == "drain") {
-            service.begin_drain();
         } else if (f[0] == "prefetch" && f.size() == 5) {
             prefetcher.start(f[1], f[2], f[3], f[4]);
         } else {
@@ -301,7 +299,7 @@ int run_worker(const std::string& config_path, bool foreground, const WorkerPlac
         return 1;
     }
     Reloader reloader(service);
-    std::thread channel([&] { read_channel(place.channel, service, reloader, prefetcher); });
+    std::thread channel([&] { read_channel(place.channel, reloader, prefetcher); });
     channel.detach();
     log_line(LOG_INFO, "worker: serving on " + conn);
     if (!send_message(place.channel, "up")) {

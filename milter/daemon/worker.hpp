@@ -7,7 +7,6 @@
 //   worker -> master   "up"             listening: the master may connect sessions
 //                      "ready\tID"      the prefetch of session ID is done (or ran out of time)
 //   master -> worker   "reload"         SIGHUP reached the master: configuration and table again
-//                      "drain"          SIGTERM reached the master: new SMTP sessions get 451 4.3.2
 //                      "prefetch\tID\tADDRESS\tHELO\tMAIL"
 //                                       the master holds session ID's MAIL FROM: look up
 //                                       what its callback will ask, on a thread of the worker's
