@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <exception>
@@ -214,6 +215,9 @@ Reply Session::mail(std::string_view arg, const Macros& macros) noexcept {
         // deadline is earlier still) and SPF together stay within
         // stage_timeout_ms, well below the MTA's milter timeout.
         dns::Deadline deadline = stage_deadline(cfg());
+        if (env_.stage_deadline)
+            if (std::optional<dns::Deadline> began = env_.stage_deadline(Stage::mail, ctx_.session_id))
+                deadline = std::min(deadline, *began);
         reset_transaction();
         settle_connect();
         merge(macros);

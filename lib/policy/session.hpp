@@ -54,6 +54,11 @@ struct Environment {
     std::function<void(Stage)> before_stage;
     // Statistics; null: none (regmilter-query, tests). Outlives the Session.
     Observer* observer = nullptr;
+    // The milter's master may hold a MAIL FROM while the worker looks its
+    // answers up ahead (they are then in the DNS cache): the deadline those
+    // lookups ran under, so that the stage's budget counts from when the
+    // command came. Empty, or nullopt: stage_timeout_ms from now.
+    std::function<std::optional<dns::Deadline>(Stage, const std::string& session_id)> stage_deadline;
 };
 
 struct ConnectInfo {
