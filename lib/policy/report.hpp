@@ -40,7 +40,7 @@ Transcript simulate(Session& session, const Scenario& scenario);
 
 // The JSON object of DESIGN.md "regmilter-query --json": spf, spf_helo,
 // client, registry, bulk, verdicts, headers (as "Name: value"),
-// headers_to_remove, rcpts_to_remove, log.
+// headers_to_remove, rcpts_to_remove, log, state, greylist, ratelimit.
 std::string to_json(const Session& session, const Transcript& transcript);
 
 }  // namespace regmilter::policy

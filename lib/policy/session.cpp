@@ -5,6 +5,7 @@
 #include <system_error>
 
 #include "policy/replies.hpp"
+#include "policy/throttle.hpp"
 #include "util/text.hpp"
 
 namespace regmilter::policy {
@@ -82,6 +83,7 @@ Reply Session::connect(const ConnectInfo& info) noexcept {
         facts_ = Facts{};
         connection_degraded_ = false;
         rt_ = env_.runtime ? env_.runtime() : nullptr;  // first: the fallback answer needs the config
+        store_ = env_.store ? env_.store() : nullptr;
         if (rt_) facts_.authserv_id = rt_->authserv_id;  // forged headers are found even if connect fails
     } catch (...) {
         rt_ = nullptr;
@@ -179,7 +181,9 @@ Reply Session::mail(std::string_view arg, const Macros& macros) noexcept {
             return logged(Stage::mail, std::move(r));
         }
         facts_.mail = gather_mail(ctx_, facts_, cfg(), resolver(), deadline, env_.trace);
-        return logged(Stage::mail, decide_mail(facts_, cfg()));
+        Reply v = decide_mail(facts_, cfg());
+        if (!refuses(v.action) && v.action != Action::accept) v = throttle_mail(std::move(v));
+        return logged(Stage::mail, std::move(v));
     });
 }
 
@@ -193,8 +197,10 @@ Reply Session::rcpt(std::string_view arg, const Macros& macros) noexcept {
         }
         Reply v = decide_rcpt(facts_, r, cfg());
         std::string rcpt = r.rcpt;
+        bool log = false;
+        if (!refuses(v.action)) v = throttle_rcpt(rcpt, std::move(v), log);
         if (!refuses(v.action)) facts_.rcpts.push_back(std::move(r));
-        return logged(Stage::rcpt, std::move(v), rcpt, false);
+        return logged(Stage::rcpt, std::move(v), rcpt, log);
     });
 }
 
@@ -254,6 +260,86 @@ Reply Session::close() noexcept {
         // Nothing can be answered at close.
     }
     return Reply{};
+}
+
+// ---- greylisting and rate limits (policy/throttle.hpp) ----
+
+void Session::note(const state::Outcome& o) {
+    if (!env_.notice) return;
+    std::string line = store_notice(o, store_ ? store_->describe() : no_store().describe(), cfg());
+    if (!line.empty()) env_.notice(o.ok() ? LogLevel::info : LogLevel::warning, line);
+}
+
+namespace {
+
+state::UnixTime unix_time(const Environment& env) {
+    return env.clock ? state::UnixTime(std::chrono::system_clock::to_time_t(env.clock())) : state::wall_now();
+}
+
+state::Deadline store_deadline(const config::Config& c) {
+    return state::deadline_in(std::chrono::milliseconds(c.state.timeout_ms));
+}
+
+}  // namespace
+
+ratelimit::Result Session::count(ratelimit::Kind kind) {
+    state::Store& s = store_ ? *store_ : no_store();
+    const auto& c = cfg();
+    bool registered = facts_.throttle.registered;
+    ratelimit::Result r = env_.state_peek
+                              ? ratelimit::peek(s, c.ratelimit, *facts_.connect.ip, registered, kind,
+                                                unix_time(env_), store_deadline(c))
+                              : ratelimit::count(s, c.ratelimit, *facts_.connect.ip, registered, kind,
+                                                 unix_time(env_), store_deadline(c));
+    note(r.store);
+    return r;
+}
+
+// The messages' rate limit, counted once the MAIL FROM checks let the
+// transaction go on.
+Reply Session::throttle_mail(Reply v) {
+    ThrottleFacts& t = facts_.throttle;
+    t = plan_throttle(facts_, cfg());
+    if (!t.limited) return v;
+    ratelimit::Result r = count(ratelimit::Kind::messages);
+    if (r.outcome == ratelimit::Outcome::off) return v;
+    t.messages = r;
+    Reply l = observe(decide_ratelimit(r, cfg()), cfg(), t.observed);
+    if (refuses(l.action)) return l;
+    if (v.reason.empty()) v.reason = l.reason;  // observe mode
+    return v;
+}
+
+// Greylisting of the triplet, then the recipients' rate limit (a greylisted
+// recipient is not counted). `log`: an observe-mode refusal to log.
+Reply Session::throttle_rcpt(const std::string& rcpt, Reply v, bool& log) {
+    ThrottleFacts& t = facts_.throttle;
+    if (!t.greylist && !t.limited) return v;
+    const config::Config& c = cfg();
+    RcptThrottle& rt = t.rcpts.emplace_back();
+    rt.rcpt = rcpt;
+    if (t.greylist) {
+        state::Store& s = store_ ? *store_ : no_store();
+        greylist::Request req{*facts_.connect.ip, ctx_.mail_from, rcpt};
+        rt.greylist = env_.state_peek ? greylist::peek(s, c.greylist, req, unix_time(env_), store_deadline(c))
+                                      : greylist::check(s, c.greylist, req, unix_time(env_), store_deadline(c));
+        note(rt.greylist->store);
+        Reply g = observe(decide_greylist(*rt.greylist, t.greylist_reason, c), c, t.observed);
+        if (refuses(g.action)) return g;
+        log = log || !g.reason.empty();  // observe mode
+        if (v.reason.empty()) v.reason = g.reason;
+    }
+    if (t.limited) {
+        ratelimit::Result r = count(ratelimit::Kind::recipients);
+        if (r.outcome != ratelimit::Outcome::off) {
+            rt.ratelimit = r;
+            Reply l = observe(decide_ratelimit(r, c), c, t.observed);
+            if (refuses(l.action)) return l;
+            log = log || !l.reason.empty();
+            if (v.reason.empty()) v.reason = l.reason;
+        }
+    }
+    return v;
 }
 
 }  // namespace regmilter::policy

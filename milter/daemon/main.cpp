@@ -1,7 +1,8 @@
 // regmilter: the milter daemon. Reads the configuration, opens the socket,
 // leaves root, then serves the MTA through libmilter until SIGTERM.
 // Signals: the main thread is the only one that takes SIGHUP/SIGTERM/SIGINT
-// (see run_signals); libmilter runs in its own thread.
+// (see run_signals); libmilter runs in its own thread; the state snapshot's
+// saver (state.hpp) blocks every signal.
 //
 //   regmilter -c FILE [-f] [-p SOCKET] [-u USER] [-P PIDFILE]   run
 //   regmilter -c FILE -t                                          check the configuration
@@ -336,6 +337,7 @@ int main(int argc, char** argv) {
         fail(args.config + ": " + std::to_string(problems.size()) + " problem(s), not starting");
     }
     Placement place = take_place(args, service);
+    service.state().start(*service.current()->config);  // as the user that saves it later
 
     // Block the signals before any thread exists, so every thread inherits the mask.
     sigset_t set = handled_signals();
@@ -347,11 +349,13 @@ int main(int argc, char** argv) {
                            place.socket.conn() + ", mode " + util::name_of(mc.mode) +
                            (place.user ? ", user " + place.user->name : std::string()) + ", authserv_id " +
                            service.current()->authserv_id);
+    service.state().start_saver();
     g_main_thread = pthread_self();
     pthread_t milter_thread;
     if (pthread_create(&milter_thread, nullptr, milter_main, nullptr) != 0) fail("cannot start the milter thread");
     run_signals(service, place.socket.path);
     if (g_milter_done) pthread_join(milter_thread, nullptr);
+    service.state().stop();  // the last snapshot, after the drain
 
     remove_pid_file(place.pid_file);
     log_line(LOG_INFO, "stopped");

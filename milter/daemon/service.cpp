@@ -10,7 +10,9 @@ void Service::watch_table(const policy::Runtime& rt) {
     const std::string& path = rt.config->bulk.table;
     if (path.empty()) {
         table_.reset();
-    } else if (!table_ || table_->path() != path) {
+        return;  // (adopt below on an empty optional was undefined behaviour)
+    }
+    if (!table_ || table_->path() != path) {
         table_.emplace(path, table_settle);
     }
     table_->adopt(rt.bulk_table, rt.bulk_stamp);
@@ -43,6 +45,7 @@ void Service::reload() noexcept {
         if (a.socket != b.socket || a.user != b.user || a.socket_mode != b.socket_mode || a.pid_file != b.pid_file)
             log_line(LOG_WARNING, "reload: [milter] socket, socket_mode, user and pid_file take effect at restart");
         install(next.runtime);
+        state_.configure(*next.runtime->config);
         const auto& rt = *next.runtime;
         log_line(LOG_INFO, "reloaded " + path_ + ": configuration generation " + std::to_string(rt.generation) +
                                ", bulk table " +
@@ -77,6 +80,10 @@ policy::Environment Service::environment() {
     policy::Environment env;
     env.runtime = [this] { return current(); };
     env.draining = [this] { return draining(); };
+    env.store = [this] { return state_.current(); };
+    env.notice = [](policy::LogLevel level, const std::string& line) {
+        log_line(level == policy::LogLevel::info ? LOG_INFO : LOG_WARNING, line);
+    };
     return env;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "policy/report.hpp"
+#include "policy/throttle.hpp"
 #include "util/cli.hpp"
 #include "util/file.hpp"
 
@@ -23,11 +24,14 @@ const char usage_text[] =
     "usage: regmilter-query --ip ADDR [-c FILE] [--helo NAME] [--from ADDR] [--rcpt ADDR]...\n"
     "                       [--header 'Name: value']... [--macro NAME=VALUE]... [--hostname NAME]\n"
     "                       [--date YYYY-MM-DD] [--nameserver HOST[:PORT]]... [--timeout-ms MS]\n"
-    "                       [--retries N] [--receiver NAME] [--json] [--trace]\n"
+    "                       [--retries N] [--receiver NAME] [--json] [--trace] [--state-peek]\n"
     "       regmilter-query [-c FILE] --check\n"
     "       regmilter-query --help | --version\n"
     "  -c FILE   configuration (default " SYSCONFDIR
-    "/regmilter/regmilter.ini when it exists, else the built-in defaults)\n";
+    "/regmilter/regmilter.ini when it exists, else the built-in defaults)\n"
+    "  --state-peek  greylisting and rate limits read the configured [state] (Redis, or the\n"
+    "            memory backend's snapshot file) without changing it; without it they use\n"
+    "            an empty store of this process's own\n";
 
 const char default_config[] = SYSCONFDIR "/regmilter/regmilter.ini";
 
@@ -48,6 +52,7 @@ enum Opt {
     o_receiver,
     o_json,
     o_trace,
+    o_state_peek,
 };
 
 struct Args {
@@ -61,6 +66,7 @@ struct Args {
     std::string receiver;
     bool json = false;
     bool trace = false;
+    bool state_peek = false;
 };
 
 Args parse_args(int argc, char** argv) {
@@ -76,6 +82,7 @@ Args parse_args(int argc, char** argv) {
         {"nameserver", 0, true, o_nameserver}, {"timeout-ms", 0, true, o_timeout},
         {"retries", 0, true, o_retries},       {"receiver", 0, true, o_receiver},
         {"json", 0, false, o_json},            {"trace", 0, false, o_trace},
+        {"state-peek", 0, false, o_state_peek},
     };
     auto rest = cli.parse(argc, argv, options, [&](int id, const char* v) {
         std::string value = v ? v : "";
@@ -146,6 +153,9 @@ Args parse_args(int argc, char** argv) {
             case o_trace:
                 a.trace = true;
                 break;
+            case o_state_peek:
+                a.state_peek = true;
+                break;
         }
     });
     if (!rest.empty()) cli.fail("unexpected argument \"" + rest.front() + "\"");
@@ -207,6 +217,53 @@ void print_text(const policy::Session& session, const policy::Transcript& t) {
     }
 }
 
+// A store under another name, for the report: where the state was read from.
+class Labelled : public state::Store {
+public:
+    Labelled(std::shared_ptr<state::Store> inner, std::string label)
+        : inner_(std::move(inner)), label_(std::move(label)) {}
+    state::GreylistAnswer greylist(const state::Key& t, const state::Key& c, const state::GreylistRules& r,
+                                   state::UnixTime now, state::Mode m, state::Deadline d) override {
+        return inner_->greylist(t, c, r, now, m, d);
+    }
+    state::CounterAnswer count(const state::Key& k, uint64_t n, uint64_t limit, state::UnixTime expires,
+                               state::UnixTime now, state::Mode m, state::Deadline d) override {
+        return inner_->count(k, n, limit, expires, now, m, d);
+    }
+    std::string describe() const override { return label_; }
+
+private:
+    std::shared_ptr<state::Store> inner_;
+    std::string label_;
+};
+
+// The store greylisting and rate limits ask: with --state-peek the configured
+// one (Redis; for memory, a copy read from the snapshot file), otherwise an
+// empty one of this process. Null, with the problem printed, when the
+// snapshot cannot be read.
+std::shared_ptr<state::Store> state_store(const config::State& s, bool peek) {
+    policy::MadeStore made = policy::make_store(s);
+    if (!peek) {
+        state::MemoryOptions o;
+        return std::make_shared<Labelled>(std::make_shared<state::MemoryStore>(o),
+                                          "memory, empty, of regmilter-query alone (--state-peek reads the "
+                                          "configured state)");
+    }
+    if (!made.memory) return made.store;
+    if (s.snapshot.empty())
+        return std::make_shared<Labelled>(made.store, "memory: no [state] snapshot configured, nothing to read");
+    state::SnapshotResult r = made.memory->load(s.snapshot, state::wall_now());
+    using St = state::SnapshotResult::Status;
+    if (r.status == St::missing)
+        return std::make_shared<Labelled>(made.store, "memory: snapshot " + s.snapshot + " does not exist yet");
+    if (r.status != St::ok) {
+        std::fprintf(stderr, "regmilter-query: %s\n", r.str().c_str());
+        return nullptr;
+    }
+    return std::make_shared<Labelled>(made.store, "memory, read from snapshot " + s.snapshot + " (" +
+                                                      std::to_string(r.entries) + " entries)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -243,6 +300,11 @@ int main(int argc, char** argv) {
     env.runtime = [snapshot] { return snapshot; };
     if (args.date) env.clock = [day = *args.date] { return util::start_of(day); };
     if (args.trace) env.trace = [](std::string_view line) { std::cerr << "trace: " << line << '\n'; };
+    std::shared_ptr<state::Store> store = state_store(rt->config->state, args.state_peek);
+    if (!store) return 1;
+    env.store = [store] { return store; };
+    env.state_peek = args.state_peek;
+    env.notice = [](policy::LogLevel, const std::string& line) { std::cerr << "state: " << line << '\n'; };
     policy::Session session(env);
     policy::Transcript t = policy::simulate(session, args.scenario);
     if (args.json)
