@@ -84,9 +84,9 @@ struct State {
     int timeout_ms = 0;    // per Redis call
     std::string password;  // Redis AUTH; empty: none
     policy::OnError on_error = policy::OnError::accept;  // the store fails: pass, or 451
-    std::string snapshot;       // memory: the snapshot file; empty: none
-    int snapshot_interval = 0;  // seconds between snapshot saves
-    long max_entries = 0;       // memory: entries kept at most
+    std::string snapshot;                                // memory: the snapshot file; empty: none
+    int snapshot_interval = 0;                           // seconds between snapshot saves
+    long max_entries = 0;                                // memory: entries kept at most
 };
 
 struct Config {

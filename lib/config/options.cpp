@@ -303,8 +303,9 @@ std::vector<Option> spf_rows() {
         row<Type::choice, &Spf::headers>("headers", "authentication-results",
                                          one_of(policy::result_headers_names),
                                          "Which SPF result headers to add."),
-        row<Type::integer, &Spf::void_lookups>("void_lookups", "2", range(0, 20),
-                                               "Void DNS lookups allowed before permerror (RFC 7208 §4.6.4)."),
+        row<Type::integer, &Spf::void_lookups>(
+            "void_lookups", "2", range(0, 20),
+            "Void DNS lookups allowed before permerror (RFC 7208 §4.6.4)."),
         row<Type::cidr_list, &Spf::trusted_forwarders>(
             "trusted_forwarders", "", words("CIDR ..."),
             "Forwarders and list servers whose mail skips SPF (registry checks still apply)."),
@@ -349,10 +350,12 @@ std::vector<Option> greylist_rows() {
         row<Type::integer, &Settings::pass_lifetime>(
             "pass_lifetime", "3110400", r(greylist::pass_lifetime_range),
             "Seconds a passed triplet (and an auto-allowed client) is remembered after its last use."),
-        row<Type::integer, &Settings::network_v4>("network_v4", "24", r(greylist::network_v4_range),
-                                                  "Prefix length grouping IPv4 clients (greylisting, rate limits)."),
-        row<Type::integer, &Settings::network_v6>("network_v6", "64", r(greylist::network_v6_range),
-                                                  "Prefix length grouping IPv6 clients (greylisting, rate limits)."),
+        row<Type::integer, &Settings::network_v4>(
+            "network_v4", "24", r(greylist::network_v4_range),
+            "Prefix length grouping IPv4 clients (greylisting, rate limits)."),
+        row<Type::integer, &Settings::network_v6>(
+            "network_v6", "64", r(greylist::network_v6_range),
+            "Prefix length grouping IPv6 clients (greylisting, rate limits)."),
         row<Type::integer, &Settings::auto_allow>(
             "auto_allow", "5", r(greylist::auto_allow_range),
             "From its Nth passed triplet on, a client network passes without greylisting; 0: never."),
@@ -368,7 +371,8 @@ std::vector<Option> ratelimit_rows() {
             "window", "3600", range(long(ratelimit::window_range.min), long(ratelimit::window_range.max)),
             "Seconds per counting window (aligned to the epoch: every MX host counts in the same one)."),
         row<Type::integer, &Settings::registered_messages>(
-            "registered_messages", "0", limit, "Messages per window from a registered client network; 0: no limit."),
+            "registered_messages", "0", limit,
+            "Messages per window from a registered client network; 0: no limit."),
         row<Type::integer, &Settings::registered_recipients>(
             "registered_recipients", "0", limit,
             "Recipients per window from a registered client network; 0: no limit."),
@@ -389,30 +393,33 @@ std::vector<Option> state_rows() {
             "memory: in this process (one host); redis: shared by several MX hosts."),
         row<Type::text, &State::redis>("redis", "127.0.0.1:6379", words("HOST:PORT|[IPv6]:PORT|unix:PATH"),
                                        "The Redis server (backend = redis)."),
-        row<Type::text, &State::prefix>("prefix", "regmilter:", words("printable ASCII, no blanks, at most 64 bytes"),
+        row<Type::text, &State::prefix>("prefix",
+                                        "regmilter:", words("printable ASCII, no blanks, at most 64 bytes"),
                                         "Put before every Redis key."),
-        row<Type::integer, &State::timeout_ms>("timeout_ms", "200",
-                                               range(state::timeout_ms_range.min, state::timeout_ms_range.max),
-                                               "Milliseconds a Redis call (connect and answer) may take."),
+        row<Type::integer, &State::timeout_ms>(
+            "timeout_ms", "200", range(state::timeout_ms_range.min, state::timeout_ms_range.max),
+            "Milliseconds a Redis call (connect and answer) may take."),
         row<Type::text, &State::password>("password", "", words("text; empty: no AUTH"),
                                           "Redis password (requirepass)."),
         row<Type::choice, &State::on_error>(
             "on_error", "accept", one_of(policy::on_error_names),
             "When the store fails: accept passes unthrottled; tempfail is 451 4.3.0."),
-        row<Type::path, &State::snapshot>("snapshot", "", words("an absolute path, or empty for none"),
-                                          "backend = memory: state saved here periodically and at exit, read at "
-                                          "start."),
+        row<Type::path, &State::snapshot>(
+            "snapshot", "", words("an absolute path, or empty for none"),
+            "backend = memory: state saved here periodically and at exit, read at "
+            "start."),
         row<Type::integer, &State::snapshot_interval>("snapshot_interval", "300", range(10, 86400),
                                                       "Seconds between snapshot saves."),
-        row<Type::integer, &State::max_entries>("max_entries", "1000000", range(1000, 100000000),
-                                                "backend = memory: entries kept at most (soonest-expiring dropped)."),
+        row<Type::integer, &State::max_entries>(
+            "max_entries", "1000000", range(1000, 100000000),
+            "backend = memory: entries kept at most (soonest-expiring dropped)."),
     };
 }
 
 std::vector<Option> build() {
     std::vector<Option> all;
-    for (auto rows : {milter_rows, resolver_rows, trust_rows, registry_rows, spf_rows, bulk_rows, greylist_rows,
-                      ratelimit_rows, state_rows})
+    for (auto rows : {milter_rows, resolver_rows, trust_rows, registry_rows, spf_rows, bulk_rows,
+                      greylist_rows, ratelimit_rows, state_rows})
         for (auto& o : rows()) all.push_back(std::move(o));
     return all;
 }

@@ -41,7 +41,8 @@ void state_check(const Config& cfg, const KeyLines& set, Problem&& problem) {
         problem(line_of("state", "redis"), "state", "redis", error);
     ro.prefix = cfg.state.prefix;
     ro.timeout = std::chrono::milliseconds(cfg.state.timeout_ms);
-    for (const auto& p : state::check_redis_options(ro)) problem(line_of("state", "prefix"), "state", "prefix", p);
+    for (const auto& p : state::check_redis_options(ro))
+        problem(line_of("state", "prefix"), "state", "prefix", p);
 }
 
 }  // namespace

@@ -286,11 +286,10 @@ ratelimit::Result Session::count(ratelimit::Kind kind) {
     state::Store& s = store_ ? *store_ : no_store();
     const auto& c = cfg();
     bool registered = facts_.throttle.registered;
-    ratelimit::Result r = env_.state_peek
-                              ? ratelimit::peek(s, c.ratelimit, *facts_.connect.ip, registered, kind,
-                                                unix_time(env_), store_deadline(c))
-                              : ratelimit::count(s, c.ratelimit, *facts_.connect.ip, registered, kind,
-                                                 unix_time(env_), store_deadline(c));
+    ratelimit::Result r = env_.state_peek ? ratelimit::peek(s, c.ratelimit, *facts_.connect.ip, registered,
+                                                            kind, unix_time(env_), store_deadline(c))
+                                          : ratelimit::count(s, c.ratelimit, *facts_.connect.ip, registered,
+                                                             kind, unix_time(env_), store_deadline(c));
     note(r.store);
     return r;
 }
@@ -321,8 +320,9 @@ Reply Session::throttle_rcpt(const std::string& rcpt, Reply v, bool& log) {
     if (t.greylist) {
         state::Store& s = store_ ? *store_ : no_store();
         greylist::Request req{*facts_.connect.ip, ctx_.mail_from, rcpt};
-        rt.greylist = env_.state_peek ? greylist::peek(s, c.greylist, req, unix_time(env_), store_deadline(c))
-                                      : greylist::check(s, c.greylist, req, unix_time(env_), store_deadline(c));
+        rt.greylist = env_.state_peek
+                          ? greylist::peek(s, c.greylist, req, unix_time(env_), store_deadline(c))
+                          : greylist::check(s, c.greylist, req, unix_time(env_), store_deadline(c));
         note(rt.greylist->store);
         Reply g = observe(decide_greylist(*rt.greylist, t.greylist_reason, c), c, t.observed);
         if (refuses(g.action)) return g;

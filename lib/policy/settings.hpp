@@ -32,7 +32,9 @@ constexpr util::Names names_of(OnError) { return on_error_names; }
 // Where greylisting and rate limits keep their state ([state] backend).
 enum class StateBackend { memory, redis };
 inline constexpr const char* state_backend_names[] = {"memory", "redis"};
-constexpr util::Names names_of(StateBackend) { return state_backend_names; }
+constexpr util::Names names_of(StateBackend) {
+    return state_backend_names;
+}
 
 // When regmilter itself fails: 451 4.3.0, or pass.
 enum class OnInternalError { tempfail, accept };

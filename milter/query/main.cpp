@@ -74,14 +74,22 @@ Args parse_args(int argc, char** argv) {
     Args a;
     policy::Scenario& sc = a.scenario;
     const std::vector<util::CliOption> options = {
-        {"config", 'c', true, o_config},       {"check", 't', false, o_check},
-        {"ip", 0, true, o_ip},                 {"helo", 0, true, o_helo},
-        {"from", 0, true, o_from},             {"hostname", 0, true, o_hostname},
-        {"rcpt", 0, true, o_rcpt},             {"header", 0, true, o_header},
-        {"macro", 0, true, o_macro},           {"date", 0, true, o_date},
-        {"nameserver", 0, true, o_nameserver}, {"timeout-ms", 0, true, o_timeout},
-        {"retries", 0, true, o_retries},       {"receiver", 0, true, o_receiver},
-        {"json", 0, false, o_json},            {"trace", 0, false, o_trace},
+        {"config", 'c', true, o_config},
+        {"check", 't', false, o_check},
+        {"ip", 0, true, o_ip},
+        {"helo", 0, true, o_helo},
+        {"from", 0, true, o_from},
+        {"hostname", 0, true, o_hostname},
+        {"rcpt", 0, true, o_rcpt},
+        {"header", 0, true, o_header},
+        {"macro", 0, true, o_macro},
+        {"date", 0, true, o_date},
+        {"nameserver", 0, true, o_nameserver},
+        {"timeout-ms", 0, true, o_timeout},
+        {"retries", 0, true, o_retries},
+        {"receiver", 0, true, o_receiver},
+        {"json", 0, false, o_json},
+        {"trace", 0, false, o_trace},
         {"state-peek", 0, false, o_state_peek},
     };
     auto rest = cli.parse(argc, argv, options, [&](int id, const char* v) {
@@ -251,11 +259,13 @@ std::shared_ptr<state::Store> state_store(const config::State& s, bool peek) {
     }
     if (!made.memory) return made.store;
     if (s.snapshot.empty())
-        return std::make_shared<Labelled>(made.store, "memory: no [state] snapshot configured, nothing to read");
+        return std::make_shared<Labelled>(made.store,
+                                          "memory: no [state] snapshot configured, nothing to read");
     state::SnapshotResult r = made.memory->load(s.snapshot, state::wall_now());
     using St = state::SnapshotResult::Status;
     if (r.status == St::missing)
-        return std::make_shared<Labelled>(made.store, "memory: snapshot " + s.snapshot + " does not exist yet");
+        return std::make_shared<Labelled>(made.store,
+                                          "memory: snapshot " + s.snapshot + " does not exist yet");
     if (r.status != St::ok) {
         std::fprintf(stderr, "regmilter-query: %s\n", r.str().c_str());
         return nullptr;

@@ -250,7 +250,8 @@ TEST_CASE("each kind of error names file, line, key and what is allowed", "[conf
     };
     const Case cases[] = {
         {"unknown section", "[milter]\n[foo]\n",
-         "t.ini:2: [foo]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk, greylist, "
+         "t.ini:2: [foo]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk, "
+         "greylist, "
          "ratelimit, state\n"},
         {"unknown key", "[milter]\nsokcet = x\n",
          "t.ini:2: [milter] sokcet: unknown key, allowed: socket, socket_mode, user, pid_file, mode, "
@@ -414,7 +415,8 @@ TEST_CASE("every error at once, in line order, and no config", "[config]") {
     CHECK(r.problems[2].line == 6);
     CHECK(r.problems[3].line == 7);
     CHECK(r.problems[1].str() ==
-          "t.ini:3: [foo]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk, greylist, "
+          "t.ini:3: [foo]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk, "
+          "greylist, "
           "ratelimit, state");
 }
 
@@ -489,9 +491,9 @@ TEST_CASE("regmilter.ini(5) and conf/regmilter.ini agree with the option table: 
         if (o.type == config::Type::integer || o.type == config::Type::octal)
             CHECK(entry.find("range " + o.allowed() + ".") != std::string::npos);
         if (o.type == config::Type::choice) {
-            bool actions = entry.find("= \\fIaction\\fR") != std::string::npos &&
-                           (o.names.items == policy::check_action_names ||
-                            o.names.items == policy::spf_action_names);
+            bool actions =
+                entry.find("= \\fIaction\\fR") != std::string::npos &&
+                (o.names.items == policy::check_action_names || o.names.items == policy::spf_action_names);
             for (size_t i = 0; i < o.names.count && !actions; ++i)
                 CHECK(entry.find("\\fB" + std::string(o.names.items[i]) + "\\fR") != std::string::npos);
         }

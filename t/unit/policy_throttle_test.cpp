@@ -322,7 +322,7 @@ TEST_CASE("rate limits: N pass per window, the N+1-th gets 451 4.7.1 naming the 
           "[throttle]") {
     Rig rig(
         cfg_text("[ratelimit]\nwindow = 3600\nunregistered_messages = 2\nregistered_messages = 3\n"
-               "registered_recipients = 4\n"));
+                 "registered_recipients = 4\n"));
     rig.now = t0 + 10;  // 10 s into a window (t0 is a multiple of 3600)
     // Registered: 3 messages.
     for (int i = 1; i <= 3; ++i) {
@@ -374,7 +374,7 @@ TEST_CASE("a failing store: on_error, one notice per outage and one at its end, 
     for (const char* on_error : {"accept", "tempfail"}) {
         DYNAMIC_SECTION("on_error = " << on_error) {
             Rig rig(cfg_text(std::string("[state]\non_error = ") + on_error +
-                           "\n[ratelimit]\nunregistered_messages = 100\n"),
+                             "\n[ratelimit]\nunregistered_messages = 100\n"),
                     flaky);
             flaky->down = true;
             std::vector<std::string> lines;
