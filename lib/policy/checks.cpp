@@ -154,7 +154,9 @@ Check spf_check(const spf::Outcome& o, CAction action, const std::string& ip, bo
             // DESIGN "Codes": temperror -> 451 4.7.24, or 550 5.7.24 only when the
             // administrator wrote `temperror = reject`. Nothing else turns a DNS
             // failure into a permanent reject.
-            c.text = "cannot check SPF of " + who + (o.problem.empty() ? "" : " (" + o.problem + ")") +
+            // The reply names the lookup and its status, never the resolver's
+            // address or timings: those are in the log line's reason.
+            c.text = "cannot check SPF of " + who + (o.public_problem.empty() ? "" : " (" + o.public_problem + ")") +
                      ", try again later";
             set_codes(c, replies::spf_error);
             break;
@@ -174,8 +176,8 @@ Check spf_check(const spf::Outcome& o, CAction action, const std::string& ip, bo
             set_codes(c, replies::spf_result);
             break;
     }
-    c.tag = "spf " + res + " for " + who + " (" + ip + ")" +
-            (o.result == spf::Result::fail || o.problem.empty() ? "" : ": " + o.problem);
+    const std::string& why = o.result == spf::Result::temperror ? o.public_problem : o.problem;
+    c.tag = "spf " + res + " for " + who + " (" + ip + ")" + (o.result == spf::Result::fail || why.empty() ? "" : ": " + why);
     return c;
 }
 

@@ -54,18 +54,30 @@ void throttle_fields(std::string& out, const ThrottleFacts& t, Stage stage, std:
 
 }  // namespace
 
-std::string log_line(const Context& ctx, const Facts& facts, const config::Config& cfg, Stage stage,
-                     const Reply& v, std::string_view rcpt) {
+std::string log_prefix(const Context& ctx) {
     std::string out;
-    // The queue id first; "NOQUEUE" (Postfix's word) until the MTA has one.
+    put(out, "session", ctx.session_id.empty() ? "-" : ctx.session_id);
     const std::string* id = ctx.macro("i");
     put(out, "id", id && !id->empty() ? *id : "NOQUEUE");
+    return out;
+}
+
+std::string log_line(const Context& ctx, const Facts& facts, const config::Config& cfg, Stage stage,
+                     const Reply& v, std::string_view rcpt) {
+    std::string out = log_prefix(ctx);
     put(out, "stage", to_string(stage));
     put(out, "ip", facts.connect.ip ? facts.connect.ip->str() : "unknown");
     put(out, "helo", ctx.helo);
     if (stage >= Stage::mail) put(out, "from", "<" + ctx.mail_from + ">");
     if (!rcpt.empty()) put(out, "rcpt", "<" + std::string(rcpt) + ">");
-    if (facts.mail.trust != TrustReason::none) put(out, "trust", to_string(facts.mail.trust));
+    if (facts.mail.trust != TrustReason::none) {
+        put(out, "trust", to_string(facts.mail.trust));
+        // Who was trusted: the SMTP AUTH user, the client certificate's issuer.
+        const std::string* who = facts.mail.trust == TrustReason::authenticated ? ctx.macro("auth_authen")
+                                 : facts.mail.trust == TrustReason::tls         ? ctx.macro("cert_issuer")
+                                                                                : nullptr;
+        if (who) put(out, facts.mail.trust == TrustReason::tls ? "tls_issuer" : "auth_user", *who);
+    }
     if (stage >= Stage::mail) {
         std::string spf;
         if (facts.mail.spf_mail)
@@ -75,6 +87,11 @@ std::string log_line(const Context& ctx, const Facts& facts, const config::Confi
         else
             spf = "skipped";
         put(out, "spf", spf);
+        // Why an error is an error, with the resolver's details that the reply leaves out.
+        if (facts.mail.spf_mail && !facts.mail.spf_mail->problem.empty() &&
+            (facts.mail.spf_mail->result == spf::Result::temperror ||
+             facts.mail.spf_mail->result == spf::Result::permerror))
+            put(out, "spf_problem", facts.mail.spf_mail->problem);
         if (facts.mail.spf_helo) put(out, "spf_helo", spf::to_string(facts.mail.spf_helo->result));
     }
     std::string reg;

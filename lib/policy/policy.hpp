@@ -34,6 +34,10 @@ using Header = bulk::HeaderField;  // {name, value}, value without the leading s
 using Macros = std::vector<std::pair<std::string, std::string>>;
 
 struct Context {
+    // Names this SMTP session on every log line ("session="), before the MTA's
+    // queue id is known and after: the master's {regmilter_session} macro, or
+    // one made by this process (its pid and a counter, in hex).
+    std::string session_id;
     std::optional<net::Address> ip;  // none: unix socket / unknown client
     std::string hostname;            // as the MTA reports it ("mail.example", "[192.0.2.1]", "unknown")
     std::string helo;
@@ -198,8 +202,13 @@ Reply decide_rcpt(const Facts& facts, const Recipient& rcpt, const config::Confi
 // would be removed the message is refused (reject) or discarded.
 Reply decide_data(const Facts& facts, const config::Config& cfg) noexcept;
 
-// One line, key=value, for syslog: id= (queue id, when known) stage ip helo
-// from rcpt spf registry bulk greylist ratelimit action code reason. Values with spaces, quotes or
+// "session=S id=Q": what every log line of a session starts with (Q is
+// "NOQUEUE", Postfix's word, until the MTA has a queue id).
+std::string log_prefix(const Context& ctx);
+
+// One line, key=value, for syslog: session= id= (queue id, when known) stage ip helo
+// from rcpt trust (with auth_user or tls_issuer) spf registry bulk greylist
+// ratelimit action code reason removed. Values with spaces, quotes or
 // control bytes are quoted and escaped.
 std::string log_line(const Context& ctx, const Facts& facts, const config::Config& cfg, Stage stage,
                      const Reply& r, std::string_view rcpt = {});

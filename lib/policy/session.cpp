@@ -1,5 +1,9 @@
 #include "policy/session.hpp"
 
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
 #include <exception>
 #include <stdexcept>
 #include <system_error>
@@ -9,6 +13,20 @@
 #include "util/text.hpp"
 
 namespace regmilter::policy {
+
+namespace {
+
+// The master's {regmilter_session} when it sent one, else this process's own.
+std::string session_id(const Macros& macros) {
+    for (const auto& [name, value] : macros)
+        if (name == "regmilter_session" && !value.empty()) return value;
+    static std::atomic<unsigned long> counter{0};
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%lX.%lX", static_cast<unsigned long>(getpid()), ++counter);
+    return buf;
+}
+
+}  // namespace
 
 Session::Session(Environment env) : env_(std::move(env)) {}
 
@@ -42,8 +60,7 @@ Reply Session::internal_error(Stage stage, std::string_view what) noexcept {
             r.action = Action::continue_;
         }
         if (stage == Stage::data) r.remove_headers = facts_.data.forged_ar;
-        const std::string* q = ctx_.macro("i");
-        r.log = "id=" + (q && !q->empty() ? util::sanitize(*q, util::TextUse::log_value) : std::string("NOQUEUE")) + " stage=" + to_string(stage) + " error=\"internal: " +
+        r.log = log_prefix(ctx_) + " stage=" + to_string(stage) + " error=\"internal: " +
                 util::sanitize(what, util::TextUse::log_value) + "\" action=" + to_string(r.action) +
                 (r.code.empty() ? "" : " code=\"" + r.code + " " + r.xcode + "\"");
         r.log_level = LogLevel::error;
@@ -81,6 +98,7 @@ Reply Session::connect(const ConnectInfo& info) noexcept {
         lookups_ = {};
         ctx_ = Context{};
         facts_ = Facts{};
+        ctx_.session_id = session_id(info.macros);
         connection_degraded_ = false;
         rt_ = env_.runtime ? env_.runtime() : nullptr;  // first: the fallback answer needs the config
         store_ = env_.store ? env_.store() : nullptr;

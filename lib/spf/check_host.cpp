@@ -73,6 +73,8 @@ std::string reverse_name(const net::Address& ip) {
     return ip.reversed() + (ip.is_v4() ? ".in-addr.arpa" : ".ip6.arpa");
 }
 
+constexpr const char* deadline_text = "evaluation deadline passed";
+
 class Evaluator {
 public:
     Evaluator(dns::Resolver& dns, const Options& opt, const net::Address& ip, std::string sender,
@@ -103,7 +105,7 @@ public:
         if (!valid_identity_domain(domain, &why)) return make(Result::none, domain + ": " + why);
         DnsAnswer ans = query(domain, RrType::txt);
         if (dns::is_temporary(ans.status))
-            return make(Result::temperror, "TXT lookup for " + domain + ": " + describe(ans));
+            return make(Result::temperror, temporary("TXT lookup for " + domain, ans));
         if (ans.status != DnsStatus::ok) return make(Result::none, "no SPF record at " + domain);
         // §4.5: exactly one "v=spf1" record; two or more is a permerror.
         const std::string* text = nullptr;
@@ -127,7 +129,7 @@ public:
             Match m = deadline_hit_ ? Match::temperror : match(t, domain, problem);
             if (deadline_hit_ && m != Match::permerror) {
                 m = Match::temperror;
-                problem = "evaluation deadline passed";
+                problem = public_cause_ = deadline_text;
             }
             trace_term(domain, t.text, m, problem);
             if (m == Match::no) continue;
@@ -189,9 +191,19 @@ public:
     }
 
     int dns_terms() const { return dns_terms_; }
+    // The last temporary DNS failure without the resolver's details (its
+    // address, tries, timings): what an SMTP reply may say about a temperror.
+    const std::string& public_cause() const { return public_cause_; }
     int void_lookups() const { return voids_; }
 
 private:
+    // "WHAT: STATUS (DETAIL)" for the log and --trace; remembers "WHAT: STATUS"
+    // as the public cause.
+    std::string temporary(const std::string& what, const DnsAnswer& a) {
+        public_cause_ = what + ": " + (a.detail == deadline_text ? deadline_text : dns::to_string(a.status));
+        return what + ": " + describe(a);
+    }
+
     static std::string describe(const DnsAnswer& a) {
         std::string s = dns::to_string(a.status);
         if (!a.detail.empty()) s += " (" + a.detail + ")";
@@ -203,7 +215,7 @@ private:
         if (deadline_hit_ || dns::Clock::now() >= opt_.deadline) {
             deadline_hit_ = true;
             ans.status = DnsStatus::timeout;
-            ans.detail = "evaluation deadline passed";
+            ans.detail = deadline_text;
         } else {
             ans = dns_.query(name, type, opt_.deadline);
             if (ans.status == DnsStatus::timeout && dns::Clock::now() >= opt_.deadline) deadline_hit_ = true;
@@ -347,7 +359,7 @@ private:
 
     Match lookup_failed(const DnsAnswer& ans, const std::string& what, std::string& problem) {
         if (dns::is_temporary(ans.status)) {
-            problem = what + ": " + describe(ans);
+            problem = temporary(what, ans);
             return Match::temperror;
         }
         if (!count_void(problem)) return Match::permerror;
@@ -446,7 +458,7 @@ private:
             DnsAnswer addr = query(q, address_type());
             if (dns::is_temporary(addr.status)) {
                 problem =
-                    std::string(dns::to_string(address_type())) + " lookup for MX host " + q + ": " + describe(addr);
+                    temporary(std::string(dns::to_string(address_type())) + " lookup for MX host " + q, addr);
                 return Match::temperror;
             }
             if (has_address(addr, ip_.is_v4() ? t.cidr4 : t.cidr6)) return Match::yes;
@@ -483,6 +495,7 @@ private:
     std::string_view helo_, receiver_;
     int dns_terms_ = 0, voids_ = 0;
     bool deadline_hit_ = false;
+    std::string public_cause_;  // see public_cause()
     std::map<std::string, std::string> p_cache_;
 };
 
@@ -518,6 +531,7 @@ Outcome run(dns::Resolver& dns, const Request& req, const Options& opt, const ch
     out.result = v.result;
     out.mechanism = v.mechanism;
     out.problem = v.problem;
+    if (v.result == Result::temperror) out.public_problem = ev.public_cause().empty() ? "DNS trouble" : ev.public_cause();
     if (v.result == Result::fail) out.explanation = ev.explanation(v);
     out.dns_terms = ev.dns_terms();
     out.void_lookups = ev.void_lookups();

@@ -45,7 +45,9 @@ struct Outcome {
     std::string mechanism;    // the term that matched ("ip4:192.0.2.0/24", "-all"),
                               // "default" for the implicit ?all, empty for none/errors
     std::string explanation;  // fail: the exp= text (RFC 7208 §6.2) or empty
-    std::string problem;      // permerror/temperror/none: why, for logs and the reply
+    std::string problem;      // permerror/temperror/none: why, for logs (and a permerror's reply)
+    std::string public_problem;  // temperror: why, without the resolver's address or timings
+                                 // ("TXT lookup for example.org: timeout"), for the SMTP reply
     int dns_terms = 0;        // DNS-querying terms used (§4.6.4 counter)
     int void_lookups = 0;
 };

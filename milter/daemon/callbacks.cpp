@@ -26,7 +26,7 @@ Service* g_service = nullptr;  // set once by install_service() before smfi_main
 
 // The macros the policy reads, asked for with smfi_setsymlist at the stage
 // where the MTA knows them.
-constexpr const char* macro_names[] = {"i",           "j",           "{daemon_name}", "{auth_authen}",
+constexpr const char* macro_names[] = {"i", "j", "{daemon_name}", "{auth_authen}", "{regmilter_session}",
                                        "{auth_type}", "{cert_issuer}", "{cert_subject}", "{verify}"};
 constexpr std::pair<int, const char*> symlists[] = {
     {SMFIM_CONNECT, "j {daemon_name}"},

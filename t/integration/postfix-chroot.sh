@@ -159,7 +159,7 @@ EOF
 check_match "smtpd runs chrooted in the private queue directory" "$(chrooted_smtpds)" "[1-9]*"
 check "chrooted smtpd, relative socket path: MAIL" "$(code chrooted 'MAIL FROM:<alice@pass.spf.e2e.test>')" "250 2.1.0"
 check "chrooted smtpd: end of data" "$(code chrooted '.')" "250 2.0.0"
-wait_delivered chroot-accepted 1
+wait_sink chroot-accepted 1
 check "delivered through the chrooted smtpd" "$(delivered_to chroot-accepted)" "bob@dest.test"
 host=$(hostname)
 check_match "the packaged milter's Authentication-Results (authserv_id: the host name)" \
@@ -196,7 +196,7 @@ RCPT TO:<bob@dest.test>
 $(message unchroot-accepted)
 EOF
 check "unchrooted smtpd, the same relative line: MAIL" "$(code unchrooted 'MAIL FROM:<alice@pass.spf.e2e.test>')" "250 2.1.0"
-wait_delivered unchroot-accepted 1
+wait_sink unchroot-accepted 1
 check_match "unchrooted smtpd: Authentication-Results" \
     "$(header_line unchroot-accepted Authentication-Results)" "Authentication-Results: $host;*spf=pass*"
 

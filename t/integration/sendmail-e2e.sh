@@ -197,8 +197,8 @@ check "bulk: the opted-out recipient is refused" "$(code bulk 'RCPT TO:<optout@d
 check "bulk: the opted-in recipient is accepted" "$(code bulk 'RCPT TO:<optin@dest.test>')" "250 2.1.5"
 check "bulk: end of data" "$(code bulk '.')" "250 2.0.0"
 
-wait_delivered sm-accept 1
-wait_delivered sm-bulk 1
+wait_sink sm-accept 1
+wait_sink sm-bulk 1
 check "accepted message delivered" "$(delivered_to sm-accept)" "bob@dest.test"
 ar=$(header_line sm-accept Authentication-Results)
 check_match "Authentication-Results with spf=pass" "$ar" "Authentication-Results: mx.e2e.test;*spf=pass*"

@@ -309,8 +309,16 @@ TEST_CASE("SPF texts: exp= explanation, default, permerror, temperror", "[policy
     CHECK(policy::decide_mail(f, *cfg).text == "See https://example.com/why for 192.0.2.7");
     f.mail.spf_mail = spf_outcome(spf::Result::permerror);
     CHECK(policy::decide_mail(f, *cfg).text == "SPF record of example.com is invalid: two SPF records");
+    // A temperror's reply names the lookup, never the resolver or timings (the log line has them).
     f.mail.spf_mail = spf_outcome(spf::Result::temperror);
-    CHECK(policy::decide_mail(f, *cfg).text == "cannot check SPF of example.com (timeout), try again later");
+    f.mail.spf_mail->problem = "TXT lookup for example.com: servfail (rcode REFUSED from 127.0.0.1:5353, 1 tries, 0 ms)";
+    f.mail.spf_mail->public_problem = "TXT lookup for example.com: servfail";
+    CHECK(policy::decide_mail(f, *cfg).text ==
+          "cannot check SPF of example.com (TXT lookup for example.com: servfail), try again later");
+    CHECK(policy::decide_mail(f, *cfg).add_headers.empty());
+    CHECK(policy::log_line({}, f, *cfg, policy::Stage::mail, policy::decide_mail(f, *cfg))
+              .find("spf_problem=\"TXT lookup for example.com: servfail (rcode REFUSED from 127.0.0.1:5353") !=
+          std::string::npos);
 }
 
 TEST_CASE("SPF HELO: a HELO fail acts like a MAIL FROM fail, even when MAIL FROM passes", "[policy]") {
@@ -741,6 +749,7 @@ TEST_CASE("several transactions: begin_transaction keeps the connection facts", 
 
 TEST_CASE("log line: key=value, queue id first, hostile values quoted", "[policy]") {
     policy::Context ctx;
+    ctx.session_id = "S1";
     ctx.set_macro("i", "4XyZ12");
     ctx.helo = "evil\"helo\r\n";
     ctx.mail_from = "a b@example.com";
@@ -756,7 +765,7 @@ TEST_CASE("log line: key=value, queue id first, hostile values quoted", "[policy
     v.xcode = "5.7.23";
     v.reason = "spf:mailfrom:fail";
     CHECK(policy::log_line(ctx, f, *cfg_of(""), policy::Stage::rcpt, v, "bob@example.org") ==
-          "id=4XyZ12 stage=rcpt ip=192.0.2.7 helo=\"evil\\\"helo\\x0d\\x0a\" from=\"<a b@example.com>\" "
+          "session=S1 id=4XyZ12 stage=rcpt ip=192.0.2.7 helo=\"evil\\\"helo\\x0d\\x0a\" from=\"<a b@example.com>\" "
           "rcpt=<bob@example.org> spf=fail registry=reg:listed:127.0.0.3:bulk bulk=registry:bulk:reg.example "
           "action=reject code=\"550 5.7.23\" reason=spf:mailfrom:fail");
 }
@@ -857,4 +866,26 @@ TEST_CASE("gather_connect with a resolver per zone: same entries, in file order"
     REQUIRE(none.registry.size() == 3);
     CHECK(none.registry[0].status == registry::Status::error);
     CHECK(none.registry[0].error == "no resolver");
+}
+
+TEST_CASE("log line: who was trusted: the AUTH user, the certificate's issuer", "[policy]") {
+    auto cfg = cfg_of("");
+    auto f = base_facts();
+    policy::Context ctx;
+    ctx.session_id = "S2";
+    ctx.set_macro("auth_authen", "alice");
+    ctx.set_macro("cert_issuer", "/O=Example/CN=Example+20Internal+20CA");
+    policy::Reply v;
+    f.mail.trust = policy::TrustReason::authenticated;
+    std::string line = policy::log_line(ctx, f, *cfg, policy::Stage::mail, v);
+    CHECK(line.find(" trust=authenticated auth_user=alice ") != std::string::npos);
+    CHECK(line.find("tls_issuer") == std::string::npos);
+    f.mail.trust = policy::TrustReason::tls;
+    line = policy::log_line(ctx, f, *cfg, policy::Stage::mail, v);
+    CHECK(line.find(" trust=tls tls_issuer=\"/O=Example/CN=Example+20Internal+20CA\" ") != std::string::npos);
+    CHECK(line.find("auth_user") == std::string::npos);
+    f.mail.trust = policy::TrustReason::network;
+    line = policy::log_line(ctx, f, *cfg, policy::Stage::mail, v);
+    CHECK(line.find("auth_user") == std::string::npos);
+    CHECK(line.find("tls_issuer") == std::string::npos);
 }

@@ -647,3 +647,45 @@ TEST_CASE("spf: trace names each term and each query with its answer", "[spf]") 
     INFO("trace: " << joined(err.lines));
     CHECK(err.traced("example.com: permerror (example.com: unknown mechanism \"foo\")"));
 }
+
+TEST_CASE("spf: a temperror's public problem leaves out the resolver's details", "[spf]") {
+    // The upstream resolver's own words ("from 127.0.0.1:5353", tries, ms)
+    // belong in the log, never in the reply to the SMTP client.
+    struct Detailed : dns::Resolver {
+        dns::MemoryResolver inner;
+        dns::DnsAnswer query(std::string_view name, RrType type, dns::Deadline deadline) override {
+            auto a = inner.query(name, type, deadline);
+            if (a.status != DnsStatus::ok && a.status != DnsStatus::nxdomain && a.status != DnsStatus::nodata)
+                a.detail = "rcode REFUSED from 127.0.0.1:5353 (1 tries, 0 ms)";
+            return a;
+        }
+    };
+    struct Case {
+        const char* what;
+        std::vector<Rr> rrs;
+        const char* failing;
+        std::string problem, public_problem;
+    };
+    const std::vector<Case> cases = {
+        {"the record itself", {}, "example.com", "TXT lookup for example.com: servfail (rcode REFUSED from 127.0.0.1:5353",
+         "TXT lookup for example.com: servfail"},
+        {"an a: target", {{"example.com", RrType::txt, "v=spf1 a:a.example.com -all"}}, "a.example.com",
+         "A lookup for a.example.com: servfail (rcode REFUSED", "A lookup for a.example.com: servfail"},
+        {"an include", {{"example.com", RrType::txt, "v=spf1 include:inc.example.com -all"}}, "inc.example.com",
+         "TXT lookup for inc.example.com: servfail (rcode", "TXT lookup for inc.example.com: servfail"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.what);
+        Detailed dns;
+        for (const auto& r : c.rrs) dns.inner.add(r.name, r.type, r.rdata);
+        dns.inner.add_failure(c.failing, DnsStatus::servfail);
+        Request req;
+        req.ip = *net::Address::parse("192.0.2.3");
+        req.sender = "user@example.com";
+        req.helo = "mail.example.com";
+        Outcome o = check_mailfrom(dns, req, Options{});
+        CHECK(o.result == Result::temperror);
+        CHECK(o.problem.find(c.problem) != std::string::npos);
+        CHECK(o.public_problem == c.public_problem);
+    }
+}

@@ -18,7 +18,9 @@
 # free_port             a TCP+UDP port on 127.0.0.1 that nothing listens on now
 #
 # Needs $BUILD (absolute build directory) in the environment; t/run-tests exports it.
+# Sourced once per script: the other libraries skip it when _th_loaded is set.
 
+_th_loaded=1
 _th_failed=0
 _th_passed=0
 _th_exit_cmds=""

@@ -17,7 +17,8 @@
 #       Sets BLACKHOLE_PORT and BLACKHOLE_SERVER (127.0.0.1:PORT).
 # dns_query NAME TYPE      drill NAME TYPE against the NSD (debugging aid)
 
-. "$(dirname "$0")/lib/common.sh"
+# A script outside t/integration/ sources common.sh itself first.
+[ -n "${_th_loaded:-}" ] || . "$(dirname "$0")/lib/common.sh"
 
 NSD=${NSD:-/usr/sbin/nsd}
 

@@ -6,17 +6,29 @@
 #       $MILTER_SOCKET, $MILTER_DIR/regmilter.pid, $DNS_SERVER, $MILTER_TABLE.
 #       The file is written beside and renamed, never half-written.
 # milter_start [EXTRA ARGS...]
-#       starts build/regmilter -f -c $MILTER_CONF (as the current user when
-#       not root, or -u $MILTER_USER when root) and waits until its socket
-#       answers; stops it at exit. Sets MILTER_PID and MILTER_LOG (a new log
-#       file per start: $MILTER_DIR/milter-N.log).
-# milter_stop       SIGTERM, then SIGKILL after 10 s; forgets MILTER_PID
+#       starts build/regmilter -f -c $MILTER_CONF [EXTRA ARGS] and waits until
+#       $MILTER_SOCKET answers a protocol negotiation (not for the socket file,
+#       which a killed milter leaves behind); stops it at exit. Run by root it
+#       leaves root for [milter] user = $MILTER_USER of the configuration (give
+#       MILTER_DIR to that user so that it can remove its socket and pid file).
+#       Sets MILTER_PID and MILTER_LOG (a new log file per start:
+#       $MILTER_DIR/milter-N.log). With -p SOCKET in EXTRA ARGS, set
+#       MILTER_SOCKET to the same SOCKET first (that is where it waits).
+# milter_running    true while the milter of MILTER_PID runs
+# milter_stop       SIGTERM, then SIGKILL after 10 s; forgets MILTER_PID; also
+#                   waits for the milters sent away by milter_retire
+# milter_retire     SIGTERM without waiting (libmilter takes up to 5 s to stop):
+#                   milter_stop waits for it later; forgets MILTER_PID
+# milter_kill       SIGKILL (no clean-up: the socket file stays); forgets MILTER_PID
+# milter_sanitizer_reports
+#       the number of AddressSanitizer/LeakSanitizer/UBSan reports in every
+#       log of $MILTER_DIR (SANITIZE builds; leaks are reported at exit)
 # milter_reload [expect-refusal]
 #       SIGHUP, then waits for the log line of the next generation (or of the
 #       refusal); sets MILTER_GENERATION.
 # milter_wait_log PATTERN COUNT
 #       until the log has more than COUNT lines matching PATTERN (10 s at most)
-# milter_wait_exit  until the milter process is gone (10 s at most)
+# milter_wait_exit [PID]  until the milter process is gone (10 s at most)
 #
 # Needs $BUILD and a tmpdir; MILTER_DIR defaults to a fresh one.
 
@@ -58,7 +70,7 @@ milter_start() {
     need_build regmilter t/milter-client
     MILTER_N=$((MILTER_N + 1))
     MILTER_LOG=$MILTER_DIR/milter-$MILTER_N.log
-    "$BUILD/regmilter" -c "$MILTER_CONF" -f -u "$MILTER_USER" "$@" > "$MILTER_LOG" 2>&1 &
+    "$BUILD/regmilter" -c "$MILTER_CONF" -f "$@" > "$MILTER_LOG" 2>&1 &
     MILTER_PID=$!
     at_exit "milter_stop"
     # The socket may exist before the milter listens (a stale file): wait for
@@ -72,16 +84,40 @@ milter_start() {
     echo "# regmilter pid $MILTER_PID on $MILTER_SOCKET"
 }
 
+milter_running() {
+    [ -n "${MILTER_PID:-}" ] && kill -0 "$MILTER_PID" 2>/dev/null
+}
+
 milter_stop() {
+    [ -n "${MILTER_PID:-}" ] && kill "$MILTER_PID" 2>/dev/null
+    for _mp in ${MILTER_PID:-} ${MILTER_RETIRED:-}; do
+        milter_wait_exit "$_mp" || kill -9 "$_mp" 2>/dev/null
+        wait "$_mp" 2>/dev/null
+    done
+    MILTER_PID=""
+    MILTER_RETIRED=""
+}
+
+milter_retire() {
     [ -n "${MILTER_PID:-}" ] || return 0
     kill "$MILTER_PID" 2>/dev/null
-    milter_wait_exit || kill -9 "$MILTER_PID" 2>/dev/null
+    MILTER_RETIRED="${MILTER_RETIRED:-} $MILTER_PID"
+    MILTER_PID=""
+}
+
+milter_kill() {
+    [ -n "${MILTER_PID:-}" ] || return 0
+    kill -9 "$MILTER_PID" 2>/dev/null
     wait "$MILTER_PID" 2>/dev/null
     MILTER_PID=""
 }
 
-_milter_gone() { ! kill -0 "$MILTER_PID" 2>/dev/null; }
-milter_wait_exit() { wait_until 10 _milter_gone; }
+milter_sanitizer_reports() {
+    cat "$MILTER_DIR"/milter-*.log 2>/dev/null | grep -c -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:'
+}
+
+_milter_gone() { ! kill -0 "$1" 2>/dev/null; }
+milter_wait_exit() { wait_until 10 _milter_gone "${1:-$MILTER_PID}"; }
 
 _milter_log_grew() { [ "$(grep -c "$1" "$MILTER_LOG")" -gt "$2" ]; }
 milter_wait_log() { wait_until 10 _milter_log_grew "$1" "$2"; }

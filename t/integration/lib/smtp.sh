@@ -1,7 +1,9 @@
 # smtp.sh: SMTP sessions and smtp-sink deliveries for the end-to-end tests
-# (POSIX sh, sourced after common.sh). Session files live in $T/s, deliveries
-# in $T/sink; both directories are created by sink_start / smtp_session.
+# (POSIX sh, sourced after common.sh). Session files live in $SMTP_DIR/s,
+# deliveries in $SMTP_DIR/sink (SMTP_DIR: the test's directory, $T unless set);
+# both directories are created by sink_start / smtp_session.
 #
+# smtp_greets PORT          127.0.0.1:PORT answers with 220 now
 # wait_smtp PORT            until 127.0.0.1:PORT greets with 220 (10 s at most)
 # sink_start                smtp-sink on a free port, writing every delivery to
 #                           $T/sink; sets SINK_PORT; stopped at exit
@@ -15,33 +17,45 @@
 # delivered_to TOKEN        recipients that received TOKEN, sorted ("" = nobody)
 # headers_of TOKEN          the header block of the first delivered copy, unfolded
 # header_line TOKEN NAME    its first NAME: header
+# wait_sink TOKEN COUNT     until COUNT copies of TOKEN reached the sink (30 s at most)
+
+_smtp_dir() { echo "${SMTP_DIR:-$T}"; }
+
+smtp_greets() {
+    printf 'QUIT\n' | timeout 2 "$BUILD/t/smtp-client" -t 1000 127.0.0.1 "$1" 2>/dev/null | grep -q '^220 '
+}
 
 wait_smtp() {
-    _ws_i=0
-    while ! printf 'QUIT\n' | timeout 2 "$BUILD/t/smtp-client" -t 1000 127.0.0.1 "$1" 2>/dev/null | grep -q '^220 ' &&
-        [ $_ws_i -lt 100 ]; do
-        sleep 0.1
-        _ws_i=$((_ws_i + 1))
-    done
+    wait_until 10 smtp_greets "$1"
 }
 
 sink_start() {
-    mkdir -p "$T/sink"
-    chown postfix "$T/sink"
-    SINK_PORT=$(free_port) || exit 1
-    /usr/sbin/smtp-sink -u postfix -d "$T/sink/%Y%m%d%H%M%S." 127.0.0.1:"$SINK_PORT" 64 > "$T/sink.log" 2>&1 &
-    _sink_pid=$!
-    at_exit "kill $_sink_pid"
-    wait_smtp "$SINK_PORT"
+    mkdir -p "$(_smtp_dir)/sink"
+    chown postfix "$(_smtp_dir)/sink"
+    _ss_try=0
+    while [ $_ss_try -lt 3 ]; do   # a port taken between free_port and the bind: another one
+        _ss_try=$((_ss_try + 1))
+        SINK_PORT=$(free_port) || exit 1
+        /usr/sbin/smtp-sink -u postfix -d "$(_smtp_dir)/sink/%Y%m%d%H%M%S." 127.0.0.1:"$SINK_PORT" 64 \
+            > "$(_smtp_dir)/sink.log" 2>&1 &
+        SINK_PID=$!
+        at_exit "kill $SINK_PID; wait $SINK_PID"
+        wait_smtp "$SINK_PORT" && return 0
+        kill "$SINK_PID" 2>/dev/null
+        wait "$SINK_PID" 2>/dev/null
+    done
+    echo "# smtp-sink did not start; its log:"
+    sed 's/^/#   /' "$(_smtp_dir)/sink.log"
+    exit 1
 }
 
 smtp_session() {
-    mkdir -p "$T/s"
-    cat > "$T/s/$1.smtp"
+    mkdir -p "$(_smtp_dir)/s"
+    cat > "$(_smtp_dir)/s/$1.smtp"
     if [ -n "${3:-}" ]; then
-        timeout 120 "$BUILD/t/smtp-client" -s "$3" 127.0.0.1 "$2" "$T/s/$1.smtp" > "$T/s/$1.out" 2>&1
+        timeout 120 "$BUILD/t/smtp-client" -s "$3" 127.0.0.1 "$2" "$(_smtp_dir)/s/$1.smtp" > "$(_smtp_dir)/s/$1.out" 2>&1
     else
-        timeout 120 "$BUILD/t/smtp-client" 127.0.0.1 "$2" "$T/s/$1.smtp" > "$T/s/$1.out" 2>&1
+        timeout 120 "$BUILD/t/smtp-client" 127.0.0.1 "$2" "$(_smtp_dir)/s/$1.smtp" > "$(_smtp_dir)/s/$1.out" 2>&1
     fi
 }
 
@@ -52,7 +66,7 @@ reply() {
         found && /^[>!]/ { exit }
         found { last = $0 }
         $0 == cmd { seen++; if (seen == n) found = 1 }
-        END { print last }' "$T/s/$1.out"
+        END { print last }' "$(_smtp_dir)/s/$1.out"
 }
 
 code() {
@@ -73,7 +87,7 @@ message() {
 }
 
 sink_files() {
-    grep -l -x "Subject: $1" "$T"/sink/* 2>/dev/null
+    grep -l -x "Subject: $1" "$(_smtp_dir)"/sink/* 2>/dev/null
 }
 
 delivered_to() {
@@ -94,11 +108,7 @@ header_line() {
     headers_of "$1" | grep -i -m 1 "^$2:" || true
 }
 
-# wait_delivered TOKEN COUNT: until COUNT copies of TOKEN reached the sink (30 s at most)
-wait_delivered() {
-    _wd_i=0
-    while [ "$(sink_files "$1" | wc -l)" -lt "$2" ] && [ $_wd_i -lt 300 ]; do
-        sleep 0.1
-        _wd_i=$((_wd_i + 1))
-    done
+_sink_has() { [ "$(sink_files "$1" | wc -l)" -ge "$2" ]; }
+wait_sink() {
+    wait_until 30 _sink_has "$1" "$2"
 }
