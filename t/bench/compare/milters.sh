@@ -5,15 +5,18 @@
 # regmilter through its nameservers key, the others through the resolv.conf
 # that compare.sh bind-mounts over /etc/resolv.conf in its mount namespace.
 #
-# milter_start NAME    starts it; sets MILTER_PID and MILTER_SOCK. Returns 77
-#                      with the reason in MILTER_SKIP when it cannot run here.
+# milter_start NAME    starts it; sets MILTER_PID and MILTER_SOCK (and
+#                      MILTER_CPU_EXTRA, "NAME=PID" of a helper process whose
+#                      CPU counts too: the Redis of regmilter-grey-redis).
+#                      Returns 77 with the reason in MILTER_SKIP when it
+#                      cannot run here.
 # milter_stop          stops the running one
 # MILTERS              every name, in the order the comparison prints them
 #
 # Needs $T, $BUILD and $WORKLOAD.
 
-MILTERS="regmilter null-all null-floor pyspf-milter opendmarc"
-MILTER_PID="" MILTER_SOCK="" MILTER_SKIP=""
+MILTERS="regmilter regmilter-grey-memory regmilter-grey-redis null-all null-floor pyspf-milter opendmarc"
+MILTER_PID="" MILTER_SOCK="" MILTER_SKIP="" MILTER_CPU_EXTRA="" REDIS_BENCH_PID=""
 
 milter_start() {
     MILTER_PID="" MILTER_SKIP=""
@@ -21,6 +24,8 @@ milter_start() {
     rm -f "$MILTER_SOCK"
     case $1 in
     regmilter) _start_regmilter ;;
+    regmilter-grey-memory) _start_regmilter memory ;;
+    regmilter-grey-redis) _start_regmilter redis ;;
     null-all) _start_null all ;;
     null-floor) _start_null floor ;;
     pyspf-milter) _start_pyspf ;;
@@ -45,7 +50,8 @@ _socket_up() {
 # interval); the bench has no use for a clean exit after 1 s.
 milter_stop() {
     stop_pid "$MILTER_PID" 1
-    MILTER_PID=""
+    stop_pid "$REDIS_BENCH_PID" 1
+    MILTER_PID="" REDIS_BENCH_PID="" MILTER_CPU_EXTRA=""
 }
 
 # regmilter as an MTA would run it (a daemon, its pid file), with the
@@ -53,8 +59,25 @@ milter_stop() {
 # network is trusted: the bench's clients must be checked. Every milter here
 # runs as root (user = root: the default user "regmilter" may not exist).
 # A start-up error goes to syslog only (no -f), so -t is asked first.
+# _start_regmilter memory|redis: the same with unregistered = greylist (a
+# 1 s delay: the warm-up's triplets have passed when the runs begin), the
+# state in memory or in a redis-server started here on 127.0.0.1:6379 (the
+# namespace's own loopback), without persistence.
 _start_regmilter() {
     [ -x "$BUILD/regmilter" ] || { MILTER_SKIP="$BUILD/regmilter not built"; return 77; }
+    _unregistered=tag
+    if [ -n "${1:-}" ]; then
+        _unregistered=greylist
+        if [ "$1" = redis ]; then
+            command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 ||
+                { MILTER_SKIP="redis-server or redis-cli not installed"; return 77; }
+            redis-server --port 6379 --bind 127.0.0.1 --save "" --appendonly no --dir "$T" --daemonize no \
+                --logfile "$T/redis.log" &
+            REDIS_BENCH_PID=$!
+            wait_for "redis-server" 50 redis-cli -p 6379 PING || { MILTER_SKIP="redis-server did not start"; return 77; }
+            MILTER_CPU_EXTRA="redis=$REDIS_BENCH_PID"
+        fi
+    fi
     cat > "$T/regmilter.ini" <<CONF
 [milter]
 socket = unix:$MILTER_SOCK
@@ -77,7 +100,7 @@ networks =
 zone = reg.bench
 format = dashed
 meaning = registered
-unregistered = tag
+unregistered = $_unregistered
 bulk_codes = 127.0.0.3
 
 [spf]
@@ -87,6 +110,13 @@ permerror = tag
 temperror = tempfail
 check_helo = yes
 headers = both
+
+[greylist]
+delay = 1
+
+[state]
+backend = ${1:-memory}
+redis = 127.0.0.1:6379
 CONF
     rm -f "$T/regmilter.pid"
     "$BUILD/regmilter" -c "$T/regmilter.ini" -t > "$T/regmilter.log" 2>&1 &&
