@@ -34,6 +34,7 @@ Transcript simulate(Session& session, const Scenario& sc) {
         if (!record(Stage::rcpt, reply, r)) ++accepted;
     }
     if (!sc.rcpts.empty() && accepted == 0) {
+        t.facts = session.facts();
         session.abort();
         session.close();
         return t;
@@ -185,8 +186,8 @@ void ratelimit_json(util::JsonWriter& w, const ratelimit::Result& r) {
 
 // "state", "greylist" and "ratelimit": the store asked, and what greylisting
 // and the rate limits said for this transaction.
-void throttle_section(util::JsonWriter& w, const Session& session, const config::Config& cfg) {
-    const ThrottleFacts& t = session.facts().throttle;
+void throttle_section(util::JsonWriter& w, const Session& session, const Facts& f, const config::Config& cfg) {
+    const ThrottleFacts& t = f.throttle;
     w.key("state").begin_object();
     w.key("backend").value(util::name_of(cfg.state.backend));
     w.key("store").value(session.store() ? session.store()->describe() : std::string("none"));
@@ -234,7 +235,7 @@ void throttle_section(util::JsonWriter& w, const Session& session, const config:
 }  // namespace
 
 std::string to_json(const Session& session, const Transcript& t) {
-    const Facts& f = session.facts();
+    const Facts& f = t.facts ? *t.facts : session.facts();
     static const config::Config& none = *config::defaults();
     const config::Config& cfg = session.runtime() ? *session.runtime()->config : none;
     util::JsonWriter w;
@@ -250,7 +251,7 @@ std::string to_json(const Session& session, const Transcript& t) {
     registry_section(w, f.connect);
     bulk_section(w, f, cfg, t);
     verdicts_section(w, t);
-    throttle_section(w, session, cfg);
+    throttle_section(w, session, f, cfg);
     w.end_object();
     return w.str();
 }

@@ -31,6 +31,10 @@ struct StageReply {
 struct Transcript {
     std::vector<StageReply> replies;  // in stage order; stops where the MTA would stop
     std::vector<Recipient> asked;     // every recipient, refused or not
+    // The session's facts where its last stage left them: before the abort
+    // that follows a transaction whose every recipient was refused (by
+    // greylisting, say), which forgets the transaction.
+    std::optional<Facts> facts;
 };
 
 // connect, helo, mail, rcpt (each), end of headers, end of message. With no

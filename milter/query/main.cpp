@@ -178,7 +178,7 @@ std::string config_path(const Args& a) {
 }
 
 void print_text(const policy::Session& session, const policy::Transcript& t) {
-    const policy::Facts& f = session.facts();
+    const policy::Facts& f = t.facts ? *t.facts : session.facts();
     std::cout << "config: " << session.runtime()->config->source << '\n';
     if (f.mail.spf_mail) {
         const spf::Outcome& o = *f.mail.spf_mail;
@@ -210,6 +210,30 @@ void print_text(const policy::Session& session, const policy::Transcript& t) {
     std::cout << "bulk:";
     for (const auto& s : signals) std::cout << ' ' << s;
     std::cout << (signals.empty() ? " no" : "") << '\n';
+    auto rate = [](const ratelimit::Result& r) {
+        std::cout << ratelimit::to_string(r.outcome) << " (" << r.count << " of " << r.limit << " per " << r.window
+                  << " s for " << r.network.str() << ")";
+        if (!r.store.ok()) std::cout << ": " << state::to_string(r.store.status) << ": " << r.store.reason;
+        std::cout << '\n';
+    };
+    if (f.throttle.messages) {
+        std::cout << "ratelimit messages: ";
+        rate(*f.throttle.messages);
+    }
+    for (const auto& rt : f.throttle.rcpts) {
+        if (rt.greylist) {
+            const greylist::Result& g = *rt.greylist;
+            std::cout << "greylist <" << rt.rcpt << ">: " << greylist::to_string(g.outcome);
+            if (g.delays()) std::cout << ", retry in " << g.wait << " s";
+            std::cout << " (network " << g.network.str() << ", " << g.client_passes << " passed triplet(s))";
+            if (!g.store.ok()) std::cout << ": " << state::to_string(g.store.status) << ": " << g.store.reason;
+            std::cout << '\n';
+        }
+        if (rt.ratelimit) {
+            std::cout << "ratelimit recipients <" << rt.rcpt << ">: ";
+            rate(*rt.ratelimit);
+        }
+    }
     for (const auto& sr : t.replies) {
         const policy::Reply& r = sr.reply;
         std::cout << "verdict " << policy::to_string(sr.stage);

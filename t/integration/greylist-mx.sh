@@ -9,9 +9,11 @@
 #   - a triplet greylisted on A is early on B before the 2 s delay and
 #     passes on B after it (and on A); a registered client is never delayed
 #   - a rate limit counts across both hosts
+#   - regmilter-query --state-peek reads the shared state and writes nothing
 #   - killing Redis mid-run: mail is accepted (on_error = accept), each host
 #     logs exactly one outage line, decision lines never name the store; after
 #     Redis returns both recover by themselves (one line each) and greylist again
+#   - a key of the wrong type and a full Redis (OOM): accepted, with a line
 # Phase "memory": one milter with the memory backend and a snapshot:
 #   - a SIGHUP reload keeps the state; one that changes [state] says so
 #   - the state survives a restart (SIGTERM saves the snapshot, start reads it)
@@ -25,7 +27,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/redis-server.sh"
 FIX_E2E=$(cd "$here/../fixtures/e2e" && pwd)
 
-need_build regmilter t/milter-client
+need_build regmilter regmilter-query t/milter-client t/state-probe t/json-get
 ONLY="${*:-redis memory}"
 wanted() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 tmpdir_new T
@@ -158,6 +160,22 @@ data: continue"
     check_match "the decision lines carry greylist=" "$(grep -c 'greylist=new ' "$T/A.log") $(grep -c 'greylist=passed ' "$T/B.log")" \
         "[1-9]* [1-9]*"
 
+    # regmilter-query --state-peek reads the shared state and changes nothing.
+    q() {
+        "$BUILD/regmilter-query" -c "$T/A.ini" --ip 198.51.100.66 --helo mx.spf.e2e.test \
+            --from carol@pass.spf.e2e.test --rcpt "$1" --json ${2:-} > "$T/q.json" 2> "$T/q.err"
+        "$BUILD/t/json-get" greylist.recipients.0.outcome < "$T/q.json"
+    }
+    check "query --state-peek: the passed triplet is passed" "$(q dave@dest.test --state-peek)" passed
+    check "query --state-peek: the store it read" "$("$BUILD/t/json-get" state.store < "$T/q.json")" \
+        "redis $REDIS_TCP"
+    check "query --state-peek: a new triplet is new" "$(q peek@dest.test --state-peek)" new
+    check "query --state-peek: ... and still new (nothing was written)" "$(q peek@dest.test --state-peek)" new
+    check "query without --state-peek: its own empty store" "$(q dave@dest.test)" new
+    check "... which the milters never see: the triplet is new on A" \
+        "$(send A 198.51.100.66 carol@pass.spf.e2e.test peek@dest.test)" \
+        "451 4.7.1 greylisted, please retry in 2 seconds"
+
     # The registered client above sent 1 message (limit 3 per window, per /24).
     check "rate limit: message 2 on A" "$(send A 198.51.100.7 carol@pass.spf.e2e.test r1@dest.test)" "continue
 data: continue"
@@ -202,6 +220,32 @@ data: continue"
         check "Redis back: $h logged exactly one recovery line" "$(count_log $h "answers again, after")" 1
         check "... and still one outage line" "$(count_log $h "unavailable (")" 1
     done
+    # A key of the wrong type: that call follows on_error, with a line each
+    # time; it is no outage.
+    key=$("$BUILD/t/state-probe" --redis "$REDIS_TCP" key --ip 198.51.100.66 --from carol@pass.spf.e2e.test \
+        --rcpt wrongtype@dest.test | sed -n 's/^triplet //p')
+    redis_cli SET "$key" "not a hash" > /dev/null
+    check "wrong type: accepted (on_error = accept)" \
+        "$(send A 198.51.100.66 carol@pass.spf.e2e.test wrongtype@dest.test)" "continue
+data: continue"
+    check_match "wrong type: one line naming Redis's answer" "$(grep -F WRONGTYPE "$T/A.log")" "*state store redis *WRONGTYPE*"
+    check "wrong type: no outage" "$(count_log A "unavailable (")" 1
+    # A full Redis (maxmemory, noeviction): accept, one line for the outage, one when it ends.
+    redis_cli EVAL "for i = 1, 3000 do redis.call('SET', 'junk' .. i, string.rep('x', 1000)) end return 1" 0 > /dev/null
+    redis_cli CONFIG SET maxmemory-policy noeviction > /dev/null
+    redis_cli CONFIG SET maxmemory 1mb > /dev/null
+    for i in 1 2 3; do
+        check "Redis full, message $i: accepted" "$(send B 198.51.100.66 carol@pass.spf.e2e.test "full$i@dest.test")" \
+            "continue
+data: continue"
+    done
+    check_match "Redis full: one more outage line on B, saying it is full" \
+        "$(grep -F "unavailable (" "$T/B.log" | tail -n 1)" "*unavailable (full): *OOM*"
+    check "Redis full: ... only one" "$(count_log B "unavailable (")" 2
+    redis_cli CONFIG SET maxmemory 0 > /dev/null
+    check "Redis with room again: greylisting again" \
+        "$(send B 198.51.100.66 carol@pass.spf.e2e.test full1@dest.test)" "451 4.7.1 greylisted, please retry in 2 seconds"
+    check "... and its recovery line" "$(count_log B "answers again, after")" 2
     host_stop A
     host_stop B
 fi

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "policy/replies.hpp"
+#include "policy/report.hpp"
 #include "policy/session.hpp"
 #include "policy/throttle.hpp"
 #include "state/memory_store.hpp"
@@ -463,4 +464,47 @@ TEST_CASE("the store outlives a new snapshot: a reload keeps what greylisting le
     Tx t = send(rig, "192.0.2.66", {"bob@example.org"});
     CHECK(t.rcpts[0].action == Action::continue_);
     CHECK(contains(t.data.log, "greylist=passed "));
+}
+
+TEST_CASE("greylisting: addresses of any length and bytes are only hashed, never kept", "[throttle]") {
+    Rig rig(cfg_text(""));
+    const std::string huge = std::string(100000, 'x') + "@example.org";
+    const std::string odd = std::string("a\x01\x7f\xff\"\\ %s") + "@example.org";
+    for (const auto& rcpt : {huge, odd}) {
+        Tx t = send(rig, "192.0.2.66", {rcpt});
+        REQUIRE(t.rcpts.size() == 1);
+        CHECK(t.rcpts[0].action == Action::tempfail);
+        CHECK(t.rcpts[0].text == "greylisted, please retry in 300 seconds");
+    }
+    CHECK(rig.memory().size() == 2);
+    // Case of the addresses does not make another triplet.
+    Tx again = send(rig, "192.0.2.66", {"A" + odd.substr(1)}, {}, "<ALICE@EXAMPLE.COM>");
+    CHECK(contains(again.rcpts[0].log, "greylist=early "));
+    CHECK(rig.memory().size() == 2);
+}
+
+TEST_CASE("regmilter-query's JSON: the state, greylist and ratelimit facts beside the old keys",
+          "[throttle]") {
+    Rig rig(cfg_text("[ratelimit]\nunregistered_messages = 10\n"));
+    policy::Session s(rig.env());
+    policy::Scenario sc;
+    sc.ip = net::Address::parse("192.0.2.66");
+    sc.helo = "mail.example.com";
+    sc.mail_from = "alice@example.com";
+    sc.rcpts = {"bob@example.org"};
+    std::string json = policy::to_json(s, policy::simulate(s, sc));
+    for (const char* key : {"\"spf\":", "\"registry\":", "\"bulk\":", "\"verdicts\":", "\"headers\":"})
+        CHECK(contains(json, key));
+    INFO(json);
+    CHECK(contains(json, "\"state\":{\"backend\":\"memory\",\"store\":\"memory\",\"peek\":false}"));
+    CHECK(contains(json,
+                   "\"greylist\":{\"applies\":true,\"reason\":\"registry:unregistered:reg.example\","
+                   "\"recipients\":[{\"rcpt\":\"bob@example.org\",\"outcome\":\"new\",\"wait\":300,"
+                   "\"network\":\"192.0.2.0/24\",\"client_passes\":0,\"error\":\"\"}]}"));
+    CHECK(contains(json,
+                   "\"ratelimit\":{\"class\":\"unregistered\",\"applies\":true,\"messages\":{\"outcome\":"
+                   "\"pass\",\"count\":1,\"limit\":10,\"window\":3600,\"retry_after\":0,\"network\":"
+                   "\"192.0.2.0/24\",\"error\":\"\"},\"recipients\":[]}"));
+    CHECK(contains(
+        json, "\"code\":\"451\",\"xcode\":\"4.7.1\",\"text\":\"greylisted, please retry in 300 seconds\""));
 }
