@@ -65,20 +65,26 @@ milter_stop() {
 # namespace's own loopback), without persistence.
 _start_regmilter() {
     [ -x "$BUILD/regmilter" ] || { MILTER_SKIP="$BUILD/regmilter not built"; return 77; }
-    _unregistered=tag
-    if [ -n "${1:-}" ]; then
-        _unregistered=greylist
-        if [ "$1" = redis ]; then
-            command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 ||
-                { MILTER_SKIP="redis-server or redis-cli not installed"; return 77; }
-            redis-server --port 6379 --bind 127.0.0.1 --save "" --appendonly no --dir "$T" --daemonize no \
-                --logfile "$T/redis.log" &
-            REDIS_BENCH_PID=$!
-            wait_for "redis-server" 50 redis-cli -p 6379 PING || { MILTER_SKIP="redis-server did not start"; return 77; }
-            MILTER_CPU_EXTRA="redis=$REDIS_BENCH_PID"
-        fi
+    if [ "${1:-}" = redis ]; then
+        redis_bench_start || return 77
+        MILTER_CPU_EXTRA="redis=$REDIS_BENCH_PID"
     fi
-    cat > "$T/regmilter.ini" <<CONF
+    regmilter_ini "$([ -n "${1:-}" ] && echo greylist || echo tag)" "${1:-memory}" > "$T/regmilter.ini"
+    rm -f "$T/regmilter.pid"
+    "$BUILD/regmilter" -c "$T/regmilter.ini" -t > "$T/regmilter.log" 2>&1 &&
+        "$BUILD/regmilter" -c "$T/regmilter.ini" >> "$T/regmilter.log" 2>&1 || {
+        MILTER_SKIP="regmilter did not start: $(tr '\n' ' ' < "$T/regmilter.log")"
+        return 77
+    }
+    wait_for "regmilter pid file" 50 test -s "$T/regmilter.pid" || return 77
+    MILTER_PID=$(cat "$T/regmilter.pid")
+}
+
+# regmilter_ini UNREGISTERED BACKEND [STATE...]: the bench's configuration
+# of regmilter (socket $MILTER_SOCK), [registry reg] unregistered =
+# UNREGISTERED, [state] backend = BACKEND and the further [state] lines.
+regmilter_ini() {
+    cat <<CONF
 [milter]
 socket = unix:$MILTER_SOCK
 user = root
@@ -100,7 +106,7 @@ networks =
 zone = reg.bench
 format = dashed
 meaning = registered
-unregistered = $_unregistered
+unregistered = $1
 bulk_codes = 127.0.0.3
 
 [spf]
@@ -115,17 +121,23 @@ headers = both
 delay = 1
 
 [state]
-backend = ${1:-memory}
+backend = $2
 redis = 127.0.0.1:6379
 CONF
-    rm -f "$T/regmilter.pid"
-    "$BUILD/regmilter" -c "$T/regmilter.ini" -t > "$T/regmilter.log" 2>&1 &&
-        "$BUILD/regmilter" -c "$T/regmilter.ini" >> "$T/regmilter.log" 2>&1 || {
-        MILTER_SKIP="regmilter did not start: $(tr '\n' ' ' < "$T/regmilter.log")"
-        return 77
-    }
-    wait_for "regmilter pid file" 50 test -s "$T/regmilter.pid" || return 77
-    MILTER_PID=$(cat "$T/regmilter.pid")
+    shift 2
+    for _line in "$@"; do echo "$_line"; done
+}
+
+# redis_bench_start: redis-server on 127.0.0.1:6379 (the namespace's
+# loopback), no persistence; sets REDIS_BENCH_PID. False, with the reason in
+# MILTER_SKIP, when it cannot run.
+redis_bench_start() {
+    command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 ||
+        { MILTER_SKIP="redis-server or redis-cli not installed"; return 1; }
+    redis-server --port 6379 --bind 127.0.0.1 --save "" --appendonly no --dir "$T" --daemonize no \
+        --logfile "$T/redis.log" &
+    REDIS_BENCH_PID=$!
+    wait_for "redis-server" 50 redis-cli -p 6379 PING || { MILTER_SKIP="redis-server did not start"; return 1; }
 }
 
 _start_null() {
