@@ -160,7 +160,7 @@ integration: deps
 	@t/run-tests --only-integration $(BUILD)
 integration-build: all $(TOOL_BINS) $(NULL_MILTER)
 
-# QUICK=1: one run per case, shorter runs (under 2 minutes in all). The bench
+# QUICK=1: one run per case, shorter runs (about 3 minutes in all). The bench
 # packages are installed when they can be; a missing peer is skipped.
 bench: deps $(BENCH_DEPS)
 	@$(MAKE) --no-print-directory bench-build

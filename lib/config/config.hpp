@@ -17,6 +17,7 @@
 #include "dns/nameserver.hpp"
 #include "greylist/greylist.hpp"
 #include "net/address.hpp"
+#include "net/endpoint.hpp"
 #include "policy/settings.hpp"
 #include "ratelimit/ratelimit.hpp"
 #include "registry/registry.hpp"
@@ -29,6 +30,12 @@ namespace regmilter::config {
 // (options.cpp), applied by defaults() and load_*(). A Config built any other
 // way is not a valid configuration.
 
+enum class SyslogFacility { mail, daemon, user, local0, local1, local2, local3, local4, local5, local6, local7 };
+inline constexpr const char* syslog_facility_names[] = {"mail",   "daemon", "user",   "local0",
+                                                        "local1", "local2", "local3", "local4",
+                                                        "local5", "local6", "local7"};
+constexpr util::Names names_of(SyslogFacility) { return syslog_facility_names; }
+
 struct Milter {
     std::string socket;
     unsigned socket_mode = 0;  // octal in the file
@@ -37,6 +44,14 @@ struct Milter {
     policy::Mode mode = policy::Mode::enforce;
     std::string authserv_id;  // empty: the host name (the front end fills it in)
     policy::OnInternalError on_internal_error = policy::OnInternalError::tempfail;
+    SyslogFacility syslog_facility = SyslogFacility::mail;
+    int drain_timeout = 0;  // seconds
+};
+
+// [policy]: exceptions to every refusal.
+struct Exemptions {
+    // Lower case; "local@domain", or "local@" for that local part at any domain.
+    std::vector<std::string> recipients;
 };
 
 struct Resolver {
@@ -89,6 +104,11 @@ struct State {
     long max_entries = 0;                                // memory: entries kept at most
 };
 
+// [stats]: the statistics endpoint (regmilter(8) serves GET /metrics there).
+struct Stats {
+    std::optional<net::Endpoint> listen;  // none: no endpoint
+};
+
 struct Config {
     std::string source = "(defaults)";  // file name, or "(defaults)"
     Milter milter;
@@ -100,6 +120,8 @@ struct Config {
     greylist::Settings greylist;
     ratelimit::Settings ratelimit;  // its network_v4/v6 are [greylist]'s
     State state;
+    Exemptions exemptions;
+    Stats stats;
 };
 
 // Every problem at once, in line order, each "FILE:LINE: [section] key:

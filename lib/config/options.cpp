@@ -15,6 +15,7 @@ bool Option::is_list() const {
         case Type::line_list:
         case Type::domain_list:
         case Type::sender_list:
+        case Type::recipient_list:
             return true;
         default:
             return false;
@@ -94,6 +95,14 @@ template <>
 State& part<State>(Target& t) {
     return t.cfg.state;
 }
+template <>
+Exemptions& part<Exemptions>(Target& t) {
+    return t.cfg.exemptions;
+}
+template <>
+Stats& part<Stats>(Target& t) {
+    return t.cfg.stats;
+}
 
 template <class C>
 constexpr const char* section_of() {
@@ -106,6 +115,8 @@ constexpr const char* section_of() {
     if constexpr (std::is_same_v<C, greylist::Settings>) return "greylist";
     if constexpr (std::is_same_v<C, ratelimit::Settings>) return "ratelimit";
     if constexpr (std::is_same_v<C, State>) return "state";
+    if constexpr (std::is_same_v<C, Exemptions>) return "policy";
+    if constexpr (std::is_same_v<C, Stats>) return "stats";
 }
 
 template <Type T, class V>
@@ -136,11 +147,14 @@ constexpr bool fits() {
             return std::is_same_v<V, std::vector<net::Address>>;
         case Type::line_list:
         case Type::domain_list:
+        case Type::recipient_list:
             return std::is_same_v<V, std::vector<std::string>>;
         case Type::sender_list:
             return std::is_same_v<V, bulk::Senders>;
         case Type::date:
             return std::is_same_v<V, std::optional<util::Day>>;
+        case Type::endpoint:
+            return std::is_same_v<V, std::optional<net::Endpoint>>;
     }
     return false;
 }
@@ -207,6 +221,12 @@ std::vector<Option> milter_rows() {
         row<Type::choice, &Milter::on_internal_error>(
             "on_internal_error", "tempfail", one_of(policy::on_internal_error_names),
             "Answer when regmilter itself fails: tempfail is 451 4.3.0."),
+        row<Type::choice, &Milter::syslog_facility>("syslog_facility", "mail", one_of(syslog_facility_names),
+                                                    "The syslog facility of every log line."),
+        row<Type::integer, &Milter::drain_timeout>(
+            "drain_timeout", "20", range(0, 3600),
+            "Seconds SIGTERM waits for open SMTP sessions before closing them; keep it below the "
+            "service manager's stop timeout (the unit's TimeoutStopSec=30)."),
     };
 }
 
@@ -416,10 +436,30 @@ std::vector<Option> state_rows() {
     };
 }
 
+// [policy]
+std::vector<Option> policy_rows() {
+    return {
+        row<Type::recipient_list, &Exemptions::recipients>(
+            "exempt_recipients", "", words("local@domain or local@ (that local part at any domain) ..."),
+            "Recipients a refused client still reaches (RFC 5321 §4.5.1 postmaster@, abuse@): its "
+            "refusal moves from MAIL FROM to each other recipient. Empty: none."),
+    };
+}
+
+// [stats]
+std::vector<Option> stats_rows() {
+    return {
+        row<Type::endpoint, &Stats::listen>(
+            "listen", "", words("IP:PORT or [IPv6]:PORT; empty: off"),
+            "Serve the counters in the Prometheus text format at http://IP:PORT/metrics (a loopback address; "
+            "others are warned about)."),
+    };
+}
+
 std::vector<Option> build() {
     std::vector<Option> all;
     for (auto rows : {milter_rows, resolver_rows, trust_rows, registry_rows, spf_rows, bulk_rows,
-                      greylist_rows, ratelimit_rows, state_rows})
+                      greylist_rows, ratelimit_rows, state_rows, policy_rows, stats_rows})
         for (auto& o : rows()) all.push_back(std::move(o));
     return all;
 }

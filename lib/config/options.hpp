@@ -34,13 +34,16 @@ enum class Type {
     sender_list,
     date,
     delimiter,
+    recipient_list,
+    endpoint,
 };
 // What each type is called in messages and documentation.
 inline constexpr const char* type_names[] = {
     "boolean",          "integer",           "octal mode",          "choice",           "text",
     "user name",        "DNS name",          "path",                "file",             "socket",
     "list of nameservers", "list of networks", "list of addresses", "list, one per line", "list of host names",
-    "list of domains and networks", "date", "characters"};
+    "list of domains and networks", "date", "characters", "list of addresses and local parts",
+    "address and port"};
 constexpr util::Names names_of(Type) { return type_names; }
 inline const char* to_string(Type t) { return util::name_of(t); }
 
@@ -51,7 +54,7 @@ struct Target {
 };
 
 struct Option {
-    const char* section;  // "milter", "resolver", "trust", "registry", "spf", "bulk", "greylist", ...
+    const char* section;  // "milter", "resolver", "trust", "registry", "spf", "bulk", "greylist", "stats", ...
     const char* key;
     Type type;
     const char* default_value;  // as written in the file ("" = empty)

@@ -237,6 +237,22 @@ std::string parse(const Option& o, const Lines& lines, std::vector<std::string>&
             else
                 list.emplace_back(v);
         }
+    } else if (o.type == Type::recipient_list) {
+        // "local@domain", or "local@" for that local part at any domain; kept
+        // in lower case (local parts compare case-insensitively, DESIGN "Bulk table").
+        for (const auto& w : words_of(lines)) {
+            auto at = w.rfind('@');
+            std::string_view local = std::string_view(w).substr(0, at == std::string::npos ? 0 : at);
+            std::string_view domain = at == std::string::npos ? std::string_view() : std::string_view(w).substr(at + 1);
+            if (at == std::string::npos || local.empty())
+                add_problem(errs, quoted(w) + " is neither local@domain nor local@");
+            else if (has_control(local) || local.find_first_of(" <>") != std::string_view::npos)
+                add_problem(errs, quoted(w) + ": the local part has characters an address cannot have");
+            else if (!domain.empty() && !valid_domain(domain))
+                add_problem(errs, quoted(w) + ": \"" + std::string(domain) + "\" is not a domain");
+            else
+                list.push_back(util::lower(std::string(local)) + "@" + (domain.empty() ? "" : lower_domain(domain)));
+        }
     } else {
         for (const auto& w : words_of(lines)) {
             if (valid_domain(w))
@@ -278,6 +294,19 @@ std::string parse(const Option&, const Lines& lines, std::optional<util::Day>& o
     auto d = util::parse_date(v);
     if (!d) return quoted(v) + " is not a date";
     out = *d;
+    return {};
+}
+
+std::string parse(const Option&, const Lines& lines, std::optional<net::Endpoint>& out) {
+    const std::string& v = single(lines);
+    if (v.empty()) {
+        out.reset();
+        return {};
+    }
+    std::string err;
+    auto ep = net::parse_endpoint(v, 0, "address", err);
+    if (!ep) return err;
+    out = *ep;
     return {};
 }
 

@@ -31,6 +31,8 @@ std::string parse(const Option& o, const Lines& lines, std::vector<net::Address>
 std::string parse(const Option& o, const Lines& lines, std::vector<std::string>& out);
 std::string parse(const Option& o, const Lines& lines, bulk::Senders& out);
 std::string parse(const Option& o, const Lines& lines, std::optional<util::Day>& out);
+// endpoint: IP:PORT or [IPv6]:PORT, a port required; empty: none.
+std::string parse(const Option& o, const Lines& lines, std::optional<net::Endpoint>& out);
 
 // choice: one of o.names.
 std::string parse_choice(const Option& o, const Lines& lines, size_t& index);

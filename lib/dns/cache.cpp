@@ -13,6 +13,7 @@ using Seconds = std::chrono::seconds;
 
 // The time an answer may be kept, per CacheOptions; 0 = do not store.
 uint32_t keep_for(const CacheOptions& o, const DnsAnswer& a) {
+    if (a.local) return 0;  // this host's trouble says nothing about the name
     switch (a.status) {
     case DnsStatus::ok: return std::min(a.ttl, o.max_ttl);
     case DnsStatus::nxdomain:
@@ -27,6 +28,9 @@ uint32_t keep_for(const CacheOptions& o, const DnsAnswer& a) {
 }  // namespace
 
 Cache::Cache(CacheOptions options, Now now) : options_(options), now_(std::move(now)) {}
+
+Cache::Cache(CacheOptions options, Now now, std::shared_ptr<Counters> counters)
+    : options_(options), now_(std::move(now)), counters_(std::move(counters)) {}
 
 std::string Cache::key_of(std::string_view name, RrType type) {
     std::string k = util::lower(name);
@@ -79,6 +83,7 @@ std::optional<DnsAnswer> Cache::get(std::string_view name, RrType type) {
     auto s = state_.lock();
     auto a = find_locked(*s, key, now);
     ++(a ? s->stats.hits : s->stats.misses);
+    if (counters_) (a ? counters_->cache_hits : counters_->cache_misses).add();
     return a;
 }
 
@@ -114,9 +119,11 @@ Cache::Lookup Cache::lookup_or_join(std::string_view name, RrType type) {
     l.hit = find_locked(*s, key, now);
     if (l.hit) {
         ++s->stats.hits;
+        if (counters_) counters_->cache_hits.add();
         return l;
     }
     ++s->stats.misses;
+    if (counters_) counters_->cache_misses.add();
     auto f = s->flights.find(key);
     if (f != s->flights.end()) {
         l.flight = f->second;

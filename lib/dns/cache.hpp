@@ -16,6 +16,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "dns/counters.hpp"
 #include "dns/resolver.hpp"
 #include "util/lock_guarded.hpp"
 
@@ -54,6 +55,9 @@ public:
     // `now` is the clock for TTLs (tests inject their own); waits for shared
     // queries always use the real steady clock and the callers' Deadlines.
     explicit Cache(CacheOptions options = {}, Now now = &Clock::now);
+    // The same, also counting hits and misses into `counters` (statistics;
+    // may be null).
+    Cache(CacheOptions options, Now now, std::shared_ptr<Counters> counters);
 
     // A stored, unexpired answer with its TTL counted down, or nullopt. Moves
     // the entry to the front of the LRU list. Counts a hit or a miss.
@@ -105,6 +109,7 @@ private:
 
     const CacheOptions options_;
     const Now now_;
+    const std::shared_ptr<Counters> counters_;  // may be null
     util::LockGuarded<State> state_;
 };
 

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -196,6 +198,11 @@ bool is_parse_error(ldns_status st) {
 // never compares the reply's message id with it, so a stray or forged reply
 // would pass for the answer: build the query here and check the id
 // (RFC 5452 §9.1). On a mismatch the reply is freed and `id_mismatch` set.
+// Failures of this host rather than of the network or the nameserver.
+bool is_local_errno(int e) {
+    return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
+
 ldns_status send_query(PktPtr& out, ldns_resolver* res, const ldns_rdf* qname, RrType type, bool& id_mismatch) {
     id_mismatch = false;
     ldns_pkt* q = nullptr;
@@ -242,6 +249,7 @@ struct LdnsResolver::Exchange {
     PktPtr pkt;
     DnsStatus failure = DnsStatus::servfail;
     std::string detail;
+    bool local = false;  // this host could not send (EMFILE, ENOBUFS, ...): see DnsAnswer::local
 };
 
 LdnsResolver::LdnsResolver(const ResolverOptions& options) : options_(options) {
@@ -328,7 +336,9 @@ LdnsResolver::Exchange LdnsResolver::exchange(const std::vector<uint8_t>& wire_n
                 const Clock::time_point t0 = Clock::now();
                 PktPtr pkt;
                 bool id_mismatch = false;
+                errno = 0;
                 ldns_status st = send_query(pkt, res, qname.get(), type, id_mismatch);
+                const int sent_errno = errno;
                 ldns_resolver_set_usevc(res, false);
                 const auto took = std::chrono::duration_cast<Ms>(Clock::now() - t0);
                 if (id_mismatch) {
@@ -354,6 +364,15 @@ LdnsResolver::Exchange LdnsResolver::exchange(const std::vector<uint8_t>& wire_n
                         ex.detail = who + (tcp ? " tcp " : " ") + std::to_string(took.count()) + " ms";
                         return ex;
                     }
+                } else if (st != LDNS_STATUS_OK && is_local_errno(sent_errno)) {
+                    // No socket or buffer here: no other nameserver would do
+                    // better now, and the name is not to blame.
+                    ex.failure = DnsStatus::servfail;
+                    ex.local = true;
+                    ex.detail = std::string("local error: ") + std::strerror(sent_errno) + " (" +
+                                ldns_get_errorstr_by_id(st) + ")";
+                    note_local_error(ex.detail);
+                    return ex;
                 } else if (is_parse_error(st)) {
                     settled[i] = true;
                     last_status = DnsStatus::malformed;
@@ -467,6 +486,14 @@ DnsAnswer LdnsResolver::query(std::string_view name, RrType type, Deadline deadl
         ans.detail = "invalid name: " + why;
         return ans;
     }
+    // Counted: the lookups that go upstream (not the two above).
+    ans = lookup(std::move(wire), type, deadline);
+    if (options_.counters) options_.counters->upstream_answered(ans.status);
+    return ans;
+}
+
+DnsAnswer LdnsResolver::lookup(std::vector<uint8_t> wire, RrType type, Deadline deadline) {
+    DnsAnswer ans;
     uint32_t ttl = std::numeric_limits<uint32_t>::max();
     std::string trail;
     // Each pass asks one name; a CNAME chain that leaves the answer (an
@@ -476,6 +503,7 @@ DnsAnswer LdnsResolver::query(std::string_view name, RrType type, Deadline deadl
         if (!ex.pkt) {
             ans.status = ex.failure;
             ans.detail = trail + ex.detail;
+            ans.local = ex.local;
             return ans;
         }
         trail += ex.detail + "; ";

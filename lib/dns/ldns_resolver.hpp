@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dns/counters.hpp"
 #include "dns/nameserver.hpp"
 #include "dns/resolver.hpp"
 #include "net/address.hpp"
@@ -24,6 +25,7 @@ struct ResolverOptions {
     int timeout_ms = 2000;    // per attempt (one packet to one nameserver), > 0
     int retries = 2;          // further rounds over the nameservers that timed out, >= 0
     uint16_t edns_size = 1232;  // EDNS0 UDP payload size advertised; 0 = no EDNS0
+    std::shared_ptr<Counters> counters;  // statistics: query() calls by outcome; may be null
 };
 
 // Lookup procedure for one query (worst case timeout_ms * (retries + 1) per
@@ -65,6 +67,7 @@ private:
     struct Exchange;
 
     Exchange exchange(const std::vector<uint8_t>& wire_name, RrType type, Deadline deadline);
+    DnsAnswer lookup(std::vector<uint8_t> wire_name, RrType type, Deadline deadline);
 
     ResolverOptions options_;
     std::vector<Nameserver> nameservers_;

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,7 +59,18 @@ struct DnsAnswer {
     std::vector<std::string> rdata;
     uint32_t ttl = 0;   // seconds; for negative answers the SOA minimum (RFC 2308)
     std::string detail; // human text for logs and --trace ("rcode REFUSED", "3 tries, 2000 ms")
+    // A failure of this host (no file descriptor, no buffer, no memory), not
+    // an answer about the name: never cached (dns::Cache), and reported
+    // once per burst (set_local_error_log).
+    bool local = false;
 };
+
+// Where local failures are reported: at most one line per 10 seconds, with
+// how many happened since the last one and the last error's text. Empty (the
+// default): not reported. Thread-safe; set it before the first query.
+void set_local_error_log(std::function<void(const std::string&)> sink);
+// Called by resolvers when a query failed locally (`what`: the error text).
+void note_local_error(const std::string& what);
 
 class Resolver {
 public:

@@ -233,28 +233,68 @@ Reply decide_helo(const Facts&, const Config&) noexcept {
     return Reply{};
 }
 
+namespace {
+
+// What MAIL FROM would be answered without [policy] exempt_recipients.
+Reply mail_verdict(const Facts& facts, const Config& cfg) {
+    Reply v;
+    if (facts.mail.trust != TrustReason::none) {
+        v.reason = std::string("trusted:") + to_string(facts.mail.trust);
+        return v;
+    }
+    std::vector<Check> checks = evaluate_checks(facts, cfg);
+    const Check* top = strongest(checks);
+    if (!top) return v;
+    v.reason = top->reason;
+    if (cfg.milter.mode == policy::Mode::observe) {
+        if (top->action >= CAction::tempfail) {
+            v.reason = "observe:" + top->reason;
+            v.would = top->action == CAction::reject ? policy::Action::reject : policy::Action::tempfail;
+        }
+        return v;
+    }
+    if (top->action == CAction::reject || top->action == CAction::tempfail) {
+        v.action = top->action == CAction::reject ? policy::Action::reject : policy::Action::tempfail;
+        v.code = top->code;
+        v.xcode = top->xcode;
+        v.text = top->text;
+    } else if (top->action == CAction::tag) {
+        v.action = policy::Action::tag;  // the headers come at end of message
+    }
+    return v;
+}
+
+}  // namespace
+
+bool exempt_recipient(const Config& cfg, std::string_view rcpt) {
+    if (cfg.exemptions.recipients.empty()) return false;
+    std::string a = bulk::normalize(rcpt);
+    if (a.empty()) return false;
+    auto at = a.rfind('@');
+    std::string local = at == std::string::npos ? a : a.substr(0, at);  // RCPT TO:<Postmaster>: no domain
+    std::string domain = at == std::string::npos ? "" : a.substr(at + 1);
+    std::string bare = local;  // without its +detail
+    if (auto d = bare.find_first_of(cfg.bulk.recipient_delimiter);
+        !cfg.bulk.recipient_delimiter.empty() && d != std::string::npos && d > 0)
+        bare.resize(d);
+    for (const auto& e : cfg.exemptions.recipients) {
+        auto eat = e.rfind('@');
+        std::string_view elocal = std::string_view(e).substr(0, eat);
+        std::string_view edomain = std::string_view(e).substr(eat + 1);
+        if ((elocal == local || elocal == bare) && (edomain.empty() || edomain == domain)) return true;
+    }
+    return false;
+}
+
 Reply decide_mail(const Facts& facts, const Config& cfg) noexcept {
     try {
-        Reply v;
-        if (facts.mail.trust != TrustReason::none) {
-            v.reason = std::string("trusted:") + to_string(facts.mail.trust);
-            return v;
-        }
-        std::vector<Check> checks = evaluate_checks(facts, cfg);
-        const Check* top = strongest(checks);
-        if (!top) return v;
-        v.reason = top->reason;
-        if (cfg.milter.mode == policy::Mode::observe) {
-            if (top->action >= CAction::tempfail) v.reason = "observe:" + top->reason;
-            return v;
-        }
-        if (top->action == CAction::reject || top->action == CAction::tempfail) {
-            v.action = top->action == CAction::reject ? policy::Action::reject : policy::Action::tempfail;
-            v.code = top->code;
-            v.xcode = top->xcode;
-            v.text = top->text;
-        } else if (top->action == CAction::tag) {
-            v.action = policy::Action::tag;  // the headers come at end of message
+        Reply v = mail_verdict(facts, cfg);
+        // A refused client may still reach the exempt recipients: the refusal
+        // moves to RCPT, for every other recipient (decide_rcpt).
+        if (refuses(v.action) && !cfg.exemptions.recipients.empty()) {
+            Reply deferred;
+            deferred.reason = "deferred-to-rcpt:" + v.reason;
+            return deferred;
         }
         return v;
     } catch (...) {
@@ -265,11 +305,20 @@ Reply decide_mail(const Facts& facts, const Config& cfg) noexcept {
 Reply decide_rcpt(const Facts& facts, const Recipient& rcpt, const Config& cfg) noexcept {
     try {
         Reply v;
+        if (!cfg.exemptions.recipients.empty()) {
+            Reply m = mail_verdict(facts, cfg);
+            if (refuses(m.action)) {
+                if (!exempt_recipient(cfg, rcpt.rcpt)) return m;
+                v.reason = "exempt:" + m.reason;  // accepted, refused client or not
+                return v;
+            }
+        }
         if (!facts.mail.envelope_bulk.any() || rcpt.bulk.choice != bulk::Choice::reject) return v;
         v.reason = "bulk:opted-out:" + rcpt.bulk.key;
         if (cfg.bulk.action != bulk::Action::reject) return v;  // discard/tag: end of message
         if (cfg.milter.mode == policy::Mode::observe) {
             v.reason = "observe:" + v.reason;
+            v.would = policy::Action::reject;
             return v;
         }
         v.action = policy::Action::reject;
@@ -298,6 +347,9 @@ Reply decide_data(const Facts& facts, const Config& cfg) noexcept {
                     {"X-Regmilter",
                      std::string(c.action == CAction::reject ? "would reject: " : "would tempfail: ") +
                          c.code + " " + c.xcode + " " + c.text});
+            else if (c.action >= CAction::tempfail)  // only exempt recipients are left (decide_rcpt)
+                v.add_headers.push_back({"X-Regmilter", "for exempt recipients only; others got " + c.code + " " +
+                                                            c.xcode + " " + c.text});
         }
         if (const Check* top = strongest(checks); top && top->action >= CAction::tag) v.reason = top->reason;
         for (const auto& t : facts.throttle.observed) v.add_headers.push_back({"X-Regmilter", t});
@@ -327,6 +379,12 @@ Reply decide_data(const Facts& facts, const Config& cfg) noexcept {
                 {"X-Regmilter", "would " + std::string(util::name_of(cfg.bulk.action)) + " bulk mail (" +
                                     why + ") for " + n + " recipient(s) who opted out"});
             v.reason = "observe:bulk";
+            // Enforce refuses the message when no recipient is left, unless the
+            // envelope knew it was bulk and refused them at RCPT already.
+            if (opted_out.size() == facts.rcpts.size() && cfg.bulk.action != bulk::Action::tag &&
+                !(envelope && cfg.bulk.action == bulk::Action::reject))
+                v.would = cfg.bulk.action == bulk::Action::discard ? policy::Action::discard
+                                                                   : policy::Action::reject;
             return v;
         }
         if (cfg.bulk.action == bulk::Action::tag) {

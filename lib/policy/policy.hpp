@@ -159,6 +159,9 @@ struct Reply {
     std::vector<std::string> remove_rcpts;  // end of message: Recipient::arg of each
     std::string log;                        // the decision line; empty: nothing to log
     LogLevel log_level = LogLevel::info;
+    // Observe mode: the refusal enforce would have answered here (reject,
+    // tempfail, discard), for statistics; continue_ when it would refuse nothing.
+    Action would = Action::continue_;
 };
 
 // on_internal_error: tempfail 451 4.3.0, or accept; tempfail when cfg is null.
@@ -195,8 +198,15 @@ void observe_header(DataFacts& data, std::string_view name, std::string_view val
 
 Reply decide_connect(const Facts& facts, const config::Config& cfg) noexcept;
 Reply decide_helo(const Facts& facts, const config::Config& cfg) noexcept;
+// A refusal of MAIL FROM with [policy] exempt_recipients set is answered
+// continue ("deferred-to-rcpt:..."), and decide_rcpt gives it to every
+// recipient but the exempt ones, which are accepted ("exempt:...").
 Reply decide_mail(const Facts& facts, const config::Config& cfg) noexcept;
 Reply decide_rcpt(const Facts& facts, const Recipient& rcpt, const config::Config& cfg) noexcept;
+// `rcpt` (without <>) is one of [policy] exempt_recipients: the address, or
+// its local part (with or without its +detail) at any domain when the entry
+// is "local@". RCPT TO:<Postmaster> (no domain) matches "postmaster@".
+bool exempt_recipient(const config::Config& cfg, std::string_view rcpt);
 // The message: refusal, or the headers to add and remove and the
 // recipients to remove. Never leaves a message without recipients: when all
 // would be removed the message is refused (reject) or discarded.

@@ -31,13 +31,16 @@ Loaded make_runtime(std::shared_ptr<const config::Config> config, const std::sha
     rt->config = config;
     rt->bulk_table = table;
     rt->bulk_stamp = stamp;
+    rt->dns_counters =
+        previous && previous->dns_counters ? previous->dns_counters : std::make_shared<dns::Counters>();
     if (previous && same_resolver(previous->config->resolver, config->resolver)) {
         rt->cache = previous->cache;
     } else {
         dns::CacheOptions opt;
         opt.max_entries = static_cast<size_t>(config->resolver.cache_size);
-        rt->cache = std::make_shared<dns::Cache>(opt);
+        rt->cache = std::make_shared<dns::Cache>(opt, &dns::Clock::now, rt->dns_counters);
     }
+    rt->resolver.counters = rt->dns_counters;
     rt->resolver.nameservers = config->resolver.nameservers;
     if (rt->resolver.nameservers.empty()) rt->resolver.nameservers = dns::system_nameservers();
     rt->resolver.timeout_ms = config->resolver.timeout_ms;

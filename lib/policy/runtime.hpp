@@ -27,6 +27,9 @@ struct Runtime {
     std::shared_ptr<const bulk::Table> bulk_table;  // null: no [bulk] table configured
     util::FileStamp bulk_stamp;                     // the table file as it was before it was read
     std::shared_ptr<dns::Cache> cache;              // shared by every session's resolver
+    // The cache's and the upstream resolvers' counters (statistics), handed
+    // on from the previous snapshot at reload so the totals only grow.
+    std::shared_ptr<dns::Counters> dns_counters;
     // Upstream settings; the nameservers are [resolver] nameservers or
     // /etc/resolv.conf as read at load (not per session).
     dns::ResolverOptions resolver;

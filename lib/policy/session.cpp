@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "dns/trace.hpp"
 #include "policy/replies.hpp"
 #include "policy/throttle.hpp"
 #include "util/text.hpp"
@@ -35,16 +36,34 @@ Session::~Session() {
 }
 
 template <class Body>
-Reply Session::guarded(Stage stage, Body&& body) noexcept {
-    try {
-        if (!rt_ && stage != Stage::connect) throw std::logic_error("a stage before connect");
-        if (env_.before_stage) env_.before_stage(stage);
-        return body();
-    } catch (const std::exception& e) {
-        return internal_error(stage, e.what());
-    } catch (...) {
-        return internal_error(stage, "unknown exception");
+Reply Session::guarded(Stage stage, Body&& body, bool held) noexcept {
+    const auto start =
+        env_.observer ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+    Reply r = [&]() noexcept {
+        try {
+            if (!rt_ && stage != Stage::connect) throw std::logic_error("a stage before connect");
+            if (env_.before_stage) env_.before_stage(stage);
+            return body();
+        } catch (const std::exception& e) {
+            return internal_error(stage, e.what());
+        } catch (...) {
+            return internal_error(stage, "unknown exception");
+        }
+    }();
+    if (env_.observer) observed(stage, r, start, held);
+    return r;
+}
+
+// The one place statistics hear of an answer.
+void Session::observed(Stage stage, const Reply& r, std::chrono::steady_clock::time_point start,
+                       bool held) noexcept {
+    std::chrono::nanoseconds elapsed = std::chrono::steady_clock::now() - start + held_;
+    held_ = {};
+    if (held && !refuses(r.action)) {
+        held_ = elapsed;
+        return;
     }
+    env_.observer->answered(stage, r, facts_, elapsed);
 }
 
 Reply Session::internal_error(Stage stage, std::string_view what) noexcept {
@@ -88,6 +107,7 @@ dns::Resolver& Session::resolver() {
 void Session::reset_transaction() {
     begin_transaction(ctx_, facts_);
     data_.reset();
+    held_ = {};
     failure_.clear();
     degraded_ = connection_degraded_;
 }
@@ -149,6 +169,12 @@ void Session::start_connect_lookups() {
     for (const auto& zone : c.registries)
         if (!rt_->cache->has(registry::query_name(ip, zone.format, zone.zone), dns::RrType::a)) cached = false;
     dns::Deadline deadline = stage_deadline(c);
+    if (env_.trace) {
+        // regmilter-query --trace: here and now, each registry query traced.
+        dns::TracingResolver traced(resolver(), env_.trace, "registry: ");
+        facts_.connect = gather_connect(ctx_, c, traced, deadline);
+        return;
+    }
     if (local || cached) {
         facts_.connect = gather_connect(ctx_, c, resolver(), deadline);
         return;
@@ -235,14 +261,17 @@ Reply Session::header(std::string_view name, std::string_view value) noexcept {
 }
 
 Reply Session::end_of_headers(const Macros& macros) noexcept {
-    return guarded(Stage::data, [&] {
-        if (!failure_.empty()) throw std::runtime_error(failure_);
-        merge(macros);
-        if (degraded_) return Reply{};
-        data_ = decide_data(facts_, cfg());
-        if (refuses(data_->action)) return logged(Stage::data, *data_);
-        return Reply{};
-    });
+    return guarded(
+        Stage::data,
+        [&] {
+            if (!failure_.empty()) throw std::runtime_error(failure_);
+            merge(macros);
+            if (degraded_) return Reply{};
+            data_ = decide_data(facts_, cfg());
+            if (refuses(data_->action)) return logged(Stage::data, *data_);
+            return Reply{};
+        },
+        true);
 }
 
 Reply Session::end_of_message(const Macros& macros) noexcept {
@@ -298,6 +327,19 @@ state::Deadline store_deadline(const config::Config& c) {
     return state::deadline_in(std::chrono::milliseconds(c.state.timeout_ms));
 }
 
+// Observe mode: greylisting's or a rate limit's would-be refusal `o` names the
+// answer, as its refusal would in enforce mode, unless `v` would already
+// refuse; otherwise `o`'s reason only fills an empty one.
+Reply take_observed(Reply v, const Reply& o) {
+    if (o.would != Action::continue_ && v.would == Action::continue_) {
+        v.reason = o.reason;
+        v.would = o.would;
+    } else if (v.reason.empty()) {
+        v.reason = o.reason;
+    }
+    return v;
+}
+
 }  // namespace
 
 ratelimit::Result Session::count(ratelimit::Kind kind) {
@@ -323,8 +365,7 @@ Reply Session::throttle_mail(Reply v) {
     t.messages = r;
     Reply l = observe(decide_ratelimit(r, cfg()), cfg(), t.observed);
     if (refuses(l.action)) return l;
-    if (v.reason.empty()) v.reason = l.reason;  // observe mode
-    return v;
+    return take_observed(std::move(v), l);
 }
 
 // Greylisting of the triplet, then the recipients' rate limit (a greylisted
@@ -345,7 +386,7 @@ Reply Session::throttle_rcpt(const std::string& rcpt, Reply v, bool& log) {
         Reply g = observe(decide_greylist(*rt.greylist, t.greylist_reason, c), c, t.observed);
         if (refuses(g.action)) return g;
         log = log || !g.reason.empty();  // observe mode
-        if (v.reason.empty()) v.reason = g.reason;
+        v = take_observed(std::move(v), g);
     }
     if (t.limited) {
         ratelimit::Result r = count(ratelimit::Kind::recipients);
@@ -354,7 +395,7 @@ Reply Session::throttle_rcpt(const std::string& rcpt, Reply v, bool& log) {
             Reply l = observe(decide_ratelimit(r, c), c, t.observed);
             if (refuses(l.action)) return l;
             log = log || !l.reason.empty();
-            if (v.reason.empty()) v.reason = l.reason;
+            v = take_observed(std::move(v), l);
         }
     }
     return v;

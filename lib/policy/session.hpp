@@ -26,6 +26,20 @@
 
 namespace regmilter::policy {
 
+// Told of each stage's answer, for statistics ([stats]): the Reply the front
+// end carries out, the session's facts so far, and the time the stage took
+// (for the message: end of headers and end of message together). Called on
+// the session's thread, by many sessions at once; it must be cheap and
+// must not throw. Each SMTP stage is answered once: connect, HELO, each
+// MAIL FROM and RCPT TO, and the message (at end of headers when it is
+// refused there, else at end of message).
+class Observer {
+public:
+    virtual ~Observer() = default;
+    virtual void answered(Stage stage, const Reply& reply, const Facts& facts,
+                          std::chrono::nanoseconds elapsed) noexcept = 0;
+};
+
 // What a Session runs with, besides the snapshot itself.
 struct Environment {
     // The snapshot a new SMTP session starts with (at each connect).
@@ -47,6 +61,8 @@ struct Environment {
     // Tests only: called as each stage starts; what it throws is handled as
     // an internal error of that stage. Empty in every front end.
     std::function<void(Stage)> before_stage;
+    // Statistics; null: none (regmilter-query, tests). Outlives the Session.
+    Observer* observer = nullptr;
 };
 
 struct ConnectInfo {
@@ -95,8 +111,12 @@ public:
 
 private:
     const config::Config& cfg() const { return *rt_->config; }
+    // `held`: a continue here is not yet the stage's answer (end of
+    // headers): its time is added to the next answer's.
     template <class Body>
-    Reply guarded(Stage stage, Body&& body) noexcept;
+    Reply guarded(Stage stage, Body&& body, bool held = false) noexcept;
+    void observed(Stage stage, const Reply& r, std::chrono::steady_clock::time_point start,
+                  bool held) noexcept;
     Reply logged(Stage stage, Reply r, std::string_view rcpt = {}, bool always = true);
     void merge(const Macros& macros);
     dns::Resolver& resolver();
@@ -123,6 +143,7 @@ private:
     bool connection_degraded_ = false;  // the same for every transaction (connect or HELO failed)
     std::string failure_;            // a header-stage failure, answered at end of headers
     std::optional<Reply> data_;      // decided at end of headers, applied at end of message
+    std::chrono::nanoseconds held_{0};  // the end of headers' time, for the observer
     // The registry lookups of connect, on their own thread; joined at MAIL
     // FROM (or close). Declared last: destroyed first, waiting for the thread.
     std::future<ConnectFacts> lookups_;

@@ -119,6 +119,7 @@ Reply observe(Reply v, const Config& cfg, std::vector<std::string>& observed) {
                                       util::TextUse::header));
     Reply out;
     out.reason = "observe:" + v.reason;
+    out.would = v.action;
     return out;
 }
 

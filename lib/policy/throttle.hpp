@@ -32,8 +32,8 @@ Reply decide_greylist(const greylist::Result& r, const std::string& reason,
                       const config::Config& cfg) noexcept;
 // limited: 451 4.7.1 naming the limit; off, pass: continue; error: on_error.
 Reply decide_ratelimit(const ratelimit::Result& r, const config::Config& cfg) noexcept;
-// Observe mode: a refusal becomes continue (reason "observe:..."), and its
-// X-Regmilter text ("would greylist: 451 4.7.1 ...") is added to `observed`.
+// Observe mode: a refusal becomes continue (reason "observe:...", `would` the refusal),
+// and its X-Regmilter text ("would greylist: 451 4.7.1 ...") is added to `observed`.
 // Enforce mode: `v` as it is.
 Reply observe(Reply v, const config::Config& cfg, std::vector<std::string>& observed);
 

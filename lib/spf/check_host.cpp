@@ -1,5 +1,7 @@
 #include "spf/check_host.hpp"
 
+#include "dns/trace.hpp"
+
 #include "util/text.hpp"
 
 #include <ctime>
@@ -220,19 +222,7 @@ private:
             ans = dns_.query(name, type, opt_.deadline);
             if (ans.status == DnsStatus::timeout && dns::Clock::now() >= opt_.deadline) deadline_hit_ = true;
         }
-        if (opt_.trace) {
-            std::string line =
-                std::string("query ") + dns::to_string(type) + " " + name + " -> " + describe(ans);
-            if (ans.status == DnsStatus::ok) {
-                line += " [";
-                for (size_t i = 0; i < ans.rdata.size(); ++i) {
-                    if (i) line += ", ";
-                    line += "\"" + printable(ans.rdata[i]) + "\"";
-                }
-                line += "]";
-            }
-            opt_.trace(line);
-        }
+        if (opt_.trace) opt_.trace(dns::trace_line(name, type, ans));
         return ans;
     }
 

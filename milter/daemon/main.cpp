@@ -31,6 +31,7 @@
 #include "process.hpp"
 #include "net/endpoint.hpp"
 #include "service.hpp"
+#include "stats_server.hpp"
 #include "util/cli.hpp"
 #include "util/version.hpp"
 
@@ -39,8 +40,6 @@ namespace {
 using namespace regmilter;
 using namespace regmilter::daemon;
 
-// How long SIGTERM waits for open MTA sessions to finish before exiting.
-constexpr auto drain_limit = std::chrono::seconds(25);
 
 const char usage_text[] =
     "usage: regmilter [-c FILE] [-f] [-p SOCKET] [-u USER] [-P PIDFILE]\n"
@@ -103,8 +102,16 @@ Args parse_args(int argc, char** argv) {
     return a;
 }
 
+// A start-up line that the administrator must see: in the log, and on
+// stderr too when the log does not copy it there (not -f), except into the
+// systemd journal, which already has syslog's copy.
+void report(int priority, const std::string& what) {
+    log_line(priority, what);
+    if (!log_to_stderr() && !stderr_is_journal()) std::fprintf(stderr, "regmilter: %s\n", what.c_str());
+}
+
 [[noreturn]] void fail(const std::string& what) {
-    log_line(LOG_ERR, "fatal: " + what);
+    report(LOG_ERR, "fatal: " + what);
     std::exit(1);
 }
 
@@ -178,12 +185,12 @@ std::atomic<int> g_milter_result{MI_SUCCESS};
 std::atomic<bool> g_milter_done{false};
 
 // Turns new connections away, waits for the open sessions (at most
-// drain_limit), then stops libmilter. Runs on its own thread so that the main
+// [milter] drain_timeout), then stops libmilter. Runs on its own thread so that the main
 // thread keeps taking the signals meanwhile.
-void drain(Service& service, const std::string& unix_path) {
+void drain(Service& service, const std::string& unix_path, const FileId& socket_file) {
     service.begin_drain();
-    if (!unix_path.empty()) unlink(unix_path.c_str());
-    auto until = std::chrono::steady_clock::now() + drain_limit;
+    if (!unix_path.empty()) remove_if_same(unix_path, socket_file);
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(service.current()->config->milter.drain_timeout);
     while (service.open_sessions() > 0 && std::chrono::steady_clock::now() < until)
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     if (service.open_sessions() > 0)
@@ -204,8 +211,10 @@ void drain(Service& service, const std::string& unix_path) {
 // answered 451 4.3.2), the open sessions finish, and only then smfi_stop().
 // smfi_main then returns within a few seconds (SIGUSR2 from its thread);
 // after stop_limit more the process leaves anyway.
-void run_signals(Service& service, const std::string& unix_path) {
-    constexpr auto stop_limit = std::chrono::seconds(10);
+void run_signals(Service& service, const std::string& unix_path, const FileId& socket_file) {
+    // drain_timeout (default 20) + 6 s stays below the unit's TimeoutStopSec=30;
+    // libmilter's own threads notice smfi_stop within about 5 s.
+    constexpr auto stop_limit = std::chrono::seconds(6);
     Reloader reloader(service);
     sigset_t set = handled_signals();
     std::thread drainer;
@@ -243,8 +252,8 @@ void run_signals(Service& service, const std::string& unix_path) {
         log_line(LOG_INFO, std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
                                ": no new connections, waiting for " + std::to_string(service.open_sessions()) +
                                " open session(s)");
-        drainer = std::thread([&service, &drained, &give_up, unix_path, stop_limit] {
-            drain(service, unix_path);
+        drainer = std::thread([&service, &drained, &give_up, unix_path, socket_file, stop_limit] {
+            drain(service, unix_path, socket_file);
             give_up = std::chrono::steady_clock::now() + stop_limit;
             drained = true;
         });
@@ -261,17 +270,56 @@ void* milter_main(void*) {
     return nullptr;
 }
 
-// regmilter -t: every problem of the configuration, its table and the socket.
+// What -t says about where the milter would listen and as whom: errors
+// (the start would fail) and warnings (it starts, but something will bite).
+struct PlaceCheck {
+    std::vector<std::string> errors, warnings;
+};
+
+PlaceCheck check_place(const Args& args, const config::Milter& mc) {
+    PlaceCheck c;
+    std::string error;
+    std::optional<net::SocketSpec> sock = net::parse_socket(args.socket.value_or(mc.socket), error);
+    if (!sock) {
+        c.errors.push_back("[milter] socket: " + error);
+        return c;
+    }
+    std::optional<User> user;
+    if (std::string name = args.user.value_or(mc.user); !name.empty()) {
+        user = find_user(name, error);
+        if (!error.empty()) {
+            c.errors.push_back("[milter] user: " + error);
+            user.reset();
+        }
+    }
+    // The user the socket is made as: [milter] user when started as root.
+    const User* as = geteuid() == 0 && user ? &*user : nullptr;
+    if (sock->kind == net::SocketSpec::Kind::unix_path) {
+        std::string dir = sock->path.substr(0, std::max<size_t>(sock->path.rfind('/'), 1));
+        if (std::string e = check_socket_dir(dir, as); !e.empty()) c.errors.push_back("[milter] socket: " + e);
+        for (const auto& d : writable_by_others(sock->path))
+            c.warnings.push_back("[milter] socket: " + d +
+                                 " is group- or world-writable: Sendmail refuses a socket below it");
+    } else if (sock->reachable_from_network()) {
+        c.warnings.push_back("[milter] socket: " + sock->conn() +
+                             " is reachable from the network: anyone who can connect can send mail past the "
+                             "policy; bind it to a loopback address or use a unix socket");
+    }
+    return c;
+}
+
+// regmilter -t: every problem of the configuration, its table, the socket and the user.
 int check_configuration(const Args& args) {
     Service service(args.config);
     auto problems = service.start();
     for (const auto& p : problems) std::cout << p.str() << "\n";
     if (!problems.empty()) return 1;
-    std::string error;
-    if (!net::parse_socket(args.socket.value_or(service.current()->config->milter.socket), error)) {
-        std::cout << args.config << ": [milter] " << error << "\n";
-        return 1;
-    }
+    PlaceCheck place = check_place(args, service.current()->config->milter);
+    if (const auto& listen = service.current()->config->stats.listen)
+        if (std::string w = stats::listen_warning(*listen); !w.empty()) place.warnings.push_back(w);
+    for (const auto& w : place.warnings) std::cout << args.config << ": warning: " << w << "\n";
+    for (const auto& e : place.errors) std::cout << args.config << ": " << e << "\n";
+    if (!place.errors.empty()) return 1;
     std::cout << args.config << ": OK\n";
     return 0;
 }
@@ -279,9 +327,40 @@ int check_configuration(const Args& args) {
 // What start-up settled: where the milter listens and as whom it runs.
 struct Placement {
     net::SocketSpec socket;
+    FileId socket_file;  // the unix socket this process made: removed at exit only if still there
     std::optional<User> user;
     std::string pid_file;
+    std::unique_ptr<StatsServer> stats;  // [stats] listen, bound; null when off
 };
+
+// Makes sure the socket can be taken without taking it from anyone: a unix
+// socket that answers is another regmilter (or something else) at work —
+// exit, and leave it alone; a stale one is removed; an inet address already
+// served is refused the same way. Every failure says why.
+void claim_socket(const net::SocketSpec& sock, const User* owner) {
+    if (sock.kind != net::SocketSpec::Kind::unix_path) {
+        int family = sock.kind == net::SocketSpec::Kind::inet6 ? AF_INET6 : AF_INET;
+        if (inet_answers(sock.host, sock.port, family)) fail("already running: something answers on " + sock.conn());
+        if (std::string e = try_bind(sock.host, sock.port, family); !e.empty()) fail(e);
+        return;
+    }
+    SocketProbe probe = probe_unix_socket(sock.path);
+    switch (probe.state) {
+        case SocketProbe::running:
+            fail(probe.pid ? "already running (pid " + std::to_string(probe.pid) + ") on " + sock.path
+                           : "already running: something answers on " + sock.path);
+        case SocketProbe::unusable:
+            fail(probe.error);
+        case SocketProbe::stale:
+            if (unlink(sock.path.c_str()) != 0) fail("stale socket " + sock.path + ": " + std::strerror(errno));
+            log_line(LOG_INFO, "removed the stale socket " + sock.path + " (nothing listened on it)");
+            break;
+        case SocketProbe::absent:
+            break;
+    }
+    std::string dir = sock.path.substr(0, std::max<size_t>(sock.path.rfind('/'), 1));
+    if (std::string e = check_socket_dir(dir, geteuid() == 0 ? nullptr : owner); !e.empty()) fail(e);
+}
 
 // Opens the socket (as root when started so), then detaches, writes the pid
 // file and leaves root. Any failure ends the process with its reason.
@@ -303,15 +382,28 @@ Placement take_place(const Args& args, Service& service) {
         }
     }
     const User* owner = p.user ? &*p.user : nullptr;
+    claim_socket(p.socket, owner);
     std::string conn = p.socket.conn();
     if (smfi_register(filter_description(service)) != MI_SUCCESS) fail("smfi_register failed");
     if (smfi_setconn(const_cast<char*>(conn.c_str())) != MI_SUCCESS) fail("smfi_setconn " + conn + " failed");
     // The socket file appears with the umask's mode; tighten before, set exactly after.
     mode_t old_umask = umask(static_cast<mode_t>(~mc.socket_mode & 0777));
-    if (smfi_opensocket(true) != MI_SUCCESS) fail("cannot open socket " + conn);
+    // false: libmilter must not remove what is at the path (claim_socket did
+    // when it was stale); it fails instead, and the reason was checked before.
+    if (smfi_opensocket(false) != MI_SUCCESS) fail("cannot open socket " + conn + " (see the lines before)");
     umask(old_umask);
-    if (!p.socket.path.empty())
+    if (!p.socket.path.empty()) {
         if (std::string e = set_socket_access(p.socket.path, mc.socket_mode, owner); !e.empty()) fail(e);
+        p.socket_file = file_id(p.socket.path);
+    }
+    if (p.socket.reachable_from_network())
+        log_line(LOG_WARNING, "socket " + conn + " is reachable from the network: bind it to a loopback address "
+                              "or use a unix socket");
+    std::string stats_error;
+    if (p.stats = open_stats(service, stats_error); !stats_error.empty()) {
+        if (!p.socket.path.empty()) remove_if_same(p.socket.path, p.socket_file);  // just made by us: leave none behind
+        fail(stats_error);
+    }
     if (!args.foreground)
         if (std::string e = detach(); !e.empty()) fail(e);
     if (!p.pid_file.empty())
@@ -328,14 +420,14 @@ int main(int argc, char** argv) {
     if (args.check) return check_configuration(args);
 
     log_open(args.foreground);
+    dns::set_local_error_log([](const std::string& line) { log_line(LOG_ERR, line); });
     Service service(args.config);
     auto problems = service.start();
     if (!problems.empty()) {
-        for (const auto& p : problems) log_line(LOG_ERR, p.str());
-        if (!args.foreground)
-            for (const auto& p : problems) std::fprintf(stderr, "regmilter: %s\n", p.str().c_str());
+        for (const auto& p : problems) report(LOG_ERR, p.str());
         fail(args.config + ": " + std::to_string(problems.size()) + " problem(s), not starting");
     }
+    log_facility(service.current()->config->milter.syslog_facility);
     Placement place = take_place(args, service);
     service.state().start(*service.current()->config);  // as the user that saves it later
 
@@ -350,13 +442,16 @@ int main(int argc, char** argv) {
                            (place.user ? ", user " + place.user->name : std::string()) + ", authserv_id " +
                            service.current()->authserv_id);
     service.state().start_saver();
+    stats::Metrics metrics;  // every session's observer when [stats] listen is set
+    if (place.stats) serve_stats(*place.stats, service, metrics);
     g_main_thread = pthread_self();
     pthread_t milter_thread;
     if (pthread_create(&milter_thread, nullptr, milter_main, nullptr) != 0) fail("cannot start the milter thread");
-    run_signals(service, place.socket.path);
+    run_signals(service, place.socket.path, place.socket_file);
     if (g_milter_done) pthread_join(milter_thread, nullptr);
     service.state().stop();  // the last snapshot, after the drain
 
+    place.stats.reset();  // the endpoint's thread ends before the process does
     remove_pid_file(place.pid_file);
     log_line(LOG_INFO, "stopped");
     int status = g_milter_result == MI_SUCCESS ? 0 : 1;

@@ -1,6 +1,11 @@
 #include "process.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -32,11 +37,162 @@ User find_user(const std::string& name, std::string& error) {
     return User{name, pw->pw_uid, pw->pw_gid};
 }
 
+std::string parent_of(const std::string& path) {
+    auto slash = path.rfind('/');
+    if (slash == std::string::npos) return ".";
+    return slash == 0 ? "/" : path.substr(0, slash);
+}
+
 std::string set_socket_access(const std::string& path, unsigned mode, const User* owner) {
-    if (owner && chown(path.c_str(), owner->uid, owner->gid) != 0)
+    struct stat dir{};
+    bool setgid_dir = stat(parent_of(path).c_str(), &dir) == 0 && (dir.st_mode & S_ISGID);
+    gid_t group = setgid_dir ? static_cast<gid_t>(-1) : (owner ? owner->gid : static_cast<gid_t>(-1));
+    if (owner && chown(path.c_str(), owner->uid, group) != 0)
         return errno_text("chown " + path + " to " + owner->name);
     if (chmod(path.c_str(), static_cast<mode_t>(mode)) != 0) return errno_text("chmod " + path);
     return "";
+}
+
+SocketProbe probe_unix_socket(const std::string& path) {
+    SocketProbe p;
+    struct stat st{};
+    if (lstat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT) return p;
+        p.state = SocketProbe::unusable;
+        p.error = errno_text(path);
+        return p;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        p.state = SocketProbe::unusable;
+        p.error = path + " exists and is not a socket";
+        return p;
+    }
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    if (path.size() >= sizeof sa.sun_path) {
+        p.state = SocketProbe::unusable;
+        p.error = path + ": path too long for a unix socket";
+        return p;
+    }
+    std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        p.state = SocketProbe::unusable;
+        p.error = errno_text("socket");
+        return p;
+    }
+    if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+        p.state = SocketProbe::running;
+        ucred cred{};
+        socklen_t len = sizeof cred;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) p.pid = cred.pid;
+    } else if (errno == ECONNREFUSED) {
+        p.state = SocketProbe::stale;
+    } else if (errno == EAGAIN) {
+        p.state = SocketProbe::running;  // a full backlog: someone listens
+    } else {
+        p.state = SocketProbe::unusable;
+        p.error = errno_text("connect " + path);
+    }
+    close(fd);
+    return p;
+}
+
+namespace {
+
+// HOST:PORT as a socket address; an empty host is `any` (the wildcard, or
+// loopback to connect to). False for a host that is not an address.
+bool inet_address(const std::string& host, int port, int family, bool any_is_loopback, sockaddr_storage& ss,
+                  socklen_t& len) {
+    ss = {};
+    if (family == AF_INET6) {
+        auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons(static_cast<uint16_t>(port));
+        a->sin6_addr = host.empty() ? (any_is_loopback ? in6addr_loopback : in6addr_any) : in6_addr{};
+        if (!host.empty() && inet_pton(AF_INET6, host.c_str(), &a->sin6_addr) != 1) return false;
+        len = sizeof *a;
+    } else {
+        auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+        a->sin_family = AF_INET;
+        a->sin_port = htons(static_cast<uint16_t>(port));
+        a->sin_addr.s_addr = htonl(any_is_loopback ? INADDR_LOOPBACK : INADDR_ANY);
+        if (!host.empty() && inet_pton(AF_INET, host.c_str(), &a->sin_addr) != 1) return false;
+        len = sizeof *a;
+    }
+    return true;
+}
+
+}  // namespace
+
+bool inet_answers(const std::string& host, int port, int family) {
+    sockaddr_storage ss;
+    socklen_t len = 0;
+    if (!inet_address(host, port, family, true, ss, len)) return false;
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    bool ok = connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0;
+    close(fd);
+    return ok;
+}
+
+std::string try_bind(const std::string& host, int port, int family) {
+    sockaddr_storage ss;
+    socklen_t len = 0;
+    if (!inet_address(host, port, family, false, ss, len)) return "";
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return errno_text("socket");
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // as libmilter binds
+    std::string where = (family == AF_INET6 ? "inet6:" : "inet:") + std::to_string(port) + (host.empty() ? "" : "@" + host);
+    std::string error = bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 ? "" : errno_text("bind " + where);
+    close(fd);
+    return error;
+}
+
+FileId file_id(const std::string& path) {
+    struct stat st{};
+    if (lstat(path.c_str(), &st) != 0) return {};
+    return FileId{st.st_dev, st.st_ino, true};
+}
+
+void remove_if_same(const std::string& path, const FileId& id) {
+    FileId now = file_id(path);
+    if (id.known && now.known && now.dev == id.dev && now.ino == id.ino) unlink(path.c_str());
+}
+
+std::string check_socket_dir(const std::string& dir, const User* user) {
+    struct stat st{};
+    if (stat(dir.c_str(), &st) != 0) return errno_text("socket directory " + dir);
+    if (!S_ISDIR(st.st_mode)) return "socket directory " + dir + " is not a directory";
+    if (!user || geteuid() != 0) {
+        if (access(dir.c_str(), W_OK | X_OK) != 0)
+            return errno_text("socket directory " + dir + " (as " + (user ? user->name : std::string("this user")) + ")");
+        return "";
+    }
+    // As root for another user: ask as that user, in a child that becomes it.
+    pid_t pid = fork();
+    if (pid < 0) return errno_text("fork");
+    if (pid == 0) {
+        bool ok = initgroups(user->name.c_str(), user->gid) == 0 && setgid(user->gid) == 0 &&
+                  setuid(user->uid) == 0 && access(dir.c_str(), W_OK | X_OK) == 0;
+        _exit(ok ? 0 : errno == EACCES || errno == EROFS ? 1 : 2);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
+    return "socket directory " + dir + " is not writable by " + user->name;
+}
+
+std::vector<std::string> writable_by_others(const std::string& path) {
+    std::vector<std::string> out;
+    for (std::string dir = parent_of(path);; dir = parent_of(dir)) {
+        struct stat st{};
+        if (stat(dir.c_str(), &st) == 0 && (st.st_mode & (S_IWGRP | S_IWOTH))) out.push_back(dir);
+        if (dir == "/" || dir == ".") break;
+    }
+    return out;
 }
 
 std::string drop_privileges(const User& user) {

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 #include <string>
+#include <vector>
 
 namespace regmilter::daemon {
 
@@ -20,9 +21,46 @@ struct User {
 User find_user(const std::string& name, std::string& error);
 
 // chmod the socket file to `mode` and, when `owner` is set (running as root),
-// chown it to owner:owner's group, so the MTA's user can connect when it is
-// in that group (DESIGN "Sockets"). Returns an error text or "".
+// chown it to the owner and owner's group — but keep the group the socket got
+// from a set-group-ID directory (/var/spool/postfix/regmilter, group postfix),
+// so the MTA's user can connect (DESIGN "Sockets"). Returns an error text or "".
 std::string set_socket_access(const std::string& path, unsigned mode, const User* owner);
+
+// What is at a unix socket path before the milter takes it.
+struct SocketProbe {
+    enum State { absent, stale, running, unusable } state = absent;
+    pid_t pid = 0;      // running: the listening process (SO_PEERCRED), 0 when unknown
+    std::string error;  // unusable: why the path cannot be used ("... is not a socket", strerror)
+};
+// Looks at `path` without changing it: absent, a socket nobody listens on
+// (stale), one that answers (running), or something else (unusable).
+SocketProbe probe_unix_socket(const std::string& path);
+// The same for inet:PORT@HOST / inet6: something accepts connections there.
+bool inet_answers(const std::string& host, int port, int family);
+
+// Binds a TCP socket to HOST:PORT (empty host: every address) and closes it
+// again: "" when the milter could listen there, else why ("... Address
+// already in use"). A host name is not checked ("" ).
+std::string try_bind(const std::string& host, int port, int family);
+
+// The file that is now at `path`, to tell later whether it is still ours.
+struct FileId {
+    dev_t dev = 0;
+    ino_t ino = 0;
+    bool known = false;
+};
+FileId file_id(const std::string& path);
+// Removes `path` only when it is still the file `id` (a second copy started
+// by hand must not delete the running milter's socket, nor the other way round).
+void remove_if_same(const std::string& path, const FileId& id);
+
+// Can `user` (null: this process) create a socket in `dir`: it exists, is a
+// directory, and grants write and search to that user. "" when it can, else
+// the reason ("... : No such file or directory", "... not writable by regmilter").
+std::string check_socket_dir(const std::string& dir, const User* user);
+// Directories on the way to `path` that are group- or world-writable (Sendmail
+// refuses a socket below one).
+std::vector<std::string> writable_by_others(const std::string& path);
 
 // initgroups + setgid + setuid, then a check that root cannot be regained.
 std::string drop_privileges(const User& user);

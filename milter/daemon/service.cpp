@@ -9,13 +9,13 @@ Service::Service(std::string config_path) : path_(std::move(config_path)) {}
 void Service::watch_table(const policy::Runtime& rt) {
     const std::string& path = rt.config->bulk.table;
     if (path.empty()) {
-        table_.reset();
-        return;  // (adopt below on an empty optional was undefined behaviour)
+        table_.reset();  // no table configured: nothing to watch
+        return;
     }
     if (!table_ || table_->path() != path) {
         table_.emplace(path, table_settle);
     }
-    table_->adopt(rt.bulk_table, rt.bulk_stamp);
+    if (table_) table_->adopt(rt.bulk_table, rt.bulk_stamp);  // none without a [bulk] table
 }
 
 std::vector<util::Problem> Service::start() {
@@ -44,8 +44,15 @@ void Service::reload() noexcept {
         const config::Milter& b = next.runtime->config->milter;
         if (a.socket != b.socket || a.user != b.user || a.socket_mode != b.socket_mode || a.pid_file != b.pid_file)
             log_line(LOG_WARNING, "reload: [milter] socket, socket_mode, user and pid_file take effect at restart");
+        if (!(old->config->stats.listen == next.runtime->config->stats.listen))
+            log_line(LOG_WARNING, "reload: [stats] listen takes effect at restart");
         install(next.runtime);
         state_.configure(*next.runtime->config);
+        if (a.syslog_facility != b.syslog_facility) {
+            log_line(LOG_INFO, std::string("reload: syslog facility ") + util::name_of(b.syslog_facility) +
+                                   " from the next line on");
+            log_facility(b.syslog_facility);
+        }
         const auto& rt = *next.runtime;
         log_line(LOG_INFO, "reloaded " + path_ + ": configuration generation " + std::to_string(rt.generation) +
                                ", bulk table " +
@@ -84,6 +91,7 @@ policy::Environment Service::environment() {
     env.notice = [](policy::LogLevel level, const std::string& line) {
         log_line(level == policy::LogLevel::info ? LOG_INFO : LOG_WARNING, line);
     };
+    env.observer = observer_;
     return env;
 }
 

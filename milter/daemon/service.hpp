@@ -53,6 +53,9 @@ public:
     policy::Environment environment();
     // The greylisting and rate-limit store, kept across reloads.
     StateKeeper& state() { return state_; }
+    // Statistics: told of every answer of the sessions begun from now on
+    // (null: none). Set before the milter starts; outlives the sessions.
+    void set_observer(policy::Observer* o) { observer_ = o; }
 
 private:
     void watch_table(const policy::Runtime& rt);
@@ -63,6 +66,7 @@ private:
     std::atomic<bool> draining_{false};
     std::atomic<int> open_{0};
     StateKeeper state_;
+    policy::Observer* observer_ = nullptr;
 };
 
 }  // namespace regmilter::daemon

@@ -3,8 +3,10 @@
 // policy::Session through the SMTP stages as an MTA would (policy::simulate),
 // print. It reads the daemon's configuration file unless told otherwise, so
 // that it answers what the daemon would answer.
-// Exit status 0 on an answer, 1 on a configuration or resolver error, 2 on
-// bad arguments.
+// --stats prints the running milter's counters, fetched from its [stats]
+// listen endpoint.
+// Exit status 0 on an answer, 1 on a configuration or resolver error (or,
+// with --stats, when the milter cannot be asked), 2 on bad arguments.
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -13,6 +15,7 @@
 
 #include "policy/report.hpp"
 #include "policy/throttle.hpp"
+#include "stats/http.hpp"
 #include "util/cli.hpp"
 #include "util/file.hpp"
 
@@ -26,6 +29,7 @@ const char usage_text[] =
     "                       [--date YYYY-MM-DD] [--nameserver HOST[:PORT]]... [--timeout-ms MS]\n"
     "                       [--retries N] [--receiver NAME] [--json] [--trace] [--state-peek]\n"
     "       regmilter-query [-c FILE] --check\n"
+    "       regmilter-query [-c FILE] --stats\n"
     "       regmilter-query --help | --version\n"
     "  -c FILE   configuration (default " SYSCONFDIR
     "/regmilter/regmilter.ini when it exists, else the built-in defaults)\n"
@@ -53,11 +57,13 @@ enum Opt {
     o_json,
     o_trace,
     o_state_peek,
+    o_stats,
 };
 
 struct Args {
     std::optional<std::string> config_file;
     bool check = false;
+    bool stats = false;
     policy::Scenario scenario;
     bool have_ip = false;
     std::optional<util::Day> date;
@@ -91,6 +97,7 @@ Args parse_args(int argc, char** argv) {
         {"json", 0, false, o_json},
         {"trace", 0, false, o_trace},
         {"state-peek", 0, false, o_state_peek},
+        {"stats", 0, false, o_stats},
     };
     auto rest = cli.parse(argc, argv, options, [&](int id, const char* v) {
         std::string value = v ? v : "";
@@ -164,10 +171,14 @@ Args parse_args(int argc, char** argv) {
             case o_state_peek:
                 a.state_peek = true;
                 break;
+            case o_stats:
+                a.stats = true;
+                break;
         }
     });
     if (!rest.empty()) cli.fail("unexpected argument \"" + rest.front() + "\"");
-    if (!a.check && !a.have_ip) cli.fail("--ip is required");
+    if (a.stats && (a.check || a.have_ip)) cli.fail("--stats takes no other option than -c");
+    if (!a.check && !a.stats && !a.have_ip) cli.fail("--ip is required");
     return a;
 }
 
@@ -298,11 +309,41 @@ std::shared_ptr<state::Store> state_store(const config::State& s, bool peek) {
                                                       std::to_string(r.entries) + " entries)");
 }
 
+// --stats: the running milter's counters, from [stats] listen of `path`.
+int print_stats(const std::string& path) {
+    const std::string name = path.empty() ? "(defaults)" : path;
+    config::LoadResult cfg =
+        path.empty() ? config::LoadResult{config::defaults(), {}} : config::load_file(path);
+    if (!cfg.value) {
+        for (const auto& p : cfg.problems) std::cout << p.str() << '\n';
+        return 1;
+    }
+    const auto& listen = cfg.value->stats.listen;
+    if (!listen) {
+        std::fprintf(stderr,
+                     "regmilter-query: [stats] listen is not set in %s: the milter serves no statistics\n",
+                     name.c_str());
+        return 1;
+    }
+    constexpr std::chrono::milliseconds timeout{5000};
+    stats::http::Fetched f = stats::http::fetch(*listen, "/metrics", timeout);
+    if (!f.ok) {
+        std::fprintf(stderr,
+                     "regmilter-query: cannot read the milter's statistics: %s (is regmilter running with "
+                     "[stats] listen = %s of %s?)\n",
+                     f.error.c_str(), listen->str().c_str(), name.c_str());
+        return 1;
+    }
+    std::cout << f.body << std::flush;
+    return std::cout ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     Args args = parse_args(argc, argv);
     std::string path = config_path(args);
+    if (args.stats) return print_stats(path);
 
     policy::Loaded loaded = policy::load_runtime(path, nullptr);
     if (!loaded.runtime) {

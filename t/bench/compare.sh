@@ -9,6 +9,7 @@
 #
 #   --milter       regmilter, regmilter-grey-memory, regmilter-grey-redis, null-all,
 #                  null-floor, pyspf-milter or opendmarc
+#                  (or regmilter-stats: regmilter with [stats] on and scraped)
 #                  (t/bench/compare/milters.sh says how each is configured)
 #   --cache warm   start everything, send every workload line once (not
 #                  measured), then measure; the runs share the warm processes
@@ -83,7 +84,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$milter" ] || usage "--milter is required"
 . "$here/compare/milters.sh"
-case " $MILTERS " in *" $milter "*) ;; *) usage "unknown milter '$milter' (known: $MILTERS)" ;; esac
+case " $MILTERS $VARIANTS " in *" $milter "*) ;; *) usage "unknown milter '$milter' (known: $MILTERS $VARIANTS)" ;; esac
 case $cache in warm | cold) ;; *) usage "--cache must be warm or cold" ;; esac
 _number() { case $2 in '' | *[!0-9]*) usage "$1 must be a number, got '$2'" ;; esac; }
 for c in $(echo "$conc" | tr ',' ' '); do

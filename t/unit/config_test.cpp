@@ -250,13 +250,10 @@ TEST_CASE("each kind of error names file, line, key and what is allowed", "[conf
     };
     const Case cases[] = {
         {"unknown section", "[milter]\n[foo]\n",
-         "t.ini:2: [foo]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk, "
-         "greylist, "
-         "ratelimit, state\n"},
+         "t.ini:2: [foo]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk, ..."},
         {"unknown key", "[milter]\nsokcet = x\n",
          "t.ini:2: [milter] sokcet: unknown key, allowed: socket, socket_mode, user, pid_file, mode, "
-         "authserv_id, "
-         "on_internal_error\n"},
+         "authserv_id, on_internal_error, ..."},
         {"bad choice", "[milter]\nmode = strict\n",
          "t.ini:2: [milter] mode: \"strict\" is not a valid choice, allowed: enforce|observe\n"},
         {"bad number", "[resolver]\ntimeout_ms = fast\n",
@@ -353,7 +350,15 @@ TEST_CASE("each kind of error names file, line, key and what is allowed", "[conf
     };
     for (const auto& c : cases) {
         INFO(c.name);
-        CHECK(errors_of(c.text) == c.want);
+        // "..." at the end: the list goes on (sections and keys get added);
+        // what is written must be its beginning.
+        std::string want = c.want;
+        if (util::ends_with(want, ", ...")) {
+            want.resize(want.size() - 3);
+            CHECK(errors_of(c.text).rfind(want, 0) == 0);
+        } else {
+            CHECK(errors_of(c.text) == want);
+        }
     }
     // Lines longer than inih's buffer: an error naming the way out.
     std::string got = errors_of("[trust]\nnetworks = " + std::string(300, '1') + "\n");
@@ -414,10 +419,8 @@ TEST_CASE("every error at once, in line order, and no config", "[config]") {
     CHECK(r.problems[1].line == 3);
     CHECK(r.problems[2].line == 6);
     CHECK(r.problems[3].line == 7);
-    CHECK(r.problems[1].str() ==
-          "t.ini:3: [foo]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk, "
-          "greylist, "
-          "ratelimit, state");
+    CHECK(r.problems[1].str().rfind(
+              "t.ini:3: [foo]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk", 0) == 0);
 }
 
 TEST_CASE("a missing file is one error naming it", "[config]") {
@@ -544,4 +547,30 @@ TEST_CASE("conf/regmilter.ini is accepted, and so is every commented example in 
     auto u = config::load_string(out, "uncommented");
     for (const auto& e : u.problems) FAIL_CHECK(e.str());
     CHECK(u.value);
+}
+
+TEST_CASE("[policy] exempt_recipients: addresses and local@, lower case; errors name the word", "[config]") {
+    auto r = config::load_string("[policy]\nexempt_recipients = Postmaster@ abuse@Example.ORG\n", "t.ini");
+    REQUIRE(r.value);
+    CHECK(r.value->exemptions.recipients == std::vector<std::string>{"postmaster@", "abuse@example.org"});
+    const std::pair<const char*, const char*> bad[] = {
+        {"abuse", "t.ini:2: [policy] exempt_recipients: \"abuse\" is neither local@domain nor local@"},
+        {"@example.org", "t.ini:2: [policy] exempt_recipients: \"@example.org\" is neither local@domain nor local@"},
+        {"abuse@exa_mple..org", "t.ini:2: [policy] exempt_recipients: \"abuse@exa_mple..org\": \"exa_mple..org\" is not a domain"},
+    };
+    for (const auto& [word, want] : bad) {
+        INFO(word);
+        CHECK(errors_of(std::string("[policy]\nexempt_recipients = ") + word + "\n").rfind(want, 0) == 0);
+    }
+}
+
+TEST_CASE("[milter] syslog_facility and drain_timeout", "[config]") {
+    auto r = config::load_string("[milter]\nsyslog_facility = local3\ndrain_timeout = 5\n", "t.ini");
+    REQUIRE(r.value);
+    CHECK(r.value->milter.syslog_facility == config::SyslogFacility::local3);
+    CHECK(r.value->milter.drain_timeout == 5);
+    CHECK(config::defaults()->milter.syslog_facility == config::SyslogFacility::mail);
+    CHECK(config::defaults()->milter.drain_timeout == 20);
+    CHECK(errors_of("[milter]\nsyslog_facility = kern\n").rfind(
+              "t.ini:2: [milter] syslog_facility: \"kern\"", 0) == 0);
 }

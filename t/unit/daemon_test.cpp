@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -171,6 +172,23 @@ TEST_CASE("daemon: start, reload, a broken file refused and the running snapshot
     REQUIRE(problems.size() == 1);
     CHECK(problems[0].str() == dir.path + "/missing.ini: cannot read: No such file or directory");
     CHECK_FALSE(broken.current());
+}
+
+TEST_CASE("daemon: a configuration without a bulk table starts (no table is watched)", "[daemon]") {
+    // Regression: with no [bulk] table the service once called adopt() on an
+    // empty std::optional, which crashed the start when the memory under it
+    // was not zero. The bytes under the Service are made garbage first.
+    TempDir dir;
+    std::string ini = dir.write("regmilter.ini", "[resolver]\nnameservers = 127.0.0.1\n");
+    alignas(daemon::Service) unsigned char storage[sizeof(daemon::Service)];
+    std::memset(storage, 0xA5, sizeof storage);
+    auto* service = new (storage) daemon::Service(ini);
+    CHECK(service->start().empty());
+    CHECK_FALSE(service->current()->bulk_table);
+    service->poll_table(std::chrono::steady_clock::now());
+    service->reload();
+    CHECK(service->current()->generation == 2);
+    service->~Service();
 }
 
 TEST_CASE("daemon: the bulk table is reloaded once a change has settled; a broken one is refused once",

@@ -141,7 +141,7 @@ TEST_CASE("cache: what is stored and for how long, per status", "[dns][cache]") 
     o.max_ttl = 86400;
     o.max_negative_ttl = 10800;
     o.failure_ttl = 5;
-    struct Case { DnsStatus st; uint32_t ttl; uint32_t want_kept; };  // 0 = not stored
+    struct Case { DnsStatus st; uint32_t ttl; uint32_t want_kept; bool local = false; };  // 0 = not stored
     const Case cases[] = {
         {DnsStatus::ok, 300, 300},
         {DnsStatus::ok, 0, 0},                  // TTL 0 honoured
@@ -153,12 +153,15 @@ TEST_CASE("cache: what is stored and for how long, per status", "[dns][cache]") 
         {DnsStatus::servfail, 0, 5},            // failure_ttl
         {DnsStatus::malformed, 0, 5},
         {DnsStatus::timeout, 300, 0},           // never
+        {DnsStatus::servfail, 0, 0, true},      // this host's failure (EMFILE): never
     };
     for (const Case& k : cases) {
         FakeClock clk;
         Cache c(o, clk.fn());
         INFO("status " << to_string(k.st) << " ttl " << k.ttl);
-        c.put("n.example", RrType::txt, answer(k.st, k.ttl));
+        DnsAnswer put = answer(k.st, k.ttl);
+        put.local = k.local;
+        c.put("n.example", RrType::txt, put);
         auto a = c.get("n.example", RrType::txt);
         if (k.want_kept == 0) {
             CHECK_FALSE(a);
@@ -391,4 +394,16 @@ TEST_CASE("caching resolver: a shared timeout makes a waiter with time left ask 
     CachingResolver r(upstream, cache);
     CHECK(r.query("flaky.example", RrType::a, no_deadline()).rdata == std::vector<std::string>{"192.0.2.9"});
     CHECK(upstream.calls == 2);
+}
+
+TEST_CASE("local DNS failures: reported at once, then at most once per 10 s with a count", "[dns]") {
+    std::vector<std::string> lines;
+    set_local_error_log([&](const std::string& l) { lines.push_back(l); });
+    for (int i = 0; i < 50; ++i) note_local_error("local error: Too many open files");
+    set_local_error_log({});
+    note_local_error("local error: Too many open files");  // no sink: nothing, no crash
+    // The first of a burst is said; the other 49 fall within 10 s and wait for the next line.
+    REQUIRE(lines.size() <= 1);
+    if (!lines.empty())  // an earlier test in this process may have reported within 10 s
+        CHECK(lines[0].find("the last with local error: Too many open files; not cached") != std::string::npos);
 }

@@ -339,3 +339,63 @@ TEST_CASE("session: cold registry lookups run beside the HELO and give what cach
     CHECK(logs[0] == logs[1]);
     CHECK(dns.unexpected().empty());
 }
+
+TEST_CASE("session: exempt recipients reach a refused client's mail; the refusal moves to RCPT", "[session]") {
+    dns::MemoryResolver dns;
+    registry_zone(dns);
+    auto cfg = cfg_of(std::string(registry_cfg) + "[policy]\nexempt_recipients = postmaster@ Abuse@Example.ORG\n");
+    policy::Session s(environment_of(runtime_of(cfg, dns)));
+    s.connect(client("192.0.2.66"));
+    s.helo("mail.example.com", no_macros);
+    auto m = s.mail("<alice@example.com>", no_macros);
+    CHECK(m.action == Action::continue_);
+    CHECK(m.log.find("reason=deferred-to-rcpt:registry:unregistered:reg.example") != std::string::npos);
+    struct Case {
+        const char* rcpt;
+        bool exempt;
+    };
+    const Case cases[] = {
+        {"<postmaster@example.org>", true},  {"<POSTMASTER@other.example>", true},
+        {"<postmaster+x@example.org>", true}, {"<Postmaster>", true},
+        {"<abuse@example.org>", true},        {"<ABUSE@EXAMPLE.org>", true},
+        {"<abuse@other.example>", false},     {"<bob@example.org>", false},
+        {"<postmasterx@example.org>", false}, {"<\"postmaster\"@example.org>", true},
+    };
+    for (const auto& c : cases) {
+        INFO(c.rcpt);
+        auto r = s.rcpt(c.rcpt, no_macros);
+        if (c.exempt) {
+            CHECK(r.action == Action::continue_);
+        } else {
+            CHECK(r.action == Action::reject);
+            CHECK(r.code == "550");
+            CHECK(r.xcode == "5.7.1");
+            CHECK(r.text == "192.0.2.66 is not registered; see https://reg.example/");
+            CHECK(r.log.find("reason=registry:unregistered:reg.example") != std::string::npos);
+        }
+    }
+    s.header("Subject", "to the postmaster");
+    CHECK(s.end_of_headers(no_macros).action == Action::continue_);
+    auto e = s.end_of_message(no_macros);
+    CHECK(e.action == Action::tag);
+    CHECK(has_header(e, "Authentication-Results", "mx.example.org; spf=pass smtp.mailfrom=alice@example.com"));
+    CHECK(has_header(e, "X-Regmilter",
+                     "for exempt recipients only; others got 550 5.7.1 192.0.2.66 is not registered; see "
+                     "https://reg.example/"));
+    // A registered client is untouched by the list: MAIL passes, every recipient too.
+    s.connect(client("192.0.2.7"));
+    s.helo("mail.example.com", no_macros);
+    CHECK(s.mail("<alice@example.com>", no_macros).log.find("deferred") == std::string::npos);
+    CHECK(s.rcpt("<bob@example.org>", no_macros).action == Action::continue_);
+    s.close();
+}
+
+TEST_CASE("session: without exempt recipients a refused client is refused at MAIL", "[session]") {
+    dns::MemoryResolver dns;
+    registry_zone(dns);
+    policy::Session s(environment_of(runtime_of(cfg_of(registry_cfg), dns)));
+    s.connect(client("192.0.2.66"));
+    s.helo("mail.example.com", no_macros);
+    CHECK(s.mail("<alice@example.com>", no_macros).action == Action::reject);
+    s.close();
+}

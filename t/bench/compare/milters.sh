@@ -12,11 +12,16 @@
 #                      cannot run here.
 # milter_stop          stops the running one
 # MILTERS              every name, in the order the comparison prints them
+# VARIANTS             more names compare.sh takes, outside the comparison:
+#                      regmilter-stats, regmilter with [stats] listen set and
+#                      scraped once a second (t/bench/stats.sh); with
+#                      SCRAPE_LOG set, milter_stop appends the scrape count there
 #
 # Needs $T, $BUILD and $WORKLOAD.
 
 MILTERS="regmilter regmilter-grey-memory regmilter-grey-redis null-all null-floor pyspf-milter opendmarc"
-MILTER_PID="" MILTER_SOCK="" MILTER_SKIP="" MILTER_CPU_EXTRA="" REDIS_BENCH_PID=""
+VARIANTS="regmilter-stats"
+MILTER_PID="" MILTER_SOCK="" MILTER_SKIP="" MILTER_CPU_EXTRA="" REDIS_BENCH_PID="" SCRAPER_PID=""
 
 milter_start() {
     MILTER_PID="" MILTER_SKIP=""
@@ -26,12 +31,13 @@ milter_start() {
     regmilter) _start_regmilter ;;
     regmilter-grey-memory) _start_regmilter memory ;;
     regmilter-grey-redis) _start_regmilter redis ;;
+    regmilter-stats) _start_regmilter stats ;;
     null-all) _start_null all ;;
     null-floor) _start_null floor ;;
     pyspf-milter) _start_pyspf ;;
     opendmarc) _start_opendmarc ;;
     *)
-        MILTER_SKIP="unknown milter '$1' (known: $MILTERS)"
+        MILTER_SKIP="unknown milter '$1' (known: $MILTERS $VARIANTS)"
         return 2
         ;;
     esac || return $?
@@ -52,6 +58,13 @@ milter_stop() {
     stop_pid "$MILTER_PID" 1
     stop_pid "$REDIS_BENCH_PID" 1
     MILTER_PID="" REDIS_BENCH_PID="" MILTER_CPU_EXTRA=""
+    if [ -n "$SCRAPER_PID" ]; then
+        stop_pid "$SCRAPER_PID" 1
+        SCRAPER_PID=""
+        # (milter_stop runs at exit, where output is dropped: into a file.)
+        [ -z "${SCRAPE_LOG:-}" ] || echo "regmilter-stats: $(wc -l < "$T/scrapes") scrapes," \
+            "$(awk '$2 != 0' "$T/scrapes" | wc -l) failed; last: $(cat "$T/stats.txt" 2>/dev/null)" >> "$SCRAPE_LOG"
+    fi
 }
 
 # regmilter as an MTA would run it (a daemon, its pid file), with the
@@ -63,13 +76,19 @@ milter_stop() {
 # 1 s delay: the warm-up's triplets have passed when the runs begin), the
 # state in memory or in a redis-server started here on 127.0.0.1:6379 (the
 # namespace's own loopback), without persistence.
+# _start_regmilter stats: also [stats] listen, and a scraper that fetches
+# /metrics with regmilter-query --stats once a second while it runs (a
+# Prometheus scrapes every 15 s or so: this is the heavier case).
 _start_regmilter() {
     [ -x "$BUILD/regmilter" ] || { MILTER_SKIP="$BUILD/regmilter not built"; return 77; }
+    _unregistered=tag _backend=memory
+    case ${1:-} in memory | redis) _unregistered=greylist _backend=$1 ;; esac
     if [ "${1:-}" = redis ]; then
         redis_bench_start || return 77
         MILTER_CPU_EXTRA="redis=$REDIS_BENCH_PID"
     fi
-    regmilter_ini "$([ -n "${1:-}" ] && echo greylist || echo tag)" "${1:-memory}" > "$T/regmilter.ini"
+    regmilter_ini "$_unregistered" "$_backend" > "$T/regmilter.ini"
+    [ "${1:-}" = stats ] && printf '\n[stats]\nlisten = 127.0.0.1:9180\n' >> "$T/regmilter.ini"
     rm -f "$T/regmilter.pid"
     "$BUILD/regmilter" -c "$T/regmilter.ini" -t > "$T/regmilter.log" 2>&1 &&
         "$BUILD/regmilter" -c "$T/regmilter.ini" >> "$T/regmilter.log" 2>&1 || {
@@ -78,6 +97,18 @@ _start_regmilter() {
     }
     wait_for "regmilter pid file" 50 test -s "$T/regmilter.pid" || return 77
     MILTER_PID=$(cat "$T/regmilter.pid")
+    if [ "${1:-}" = stats ]; then
+        : > "$T/scrapes"
+        (
+            while kill -0 "$MILTER_PID" 2>/dev/null; do
+                "$BUILD/regmilter-query" -c "$T/regmilter.ini" --stats > "$T/stats.new" 2>&1
+                echo "scrape $?" >> "$T/scrapes"
+                grep '^regmilter_sessions_total ' "$T/stats.new" > "$T/stats.txt"
+                sleep 1
+            done
+        ) &
+        SCRAPER_PID=$!
+    fi
 }
 
 # regmilter_ini UNREGISTERED BACKEND [STATE...]: the bench's configuration

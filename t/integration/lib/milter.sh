@@ -1,7 +1,7 @@
 # milter.sh: the real build/regmilter on a socket, for integration tests
 # (POSIX sh, sourced after common.sh / dns-server.sh).
 #
-# milter_config MODE UNREGISTERED ENFORCE_AFTER ON_ERROR
+# milter_config MODE UNREGISTERED ENFORCE_AFTER ON_ERROR [MORE]  (MORE: appended text, printf %b)
 #       writes $MILTER_CONF from t/fixtures/e2e/regmilter.ini.in with its placeholders filled:
 #       $MILTER_SOCKET, $MILTER_DIR/regmilter.pid, $DNS_SERVER, $MILTER_TABLE.
 #       The file is written beside and renamed, never half-written.
@@ -51,6 +51,8 @@ milter_config() {
         -e "s|@ON_ERROR@|$4|" -e "s|@NAMESERVER@|$DNS_SERVER|" -e "s|@BULK_TABLE@|$MILTER_TABLE|" \
         -e "s|^user = .*|user = $MILTER_USER|" \
         "$FIX_E2E/regmilter.ini.in" > "$MILTER_CONF.new"
+    # $5 (optional): more configuration, appended (printf %b: \n for new lines).
+    [ -n "${5:-}" ] && printf '\n%b\n' "$5" >> "$MILTER_CONF.new"
     mv "$MILTER_CONF.new" "$MILTER_CONF"
 }
 

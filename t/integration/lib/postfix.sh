@@ -23,7 +23,7 @@
 #       $MILTER_DIR with the base configuration (enforce, unregistered =
 #       reject, enforce_after 2020-01-01, on_error = tempfail), and postfix_start;
 #       all stopped at exit
-# e2e_config MODE UNREGISTERED ENFORCE_AFTER ON_ERROR
+# e2e_config MODE UNREGISTERED ENFORCE_AFTER ON_ERROR [MORE]
 #       the milter's configuration (milter_config's placeholders, and
 #       $DNS_SERVER): written, and reloaded with SIGHUP when the milter runs,
 #       only when it differs from the file's; false when the reload failed

@@ -2,7 +2,7 @@
 # policy.sh: the policy verdicts through a real Postfix, one SMTP session per
 # scenario (client addresses presented with XCLIENT): registered and
 # unregistered clients, the block list, IPv6 and IPv4-mapped clients, every
-# SPF result, and what reaches the recipient (Authentication-Results,
+# SPF result, [policy] exempt_recipients, and what reaches the recipient (Authentication-Results,
 # Received-SPF, X-Regmilter, a forged Authentication-Results removed).
 # Base configuration: enforce, unregistered = reject, on_error = tempfail.
 # Needs root, postfix, smtp-sink, nsd, drill (t/integration/lib/postfix.sh);
@@ -13,7 +13,7 @@ set -u
 TLIB=$(cd "$(dirname "$0")/../lib" && pwd)
 . "$TLIB/postfix.sh"
 e2e_phase policy "registered unregistered blocked ipv6 ipv6-unregistered ipv4-mapped spf-fail spf-fail-percent
-    softfail temperror permerror logs" "$@"
+    softfail temperror permerror logs exempt" "$@"
 e2e_start
 
 if wanted registered; then
@@ -164,6 +164,33 @@ EOF
     _qid=$(reply logs '.' | sed -n 's/^250 .* queued as \([0-9A-Za-z]*\).*/\1/p')
     check_match "end-of-message line: the same session, with Postfix's queue id" \
         "$(grep "session=$_sid " "$MILTER_LOG" | grep ' stage=data ' | head -n 1)" "*session=$_sid id=$_qid stage=data *"
+fi
+
+# [policy] exempt_recipients: an unregistered client still reaches postmaster@
+# and abuse@; its refusal moves from MAIL FROM to the other recipients.
+if wanted exempt; then
+    e2e_config enforce reject 2020-01-01 tempfail '[policy]\nexempt_recipients = postmaster@ abuse@dest.test'
+    session exempt 198.51.100.66 mx.spf.e2e.test <<EOF
+MAIL FROM:<carol@pass.spf.e2e.test>
+RCPT TO:<Postmaster@dest.test>
+RCPT TO:<bob@dest.test>
+RCPT TO:<abuse@dest.test>
+$(message e2e-exempt)
+EOF
+    check "exempt: MAIL of an unregistered client" "$(code exempt 'MAIL FROM:<carol@pass.spf.e2e.test>')" "250 2.1.0"
+    check "exempt: RCPT postmaster@" "$(code exempt 'RCPT TO:<Postmaster@dest.test>')" "250 2.1.5"
+    check "exempt: RCPT abuse@dest.test" "$(code exempt 'RCPT TO:<abuse@dest.test>')" "250 2.1.5"
+    check "exempt: another recipient gets the registry refusal" "$(reply exempt 'RCPT TO:<bob@dest.test>')" \
+        "550 5.7.1 198.51.100.66 is not a registered mail server (not in reg.e2e.test); see https://reg.e2e.test/register"
+    check "exempt: DATA" "$(code exempt '.')" "250 2.0.0"
+    wait_delivered exempt
+    check "exempt: delivered to the exempt recipients only" "$(delivered_to e2e-exempt)" "Postmaster@dest.test abuse@dest.test"
+    check_match "exempt: the message says the others were refused" "$(header_line e2e-exempt X-Regmilter)" \
+        "X-Regmilter: for exempt recipients only; others got 550 5.7.1 198.51.100.66 is not a registered*"
+    check_match "exempt: MAIL FROM logged as deferred to RCPT" \
+        "$(grep 'stage=mail .*from=<carol@pass.spf.e2e.test>' "$MILTER_LOG" | tail -n 1)" \
+        "*reason=deferred-to-rcpt:registry:unregistered:reg.e2e.test*"
+    e2e_config enforce reject 2020-01-01 tempfail
 fi
 
 e2e_finish
