@@ -117,6 +117,11 @@ std::string log_line(const Context& ctx, const Facts& facts, const config::Confi
     put(out, "action", to_string(v.action));
     if (!v.code.empty()) put(out, "code", v.code + " " + v.xcode);
     if (!v.reason.empty()) put(out, "reason", v.reason);
+    // Observe mode: what enforce would have answered here ("would greylist", "would reject").
+    if (v.would != Action::continue_)
+        put(out, "observe",
+            std::string("would ") +
+                (v.reason.rfind("observe:greylist:", 0) == 0 ? "greylist" : to_string(v.would)));
     if (!v.remove_rcpts.empty()) put(out, "removed", joined(v.remove_rcpts, ","));
     return out;
 }

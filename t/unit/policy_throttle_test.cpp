@@ -311,6 +311,7 @@ TEST_CASE("greylisting: observe mode records, logs and tags \"would greylist\", 
     CHECK(t.rcpts[0].action == Action::continue_);
     CHECK(contains(t.rcpts[0].log, "greylist=new "));
     CHECK(contains(t.rcpts[0].log, "reason=observe:greylist:registry:unregistered:reg.example"));
+    CHECK(contains(t.rcpts[0].log, " observe=\"would greylist\""));
     CHECK(t.data.action == Action::continue_);
     CHECK(x_regmilter(t.data) == "would greylist: 451 4.7.1 greylisted, please retry in 300 seconds\n");
     rig.now = t0 + 300;  // the state is real: a retry would have passed
