@@ -13,7 +13,8 @@
 #   - killing Redis mid-run: mail is accepted (on_error = accept), each host
 #     logs exactly one outage line, decision lines never name the store; after
 #     Redis returns both recover by themselves (one line each) and greylist again
-#   - a key of the wrong type and a full Redis (OOM): accepted, with a line
+#   - a key of the wrong type, a full Redis (OOM) and a silent one (SIGSTOP:
+#     timeouts): accepted, with a line
 # Phase "memory": one milter with the memory backend and a snapshot:
 #   - a SIGHUP reload keeps the state; one that changes [state] says so
 #   - the state survives a restart (SIGTERM saves the snapshot, start reads it)
@@ -114,6 +115,19 @@ send() {
 }
 # The log lines of HOST that match a fixed string.
 count_log() { grep -c -F -- "$2" "$T/$1.log"; }
+# greylists_again HOST TAG: new triplets (TAG1@, TAG2@ ...) on HOST until one
+# is greylisted (a host reconnects by itself after its backoff, at most 2 s);
+# prints the last answer.
+greylists_again() {
+    _i=0 _got=""
+    while [ $_i -lt 30 ]; do
+        _i=$((_i + 1))
+        _got=$(send "$1" 198.51.100.66 carol@pass.spf.e2e.test "$2$_i-$1@dest.test")
+        [ "$_got" = "451 4.7.1 greylisted, please retry in 2 seconds" ] && break
+        sleep 0.2
+    done
+    echo "$_got"
+}
 
 # ------------------------------------------------------------------ redis
 if wanted redis; then
@@ -209,14 +223,8 @@ data: continue"
     # The hosts reconnect by themselves (after their backoff, at most 2 s):
     # greylisting works again when a new triplet is greylisted.
     for h in A B; do
-        _i=0 _got=""
-        while [ $_i -lt 30 ]; do
-            _i=$((_i + 1))
-            _got=$(send $h 198.51.100.66 carol@pass.spf.e2e.test "back$_i-$h@dest.test")
-            [ "$_got" = "451 4.7.1 greylisted, please retry in 2 seconds" ] && break
-            sleep 0.2
-        done
-        check "Redis back: $h greylists again by itself" "$_got" "451 4.7.1 greylisted, please retry in 2 seconds"
+        check "Redis back: $h greylists again by itself" "$(greylists_again $h back)" \
+            "451 4.7.1 greylisted, please retry in 2 seconds"
         check "Redis back: $h logged exactly one recovery line" "$(count_log $h "answers again, after")" 1
         check "... and still one outage line" "$(count_log $h "unavailable (")" 1
     done
@@ -246,6 +254,25 @@ data: continue"
     check "Redis with room again: greylisting again" \
         "$(send B 198.51.100.66 carol@pass.spf.e2e.test full1@dest.test)" "451 4.7.1 greylisted, please retry in 2 seconds"
     check "... and its recovery line" "$(count_log B "answers again, after")" 2
+    # A Redis that stops answering (SIGSTOP): each call gives up after
+    # timeout_ms (300 ms), then fails at once during the backoff.
+    kill -STOP "$REDIS_PID"
+    _start=$(date +%s)
+    for i in 1 2 3; do
+        check "Redis silent, message $i: accepted" "$(send A 198.51.100.66 carol@pass.spf.e2e.test "slow$i@dest.test")" \
+            "continue
+data: continue"
+    done
+    _took=$(($(date +%s) - _start))
+    if [ "$_took" -le 6 ]; then ok "Redis silent: 3 messages answered in $_took s (timeout_ms = 300)"
+    else not_ok "Redis silent: answers bounded by timeout_ms" "got $_took s for 3 messages, want at most 6"; fi
+    check_match "Redis silent: one more outage line on A, saying timeout" \
+        "$(grep -F "unavailable (" "$T/A.log" | tail -n 1)" "*unavailable (timeout): *"
+    check "Redis silent: ... only one" "$(count_log A "unavailable (")" 2
+    kill -CONT "$REDIS_PID"
+    check "Redis answering again: A greylists again by itself" "$(greylists_again A cont)" \
+        "451 4.7.1 greylisted, please retry in 2 seconds"
+    check "... and its recovery line" "$(count_log A "answers again, after")" 2
     host_stop A
     host_stop B
 fi
