@@ -39,6 +39,20 @@ double sample(const std::string& text, const std::string& series) {
     return -1;
 }
 
+struct Want {
+    std::string series;
+    double value;
+};
+
+// Each wanted series has its value in `text` (the whole text shown on failure).
+void check_samples(const std::string& text, const std::vector<Want>& wants) {
+    INFO(text);
+    for (const auto& w : wants) {
+        INFO(w.series);
+        CHECK(sample(text, w.series) == w.value);
+    }
+}
+
 }  // namespace
 
 TEST_CASE("stats: a histogram puts each observation in the first bucket whose bound it does not exceed",
@@ -283,11 +297,7 @@ TEST_CASE("stats: Metrics counts each stage's answer once, by policy, result and
         smtp(s, "192.0.2.7", "<eve@fail.example>");    // would reject, accepted
     }
     std::string text = metrics.render();
-    INFO(text);
-    struct Want {
-        std::string series;
-        double value;
-    } wants[] = {
+    check_samples(text, {
         {"regmilter_sessions_total", 5},
         {R"(regmilter_verdicts_total{stage="connect",policy="none",result="none",action="continue"})", 5},
         {R"(regmilter_verdicts_total{stage="helo",policy="none",result="none",action="continue"})", 5},
@@ -317,11 +327,8 @@ TEST_CASE("stats: Metrics counts each stage's answer once, by policy, result and
         {R"(regmilter_stage_duration_seconds_count{stage="rcpt"})", 3},
         {R"(regmilter_stage_duration_seconds_count{stage="data"})", 3},
         {R"(regmilter_stage_duration_seconds_bucket{stage="data",le="+Inf"})", 3},
-    };
-    for (const auto& w : wants) {
-        INFO(w.series);
-        CHECK(sample(text, w.series) == w.value);
-    }
+    });
+    INFO(text);
     CHECK(text.find("regmilter_would_reject_total{stage=\"data\"") == std::string::npos);
     CHECK(text.find("# TYPE regmilter_stage_duration_seconds histogram\n") != std::string::npos);
     CHECK(text.find("regmilter_build_info{version=\"") != std::string::npos);
@@ -360,12 +367,7 @@ TEST_CASE("stats: greylisting and rate-limit tempfails are counted as verdicts, 
     store = std::make_shared<state::MemoryStore>();  // observe mode starts afresh
     run("observe", "192.0.2.66", A::continue_, A::continue_);  // would greylist
     run("observe", "192.0.2.66", A::continue_, A::continue_);  // would be rate-limited; greylisted again
-    std::string text = metrics.render();
-    INFO(text);
-    struct Want {
-        std::string series;
-        double value;
-    } wants[] = {
+    check_samples(metrics.render(), {
         {R"(regmilter_verdicts_total{stage="rcpt",policy="greylist",result="unregistered",action="tempfail"})", 1},
         {R"(regmilter_verdicts_total{stage="mail",policy="ratelimit",result="unregistered_messages",action="tempfail"})",
          1},
@@ -376,11 +378,7 @@ TEST_CASE("stats: greylisting and rate-limit tempfails are counted as verdicts, 
          2},
         {R"(regmilter_would_reject_total{stage="mail",policy="ratelimit",result="unregistered_messages",action="tempfail"})",
          1},
-    };
-    for (const auto& w : wants) {
-        INFO(w.series);
-        CHECK(sample(text, w.series) == w.value);
-    }
+    });
 }
 
 TEST_CASE("stats: a refusal at end of headers is the message's one answer", "[stats][session]") {
