@@ -348,7 +348,8 @@ std::vector<Option> bulk_rows() {
             "senders", "", words("DOMAIN|CIDR ..."),
             "Known bulk senders: MAIL FROM domains (and their subdomains) and client networks."),
         row<Type::boolean, &bulk::Settings::header_signals>(
-            "header_signals", "yes", {}, "Treat Precedence: bulk|list|junk, List-Id and List-Unsubscribe as bulk."),
+            "header_signals", "yes", {},
+            "Treat Precedence: bulk|list|junk, List-Id and List-Unsubscribe as bulk."),
         row<Type::choice, &bulk::Settings::action>("action", "reject", one_of(bulk::action_names),
                                                    "What an opted-out recipient of bulk mail gets."),
         row<Type::delimiter, &bulk::Settings::recipient_delimiter>(

@@ -324,7 +324,8 @@ Reply decide_rcpt(const Facts& facts, const Recipient& rcpt, const Config& cfg) 
         v.action = policy::Action::reject;
         v.code = replies::policy.reject.code;
         v.xcode = replies::policy.reject.xcode;
-        v.text = util::sanitize(bulk::normalize(rcpt.rcpt) + " does not accept bulk mail", util::TextUse::reply);
+        v.text =
+            util::sanitize(bulk::normalize(rcpt.rcpt) + " does not accept bulk mail", util::TextUse::reply);
         return v;
     } catch (...) {
         return internal_error_reply(&cfg);
@@ -348,8 +349,8 @@ Reply decide_data(const Facts& facts, const Config& cfg) noexcept {
                      std::string(c.action == CAction::reject ? "would reject: " : "would tempfail: ") +
                          c.code + " " + c.xcode + " " + c.text});
             else if (c.action >= CAction::tempfail)  // only exempt recipients are left (decide_rcpt)
-                v.add_headers.push_back({"X-Regmilter", "for exempt recipients only; others got " + c.code + " " +
-                                                            c.xcode + " " + c.text});
+                v.add_headers.push_back({"X-Regmilter", "for exempt recipients only; others got " + c.code +
+                                                            " " + c.xcode + " " + c.text});
         }
         if (const Check* top = strongest(checks); top && top->action >= CAction::tag) v.reason = top->reason;
         for (const auto& t : facts.throttle.observed) v.add_headers.push_back({"X-Regmilter", t});
@@ -375,9 +376,9 @@ Reply decide_data(const Facts& facts, const Config& cfg) noexcept {
         }
         std::string n = std::to_string(opted_out.size());
         if (observe) {
-            v.add_headers.push_back(
-                {"X-Regmilter", "would " + std::string(util::name_of(cfg.bulk.action)) + " bulk mail (" +
-                                    why + ") for " + n + " recipient(s) who opted out"});
+            v.add_headers.push_back({"X-Regmilter", "would " + std::string(util::name_of(cfg.bulk.action)) +
+                                                        " bulk mail (" + why + ") for " + n +
+                                                        " recipient(s) who opted out"});
             v.reason = "observe:bulk";
             // Enforce refuses the message when no recipient is left, unless the
             // envelope knew it was bulk and refused them at RCPT already.
@@ -388,8 +389,7 @@ Reply decide_data(const Facts& facts, const Config& cfg) noexcept {
             return v;
         }
         if (cfg.bulk.action == bulk::Action::tag) {
-            v.add_headers.push_back(
-                {"X-Regmilter", "bulk (" + why + "); " + n + " recipient(s) opted out"});
+            v.add_headers.push_back({"X-Regmilter", "bulk (" + why + "); " + n + " recipient(s) opted out"});
             v.action = policy::Action::tag;
             v.reason = "bulk:tag";
             return v;

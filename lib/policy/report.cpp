@@ -186,7 +186,8 @@ void ratelimit_json(util::JsonWriter& w, const ratelimit::Result& r) {
 
 // "state", "greylist" and "ratelimit": the store asked, and what greylisting
 // and the rate limits said for this transaction.
-void throttle_section(util::JsonWriter& w, const Session& session, const Facts& f, const config::Config& cfg) {
+void throttle_section(util::JsonWriter& w, const Session& session, const Facts& f,
+                      const config::Config& cfg) {
     const ThrottleFacts& t = f.throttle;
     w.key("state").begin_object();
     w.key("backend").value(util::name_of(cfg.state.backend));

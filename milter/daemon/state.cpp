@@ -1,11 +1,9 @@
 #include "state.hpp"
 
-#include <pthread.h>
-#include <signal.h>
-
 #include <chrono>
 
 #include "log.hpp"
+#include "process.hpp"
 
 namespace regmilter::daemon {
 
@@ -138,13 +136,7 @@ void StateKeeper::saver_loop() {
 
 void StateKeeper::start_saver() {
     if (saver_.joinable()) return;
-    // Created with every signal blocked, so that it never takes one meant
-    // for the main thread's sigwait (libmilter would stop on SIGHUP).
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    saver_ = std::thread([this] { saver_loop(); });
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    saver_ = quiet_thread([this] { saver_loop(); });
 }
 
 void StateKeeper::stop() noexcept {

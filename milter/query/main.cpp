@@ -222,8 +222,8 @@ void print_text(const policy::Session& session, const policy::Transcript& t) {
     for (const auto& s : signals) std::cout << ' ' << s;
     std::cout << (signals.empty() ? " no" : "") << '\n';
     auto rate = [](const ratelimit::Result& r) {
-        std::cout << ratelimit::to_string(r.outcome) << " (" << r.count << " of " << r.limit << " per " << r.window
-                  << " s for " << r.network.str() << ")";
+        std::cout << ratelimit::to_string(r.outcome) << " (" << r.count << " of " << r.limit << " per "
+                  << r.window << " s for " << r.network.str() << ")";
         if (!r.store.ok()) std::cout << ": " << state::to_string(r.store.status) << ": " << r.store.reason;
         std::cout << '\n';
     };
@@ -237,7 +237,8 @@ void print_text(const policy::Session& session, const policy::Transcript& t) {
             std::cout << "greylist <" << rt.rcpt << ">: " << greylist::to_string(g.outcome);
             if (g.delays()) std::cout << ", retry in " << g.wait << " s";
             std::cout << " (network " << g.network.str() << ", " << g.client_passes << " passed triplet(s))";
-            if (!g.store.ok()) std::cout << ": " << state::to_string(g.store.status) << ": " << g.store.reason;
+            if (!g.store.ok())
+                std::cout << ": " << state::to_string(g.store.status) << ": " << g.store.reason;
             std::cout << '\n';
         }
         if (rt.ratelimit) {

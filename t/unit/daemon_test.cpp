@@ -244,8 +244,8 @@ TEST_CASE("daemon: the state store outlives reloads; its snapshot is read at sta
     LogCapture log;
     const std::string snap = dir.path + "/state";
     auto config = [&](const std::string& state) {
-        return dir.write("regmilter.ini", "[resolver]\nnameservers = 127.0.0.1\n[state]\nsnapshot = " + snap +
-                                              "\n" + state);
+        return dir.write("regmilter.ini",
+                         "[resolver]\nnameservers = 127.0.0.1\n[state]\nsnapshot = " + snap + "\n" + state);
     };
     std::string ini = config("");
     daemon::Service service(ini);
@@ -273,9 +273,10 @@ TEST_CASE("daemon: the state store outlives reloads; its snapshot is read at sta
     service.reload();
     auto next = service.state().current();
     CHECK(next != store);
-    CHECK(log.has("reload: [state] changed: greylisting and rate limits now in memory (at most 2000 entries, "
-                  "snapshot " +
-                  snap + "); 1 entries kept from the previous memory store"));
+    CHECK(
+        log.has("reload: [state] changed: greylisting and rate limits now in memory (at most 2000 entries, "
+                "snapshot " +
+                snap + "); 1 entries kept from the previous memory store"));
     CHECK(dynamic_cast<state::MemoryStore&>(*next).size() == 1);
 
     service.state().stop();  // SIGTERM, after the drain
@@ -295,7 +296,8 @@ TEST_CASE("daemon: the state store outlives reloads; its snapshot is read at sta
     daemon::Service broken(ini);
     REQUIRE(broken.start().empty());
     broken.state().start(*broken.current()->config);
-    CHECK(log.has(snap + ":2: unknown record type \"x\" (want t, c, r or end); state snapshot refused, starting "
-                         "with empty state"));
+    CHECK(log.has(snap +
+                  ":2: unknown record type \"x\" (want t, c, r or end); state snapshot refused, starting "
+                  "with empty state"));
     CHECK(dynamic_cast<state::MemoryStore&>(*broken.state().current()).size() == 0);
 }

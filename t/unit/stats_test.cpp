@@ -297,37 +297,39 @@ TEST_CASE("stats: Metrics counts each stage's answer once, by policy, result and
         smtp(s, "192.0.2.7", "<eve@fail.example>");    // would reject, accepted
     }
     std::string text = metrics.render();
-    check_samples(text, {
-        {"regmilter_sessions_total", 5},
-        {R"(regmilter_verdicts_total{stage="connect",policy="none",result="none",action="continue"})", 5},
-        {R"(regmilter_verdicts_total{stage="helo",policy="none",result="none",action="continue"})", 5},
-        {R"(regmilter_verdicts_total{stage="mail",policy="spf",result="pass",action="continue"})", 1},
-        {R"(regmilter_verdicts_total{stage="mail",policy="registry",result="unregistered",action="reject"})",
-         1},
-        {R"(regmilter_verdicts_total{stage="mail",policy="spf",result="fail",action="reject"})", 1},
-        {R"(regmilter_verdicts_total{stage="mail",policy="registry",result="unregistered",action="continue"})",
-         1},
-        {R"(regmilter_verdicts_total{stage="mail",policy="spf",result="fail",action="continue"})", 1},
-        {R"(regmilter_verdicts_total{stage="rcpt",policy="none",result="none",action="continue"})", 3},
-        {R"(regmilter_verdicts_total{stage="data",policy="none",result="none",action="continue"})", 1},
-        {R"(regmilter_verdicts_total{stage="data",policy="registry",result="unregistered",action="continue"})",
-         1},
-        {R"(regmilter_verdicts_total{stage="data",policy="spf",result="fail",action="continue"})", 1},
-        {R"(regmilter_would_reject_total{stage="mail",policy="registry",result="unregistered",action="reject"})",
-         1},
-        {R"(regmilter_would_reject_total{stage="mail",policy="spf",result="fail",action="reject"})", 1},
-        {R"(regmilter_policy_results_total{policy="registry",result="listed"})", 3},
-        {R"(regmilter_policy_results_total{policy="registry",result="unlisted"})", 2},
-        {R"(regmilter_policy_results_total{policy="spf",result="pass"})", 3},
-        {R"(regmilter_policy_results_total{policy="spf",result="fail"})", 2},
-        // Each stage's latency is observed once per answer: end of headers and
-        // end of message make one data answer.
-        {R"(regmilter_stage_duration_seconds_count{stage="connect"})", 5},
-        {R"(regmilter_stage_duration_seconds_count{stage="mail"})", 5},
-        {R"(regmilter_stage_duration_seconds_count{stage="rcpt"})", 3},
-        {R"(regmilter_stage_duration_seconds_count{stage="data"})", 3},
-        {R"(regmilter_stage_duration_seconds_bucket{stage="data",le="+Inf"})", 3},
-    });
+    check_samples(
+        text,
+        {
+            {"regmilter_sessions_total", 5},
+            {R"(regmilter_verdicts_total{stage="connect",policy="none",result="none",action="continue"})", 5},
+            {R"(regmilter_verdicts_total{stage="helo",policy="none",result="none",action="continue"})", 5},
+            {R"(regmilter_verdicts_total{stage="mail",policy="spf",result="pass",action="continue"})", 1},
+            {R"(regmilter_verdicts_total{stage="mail",policy="registry",result="unregistered",action="reject"})",
+             1},
+            {R"(regmilter_verdicts_total{stage="mail",policy="spf",result="fail",action="reject"})", 1},
+            {R"(regmilter_verdicts_total{stage="mail",policy="registry",result="unregistered",action="continue"})",
+             1},
+            {R"(regmilter_verdicts_total{stage="mail",policy="spf",result="fail",action="continue"})", 1},
+            {R"(regmilter_verdicts_total{stage="rcpt",policy="none",result="none",action="continue"})", 3},
+            {R"(regmilter_verdicts_total{stage="data",policy="none",result="none",action="continue"})", 1},
+            {R"(regmilter_verdicts_total{stage="data",policy="registry",result="unregistered",action="continue"})",
+             1},
+            {R"(regmilter_verdicts_total{stage="data",policy="spf",result="fail",action="continue"})", 1},
+            {R"(regmilter_would_reject_total{stage="mail",policy="registry",result="unregistered",action="reject"})",
+             1},
+            {R"(regmilter_would_reject_total{stage="mail",policy="spf",result="fail",action="reject"})", 1},
+            {R"(regmilter_policy_results_total{policy="registry",result="listed"})", 3},
+            {R"(regmilter_policy_results_total{policy="registry",result="unlisted"})", 2},
+            {R"(regmilter_policy_results_total{policy="spf",result="pass"})", 3},
+            {R"(regmilter_policy_results_total{policy="spf",result="fail"})", 2},
+            // Each stage's latency is observed once per answer: end of headers and
+            // end of message make one data answer.
+            {R"(regmilter_stage_duration_seconds_count{stage="connect"})", 5},
+            {R"(regmilter_stage_duration_seconds_count{stage="mail"})", 5},
+            {R"(regmilter_stage_duration_seconds_count{stage="rcpt"})", 3},
+            {R"(regmilter_stage_duration_seconds_count{stage="data"})", 3},
+            {R"(regmilter_stage_duration_seconds_bucket{stage="data",le="+Inf"})", 3},
+        });
     INFO(text);
     CHECK(text.find("regmilter_would_reject_total{stage=\"data\"") == std::string::npos);
     CHECK(text.find("# TYPE regmilter_stage_duration_seconds histogram\n") != std::string::npos);
@@ -345,9 +347,9 @@ TEST_CASE("stats: greylisting and rate-limit tempfails are counted as verdicts, 
         "[ratelimit]\nunregistered_messages = 1\n";
     auto store = std::make_shared<state::MemoryStore>();
     auto run = [&](const char* mode, const char* ip, policy::Action want_mail, policy::Action want_rcpt) {
-        auto rt = runtime_of(cfg_of("[milter]\nauthserv_id = mx.example.org\nmode = " + std::string(mode) +
-                                    "\n" + throttled),
-                             dns);
+        auto rt = runtime_of(
+            cfg_of("[milter]\nauthserv_id = mx.example.org\nmode = " + std::string(mode) + "\n" + throttled),
+            dns);
         auto env = environment_of(rt);
         env.observer = &metrics;
         env.store = [held = store]() -> std::shared_ptr<state::Store> { return held; };
@@ -362,23 +364,27 @@ TEST_CASE("stats: greylisting and rate-limit tempfails are counted as verdicts, 
         s.close();
     };
     using A = policy::Action;
-    run("enforce", "192.0.2.66", A::continue_, A::tempfail);  // greylisted at RCPT
-    run("enforce", "192.0.2.66", A::tempfail, A::continue_);  // the 2nd message: over the limit of 1
-    store = std::make_shared<state::MemoryStore>();  // observe mode starts afresh
+    run("enforce", "192.0.2.66", A::continue_, A::tempfail);   // greylisted at RCPT
+    run("enforce", "192.0.2.66", A::tempfail, A::continue_);   // the 2nd message: over the limit of 1
+    store = std::make_shared<state::MemoryStore>();            // observe mode starts afresh
     run("observe", "192.0.2.66", A::continue_, A::continue_);  // would greylist
     run("observe", "192.0.2.66", A::continue_, A::continue_);  // would be rate-limited; greylisted again
-    check_samples(metrics.render(), {
-        {R"(regmilter_verdicts_total{stage="rcpt",policy="greylist",result="unregistered",action="tempfail"})", 1},
-        {R"(regmilter_verdicts_total{stage="mail",policy="ratelimit",result="unregistered_messages",action="tempfail"})",
-         1},
-        {R"(regmilter_verdicts_total{stage="rcpt",policy="greylist",result="unregistered",action="continue"})", 2},
-        {R"(regmilter_verdicts_total{stage="mail",policy="ratelimit",result="unregistered_messages",action="continue"})",
-         1},
-        {R"(regmilter_would_reject_total{stage="rcpt",policy="greylist",result="unregistered",action="tempfail"})",
-         2},
-        {R"(regmilter_would_reject_total{stage="mail",policy="ratelimit",result="unregistered_messages",action="tempfail"})",
-         1},
-    });
+    check_samples(
+        metrics.render(),
+        {
+            {R"(regmilter_verdicts_total{stage="rcpt",policy="greylist",result="unregistered",action="tempfail"})",
+             1},
+            {R"(regmilter_verdicts_total{stage="mail",policy="ratelimit",result="unregistered_messages",action="tempfail"})",
+             1},
+            {R"(regmilter_verdicts_total{stage="rcpt",policy="greylist",result="unregistered",action="continue"})",
+             2},
+            {R"(regmilter_verdicts_total{stage="mail",policy="ratelimit",result="unregistered_messages",action="continue"})",
+             1},
+            {R"(regmilter_would_reject_total{stage="rcpt",policy="greylist",result="unregistered",action="tempfail"})",
+             2},
+            {R"(regmilter_would_reject_total{stage="mail",policy="ratelimit",result="unregistered_messages",action="tempfail"})",
+             1},
+        });
 }
 
 TEST_CASE("stats: a refusal at end of headers is the message's one answer", "[stats][session]") {
