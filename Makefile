@@ -88,6 +88,7 @@ UNIT_BIN   := $(BUILD)/t/unit-tests
 TOOL_BINS  := $(patsubst t/tools/%.cpp,$(BUILD)/t/%,$(TOOL_SRC))
 BENCH_BINS := $(patsubst t/bench/%.cpp,$(BUILD)/t/bench-%,$(BENCH_SRC))
 NULL_MILTER:= $(BUILD)/t/null-milter
+ECHO_MILTER:= $(BUILD)/t/echo-milter
 # One program per fuzz target: linked with libFuzzer under make fuzz, else
 # with the replay driver that make check runs over the corpora.
 FUZZ_BINS  := $(patsubst t/fuzz/targets/%.cpp,$(BUILD)/t/fuzz/%,$(FUZZ_SRC))
@@ -146,12 +147,14 @@ $(ZONE_BIN): $(call obj,$(ZONE_SRC)) $(LIB_A)
 $(UNIT_BIN): $(call obj,$(UNIT_SRC)) $(TSUP_A) $(DAEMON_A) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_MILTER) $(LIBS_LIB)
+# The relay's tests run a real libmilter worker, found next to the unit tests.
+$(UNIT_BIN): | $(ECHO_MILTER)
 
 $(BUILD)/t/%: $(BUILD)/obj/t/tools/%.o $(TSUP_A) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB)
 
-$(BUILD)/t/bench-%: $(BUILD)/obj/t/bench/%.o $(TSUP_A) $(LIB_A)
+$(BUILD)/t/bench-%: $(BUILD)/obj/t/bench/%.o $(TSUP_A) $(DAEMON_A) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB)
 
@@ -160,6 +163,10 @@ $(NULL_MILTER): $(BUILD)/obj/t/bench/compare/null-milter.o
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_MILTER)
 
+# The libmilter worker of the relay's tests (t/support/workers/echo-milter.cpp).
+$(ECHO_MILTER): $(BUILD)/obj/t/support/workers/echo-milter.o
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_MILTER)
 ifdef FUZZ_ENGINE
 $(BUILD)/t/fuzz/%: $(BUILD)/obj/t/fuzz/targets/%.o $(LIB_A)
 	@mkdir -p $(@D)

@@ -104,6 +104,12 @@ struct State {
     long max_entries = 0;                                // memory: entries kept at most
 };
 
+// [bulk]: the opt-out settings the bulk library decides with, and what the
+// policy does when an opt-out zone cannot be asked.
+struct Bulk : bulk::Settings {
+    policy::OnError on_error = policy::OnError::accept;  // a [bulk] zone lookup failed
+};
+
 // [stats]: the statistics endpoint (regmilter(8) serves GET /metrics there).
 struct Stats {
     std::optional<net::Endpoint> listen;  // none: no endpoint
@@ -116,7 +122,7 @@ struct Config {
     Trust trust;
     std::vector<Registry> registries;  // in file order
     Spf spf;
-    bulk::Settings bulk;
+    Bulk bulk;
     greylist::Settings greylist;
     ratelimit::Settings ratelimit;  // its network_v4/v6 are [greylist]'s
     State state;

@@ -1,5 +1,8 @@
 #include "config/validate.hpp"
 
+#include <algorithm>
+
+#include "bulk/optout.hpp"
 #include "state/redis_store.hpp"
 
 namespace regmilter::config {
@@ -77,6 +80,16 @@ void cross_check(const Config& cfg, const KeyLines& set, const std::string& file
             zone_owner[id] = r.name;
     }
     state_check(cfg, set, problem);
+    // [bulk] zone: each name must leave room for the 52-character labels, once.
+    if (auto it = set.find(key_id("bulk", "zone")); it != set.end()) {
+        const auto& zones = cfg.bulk.zones;
+        for (size_t i = 0; i < zones.size(); ++i) {
+            std::string why = bulk::check_optout_zone_name(zones[i]);
+            if (!why.empty()) problem(it->second, "bulk", "zone", why);
+            if (std::find(zones.begin(), zones.begin() + long(i), zones[i]) != zones.begin() + long(i))
+                problem(it->second, "bulk", "zone", zones[i] + " is listed twice");
+        }
+    }
 }
 
 }  // namespace regmilter::config

@@ -92,6 +92,7 @@ policy::Environment Service::environment() {
         log_line(level == policy::LogLevel::info ? LOG_INFO : LOG_WARNING, line);
     };
     env.observer = observer_;
+    env.stage_deadline = stage_deadline_;
     return env;
 }
 

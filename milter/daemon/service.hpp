@@ -56,6 +56,9 @@ public:
     // Statistics: told of every answer of the sessions begun from now on
     // (null: none). Set before the milter starts; outlives the sessions.
     void set_observer(policy::Observer* o) { observer_ = o; }
+    // The worker's prefetch deadlines (policy::Environment::stage_deadline),
+    // for the sessions begun from now on. Set before the milter starts.
+    void set_stage_deadline(decltype(policy::Environment::stage_deadline) f) { stage_deadline_ = std::move(f); }
 
 private:
     void watch_table(const policy::Runtime& rt);
@@ -67,6 +70,7 @@ private:
     std::atomic<int> open_{0};
     StateKeeper state_;
     policy::Observer* observer_ = nullptr;
+    decltype(policy::Environment::stage_deadline) stage_deadline_;
 };
 
 }  // namespace regmilter::daemon

@@ -15,6 +15,7 @@
 
 #include "policy/report.hpp"
 #include "policy/throttle.hpp"
+#include "registry/info.hpp"
 #include "stats/http.hpp"
 #include "util/cli.hpp"
 #include "util/file.hpp"
@@ -28,6 +29,7 @@ const char usage_text[] =
     "                       [--header 'Name: value']... [--macro NAME=VALUE]... [--hostname NAME]\n"
     "                       [--date YYYY-MM-DD] [--nameserver HOST[:PORT]]... [--timeout-ms MS]\n"
     "                       [--retries N] [--receiver NAME] [--json] [--trace] [--state-peek]\n"
+    "       regmilter-query --ip ADDR [-c FILE] --registry-info [--nameserver HOST[:PORT]]... [--json]\n"
     "       regmilter-query [-c FILE] --check\n"
     "       regmilter-query [-c FILE] --stats\n"
     "       regmilter-query --help | --version\n"
@@ -57,6 +59,7 @@ enum Opt {
     o_json,
     o_trace,
     o_state_peek,
+    o_registry_info,
     o_stats,
 };
 
@@ -73,6 +76,7 @@ struct Args {
     bool json = false;
     bool trace = false;
     bool state_peek = false;
+    bool registry_info = false;  // every [registry] zone's answer and metadata for --ip
 };
 
 Args parse_args(int argc, char** argv) {
@@ -97,6 +101,7 @@ Args parse_args(int argc, char** argv) {
         {"json", 0, false, o_json},
         {"trace", 0, false, o_trace},
         {"state-peek", 0, false, o_state_peek},
+        {"registry-info", 0, false, o_registry_info},
         {"stats", 0, false, o_stats},
     };
     auto rest = cli.parse(argc, argv, options, [&](int id, const char* v) {
@@ -171,6 +176,9 @@ Args parse_args(int argc, char** argv) {
             case o_state_peek:
                 a.state_peek = true;
                 break;
+            case o_registry_info:
+                a.registry_info = true;
+                break;
             case o_stats:
                 a.stats = true;
                 break;
@@ -221,6 +229,9 @@ void print_text(const policy::Session& session, const policy::Transcript& t) {
     std::cout << "bulk:";
     for (const auto& s : signals) std::cout << ' ' << s;
     std::cout << (signals.empty() ? " no" : "") << '\n';
+    for (const auto& r : t.asked)
+        std::cout << "bulk recipient <" << r.rcpt << ">: " << util::name_of(r.bulk.choice) << " (" << r.source
+                  << (r.source == "default" ? "" : ", " + r.bulk.key) << ")\n";
     auto rate = [](const ratelimit::Result& r) {
         std::cout << ratelimit::to_string(r.outcome) << " (" << r.count << " of " << r.limit << " per "
                   << r.window << " s for " << r.network.str() << ")";
@@ -310,6 +321,26 @@ std::shared_ptr<state::Store> state_store(const config::State& s, bool peek) {
                                                       std::to_string(r.entries) + " entries)");
 }
 
+// --registry-info: each configured zone asked for --ip, whatever the trust.
+int registry_info(const policy::Runtime& rt, const Args& args) {
+    const config::Config& cfg = *rt.config;
+    if (cfg.registries.empty()) {
+        std::fprintf(stderr, "regmilter-query: --registry-info: %s has no [registry NAME] section\n",
+                     cfg.source.c_str());
+        return 1;
+    }
+    std::unique_ptr<dns::Resolver> dns = rt.make_resolver();
+    dns::Deadline deadline = policy::stage_deadline(cfg);
+    std::vector<registry::Info> infos;
+    for (const auto& zone : cfg.registries)
+        infos.push_back(registry::lookup_info(*dns, *args.scenario.ip, zone, deadline));
+    if (args.json)
+        std::cout << registry::info_json(*args.scenario.ip, infos) << '\n';
+    else
+        registry::write_info_text(std::cout, *args.scenario.ip, infos);
+    return 0;
+}
+
 // --stats: the running milter's counters, from [stats] listen of `path`.
 int print_stats(const std::string& path) {
     const std::string name = path.empty() ? "(defaults)" : path;
@@ -370,6 +401,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "regmilter-query: resolver: cannot be set up with these nameservers\n");
         return 1;
     }
+
+    if (args.registry_info) return registry_info(*rt, args);
 
     policy::Environment env;
     std::shared_ptr<const policy::Runtime> snapshot = rt;
