@@ -15,9 +15,11 @@
 
 #include "bulk/bulk.hpp"
 #include "dns/nameserver.hpp"
+#include "greylist/greylist.hpp"
 #include "net/address.hpp"
 #include "net/endpoint.hpp"
 #include "policy/settings.hpp"
+#include "ratelimit/ratelimit.hpp"
 #include "registry/registry.hpp"
 #include "util/date.hpp"
 #include "util/problem.hpp"
@@ -88,6 +90,20 @@ struct Spf {
                                                        // HELO is one of these and its A/AAAA is the client
 };
 
+// [state]: where greylisting and rate limits keep what they remember
+// (policy/throttle.hpp makes the store).
+struct State {
+    policy::StateBackend backend = policy::StateBackend::memory;
+    std::string redis;     // HOST:PORT, [IPv6]:PORT or unix:PATH (state::parse_redis_address)
+    std::string prefix;    // before every Redis key
+    int timeout_ms = 0;    // per Redis call
+    std::string password;  // Redis AUTH; empty: none
+    policy::OnError on_error = policy::OnError::accept;  // the store fails: pass, or 451
+    std::string snapshot;                                // memory: the snapshot file; empty: none
+    int snapshot_interval = 0;                           // seconds between snapshot saves
+    long max_entries = 0;                                // memory: entries kept at most
+};
+
 // [bulk]: the opt-out settings the bulk library decides with, and what the
 // policy does when an opt-out zone cannot be asked.
 struct Bulk : bulk::Settings {
@@ -107,6 +123,9 @@ struct Config {
     std::vector<Registry> registries;  // in file order
     Spf spf;
     Bulk bulk;
+    greylist::Settings greylist;
+    ratelimit::Settings ratelimit;  // its network_v4/v6 are [greylist]'s
+    State state;
     Exemptions exemptions;
     Stats stats;
 };

@@ -51,6 +51,7 @@ void begin_transaction(Context& ctx, Facts& facts) {
     facts.mail = MailFacts{};
     facts.rcpts.clear();
     facts.data = DataFacts{};
+    facts.throttle = ThrottleFacts{};
 }
 
 std::string authserv_id(const Config& cfg) {
@@ -410,6 +411,7 @@ Reply decide_data(const Facts& facts, const Config& cfg) noexcept {
                                                             " " + c.xcode + " " + c.text});
         }
         if (const Check* top = strongest(checks); top && top->action >= CAction::tag) v.reason = top->reason;
+        for (const auto& t : facts.throttle.observed) v.add_headers.push_back({"X-Regmilter", t});
 
         // Bulk per recipient (DESIGN "[bulk] action").
         bool envelope = facts.mail.envelope_bulk.any();

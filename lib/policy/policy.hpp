@@ -20,7 +20,9 @@
 #include "bulk/optout.hpp"
 #include "config/config.hpp"
 #include "dns/resolver.hpp"
+#include "greylist/greylist.hpp"
 #include "net/address.hpp"
+#include "ratelimit/ratelimit.hpp"
 #include "registry/registry.hpp"
 #include "spf/check_host.hpp"
 
@@ -105,6 +107,24 @@ struct DataFacts {
     int ar_seen = 0;  // Authentication-Results headers so far
 };
 
+// Greylisting and the recipients' rate limit of one RCPT (policy/throttle.hpp).
+struct RcptThrottle {
+    std::string rcpt;
+    std::optional<greylist::Result> greylist;    // absent: not greylisted
+    std::optional<ratelimit::Result> ratelimit;  // absent: not counted
+};
+
+// Greylisting and rate limits of one transaction, planned at MAIL FROM.
+struct ThrottleFacts {
+    bool greylist = false;                      // a registry verdict asks for greylisting at RCPT
+    std::string greylist_reason;                // that check's reason ("registry:unregistered:reg.example")
+    bool registered = false;                    // the rate-limit class (registry error: registered)
+    bool limited = false;                       // a rate limit may apply (untrusted client)
+    std::optional<ratelimit::Result> messages;  // MAIL FROM's count
+    std::vector<RcptThrottle> rcpts;            // every RCPT that reached them, in order
+    std::vector<std::string> observed;          // observe mode: X-Regmilter "would ..." values
+};
+
 struct Facts {
     std::chrono::system_clock::time_point now;  // for enforce_after; tests set it
     std::string authserv_id;                    // [milter] authserv_id or the host name
@@ -112,6 +132,7 @@ struct Facts {
     MailFacts mail;
     std::vector<Recipient> rcpts;  // recipients accepted so far, in RCPT order
     DataFacts data;
+    ThrottleFacts throttle;
 };
 
 // Reset the transaction part (MAIL FROM, recipients, header facts); the
@@ -214,9 +235,9 @@ std::string log_prefix(const Context& ctx);
 
 // One line, key=value, for syslog: session= id= (queue id, when known) stage ip helo
 // from rcpt trust (with auth_user or tls_issuer) spf registry bulk, with
-// `recipient` bulk_source (and bulk_error when an opt-out zone failed), action
-// code reason removed. Values with spaces, quotes or control bytes are quoted
-// and escaped.
+// `recipient` bulk_source (and bulk_error when an opt-out zone failed),
+// greylist ratelimit action code reason observe removed. Values with spaces,
+// quotes or control bytes are quoted and escaped.
 std::string log_line(const Context& ctx, const Facts& facts, const config::Config& cfg, Stage stage,
                      const Reply& r, std::string_view rcpt = {}, const Recipient* recipient = nullptr);
 

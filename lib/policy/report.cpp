@@ -34,6 +34,7 @@ Transcript simulate(Session& session, const Scenario& sc) {
         if (!record(Stage::rcpt, reply, r)) ++accepted;
     }
     if (!sc.rcpts.empty() && accepted == 0) {
+        t.facts = session.facts();
         session.abort();
         session.close();
         return t;
@@ -168,10 +169,75 @@ void verdicts_section(util::JsonWriter& w, const Transcript& t) {
     w.end_array();
 }
 
+void state_outcome(util::JsonWriter& w, const state::Outcome& o) {
+    w.key("error").value(o.ok() ? std::string() : std::string(state::to_string(o.status)) + ": " + o.reason);
+}
+
+void ratelimit_json(util::JsonWriter& w, const ratelimit::Result& r) {
+    w.begin_object();
+    w.key("outcome").value(ratelimit::to_string(r.outcome));
+    w.key("count").value(static_cast<long long>(r.count));
+    w.key("limit").value(static_cast<long long>(r.limit));
+    w.key("window").value(static_cast<long long>(r.window));
+    w.key("retry_after").value(static_cast<long long>(r.retry_after));
+    w.key("network").value(r.network.str());
+    state_outcome(w, r.store);
+    w.end_object();
+}
+
+// "state", "greylist" and "ratelimit": the store asked, and what greylisting
+// and the rate limits said for this transaction.
+void throttle_section(util::JsonWriter& w, const Session& session, const Facts& f,
+                      const config::Config& cfg) {
+    const ThrottleFacts& t = f.throttle;
+    w.key("state").begin_object();
+    w.key("backend").value(util::name_of(cfg.state.backend));
+    w.key("store").value(session.store() ? session.store()->describe() : std::string("none"));
+    w.key("peek").value(session.peeking());
+    w.end_object();
+    w.key("greylist").begin_object();
+    w.key("applies").value(t.greylist);
+    w.key("reason").value(t.greylist_reason);
+    w.key("recipients").begin_array();
+    for (const auto& r : t.rcpts) {
+        if (!r.greylist) continue;
+        const greylist::Result& g = *r.greylist;
+        w.begin_object();
+        w.key("rcpt").value(r.rcpt);
+        w.key("outcome").value(greylist::to_string(g.outcome));
+        w.key("wait").value(static_cast<long long>(g.wait));
+        w.key("network").value(g.network.str());
+        w.key("client_passes").value(static_cast<long long>(g.client_passes));
+        state_outcome(w, g.store);
+        w.end_object();
+    }
+    w.end_array();
+    w.end_object();
+    w.key("ratelimit").begin_object();
+    w.key("class").value(t.registered ? "registered" : "unregistered");
+    w.key("applies").value(t.limited);
+    w.key("messages");
+    if (t.messages)
+        ratelimit_json(w, *t.messages);
+    else
+        w.null();
+    w.key("recipients").begin_array();
+    for (const auto& r : t.rcpts) {
+        if (!r.ratelimit) continue;
+        w.begin_object();
+        w.key("rcpt").value(r.rcpt);
+        w.key("result");
+        ratelimit_json(w, *r.ratelimit);
+        w.end_object();
+    }
+    w.end_array();
+    w.end_object();
+}
+
 }  // namespace
 
 std::string to_json(const Session& session, const Transcript& t) {
-    const Facts& f = session.facts();
+    const Facts& f = t.facts ? *t.facts : session.facts();
     static const config::Config& none = *config::defaults();
     const config::Config& cfg = session.runtime() ? *session.runtime()->config : none;
     util::JsonWriter w;
@@ -187,6 +253,7 @@ std::string to_json(const Session& session, const Transcript& t) {
     registry_section(w, f.connect);
     bulk_section(w, f, cfg, t);
     verdicts_section(w, t);
+    throttle_section(w, session, f, cfg);
     w.end_object();
     return w.str();
 }

@@ -11,6 +11,7 @@
 
 #include "dns/trace.hpp"
 #include "policy/replies.hpp"
+#include "policy/throttle.hpp"
 #include "util/text.hpp"
 
 namespace regmilter::policy {
@@ -122,6 +123,7 @@ Reply Session::connect(const ConnectInfo& info) noexcept {
         ctx_.session_id = session_id(info.macros);
         connection_degraded_ = false;
         rt_ = env_.runtime ? env_.runtime() : nullptr;  // first: the fallback answer needs the config
+        store_ = env_.store ? env_.store() : nullptr;
         if (rt_) facts_.authserv_id = rt_->authserv_id;  // forged headers are found even if connect fails
     } catch (...) {
         rt_ = nullptr;
@@ -228,7 +230,9 @@ Reply Session::mail(std::string_view arg, const Macros& macros) noexcept {
             return logged(Stage::mail, std::move(r));
         }
         facts_.mail = gather_mail(ctx_, facts_, cfg(), resolver(), deadline, env_.trace);
-        return logged(Stage::mail, decide_mail(facts_, cfg()));
+        Reply v = decide_mail(facts_, cfg());
+        if (!refuses(v.action) && v.action != Action::accept) v = throttle_mail(std::move(v));
+        return logged(Stage::mail, std::move(v));
     });
 }
 
@@ -249,10 +253,12 @@ Reply Session::rcpt(std::string_view arg, const Macros& macros) noexcept {
                                                             resolver(), stage_deadline(cfg()));
         const Recipient& r = last_rcpt_;
         Reply v = decide_rcpt(facts_, r, cfg());
+        bool log = false;  // an observe-mode greylisting or rate-limit refusal
+        if (!refuses(v.action)) v = throttle_rcpt(r.rcpt, std::move(v), log);
         if (!refuses(v.action)) facts_.rcpts.push_back(r);
         // A zone that failed is logged even when the recipient passes.
         bool zone_error = r.zone && r.zone->status == bulk::ZoneStatus::error;
-        Reply out = logged(Stage::rcpt, std::move(v), r.rcpt, zone_error, &r);
+        Reply out = logged(Stage::rcpt, std::move(v), r.rcpt, zone_error || log, &r);
         if (zone_error && out.log_level == LogLevel::info) out.log_level = LogLevel::warning;
         return out;
     });
@@ -317,6 +323,98 @@ Reply Session::close() noexcept {
         // Nothing can be answered at close.
     }
     return Reply{};
+}
+
+// ---- greylisting and rate limits (policy/throttle.hpp) ----
+
+void Session::note(const state::Outcome& o) {
+    if (!env_.notice) return;
+    std::string line = store_notice(o, store_ ? store_->describe() : no_store().describe(), cfg());
+    if (!line.empty()) env_.notice(o.ok() ? LogLevel::info : LogLevel::warning, line);
+}
+
+namespace {
+
+state::UnixTime unix_time(const Environment& env) {
+    return env.clock ? state::UnixTime(std::chrono::system_clock::to_time_t(env.clock())) : state::wall_now();
+}
+
+state::Deadline store_deadline(const config::Config& c) {
+    return state::deadline_in(std::chrono::milliseconds(c.state.timeout_ms));
+}
+
+// Observe mode: greylisting's or a rate limit's would-be refusal `o` names the
+// answer, as its refusal would in enforce mode, unless `v` would already
+// refuse; otherwise `o`'s reason only fills an empty one.
+Reply take_observed(Reply v, const Reply& o) {
+    if (o.would != Action::continue_ && v.would == Action::continue_) {
+        v.reason = o.reason;
+        v.would = o.would;
+    } else if (v.reason.empty()) {
+        v.reason = o.reason;
+    }
+    return v;
+}
+
+}  // namespace
+
+ratelimit::Result Session::count(ratelimit::Kind kind) {
+    state::Store& s = store_ ? *store_ : no_store();
+    const auto& c = cfg();
+    bool registered = facts_.throttle.registered;
+    ratelimit::Result r = env_.state_peek ? ratelimit::peek(s, c.ratelimit, *facts_.connect.ip, registered,
+                                                            kind, unix_time(env_), store_deadline(c))
+                                          : ratelimit::count(s, c.ratelimit, *facts_.connect.ip, registered,
+                                                             kind, unix_time(env_), store_deadline(c));
+    note(r.store);
+    return r;
+}
+
+// The messages' rate limit, counted once the MAIL FROM checks let the
+// transaction go on.
+Reply Session::throttle_mail(Reply v) {
+    ThrottleFacts& t = facts_.throttle;
+    t = plan_throttle(facts_, cfg());
+    if (!t.limited) return v;
+    ratelimit::Result r = count(ratelimit::Kind::messages);
+    if (r.outcome == ratelimit::Outcome::off) return v;
+    t.messages = r;
+    Reply l = observe(decide_ratelimit(r, cfg()), cfg(), t.observed);
+    if (refuses(l.action)) return l;
+    return take_observed(std::move(v), l);
+}
+
+// Greylisting of the triplet, then the recipients' rate limit (a greylisted
+// recipient is not counted). `log`: an observe-mode refusal to log.
+Reply Session::throttle_rcpt(const std::string& rcpt, Reply v, bool& log) {
+    ThrottleFacts& t = facts_.throttle;
+    if (!t.greylist && !t.limited) return v;
+    const config::Config& c = cfg();
+    RcptThrottle& rt = t.rcpts.emplace_back();
+    rt.rcpt = rcpt;
+    if (t.greylist) {
+        state::Store& s = store_ ? *store_ : no_store();
+        greylist::Request req{*facts_.connect.ip, ctx_.mail_from, rcpt};
+        rt.greylist = env_.state_peek
+                          ? greylist::peek(s, c.greylist, req, unix_time(env_), store_deadline(c))
+                          : greylist::check(s, c.greylist, req, unix_time(env_), store_deadline(c));
+        note(rt.greylist->store);
+        Reply g = observe(decide_greylist(*rt.greylist, t.greylist_reason, c), c, t.observed);
+        if (refuses(g.action)) return g;
+        log = log || !g.reason.empty();  // observe mode
+        v = take_observed(std::move(v), g);
+    }
+    if (t.limited) {
+        ratelimit::Result r = count(ratelimit::Kind::recipients);
+        if (r.outcome != ratelimit::Outcome::off) {
+            rt.ratelimit = r;
+            Reply l = observe(decide_ratelimit(r, c), c, t.observed);
+            if (refuses(l.action)) return l;
+            log = log || !l.reason.empty();
+            v = take_observed(std::move(v), l);
+        }
+    }
+    return v;
 }
 
 }  // namespace regmilter::policy

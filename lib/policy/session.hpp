@@ -22,6 +22,7 @@
 
 #include "policy/policy.hpp"
 #include "policy/runtime.hpp"
+#include "state/store.hpp"
 
 namespace regmilter::policy {
 
@@ -49,6 +50,14 @@ struct Environment {
     std::function<bool()> draining;
     // SPF's term-by-term trace (regmilter-query --trace); may be empty.
     spf::Tracer trace;
+    // The greylisting and rate-limit store a new SMTP session uses (the
+    // front end's, outside the Runtime: a reload keeps it); empty or null:
+    // every store call fails and [state] on_error applies.
+    std::function<std::shared_ptr<state::Store>()> store;
+    // Read the store without changing it (regmilter-query --state-peek).
+    bool state_peek = false;
+    // Where the store's outage lines go (policy/throttle.hpp store_notice); may be empty.
+    std::function<void(LogLevel, const std::string&)> notice;
     // Tests only: called as each stage starts; what it throws is handled as
     // an internal error of that stage. Empty in every front end.
     std::function<void(Stage)> before_stage;
@@ -102,6 +111,8 @@ public:
     const Context& context() const { return ctx_; }
     const Facts& facts() const { return facts_; }
     const std::shared_ptr<const Runtime>& runtime() const { return rt_; }
+    const std::shared_ptr<state::Store>& store() const { return store_; }
+    bool peeking() const { return env_.state_peek; }
     // The recipient of the last RCPT, refused or not, with its bulk choice and source.
     const Recipient& last_recipient() const { return last_rcpt_; }
 
@@ -120,10 +131,17 @@ private:
     void start_connect_lookups();
     void settle_connect();
     void reset_transaction();
+    // Greylisting and rate limits (policy/throttle.hpp), after the stage's
+    // own decision `v` let the command go on.
+    Reply throttle_mail(Reply v);
+    Reply throttle_rcpt(const std::string& rcpt, Reply v, bool& log);
+    ratelimit::Result count(ratelimit::Kind kind);
+    void note(const state::Outcome& o);
 
     Environment env_;
     std::shared_ptr<const Runtime> rt_;
     std::unique_ptr<dns::Resolver> resolver_;  // this session's, made at first use
+    std::shared_ptr<state::Store> store_;      // taken at connect, as the snapshot
     Context ctx_;
     Facts facts_;
     bool connected_ = false;

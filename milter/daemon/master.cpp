@@ -256,8 +256,8 @@ private:
         }
     }
 
-    // Stopping: the channel closes (the worker leaves at once); SIGKILL if
-    // it is still there after 2 s.
+    // Stopping: the channel closes (the worker saves its state snapshot and
+    // leaves); SIGKILL if it is still there after 2 s.
     void end_worker(pid_t pid) {
         channel_gone();
         int status = 0;

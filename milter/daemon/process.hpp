@@ -4,8 +4,13 @@
 // except remove_pid_file() (at exit). Errors are returned as text, never thrown.
 #pragma once
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/types.h>
+
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 namespace regmilter::daemon {
@@ -81,5 +86,23 @@ std::string detach();
 // the process can still remove it after dropping root. "" on success.
 std::string write_pid_file(const std::string& path, const User* owner);
 void remove_pid_file(const std::string& path);
+
+// A thread running `f`, born with every signal blocked: the signals are the
+// main thread's sigwait loop's, and one taken elsewhere could reach libmilter's
+// handler (which stops the milter on SIGHUP). The caller's mask is unchanged.
+template <class F>
+std::thread quiet_thread(F&& f) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    try {
+        std::thread t(std::forward<F>(f));
+        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        return t;
+    } catch (...) {
+        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        throw;
+    }
+}
 
 }  // namespace regmilter::daemon

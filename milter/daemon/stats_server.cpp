@@ -4,8 +4,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +13,7 @@
 #include <vector>
 
 #include "log.hpp"
+#include "process.hpp"
 #include "service.hpp"
 #include "stats/http.hpp"
 
@@ -118,12 +117,7 @@ StatsServer::~StatsServer() {
 
 void StatsServer::start(std::function<std::string()> render) {
     render_ = std::move(render);
-    // Born with every signal blocked: the signals are the main thread's.
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    thread_ = std::thread([this] { run(); });
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    thread_ = quiet_thread([this] { run(); });
 }
 
 void StatsServer::run() noexcept {

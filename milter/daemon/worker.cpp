@@ -210,8 +210,9 @@ void* milter_main(void*) {
     return nullptr;
 }
 
-// Reads the master's messages until the channel ends, then ends the process.
-void read_channel(int fd, Reloader& reloader, Prefetcher& prefetcher) {
+// Reads the master's messages until the channel ends, then saves the state
+// snapshot and ends the process.
+void read_channel(int fd, Reloader& reloader, Prefetcher& prefetcher, StateKeeper& state) {
     char buf[8192];
     for (;;) {
         ssize_t n = ::recv(fd, buf, sizeof buf, 0);
@@ -227,6 +228,7 @@ void read_channel(int fd, Reloader& reloader, Prefetcher& prefetcher) {
         }
     }
     // The master is gone or stopping: sessions it relayed are gone with it.
+    state.stop();  // the last snapshot
     std::fflush(nullptr);
     _exit(0);
 }
@@ -266,6 +268,7 @@ int run_worker(const std::string& config_path, bool foreground, const WorkerPlac
         return 1;
     }
     log_facility(service.current()->config->milter.syslog_facility);
+    service.state().start(*service.current()->config);  // reads the snapshot
     std::string conn = "unix:" + worker_socket(place.dir);
     if (smfi_register(filter_description(service)) != MI_SUCCESS) {
         log_line(LOG_ERR, "worker: smfi_register failed");
@@ -299,7 +302,8 @@ int run_worker(const std::string& config_path, bool foreground, const WorkerPlac
         return 1;
     }
     Reloader reloader(service);
-    std::thread channel([&] { read_channel(place.channel, reloader, prefetcher); });
+    service.state().start_saver();
+    std::thread channel([&] { read_channel(place.channel, reloader, prefetcher, service.state()); });
     channel.detach();
     log_line(LOG_INFO, "worker: serving on " + conn);
     if (!send_message(place.channel, "up")) {
@@ -325,6 +329,7 @@ int run_worker(const std::string& config_path, bool foreground, const WorkerPlac
         }
         if (sig == SIGUSR2) {
             log_line(LOG_ERR, "worker: the milter stopped by itself (socket trouble?); exiting");
+            service.state().stop();
             break;
         }
         log_line(LOG_WARNING, std::string("worker: ") + strsignal(sig) + " from pid " +

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "policy/report.hpp"
+#include "policy/throttle.hpp"
 #include "registry/info.hpp"
 #include "stats/http.hpp"
 #include "util/cli.hpp"
@@ -27,13 +28,16 @@ const char usage_text[] =
     "usage: regmilter-query --ip ADDR [-c FILE] [--helo NAME] [--from ADDR] [--rcpt ADDR]...\n"
     "                       [--header 'Name: value']... [--macro NAME=VALUE]... [--hostname NAME]\n"
     "                       [--date YYYY-MM-DD] [--nameserver HOST[:PORT]]... [--timeout-ms MS]\n"
-    "                       [--retries N] [--receiver NAME] [--json] [--trace]\n"
+    "                       [--retries N] [--receiver NAME] [--json] [--trace] [--state-peek]\n"
     "       regmilter-query --ip ADDR [-c FILE] --registry-info [--nameserver HOST[:PORT]]... [--json]\n"
     "       regmilter-query [-c FILE] --check\n"
     "       regmilter-query [-c FILE] --stats\n"
     "       regmilter-query --help | --version\n"
     "  -c FILE   configuration (default " SYSCONFDIR
-    "/regmilter/regmilter.ini when it exists, else the built-in defaults)\n";
+    "/regmilter/regmilter.ini when it exists, else the built-in defaults)\n"
+    "  --state-peek  greylisting and rate limits read the configured [state] (Redis, or the\n"
+    "            memory backend's snapshot file) without changing it; without it they use\n"
+    "            an empty store of this process's own\n";
 
 const char default_config[] = SYSCONFDIR "/regmilter/regmilter.ini";
 
@@ -54,6 +58,7 @@ enum Opt {
     o_receiver,
     o_json,
     o_trace,
+    o_state_peek,
     o_registry_info,
     o_stats,
 };
@@ -70,6 +75,7 @@ struct Args {
     std::string receiver;
     bool json = false;
     bool trace = false;
+    bool state_peek = false;
     bool registry_info = false;  // every [registry] zone's answer and metadata for --ip
 };
 
@@ -78,14 +84,23 @@ Args parse_args(int argc, char** argv) {
     Args a;
     policy::Scenario& sc = a.scenario;
     const std::vector<util::CliOption> options = {
-        {"config", 'c', true, o_config},       {"check", 't', false, o_check},
-        {"ip", 0, true, o_ip},                 {"helo", 0, true, o_helo},
-        {"from", 0, true, o_from},             {"hostname", 0, true, o_hostname},
-        {"rcpt", 0, true, o_rcpt},             {"header", 0, true, o_header},
-        {"macro", 0, true, o_macro},           {"date", 0, true, o_date},
-        {"nameserver", 0, true, o_nameserver}, {"timeout-ms", 0, true, o_timeout},
-        {"retries", 0, true, o_retries},       {"receiver", 0, true, o_receiver},
-        {"json", 0, false, o_json},            {"trace", 0, false, o_trace},
+        {"config", 'c', true, o_config},
+        {"check", 't', false, o_check},
+        {"ip", 0, true, o_ip},
+        {"helo", 0, true, o_helo},
+        {"from", 0, true, o_from},
+        {"hostname", 0, true, o_hostname},
+        {"rcpt", 0, true, o_rcpt},
+        {"header", 0, true, o_header},
+        {"macro", 0, true, o_macro},
+        {"date", 0, true, o_date},
+        {"nameserver", 0, true, o_nameserver},
+        {"timeout-ms", 0, true, o_timeout},
+        {"retries", 0, true, o_retries},
+        {"receiver", 0, true, o_receiver},
+        {"json", 0, false, o_json},
+        {"trace", 0, false, o_trace},
+        {"state-peek", 0, false, o_state_peek},
         {"registry-info", 0, false, o_registry_info},
         {"stats", 0, false, o_stats},
     };
@@ -158,6 +173,9 @@ Args parse_args(int argc, char** argv) {
             case o_trace:
                 a.trace = true;
                 break;
+            case o_state_peek:
+                a.state_peek = true;
+                break;
             case o_registry_info:
                 a.registry_info = true;
                 break;
@@ -179,7 +197,7 @@ std::string config_path(const Args& a) {
 }
 
 void print_text(const policy::Session& session, const policy::Transcript& t) {
-    const policy::Facts& f = session.facts();
+    const policy::Facts& f = t.facts ? *t.facts : session.facts();
     std::cout << "config: " << session.runtime()->config->source << '\n';
     if (f.mail.spf_mail) {
         const spf::Outcome& o = *f.mail.spf_mail;
@@ -214,6 +232,31 @@ void print_text(const policy::Session& session, const policy::Transcript& t) {
     for (const auto& r : t.asked)
         std::cout << "bulk recipient <" << r.rcpt << ">: " << util::name_of(r.bulk.choice) << " (" << r.source
                   << (r.source == "default" ? "" : ", " + r.bulk.key) << ")\n";
+    auto rate = [](const ratelimit::Result& r) {
+        std::cout << ratelimit::to_string(r.outcome) << " (" << r.count << " of " << r.limit << " per "
+                  << r.window << " s for " << r.network.str() << ")";
+        if (!r.store.ok()) std::cout << ": " << state::to_string(r.store.status) << ": " << r.store.reason;
+        std::cout << '\n';
+    };
+    if (f.throttle.messages) {
+        std::cout << "ratelimit messages: ";
+        rate(*f.throttle.messages);
+    }
+    for (const auto& rt : f.throttle.rcpts) {
+        if (rt.greylist) {
+            const greylist::Result& g = *rt.greylist;
+            std::cout << "greylist <" << rt.rcpt << ">: " << greylist::to_string(g.outcome);
+            if (g.delays()) std::cout << ", retry in " << g.wait << " s";
+            std::cout << " (network " << g.network.str() << ", " << g.client_passes << " passed triplet(s))";
+            if (!g.store.ok())
+                std::cout << ": " << state::to_string(g.store.status) << ": " << g.store.reason;
+            std::cout << '\n';
+        }
+        if (rt.ratelimit) {
+            std::cout << "ratelimit recipients <" << rt.rcpt << ">: ";
+            rate(*rt.ratelimit);
+        }
+    }
     for (const auto& sr : t.replies) {
         const policy::Reply& r = sr.reply;
         std::cout << "verdict " << policy::to_string(sr.stage);
@@ -227,6 +270,55 @@ void print_text(const policy::Session& session, const policy::Transcript& t) {
         for (const auto& h : r.remove_headers) std::cout << "remove header: " << h.name << "[" << h.index << "]\n";
         for (const auto& h : r.add_headers) std::cout << "header: " << h.name << ": " << h.value << '\n';
     }
+}
+
+// A store under another name, for the report: where the state was read from.
+class Labelled : public state::Store {
+public:
+    Labelled(std::shared_ptr<state::Store> inner, std::string label)
+        : inner_(std::move(inner)), label_(std::move(label)) {}
+    state::GreylistAnswer greylist(const state::Key& t, const state::Key& c, const state::GreylistRules& r,
+                                   state::UnixTime now, state::Mode m, state::Deadline d) override {
+        return inner_->greylist(t, c, r, now, m, d);
+    }
+    state::CounterAnswer count(const state::Key& k, uint64_t n, uint64_t limit, state::UnixTime expires,
+                               state::UnixTime now, state::Mode m, state::Deadline d) override {
+        return inner_->count(k, n, limit, expires, now, m, d);
+    }
+    std::string describe() const override { return label_; }
+
+private:
+    std::shared_ptr<state::Store> inner_;
+    std::string label_;
+};
+
+// The store greylisting and rate limits ask: with --state-peek the configured
+// one (Redis; for memory, a copy read from the snapshot file), otherwise an
+// empty one of this process. Null, with the problem printed, when the
+// snapshot cannot be read.
+std::shared_ptr<state::Store> state_store(const config::State& s, bool peek) {
+    policy::MadeStore made = policy::make_store(s);
+    if (!peek) {
+        state::MemoryOptions o;
+        return std::make_shared<Labelled>(std::make_shared<state::MemoryStore>(o),
+                                          "memory, empty, of regmilter-query alone (--state-peek reads the "
+                                          "configured state)");
+    }
+    if (!made.memory) return made.store;
+    if (s.snapshot.empty())
+        return std::make_shared<Labelled>(made.store,
+                                          "memory: no [state] snapshot configured, nothing to read");
+    state::SnapshotResult r = made.memory->load(s.snapshot, state::wall_now());
+    using St = state::SnapshotResult::Status;
+    if (r.status == St::missing)
+        return std::make_shared<Labelled>(made.store,
+                                          "memory: snapshot " + s.snapshot + " does not exist yet");
+    if (r.status != St::ok) {
+        std::fprintf(stderr, "regmilter-query: %s\n", r.str().c_str());
+        return nullptr;
+    }
+    return std::make_shared<Labelled>(made.store, "memory, read from snapshot " + s.snapshot + " (" +
+                                                      std::to_string(r.entries) + " entries)");
 }
 
 // --registry-info: each configured zone asked for --ip, whatever the trust.
@@ -317,6 +409,11 @@ int main(int argc, char** argv) {
     env.runtime = [snapshot] { return snapshot; };
     if (args.date) env.clock = [day = *args.date] { return util::start_of(day); };
     if (args.trace) env.trace = [](std::string_view line) { std::cerr << "trace: " << line << '\n'; };
+    std::shared_ptr<state::Store> store = state_store(rt->config->state, args.state_peek);
+    if (!store) return 1;
+    env.store = [store] { return store; };
+    env.state_peek = args.state_peek;
+    env.notice = [](policy::LogLevel, const std::string& line) { std::cerr << "state: " << line << '\n'; };
     policy::Session session(env);
     policy::Transcript t = policy::simulate(session, args.scenario);
     if (args.json)

@@ -16,6 +16,8 @@
 #   bulk-table    the opt-out table reloaded on SIGHUP and by itself
 #   dns-trouble   DNS stopped, DNS that never answers
 #   lifecycle     SIGTERM drain, killed milter, stale socket, inet/inet6 sockets
+#   greylist      451 at RCPT then delivery after the delay, registered never
+#                 delayed, the memory state across a milter restart
 #   registry      regmilter-zone's registry and opt-out zones on NSD and rbldnsd
 # Sessions at the milter protocol level use miltertest(8) (the .lua files of
 # t/fixtures/e2e/). Needs root (Postfix's master runs as root), postfix,
