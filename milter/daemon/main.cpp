@@ -29,6 +29,7 @@
 #include "log.hpp"
 #include "process.hpp"
 #include "net/endpoint.hpp"
+#include "health_monitor.hpp"
 #include "service.hpp"
 #include "stats_server.hpp"
 #include "util/cli.hpp"
@@ -444,7 +445,10 @@ int main(int argc, char** argv) {
     g_main_thread = pthread_self();
     pthread_t milter_thread;
     if (pthread_create(&milter_thread, nullptr, milter_main, nullptr) != 0) fail("cannot start the milter thread");
-    run_signals(service, place.socket.path, place.socket_file);
+    {
+        HealthMonitor health(service);  // the registry zones' RFC 5782 §5 checks, until the end
+        run_signals(service, place.socket.path, place.socket_file);
+    }
     if (g_milter_done) pthread_join(milter_thread, nullptr);
 
     place.stats.reset();  // the endpoint's thread ends before the process does

@@ -13,7 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "dns/trace.hpp"
 #include "policy/report.hpp"
+#include "registry/health.hpp"
 #include "stats/http.hpp"
 #include "util/cli.hpp"
 #include "util/file.hpp"
@@ -218,6 +220,27 @@ void print_text(const policy::Session& session, const policy::Transcript& t) {
     }
 }
 
+// --trace: each zone's RFC 5782 §5 test points, asked as the daemon asks
+// them (at start, reload and every health_interval), each query and the
+// outcome traced; a broken zone's lookups then get its on_error, as in the daemon.
+void check_health(policy::Runtime& rt) {
+    auto sink = [](std::string_view line) { std::cerr << "trace: " << line << '\n'; };
+    std::unique_ptr<dns::Resolver> up = rt.upstream ? rt.upstream() : nullptr;
+    if (!up) return;
+    rt.health = std::make_shared<registry::Health>();
+    dns::TracingResolver traced(*up, sink, "health: ");
+    for (const auto& z : rt.config->registries) {
+        if (z.health_interval <= 0) continue;
+        for (registry::Family f : {registry::Family::v4, registry::Family::v6}) {
+            registry::Probe p = registry::check(
+                traced, z, f, dns::deadline_in(std::chrono::milliseconds(rt.config->resolver.stage_timeout_ms)));
+            rt.health->record(z, f, p);
+            sink("health: registry " + z.name + " (zone " + z.zone + ") for " + registry::to_string(f) +
+                 " clients: " + registry::to_string(p.outcome) + (p.detail.empty() ? "" : ": " + p.detail));
+        }
+    }
+}
+
 // --stats: the running milter's counters, from [stats] listen of `path`.
 int print_stats(const std::string& path) {
     const std::string name = path.empty() ? "(defaults)" : path;
@@ -278,6 +301,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "regmilter-query: resolver: cannot be set up with these nameservers\n");
         return 1;
     }
+
+    if (args.trace) check_health(*rt);
 
     policy::Environment env;
     std::shared_ptr<const policy::Runtime> snapshot = rt;

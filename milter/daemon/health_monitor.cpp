@@ -1,0 +1,104 @@
+#include "health_monitor.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+
+#include "log.hpp"
+
+namespace regmilter::daemon {
+
+HealthMonitor::HealthMonitor(Service& service, bool start_thread) : service_(service) {
+    if (start_thread) thread_ = std::thread([this] { loop(); });
+}
+
+HealthMonitor::~HealthMonitor() {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        stop_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+}
+
+bool HealthMonitor::stopping() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stop_;
+}
+
+void HealthMonitor::loop() {
+    // Signals go to the signal thread only (SIGHUP here would stop the process).
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    for (;;) {
+        Clock::time_point next;
+        try {
+            next = check_due(Clock::now());
+        } catch (const std::exception& e) {
+            log_line(LOG_ERR, std::string("registry health check failed: ") + e.what());
+            next = Clock::now() + std::chrono::seconds(10);
+        }
+        std::unique_lock<std::mutex> lock(mu_);
+        if (cv_.wait_until(lock, next, [this] { return stop_; })) return;
+    }
+}
+
+HealthMonitor::Clock::time_point HealthMonitor::check_due(Clock::time_point now) {
+    Clock::time_point next = now + std::chrono::seconds(1);
+    std::shared_ptr<const policy::Runtime> rt = service_.current();
+    if (!rt || !rt->health) return next;
+    const config::Config& cfg = *rt->config;
+    if (rt->config.get() != config_seen_) {
+        // At start and after a reload: every zone now; zones no longer configured forgotten.
+        config_seen_ = rt->config.get();
+        due_.clear();
+        std::vector<std::string> keep;
+        for (const auto& z : cfg.registries)
+            if (z.health_interval > 0) keep.push_back(registry::health_key(z));
+        rt->health->retain(keep);
+    }
+    std::unique_ptr<dns::Resolver> dns;
+    std::vector<std::string> done;  // two sections of one zone: checked once
+    for (const auto& z : cfg.registries) {
+        if (z.health_interval <= 0) continue;
+        const std::string key = registry::health_key(z);
+        auto it = due_.find(key);
+        if (it != due_.end() &&
+            (it->second > now || std::find(done.begin(), done.end(), key) != done.end())) {
+            next = std::min(next, it->second);
+            continue;
+        }
+        if (stopping()) return next;
+        if (!dns) dns = rt->upstream ? rt->upstream() : nullptr;  // not the cache
+        if (!dns) break;
+        auto limit = std::min<std::chrono::milliseconds>(
+            check_limit, std::chrono::milliseconds(cfg.resolver.stage_timeout_ms));
+        for (registry::Family f : {registry::Family::v4, registry::Family::v6}) {
+            registry::Probe p = registry::check(*dns, z, f, dns::deadline_in(limit));
+            const std::string who = "registry " + z.name + " (zone " + z.zone + ")";
+            switch (rt->health->record(z, f, p)) {
+                case registry::Health::Transition::broke:
+                    log_line(LOG_WARNING,
+                             who + ": broken for " + registry::to_string(f) + " clients: " + p.detail +
+                                 "; on_error = " + util::name_of(z.on_error) +
+                                 " applies to its lookups until it passes again (RFC 5782 section 5)");
+                    break;
+                case registry::Health::Transition::recovered:
+                    log_line(LOG_INFO, who + ": healthy again for " + registry::to_string(f) +
+                                           " clients: its test points answer as RFC 5782 section 5 says");
+                    break;
+                case registry::Health::Transition::none:
+                    break;
+            }
+        }
+        done.push_back(key);
+        Clock::time_point when = Clock::now() + std::chrono::seconds(z.health_interval);
+        due_[key] = when;
+        next = std::min(next, when);
+    }
+    return next;
+}
+
+}  // namespace regmilter::daemon
