@@ -10,6 +10,9 @@
 #include "milter/daemon/health_monitor.hpp"
 #include "milter/daemon/log.hpp"
 #include "registry/health.hpp"
+#include "registry/zone_writer.hpp"
+
+#include <sstream>
 
 using namespace regmilter;
 using policy::Action;
@@ -297,4 +300,34 @@ TEST_CASE("health monitor: checks at start, logs each change once, rechecks afte
     CHECK(log.count("registry reg (zone reg.example): healthy again for IPv4 clients") == 1);
     CHECK(log.count("healthy again for IPv6 clients") == 1);
     CHECK(rt->health->broken_count() == 0);
+}
+
+TEST_CASE("health: the zones regmilter-zone writes pass their own health check", "[health]") {
+    registry::Registration r;
+    r.ip = *net::Address::parse("192.0.2.10");
+    r.hostname = "mail.example.org";
+    r.contact = "H1";
+    registry::PublishSettings s;
+    s.head.zone = "reg.example";
+    s.forms.dashed = s.forms.reversed = true;
+    std::ostringstream out;
+    registry::write_zone(out, {r}, s);
+    // The A records ("OWNER\tIN\tA\tCODE", owners relative to the zone) into a resolver.
+    dns::MemoryResolver dns;
+    dns.set_strict(false);
+    std::istringstream in(out.str());
+    int records = 0;
+    for (std::string line; std::getline(in, line);) {
+        auto a = line.find("\tIN\tA\t");
+        if (a == std::string::npos || a == 0) continue;
+        dns.add(line.substr(0, a) + ".reg.example", dns::RrType::a, line.substr(a + 6));
+        ++records;
+    }
+    CHECK(records == 6);  // two forms of the two test points and the server
+    for (auto f : {registry::Format::dashed, registry::Format::reversed})
+        for (auto fam : {Family::v4, Family::v6}) {
+            Probe p = registry::check(dns, zone_of("reg.example", f), fam, dns::no_deadline());
+            INFO(util::name_of(f) << " " << registry::to_string(fam) << ": " << p.detail);
+            CHECK(p.outcome == Probe::Outcome::healthy);
+        }
 }
