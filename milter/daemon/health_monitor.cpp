@@ -73,10 +73,11 @@ HealthMonitor::Clock::time_point HealthMonitor::check_due(Clock::time_point now)
         if (stopping()) return next;
         if (!dns) dns = rt->upstream ? rt->upstream() : nullptr;  // not the cache
         if (!dns) break;
-        auto limit = std::min<std::chrono::milliseconds>(
-            check_limit, std::chrono::milliseconds(cfg.resolver.stage_timeout_ms));
+        // One bound for the zone's four queries.
+        const dns::Deadline deadline = dns::deadline_in(std::min<std::chrono::milliseconds>(
+            check_limit, std::chrono::milliseconds(cfg.resolver.stage_timeout_ms)));
         for (registry::Family f : {registry::Family::v4, registry::Family::v6}) {
-            registry::Probe p = registry::check(*dns, z, f, dns::deadline_in(limit));
+            registry::Probe p = registry::check(*dns, z, f, deadline);
             const std::string who = "registry " + z.name + " (zone " + z.zone + ")";
             switch (rt->health->record(z, f, p)) {
                 case registry::Health::Transition::broke:
