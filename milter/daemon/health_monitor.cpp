@@ -32,6 +32,7 @@ void HealthMonitor::loop() {
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    pthread_setname_np(pthread_self(), "regmilter-hlth");  // at most 15 bytes; ps -L, /proc/PID/task/*/comm
     for (;;) {
         Clock::time_point next;
         try {

@@ -98,6 +98,14 @@ sleep 2  # two rounds of checks: healthy zones log nothing
 check "healthy: verdicts (registered / unregistered / listed)" "$(verdicts)" \
     "continue / replycode 550 5.7.1 / replycode 550 5.7.1"
 check "healthy: no broken line (IPv6 test points too)" "$(lines 'broken for')" 0
+# The checks' thread (named regmilter-hlth) blocks every signal: SigBlk has 1..31.
+blocked=""
+for _t in /proc/"$MILTER_PID"/task/*; do
+    [ "$(cat "$_t/comm" 2>/dev/null)" = regmilter-hlth ] || continue
+    _m=$(sed -n 's/^SigBlk:[[:space:]]*//p' "$_t/status")
+    blocked=$(printf '%x' $((0x$_m & 0x7fffffff)))
+done
+check "the health thread blocks every signal" "$blocked" 7fffffff
 
 # ---------------------------------------------------------------- broken
 zone dark.health.test ""                          # gone dark: not even 127.0.0.2
