@@ -9,7 +9,8 @@
 
 namespace regmilter::daemon {
 
-HealthMonitor::HealthMonitor(Service& service, bool start_thread) : service_(service) {
+HealthMonitor::HealthMonitor(Service& service, bool start_thread, policy::ResolverFactory upstream)
+    : service_(service), upstream_(std::move(upstream)) {
     if (start_thread) thread_ = std::thread([this] { loop(); });
 }
 
@@ -72,7 +73,16 @@ HealthMonitor::Clock::time_point HealthMonitor::check_due(Clock::time_point now)
             continue;
         }
         if (stopping()) return next;
-        if (!dns) dns = rt->upstream ? rt->upstream() : nullptr;  // not the cache
+        if (!dns) {  // not the cache
+            if (upstream_) {
+                dns = upstream_();
+            } else {
+                dns::ResolverOptions opt = rt->resolver;
+                opt.counters = nullptr;
+                std::string error;
+                dns = dns::LdnsResolver::create(opt, error);
+            }
+        }
         if (!dns) break;
         // One bound for the zone's four queries.
         const dns::Deadline deadline = dns::deadline_in(std::min<std::chrono::milliseconds>(

@@ -27,7 +27,10 @@ public:
     static constexpr std::chrono::milliseconds check_limit{2000};
 
     // Starts the thread unless `start_thread` is false (tests call check_due()).
-    explicit HealthMonitor(Service& service, bool start_thread = true);
+    // `upstream` makes the checks' resolver; empty: an LdnsResolver with the
+    // snapshot's [resolver] settings that counts nothing in the statistics
+    // (the DNS counters stay the sessions').
+    explicit HealthMonitor(Service& service, bool start_thread = true, policy::ResolverFactory upstream = {});
     ~HealthMonitor();  // stops the thread: at most check_limit when a check is under way
     HealthMonitor(const HealthMonitor&) = delete;
     HealthMonitor& operator=(const HealthMonitor&) = delete;
@@ -42,6 +45,7 @@ private:
     bool stopping();
 
     Service& service_;
+    policy::ResolverFactory upstream_;
     const void* config_seen_ = nullptr;             // check_due's thread only
     std::map<std::string, Clock::time_point> due_;  // health_key -> next check; check_due's thread only
     std::mutex mu_;

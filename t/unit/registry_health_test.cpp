@@ -267,7 +267,7 @@ TEST_CASE("health monitor: checks at start, logs each change once, rechecks afte
     };
     daemon::Service service("");
     service.install(rt);
-    daemon::HealthMonitor monitor(service, false);
+    daemon::HealthMonitor monitor(service, false, rt->upstream);
     using namespace std::chrono;
     auto t0 = steady_clock::now();
 
