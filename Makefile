@@ -12,6 +12,9 @@
 #   make install         PREFIX=/usr/local DESTDIR= (binaries, man pages, config, systemd unit)
 #   make install-user    create the system user and group regmilter (not part of install)
 #   make SANITIZE=address,undefined check
+#   make SANITIZE=thread check   the concurrency tests and the milter-protocol test under TSan
+#   make format-check    every C++ file as clang-format writes it (part of make check)
+#   make fuzz            libFuzzer targets (clang, build/fuzz), each run FUZZ_SECONDS (t/fuzz/README)
 #
 # Sources are found by wildcard: adding a file under lib/<module>/ needs no edit here.
 
@@ -25,15 +28,22 @@ LIBEXECDIR ?= $(PREFIX)/libexec
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 
 ifdef SANITIZE
-BUILD      ?= build/sanitize
+# ThreadSanitizer cannot share objects with ASan: its own tree.
+BUILD      ?= $(if $(findstring thread,$(SANITIZE)),build/tsan,build/sanitize)
 SANFLAGS   := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 # GCC 12 documents -Wmaybe-uninitialized false positives under sanitizers; they
-# show in libstdc++'s <regex> inside Catch2's main. Off for sanitizer builds only.
-SANWARN    := -Wno-maybe-uninitialized
+# show in libstdc++'s <regex> inside Catch2's main. Off for sanitizer builds only
+# (clang has no such warning: make fuzz).
+SANWARN    := $(if $(findstring clang,$(CXX)),,-Wno-maybe-uninitialized)
 else
 BUILD      ?= build
 SANFLAGS   :=
 SANWARN    :=
+endif
+# make fuzz builds with FUZZ_ENGINE=libfuzzer: coverage for libFuzzer in
+# every object, its main() in the fuzz targets.
+ifdef FUZZ_ENGINE
+SANFLAGS   += -fsanitize=fuzzer-no-link
 endif
 
 # Debian's hardening (dpkg-buildflags with hardening=+all) in every build but
@@ -67,6 +77,7 @@ UNIT_SRC   := $(sort $(wildcard t/unit/*.cpp))
 TSUP_SRC   := $(sort $(wildcard t/support/*.cpp))
 TOOL_SRC   := $(sort $(wildcard t/tools/*.cpp))
 BENCH_SRC  := $(sort $(wildcard t/bench/*.cpp))
+FUZZ_SRC   := $(sort $(wildcard t/fuzz/targets/*.cpp))
 
 obj = $(patsubst %.cpp,$(BUILD)/obj/%.o,$(1))
 
@@ -79,6 +90,12 @@ UNIT_BIN   := $(BUILD)/t/unit-tests
 TOOL_BINS  := $(patsubst t/tools/%.cpp,$(BUILD)/t/%,$(TOOL_SRC))
 BENCH_BINS := $(patsubst t/bench/%.cpp,$(BUILD)/t/bench-%,$(BENCH_SRC))
 NULL_MILTER:= $(BUILD)/t/null-milter
+ECHO_MILTER:= $(BUILD)/t/echo-milter
+# One program per fuzz target: linked with libFuzzer under make fuzz, else
+# with the replay driver that make check runs over the corpora.
+FUZZ_BINS  := $(patsubst t/fuzz/targets/%.cpp,$(BUILD)/t/fuzz/%,$(FUZZ_SRC))
+FUZZ_SECONDS ?= 60
+FUZZ_CXX   ?= clang++-14
 TSUP_A     := $(BUILD)/t/libtsupport.a
 
 DEPS_STAMP := $(BUILD)/.deps-build
@@ -86,7 +103,7 @@ DEPS_CHECK ?= yes
 BENCH_DEPS := $(BUILD)/.deps-bench
 
 .PHONY: all check check-build unit integration integration-build run bench bench-build soak \
-        install install-user clean deps man-check
+        install install-user clean deps man-check format-check fuzz fuzz-build
 # Keep the objects of chained rules (test tools, benches): no rebuild on every make.
 .SECONDARY:
 all: $(QUERY_BIN) $(ZONE_BIN) $(if $(MILTER_SRC),$(MILTER_BIN))
@@ -132,12 +149,14 @@ $(ZONE_BIN): $(call obj,$(ZONE_SRC)) $(LIB_A)
 $(UNIT_BIN): $(call obj,$(UNIT_SRC)) $(TSUP_A) $(DAEMON_A) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_MILTER) $(LIBS_LIB)
+# The relay's tests run a real libmilter worker, found next to the unit tests.
+$(UNIT_BIN): | $(ECHO_MILTER)
 
 $(BUILD)/t/%: $(BUILD)/obj/t/tools/%.o $(TSUP_A) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB)
 
-$(BUILD)/t/bench-%: $(BUILD)/obj/t/bench/%.o $(TSUP_A) $(LIB_A)
+$(BUILD)/t/bench-%: $(BUILD)/obj/t/bench/%.o $(TSUP_A) $(DAEMON_A) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB)
 
@@ -146,13 +165,36 @@ $(NULL_MILTER): $(BUILD)/obj/t/bench/compare/null-milter.o
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_MILTER)
 
+# The libmilter worker of the relay's tests (t/support/workers/echo-milter.cpp).
+$(ECHO_MILTER): $(BUILD)/obj/t/support/workers/echo-milter.o
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_MILTER)
+ifdef FUZZ_ENGINE
+$(BUILD)/t/fuzz/%: $(BUILD)/obj/t/fuzz/targets/%.o $(LIB_A)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS_LIB)
+else
+$(BUILD)/t/fuzz/%: $(BUILD)/obj/t/fuzz/targets/%.o $(BUILD)/obj/t/fuzz/replay.o $(LIB_A)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB)
+endif
+
 # Every test: unit tests, the openspf conformance suite, then the integration
 # scripts (each starts and stops its own servers on loopback). The packages
 # come first, then a second make builds (so that -j never compiles before them).
+# Under SANITIZE=thread only what runs there: the unit tests tagged [threads]
+# and t/integration/milter-protocol.sh, with the suppressions of t/tsan.supp.
+ifneq (,$(findstring thread,$(SANITIZE)))
+CHECK_BINS := $(QUERY_BIN) $(MILTER_BIN) $(UNIT_BIN) $(BUILD)/t/milter-client $(BUILD)/t/json-get
+CHECK_ARGS := --tsan
+else
+CHECK_BINS := all $(UNIT_BIN) $(TOOL_BINS) $(NULL_MILTER) $(FUZZ_BINS)
+CHECK_ARGS :=
+endif
 check: deps
 	@$(MAKE) --no-print-directory check-build
-	@t/run-tests $(BUILD)
-check-build: all $(UNIT_BIN) $(TOOL_BINS) $(NULL_MILTER)
+	@t/run-tests $(CHECK_ARGS) $(BUILD)
+check-build: $(CHECK_BINS)
 
 unit: $(UNIT_BIN)
 	$(UNIT_BIN)
@@ -175,6 +217,16 @@ soak: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/t/milter-bench $(BUILD)/t/milter-client
 	@BUILD=$(BUILD) sh t/bench/soak.sh $(SOAK_ARGS)
 
+# libFuzzer targets built by clang with ASan and UBSan in build/fuzz, then
+# each run FUZZ_SECONDS in turn (FUZZ_TARGETS="a b" for some), new inputs
+# kept in build/fuzz/corpus, crashes in build/fuzz/crashes (t/fuzz/README).
+fuzz:
+	@contrib/install-deps build fuzz
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CXX="$(FUZZ_CXX)" SANITIZE=address,undefined \
+	    FUZZ_ENGINE=libfuzzer fuzz-build
+	@t/fuzz/run build/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+fuzz-build: $(FUZZ_BINS)
+
 run:
 	@contrib/install-deps build
 	@$(MAKE) --no-print-directory all
@@ -182,6 +234,10 @@ run:
 
 man-check:
 	@t/man-check
+
+# clang-format over every C++ file, checked (make check runs it too).
+format-check:
+	@t/format-check
 
 # The binaries, man pages, configuration (never overwritten), the socket
 # directory helper and the systemd unit, its paths from PREFIX (or SBINDIR,

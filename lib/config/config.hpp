@@ -89,6 +89,12 @@ struct Spf {
                                                        // HELO is one of these and its A/AAAA is the client
 };
 
+// [bulk]: the opt-out settings the bulk library decides with, and what the
+// policy does when an opt-out zone cannot be asked.
+struct Bulk : bulk::Settings {
+    policy::OnError on_error = policy::OnError::accept;  // a [bulk] zone lookup failed
+};
+
 // [stats]: the statistics endpoint (regmilter(8) serves GET /metrics there).
 struct Stats {
     std::optional<net::Endpoint> listen;  // none: no endpoint
@@ -101,7 +107,7 @@ struct Config {
     Trust trust;
     std::vector<Registry> registries;  // in file order
     Spf spf;
-    bulk::Settings bulk;
+    Bulk bulk;
     Exemptions exemptions;
     Stats stats;
 };

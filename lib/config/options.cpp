@@ -83,6 +83,10 @@ bulk::Settings& part<bulk::Settings>(Target& t) {
     return t.cfg.bulk;
 }
 template <>
+Bulk& part<Bulk>(Target& t) {
+    return t.cfg.bulk;
+}
+template <>
 Exemptions& part<Exemptions>(Target& t) {
     return t.cfg.exemptions;
 }
@@ -98,7 +102,7 @@ constexpr const char* section_of() {
     if constexpr (std::is_same_v<C, Trust>) return "trust";
     if constexpr (std::is_same_v<C, registry::Zone> || std::is_same_v<C, Registry>) return "registry";
     if constexpr (std::is_same_v<C, Spf>) return "spf";
-    if constexpr (std::is_same_v<C, bulk::Settings>) return "bulk";
+    if constexpr (std::is_same_v<C, bulk::Settings> || std::is_same_v<C, Bulk>) return "bulk";
     if constexpr (std::is_same_v<C, Exemptions>) return "policy";
     if constexpr (std::is_same_v<C, Stats>) return "stats";
 }
@@ -340,6 +344,14 @@ std::vector<Option> bulk_rows() {
         row<Type::delimiter, &bulk::Settings::recipient_delimiter>(
             "recipient_delimiter", "+", words("punctuation characters, each a delimiter; empty: none"),
             "Separates user from detail (user+detail), as Postfix's recipient_delimiter."),
+        row<Type::domain_list, &bulk::Settings::zones>(
+            "zone", "", words("DNS zones ... (each at most 200 octets); empty: none"),
+            "Opt-out zones (regmilter-zone optout), asked in order at RCPT for a recipient the table does "
+            "not name: 127.0.0.2 opted out, 127.0.0.3 opted in; the local table wins."),
+        row<Type::choice, &Bulk::on_error>(
+            "on_error", "accept", one_of(policy::on_error_names),
+            "When an opt-out zone cannot be asked (timeout, SERVFAIL, other answers): accept delivers as "
+            "if opted in; tempfail answers 451 4.4.3 for bulk mail."),
     };
 }
 

@@ -1,5 +1,9 @@
 #include "config/validate.hpp"
 
+#include <algorithm>
+
+#include "bulk/optout.hpp"
+
 namespace regmilter::config {
 
 std::string key_id(const std::string& section, const std::string& key) {
@@ -45,6 +49,16 @@ void cross_check(const Config& cfg, const KeyLines& set, const std::string& file
             problem(line_of("zone"), sec, "zone", "zone " + r.zone + " is already asked by [registry " + it->second + "]");
         else
             zone_owner[id] = r.name;
+    }
+    // [bulk] zone: each name must leave room for the 52-character labels, once.
+    if (auto it = set.find(key_id("bulk", "zone")); it != set.end()) {
+        const auto& zones = cfg.bulk.zones;
+        for (size_t i = 0; i < zones.size(); ++i) {
+            std::string why = bulk::check_optout_zone_name(zones[i]);
+            if (!why.empty()) problem(it->second, "bulk", "zone", why);
+            if (std::find(zones.begin(), zones.begin() + long(i), zones[i]) != zones.begin() + long(i))
+                problem(it->second, "bulk", "zone", zones[i] + " is listed twice");
+        }
     }
 }
 

@@ -40,7 +40,7 @@ std::string log_prefix(const Context& ctx) {
 }
 
 std::string log_line(const Context& ctx, const Facts& facts, const config::Config& cfg, Stage stage,
-                     const Reply& v, std::string_view rcpt) {
+                     const Reply& v, std::string_view rcpt, const Recipient* recipient) {
     std::string out = log_prefix(ctx);
     put(out, "stage", to_string(stage));
     put(out, "ip", facts.connect.ip ? facts.connect.ip->str() : "unknown");
@@ -89,6 +89,13 @@ std::string log_line(const Context& ctx, const Facts& facts, const config::Confi
         if (stage == Stage::data)
             for (auto& s : facts.data.header_bulk.signals(cfg.bulk).signals) bulk.push_back(std::move(s));
         put(out, "bulk", bulk.empty() ? "no" : joined(bulk, ","));
+    }
+    if (recipient) {
+        put(out, "bulk_source", recipient->source);
+        if (recipient->zone && recipient->zone->status == bulk::ZoneStatus::error)
+            put(out, "bulk_error",
+                recipient->zone->zone + ": " + recipient->zone->error +
+                    " (on_error=" + util::name_of(cfg.bulk.on_error) + ")");
     }
     put(out, "action", to_string(v.action));
     if (!v.code.empty()) put(out, "code", v.code + " " + v.xcode);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bulk/bulk.hpp"
+#include "bulk/optout.hpp"
 #include "config/config.hpp"
 #include "dns/resolver.hpp"
 #include "net/address.hpp"
@@ -79,6 +80,14 @@ struct Recipient {
     std::string arg;    // the MTA's argument as given ("<Bob@example.org>"): smfi_delrcpt wants it
     std::string rcpt;   // the address, without <>
     bulk::Lookup bulk;  // the recipient's choice and the entry that decided
+    // Which source decided the choice: "table" ([bulk] table), "zone:ZONE"
+    // (an opt-out zone answered, or failed and [bulk] on_error decided),
+    // "default" ([bulk] default).
+    std::string source = "default";
+    std::optional<bulk::ZoneAnswer> zone;  // the opt-out zones' answer, when they were asked
+
+    // A zone failed and [bulk] on_error = tempfail: the choice is unknown.
+    bool unknown(const config::Config& cfg) const;
 };
 
 // A header already in the message, by name as received and its 1-based
@@ -169,7 +178,15 @@ ConnectFacts gather_connect(const Context& ctx, const config::Config& cfg, const
 // trace (optional) receives SPF's term-by-term trace (regmilter-query --trace).
 MailFacts gather_mail(const Context& ctx, const Facts& facts, const config::Config& cfg, dns::Resolver& dns,
                       dns::Deadline deadline, spf::Tracer trace = {});
+// The recipient's choice from the table alone (source "table" or "default").
 Recipient gather_rcpt(std::string_view arg, const config::Config& cfg, const bulk::Table* table);
+// The same, then, when the table has no entry and the answer can matter
+// (the message is bulk from its envelope, or [bulk] header_signals may make
+// it bulk), the [bulk] zone opt-out zones through `dns` (bulk::lookup_zones,
+// bounded by `deadline`): opted out is reject, opted in accept, none keeps
+// [bulk] default, an error is accept (on_error = accept) or unknown().
+Recipient gather_rcpt(std::string_view arg, const Facts& facts, const config::Config& cfg,
+                      const bulk::Table* table, dns::Resolver& dns, dns::Deadline deadline);
 // One header of the message, as it arrives: bulk signals, forged
 // Authentication-Results. Keeps no header text. No-throw.
 void observe_header(DataFacts& data, std::string_view name, std::string_view value,
@@ -196,10 +213,11 @@ Reply decide_data(const Facts& facts, const config::Config& cfg) noexcept;
 std::string log_prefix(const Context& ctx);
 
 // One line, key=value, for syslog: session= id= (queue id, when known) stage ip helo
-// from rcpt trust (with auth_user or tls_issuer) spf registry bulk action code
-// reason removed. Values with spaces, quotes or
-// control bytes are quoted and escaped.
+// from rcpt trust (with auth_user or tls_issuer) spf registry bulk, with
+// `recipient` bulk_source (and bulk_error when an opt-out zone failed), action
+// code reason removed. Values with spaces, quotes or control bytes are quoted
+// and escaped.
 std::string log_line(const Context& ctx, const Facts& facts, const config::Config& cfg, Stage stage,
-                     const Reply& r, std::string_view rcpt = {});
+                     const Reply& r, std::string_view rcpt = {}, const Recipient* recipient = nullptr);
 
 }  // namespace regmilter::policy

@@ -1,4 +1,5 @@
 #include "policy/report.hpp"
+#include "registry/info.hpp"
 
 #include "util/json.hpp"
 
@@ -20,12 +21,11 @@ Transcript simulate(Session& session, const Scenario& sc) {
         session.close();
         return t;
     }
-    const Runtime& rt = *session.runtime();
     size_t accepted = 0;
     for (const auto& r : sc.rcpts) {
         std::string arg = "<" + r + ">";
-        t.asked.push_back(gather_rcpt(arg, *rt.config, rt.bulk_table.get()));
         Reply reply = session.rcpt(arg, sc.macros);
+        t.asked.push_back(session.last_recipient());
         if (reply.action == Action::accept) {
             record(Stage::rcpt, reply, r);
             session.close();
@@ -93,20 +93,7 @@ void registry_section(util::JsonWriter& w, const ConnectFacts& c) {
     w.key("registry").begin_array();
     for (const auto& e : c.registry) {
         w.begin_object();
-        w.key("name").value(e.name);
-        w.key("zone").value(e.zone);
-        w.key("query").value(e.query);
-        w.key("status").value(registry::to_string(e.status));
-        w.key("code").value(e.code);
-        w.key("meaning").value(e.bulk ? "bulk" : util::name_of(e.meaning));
-        w.key("info").value(e.info);
-        w.key("error").value(e.error);
-        if (e.fcrdns_checked) {
-            w.key("fcrdns").begin_object();
-            w.key("ok").value(e.fcrdns_ok);
-            w.key("detail").value(e.fcrdns_detail);
-            w.end_object();
-        }
+        registry::entry_json(w, e);
         w.end_object();
     }
     w.end_array();
@@ -120,12 +107,26 @@ void bulk_section(util::JsonWriter& w, const Facts& f, const config::Config& cfg
     for (const auto& sig : f.mail.envelope_bulk.signals) w.value(sig);
     for (const auto& sig : header_bulk.signals) w.value(sig);
     w.end_array();
+    // The last recipient's source at the top too: with one --rcpt, "bulk.source".
+    if (!t.asked.empty()) w.key("source").value(t.asked.back().source);
     w.key("recipients").begin_array();
     for (const auto& r : t.asked) {
         w.begin_object();
         w.key("rcpt").value(r.rcpt);
         w.key("choice").value(util::name_of(r.bulk.choice));
         w.key("key").value(r.bulk.key);
+        w.key("source").value(r.source);
+        if (r.zone) {
+            w.key("zone").begin_object();
+            w.key("status").value(bulk::to_string(r.zone->status));
+            w.key("zone").value(r.zone->zone);
+            w.key("key").value(r.zone->key);
+            w.key("query").value(r.zone->query);
+            w.key("code").value(r.zone->code);
+            w.key("error").value(r.zone->error);
+            w.key("ttl").value(static_cast<long long>(r.zone->ttl));
+            w.end_object();
+        }
         w.end_object();
     }
     w.end_array();

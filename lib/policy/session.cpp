@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <exception>
@@ -101,8 +102,9 @@ Reply Session::internal_error(Stage stage, std::string_view what) noexcept {
     return r;
 }
 
-Reply Session::logged(Stage stage, Reply r, std::string_view rcpt, bool always) {
-    if (always || r.action != Action::continue_) r.log = log_line(ctx_, facts_, cfg(), stage, r, rcpt);
+Reply Session::logged(Stage stage, Reply r, std::string_view rcpt, bool always, const Recipient* recipient) {
+    if (always || r.action != Action::continue_)
+        r.log = log_line(ctx_, facts_, cfg(), stage, r, rcpt, recipient);
     return r;
 }
 
@@ -230,6 +232,9 @@ Reply Session::mail(std::string_view arg, const Macros& macros) noexcept {
         // deadline is earlier still) and SPF together stay within
         // stage_timeout_ms, well below the MTA's milter timeout.
         dns::Deadline deadline = stage_deadline(cfg());
+        if (env_.stage_deadline)
+            if (std::optional<dns::Deadline> began = env_.stage_deadline(Stage::mail, ctx_.session_id))
+                deadline = std::min(deadline, *began);
         reset_transaction();
         settle_connect();
         merge(macros);
@@ -245,17 +250,28 @@ Reply Session::mail(std::string_view arg, const Macros& macros) noexcept {
 }
 
 Reply Session::rcpt(std::string_view arg, const Macros& macros) noexcept {
+    last_rcpt_ = Recipient{};
     return guarded(Stage::rcpt, [&] {
+        last_rcpt_.arg = std::string(arg);
+        last_rcpt_.rcpt = envelope_address(arg);
         merge(macros);
-        Recipient r = gather_rcpt(arg, cfg(), rt_->bulk_table.get());
         if (degraded_) {
-            facts_.rcpts.push_back(std::move(r));
+            last_rcpt_ = gather_rcpt(arg, cfg(), rt_->bulk_table.get());
+            facts_.rcpts.push_back(last_rcpt_);
             return Reply{};
         }
+        // The opt-out zones within this command's own budget.
+        last_rcpt_ = cfg().bulk.zones.empty() ? gather_rcpt(arg, cfg(), rt_->bulk_table.get())
+                                              : gather_rcpt(arg, facts_, cfg(), rt_->bulk_table.get(),
+                                                            resolver(), stage_deadline(cfg()));
+        const Recipient& r = last_rcpt_;
         Reply v = decide_rcpt(facts_, r, cfg());
-        std::string rcpt = r.rcpt;
-        if (!refuses(v.action)) facts_.rcpts.push_back(std::move(r));
-        return logged(Stage::rcpt, std::move(v), rcpt, false);
+        if (!refuses(v.action)) facts_.rcpts.push_back(r);
+        // A zone that failed is logged even when the recipient passes.
+        bool zone_error = r.zone && r.zone->status == bulk::ZoneStatus::error;
+        Reply out = logged(Stage::rcpt, std::move(v), r.rcpt, zone_error, &r);
+        if (zone_error && out.log_level == LogLevel::info) out.log_level = LogLevel::warning;
+        return out;
     });
 }
 

@@ -54,6 +54,11 @@ struct Environment {
     std::function<void(Stage)> before_stage;
     // Statistics; null: none (regmilter-query, tests). Outlives the Session.
     Observer* observer = nullptr;
+    // The milter's master may hold a MAIL FROM while the worker looks its
+    // answers up ahead (they are then in the DNS cache): the deadline those
+    // lookups ran under, so that the stage's budget counts from when the
+    // command came. Empty, or nullopt: stage_timeout_ms from now.
+    std::function<std::optional<dns::Deadline>(Stage, const std::string& session_id)> stage_deadline;
 };
 
 struct ConnectInfo {
@@ -97,6 +102,8 @@ public:
     const Context& context() const { return ctx_; }
     const Facts& facts() const { return facts_; }
     const std::shared_ptr<const Runtime>& runtime() const { return rt_; }
+    // The recipient of the last RCPT, refused or not, with its bulk choice and source.
+    const Recipient& last_recipient() const { return last_rcpt_; }
 
 private:
     const config::Config& cfg() const { return *rt_->config; }
@@ -106,7 +113,8 @@ private:
     Reply guarded(Stage stage, Body&& body, bool held = false) noexcept;
     void observed(Stage stage, const Reply& r, std::chrono::steady_clock::time_point start,
                   bool held) noexcept;
-    Reply logged(Stage stage, Reply r, std::string_view rcpt = {}, bool always = true);
+    Reply logged(Stage stage, Reply r, std::string_view rcpt = {}, bool always = true,
+                 const Recipient* recipient = nullptr);
     void merge(const Macros& macros);
     dns::Resolver& resolver();
     void start_connect_lookups();
@@ -125,6 +133,7 @@ private:
     bool connection_degraded_ = false;  // the same for every transaction (connect or HELO failed)
     std::string failure_;            // a header-stage failure, answered at end of headers
     std::optional<Reply> data_;      // decided at end of headers, applied at end of message
+    Recipient last_rcpt_;            // for last_recipient()
     std::chrono::nanoseconds held_{0};  // the end of headers' time, for the observer
     // The registry lookups of connect, on their own thread; joined at MAIL
     // FROM (or close). Declared last: destroyed first, waiting for the thread.

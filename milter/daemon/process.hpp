@@ -62,6 +62,14 @@ std::string check_socket_dir(const std::string& dir, const User* user);
 // refuses a socket below one).
 std::vector<std::string> writable_by_others(const std::string& path);
 
+// Binds and listens on a unix socket path (made with `mode`: the umask is
+// set around bind) or on inet/inet6 PORT@HOST (SO_REUSEADDR; HOST an
+// address or a name, empty for every address), close-on-exec, backlog
+// SOMAXCONN. Returns the descriptor, or -1 and `error` ("bind
+// inet:10025@127.0.0.1: Address already in use").
+int open_listener(const std::string& unix_path, const std::string& host, int port, int family,
+                  unsigned mode, std::string& error);
+
 // initgroups + setgid + setuid, then a check that root cannot be regained.
 std::string drop_privileges(const User& user);
 

@@ -87,6 +87,7 @@ policy::Environment Service::environment() {
     env.runtime = [this] { return current(); };
     env.draining = [this] { return draining(); };
     env.observer = observer_;
+    env.stage_deadline = stage_deadline_;
     return env;
 }
 

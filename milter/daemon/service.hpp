@@ -52,6 +52,9 @@ public:
     // Statistics: told of every answer of the sessions begun from now on
     // (null: none). Set before the milter starts; outlives the sessions.
     void set_observer(policy::Observer* o) { observer_ = o; }
+    // The worker's prefetch deadlines (policy::Environment::stage_deadline),
+    // for the sessions begun from now on. Set before the milter starts.
+    void set_stage_deadline(decltype(policy::Environment::stage_deadline) f) { stage_deadline_ = std::move(f); }
 
 private:
     void watch_table(const policy::Runtime& rt);
@@ -62,6 +65,7 @@ private:
     std::atomic<bool> draining_{false};
     std::atomic<int> open_{0};
     policy::Observer* observer_ = nullptr;
+    decltype(policy::Environment::stage_deadline) stage_deadline_;
 };
 
 }  // namespace regmilter::daemon

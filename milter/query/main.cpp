@@ -7,6 +7,8 @@
 // listen endpoint.
 // Exit status 0 on an answer, 1 on a configuration or resolver error (or,
 // with --stats, when the milter cannot be asked), 2 on bad arguments.
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <optional>
@@ -16,6 +18,7 @@
 #include "dns/trace.hpp"
 #include "policy/report.hpp"
 #include "registry/health.hpp"
+#include "registry/info.hpp"
 #include "stats/http.hpp"
 #include "util/cli.hpp"
 #include "util/file.hpp"
@@ -29,6 +32,7 @@ const char usage_text[] =
     "                       [--header 'Name: value']... [--macro NAME=VALUE]... [--hostname NAME]\n"
     "                       [--date YYYY-MM-DD] [--nameserver HOST[:PORT]]... [--timeout-ms MS]\n"
     "                       [--retries N] [--receiver NAME] [--json] [--trace]\n"
+    "       regmilter-query --ip ADDR [-c FILE] --registry-info [--nameserver HOST[:PORT]]... [--json]\n"
     "       regmilter-query [-c FILE] --check\n"
     "       regmilter-query [-c FILE] --stats\n"
     "       regmilter-query --help | --version\n"
@@ -54,6 +58,7 @@ enum Opt {
     o_receiver,
     o_json,
     o_trace,
+    o_registry_info,
     o_stats,
 };
 
@@ -69,6 +74,7 @@ struct Args {
     std::string receiver;
     bool json = false;
     bool trace = false;
+    bool registry_info = false;  // every [registry] zone's answer and metadata for --ip
 };
 
 Args parse_args(int argc, char** argv) {
@@ -84,6 +90,7 @@ Args parse_args(int argc, char** argv) {
         {"nameserver", 0, true, o_nameserver}, {"timeout-ms", 0, true, o_timeout},
         {"retries", 0, true, o_retries},       {"receiver", 0, true, o_receiver},
         {"json", 0, false, o_json},            {"trace", 0, false, o_trace},
+        {"registry-info", 0, false, o_registry_info},
         {"stats", 0, false, o_stats},
     };
     auto rest = cli.parse(argc, argv, options, [&](int id, const char* v) {
@@ -155,6 +162,9 @@ Args parse_args(int argc, char** argv) {
             case o_trace:
                 a.trace = true;
                 break;
+            case o_registry_info:
+                a.registry_info = true;
+                break;
             case o_stats:
                 a.stats = true;
                 break;
@@ -205,6 +215,9 @@ void print_text(const policy::Session& session, const policy::Transcript& t) {
     std::cout << "bulk:";
     for (const auto& s : signals) std::cout << ' ' << s;
     std::cout << (signals.empty() ? " no" : "") << '\n';
+    for (const auto& r : t.asked)
+        std::cout << "bulk recipient <" << r.rcpt << ">: " << util::name_of(r.bulk.choice) << " (" << r.source
+                  << (r.source == "default" ? "" : ", " + r.bulk.key) << ")\n";
     for (const auto& sr : t.replies) {
         const policy::Reply& r = sr.reply;
         std::cout << "verdict " << policy::to_string(sr.stage);
@@ -220,25 +233,55 @@ void print_text(const policy::Session& session, const policy::Transcript& t) {
     }
 }
 
-// --trace: each zone's RFC 5782 §5 test points, asked as the daemon asks
-// them (at start, reload and every health_interval), each query and the
-// outcome traced; a broken zone's lookups then get its on_error, as in the daemon.
-void check_health(policy::Runtime& rt) {
+// --trace and --registry-info: each zone's RFC 5782 §5 test points, asked
+// as the daemon asks them (at start, reload and every health_interval). With
+// --trace each query and the outcome are traced, and a broken zone's lookups
+// then get its on_error, as in the daemon; --registry-info says on standard
+// error which zone is broken (its answers on standard output are the zone's own).
+void check_health(policy::Runtime& rt, bool trace) {
     auto sink = [](std::string_view line) { std::cerr << "trace: " << line << '\n'; };
     std::unique_ptr<dns::Resolver> up = rt.upstream ? rt.upstream() : nullptr;
     if (!up) return;
     rt.health = std::make_shared<registry::Health>();
     dns::TracingResolver traced(*up, sink, "health: ");
+    dns::Resolver& dns = trace ? static_cast<dns::Resolver&>(traced) : *up;
+    // Cheap even when DNS is down: one bound for every check, as the daemon's per zone.
+    const dns::Deadline deadline = dns::deadline_in(std::min<std::chrono::milliseconds>(
+        std::chrono::milliseconds(2000), std::chrono::milliseconds(rt.config->resolver.stage_timeout_ms)));
     for (const auto& z : rt.config->registries) {
         if (z.health_interval <= 0) continue;
         for (registry::Family f : {registry::Family::v4, registry::Family::v6}) {
-            registry::Probe p = registry::check(
-                traced, z, f, dns::deadline_in(std::chrono::milliseconds(rt.config->resolver.stage_timeout_ms)));
+            registry::Probe p = registry::check(dns, z, f, deadline);
             rt.health->record(z, f, p);
-            sink("health: registry " + z.name + " (zone " + z.zone + ") for " + registry::to_string(f) +
-                 " clients: " + registry::to_string(p.outcome) + (p.detail.empty() ? "" : ": " + p.detail));
+            const std::string what = "registry " + z.name + " (zone " + z.zone + ") for " + registry::to_string(f) +
+                                     " clients: " + registry::to_string(p.outcome) +
+                                     (p.detail.empty() ? "" : ": " + p.detail);
+            if (trace)
+                sink("health: " + what);
+            else if (p.outcome == registry::Probe::Outcome::broken)
+                std::cerr << "regmilter-query: RFC 5782 health check: " << what << '\n';
         }
     }
+}
+
+// --registry-info: each configured zone asked for --ip, whatever the trust.
+int registry_info(const policy::Runtime& rt, const Args& args) {
+    const config::Config& cfg = *rt.config;
+    if (cfg.registries.empty()) {
+        std::fprintf(stderr, "regmilter-query: --registry-info: %s has no [registry NAME] section\n",
+                     cfg.source.c_str());
+        return 1;
+    }
+    std::unique_ptr<dns::Resolver> dns = rt.make_resolver();
+    dns::Deadline deadline = policy::stage_deadline(cfg);
+    std::vector<registry::Info> infos;
+    for (const auto& zone : cfg.registries)
+        infos.push_back(registry::lookup_info(*dns, *args.scenario.ip, zone, deadline));
+    if (args.json)
+        std::cout << registry::info_json(*args.scenario.ip, infos) << '\n';
+    else
+        registry::write_info_text(std::cout, *args.scenario.ip, infos);
+    return 0;
 }
 
 // --stats: the running milter's counters, from [stats] listen of `path`.
@@ -302,7 +345,8 @@ int main(int argc, char** argv) {
         return 1;
     }
 
-    if (args.trace) check_health(*rt);
+    if (args.trace || args.registry_info) check_health(*rt, args.trace);
+    if (args.registry_info) return registry_info(*rt, args);
 
     policy::Environment env;
     std::shared_ptr<const policy::Runtime> snapshot = rt;

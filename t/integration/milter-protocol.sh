@@ -204,7 +204,7 @@ EOF
     check "SIGTERM: the socket is removed" "$([ -e "${MILTER_SOCKET#unix:}" ] && echo left || echo removed)" removed
 fi
 
-# With SANITIZE builds: AddressSanitizer, LeakSanitizer and UBSan report in the log.
+# With SANITIZE builds: AddressSanitizer, LeakSanitizer, UBSan and TSan report in the log.
 check "no sanitizer report from the milter" \
-    "$(cat "$MILTER_DIR"/milter-*.log | grep -c -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:')" 0
+    "$(cat "$MILTER_DIR"/milter-*.log | grep -c -E 'ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|runtime error:')" 0
 finish

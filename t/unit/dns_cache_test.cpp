@@ -256,7 +256,8 @@ TEST_CASE("caching resolver: hits skip the upstream until the TTL runs out", "[d
     CHECK(st.misses == 2);
 }
 
-TEST_CASE("caching resolver: concurrent identical queries share one upstream query", "[dns][cache]") {
+TEST_CASE("caching resolver: concurrent identical queries share one upstream query",
+          "[dns][cache][threads]") {
     auto cache = std::make_shared<Cache>();
     BlockingResolver upstream;
     const int n = 8;
@@ -285,7 +286,7 @@ TEST_CASE("caching resolver: concurrent identical queries share one upstream que
     CHECK(st.entries == 1);
 }
 
-TEST_CASE("caching resolver: a waiter gives up at its own deadline", "[dns][cache]") {
+TEST_CASE("caching resolver: a waiter gives up at its own deadline", "[dns][cache][threads]") {
     auto cache = std::make_shared<Cache>();
     BlockingResolver upstream;
     DnsAnswer leader_answer;
@@ -306,7 +307,7 @@ TEST_CASE("caching resolver: a waiter gives up at its own deadline", "[dns][cach
 }
 
 TEST_CASE("caching resolver: 8 threads x 10k lookups give consistent answers and counters",
-          "[dns][cache]") {
+          "[dns][cache][threads]") {
     struct Case { size_t max_entries; int names; };
     const Case cases[] = {{10000, 500}, {100, 500}};  // fits; and constant eviction
     for (const Case& k : cases) {
@@ -352,7 +353,7 @@ TEST_CASE("caching resolver: 8 threads x 10k lookups give consistent answers and
 }
 
 TEST_CASE("caching resolver: a shared timeout makes a waiter with time left ask itself",
-          "[dns][cache]") {
+          "[dns][cache][threads]") {
     // First call (the leader's): blocks until released, then times out, as if
     // the leader's own deadline had been short. Later calls answer at once.
     class FirstTimesOut : public Resolver {

@@ -319,7 +319,8 @@ TEST_CASE("session: stages out of order are internal errors, never a crash", "[s
     CHECK(r.code == "451");
 }
 
-TEST_CASE("session: cold registry lookups run beside the HELO and give what cached ones give", "[session]") {
+TEST_CASE("session: cold registry lookups run beside the HELO and give what cached ones give",
+          "[session][threads]") {
     dns::MemoryResolver dns;
     registry_zone(dns);
     dns.add("192-0-2-7.other.example", dns::RrType::a, "127.0.0.2");

@@ -156,7 +156,7 @@ TEST_CASE("MemoryStore: purge drops what expired, and nothing else", "[state]") 
     CHECK(store.size() == 0);
 }
 
-TEST_CASE("MemoryStore: counting from 8 threads loses nothing", "[state]") {
+TEST_CASE("MemoryStore: counting from 8 threads loses nothing", "[state][threads]") {
     MemoryStore store;
     std::vector<std::thread> threads;
     for (int t = 0; t < 8; ++t)

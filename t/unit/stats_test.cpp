@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "bulk/optout.hpp"
 #include "dns/cache.hpp"
 #include "dns/memory_resolver.hpp"
 #include "stats/exposition.hpp"
@@ -188,6 +189,10 @@ TEST_CASE("stats: the policy and result of an answer, from its reason", "[stats]
         {"observe:bulk:opted-out:@example.org", "bulk", "opted-out"},
         {"observe:bulk", "bulk", "opted-out"},
         {"bulk:discard", "bulk", "discard"},
+        // [bulk] zone: an opt-out zone's answer reads as the table's; a zone
+        // that failed with on_error = tempfail is the bulk policy's error.
+        {"bulk:error:optout.example", "bulk", "error"},
+        {"observe:bulk:error:optout.example", "bulk", "error"},
         {"trusted:authenticated", "trust", "authenticated"},
         {"unknown-client", "trust", "unknown-client"},
         {"internal-error", "internal", "error"},
@@ -345,6 +350,59 @@ TEST_CASE("stats: a refusal at end of headers is the message's one answer", "[st
                  R"(regmilter_verdicts_total{stage="data",policy="bulk",result="reject",action="reject"})") ==
           1);
     CHECK(sample(text, R"(regmilter_stage_duration_seconds_count{stage="data"})") == 1);
+}
+
+TEST_CASE("stats: opt-out zone verdicts at RCPT count under bulk, a failed zone as bulk/error",
+          "[stats][session][optout]") {
+    dns::MemoryResolver dns;
+    zones(dns);
+    dns.add(bulk::optout_label("bob@example.org") + ".optout.example", dns::RrType::a, "127.0.0.2");
+    dns.add_failure(bulk::optout_label("slow@example.org") + ".optout.example", dns::DnsStatus::timeout);
+    dns.set_strict(false);  // every other label: NXDOMAIN
+    const std::string cfg =
+        "[milter]\nauthserv_id = mx.example.org\nmode = %s\n[spf]\ncheck_helo = no\n[bulk]\n"
+        "senders = example.com\nzone = optout.example\non_error = tempfail\n";
+    for (const char* mode : {"enforce", "observe"}) {
+        INFO(mode);
+        char text[512];
+        std::snprintf(text, sizeof text, cfg.c_str(), mode);
+        stats::Metrics metrics;
+        auto env = environment_of(runtime_of(cfg_of(text), dns));
+        env.observer = &metrics;
+        policy::Session s(env);
+        const policy::Macros none;
+        s.connect(client("192.0.2.7"));
+        s.helo("mail.example.com", none);
+        s.mail("<news@example.com>", none);
+        s.rcpt("<bob@example.org>", none);
+        s.rcpt("<slow@example.org>", none);
+        s.rcpt("<nobody@example.org>", none);
+        s.close();
+        std::string out = metrics.render();
+        INFO(out);
+        bool enforce = std::string(mode) == "enforce";
+        const char* reject = enforce ? "reject" : "continue";
+        const char* tempfail = enforce ? "tempfail" : "continue";
+        CHECK(sample(out, std::string(
+                              R"(regmilter_verdicts_total{stage="rcpt",policy="bulk",result="opted-out",)") +
+                              "action=\"" + reject + "\"}") == 1);
+        CHECK(sample(out,
+                     std::string(R"(regmilter_verdicts_total{stage="rcpt",policy="bulk",result="error",)") +
+                         "action=\"" + tempfail + "\"}") == 1);
+        CHECK(
+            sample(
+                out,
+                R"(regmilter_verdicts_total{stage="rcpt",policy="none",result="none",action="continue"})") ==
+            1);
+        double would_reject = sample(
+            out,
+            R"(regmilter_would_reject_total{stage="rcpt",policy="bulk",result="opted-out",action="reject"})");
+        double would_tempfail = sample(
+            out,
+            R"(regmilter_would_reject_total{stage="rcpt",policy="bulk",result="error",action="tempfail"})");
+        CHECK(would_reject == (enforce ? -1 : 1));
+        CHECK(would_tempfail == (enforce ? -1 : 1));
+    }
 }
 
 TEST_CASE("stats: the shared cache and the upstream count hits, misses and queries by outcome",
