@@ -98,9 +98,10 @@ sleep 2  # two rounds of checks: healthy zones log nothing
 check "healthy: verdicts (registered / unregistered / listed)" "$(verdicts)" \
     "continue / replycode 550 5.7.1 / replycode 550 5.7.1"
 check "healthy: no broken line (IPv6 test points too)" "$(lines 'broken for')" 0
-# The checks' thread (named regmilter-hlth) blocks every signal: SigBlk has 1..31.
+# The checks' thread (named regmilter-hlth, in the milter or its worker)
+# blocks every signal: SigBlk has 1..31.
 blocked=""
-for _t in /proc/"$MILTER_PID"/task/*; do
+for _t in $(for _p in "$MILTER_PID" $(awk -v p="$MILTER_PID" '$4 == p { print $1 }' /proc/[0-9]*/stat 2>/dev/null); do echo /proc/"$_p"/task/*; done); do
     [ "$(cat "$_t/comm" 2>/dev/null)" = regmilter-hlth ] || continue
     _m=$(sed -n 's/^SigBlk:[[:space:]]*//p' "$_t/status")
     blocked=$(printf '%x' $((0x$_m & 0x7fffffff)))
