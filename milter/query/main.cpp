@@ -253,8 +253,8 @@ void check_health(policy::Runtime& rt, bool trace) {
         for (registry::Family f : {registry::Family::v4, registry::Family::v6}) {
             registry::Probe p = registry::check(dns, z, f, deadline);
             rt.health->record(z, f, p);
-            const std::string what = "registry " + z.name + " (zone " + z.zone + ") for " + registry::to_string(f) +
-                                     " clients: " + registry::to_string(p.outcome) +
+            const std::string what = "registry " + z.name + " (zone " + z.zone + ") for " +
+                                     registry::to_string(f) + " clients: " + registry::to_string(p.outcome) +
                                      (p.detail.empty() ? "" : ": " + p.detail);
             if (trace)
                 sink("health: " + what);
