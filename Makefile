@@ -7,6 +7,8 @@
 #   make run             install missing build packages, run the milter in the foreground
 #   make deps            install the missing build and test packages
 #   make bench           benchmarks (print numbers; QUICK=1 for a short run)
+#   make soak            1,000,000 transactions through the milter, its RSS curve
+#                        (SOAK_ARGS="--total N --step N --max-seconds S")
 #   make install         PREFIX=/usr/local DESTDIR= (binaries, man pages, config, systemd unit)
 #   make install-user    create the system user and group regmilter (not part of install)
 #   make SANITIZE=address,undefined check
@@ -100,7 +102,7 @@ DEPS_STAMP := $(BUILD)/.deps-build
 DEPS_CHECK ?= yes
 BENCH_DEPS := $(BUILD)/.deps-bench
 
-.PHONY: all check check-build unit integration integration-build run bench bench-build \
+.PHONY: all check check-build unit integration integration-build run bench bench-build soak \
         install install-user clean deps man-check format-check fuzz fuzz-build
 # Keep the objects of chained rules (test tools, benches): no rebuild on every make.
 .SECONDARY:
@@ -208,6 +210,12 @@ bench: deps $(BENCH_DEPS)
 	@$(MAKE) --no-print-directory bench-build
 	@QUICK=$(QUICK) t/run-bench $(BUILD)
 bench-build: all $(BENCH_BINS) $(TOOL_BINS) $(NULL_MILTER)
+
+# The milter's memory over many transactions (t/bench/soak.sh): NSD on
+# loopback, a warm cache, the RSS every 50,000 transactions; bounded in time.
+soak: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/t/milter-bench $(BUILD)/t/milter-client
+	@BUILD=$(BUILD) sh t/bench/soak.sh $(SOAK_ARGS)
 
 # libFuzzer targets built by clang with ASan and UBSan in build/fuzz, then
 # each run FUZZ_SECONDS in turn (FUZZ_TARGETS="a b" for some), new inputs

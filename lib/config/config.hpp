@@ -76,8 +76,9 @@ struct Registry : registry::Zone {
     policy::CheckAction listed = policy::CheckAction::accept;        // meaning = blocked
     std::optional<util::Day> enforce_after;                          // inclusive, 00:00 UTC
     policy::OnError on_error = policy::OnError::accept;
-    std::string reject_text;  // %{ip} %{zone} %{info}; empty: default text
-    int line = 0;             // where the section started (for messages)
+    std::string reject_text;    // %{ip} %{zone} %{info}; empty: default text
+    int health_interval = 300;  // seconds between RFC 5782 §5 health checks; 0: none
+    int line = 0;               // where the section started (for messages)
 };
 
 struct Spf {

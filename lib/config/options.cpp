@@ -301,6 +301,11 @@ std::vector<Option> registry_rows() {
         row<Type::boolean, &registry::Zone::require_fcrdns>(
             "require_fcrdns", "no", {},
             "A listed server also needs forward-confirmed reverse DNS to count as registered."),
+        row<Type::integer, &Registry::health_interval>(
+            "health_interval", "300", range(0, 86400),
+            "Seconds between checks of the zone's RFC 5782 test points (127.0.0.2 listed, 127.0.0.1 "
+            "not), also made at start and reload; a zone that fails them gets on_error for every "
+            "lookup until it passes again. 0: no checks."),
     };
 }
 

@@ -28,6 +28,19 @@ std::string session_id(const Macros& macros) {
     return buf;
 }
 
+// RFC 5782 §5: a zone that failed its health check (registry::Health, kept
+// by the daemon's checks) answers no lookup while it is broken: its entries
+// become errors, so that its on_error applies.
+void apply_health(ConnectFacts& c, const config::Config& cfg, const registry::Health* health) {
+    if (!health || health->broken_count() == 0 || !c.ip) return;
+    for (auto& e : c.registry)
+        for (const auto& z : cfg.registries)
+            if (z.name == e.name) {
+                health->apply(e, z, *c.ip);
+                break;
+            }
+}
+
 }  // namespace
 
 Session::Session(Environment env) : env_(std::move(env)) {}
@@ -175,10 +188,12 @@ void Session::start_connect_lookups() {
         // regmilter-query --trace: here and now, each registry query traced.
         dns::TracingResolver traced(resolver(), env_.trace, "registry: ");
         facts_.connect = gather_connect(ctx_, c, traced, deadline);
+        apply_health(facts_.connect, c, rt_->health.get());
         return;
     }
     if (local || cached) {
         facts_.connect = gather_connect(ctx_, c, resolver(), deadline);
+        apply_health(facts_.connect, c, rt_->health.get());
         return;
     }
     try {
@@ -189,6 +204,7 @@ void Session::start_connect_lookups() {
     } catch (const std::system_error&) {
         // No thread to be had: look up here and now instead.
         facts_.connect = gather_connect(ctx_, c, resolver(), deadline);
+        apply_health(facts_.connect, c, rt_->health.get());
     }
 }
 
@@ -196,6 +212,7 @@ void Session::settle_connect() {
     if (!lookups_.valid()) return;
     auto f = std::move(lookups_);
     facts_.connect = f.get();
+    apply_health(facts_.connect, cfg(), rt_->health.get());
 }
 
 Reply Session::helo(std::string_view name, const Macros& macros) noexcept {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "callbacks.hpp"
+#include "health_monitor.hpp"
 #include "log.hpp"
 #include "policy/policy.hpp"
 #include "registry/registry.hpp"
@@ -303,6 +304,7 @@ int run_worker(const std::string& config_path, bool foreground, const WorkerPlac
     }
     Reloader reloader(service);
     service.state().start_saver();
+    HealthMonitor health(service);  // the registry zones' RFC 5782 §5 checks; ends with the process
     std::thread channel([&] { read_channel(place.channel, reloader, prefetcher, service.state()); });
     channel.detach();
     log_line(LOG_INFO, "worker: serving on " + conn);

@@ -7,14 +7,18 @@
 // listen endpoint.
 // Exit status 0 on an answer, 1 on a configuration or resolver error (or,
 // with --stats, when the milter cannot be asked), 2 on bad arguments.
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "dns/trace.hpp"
 #include "policy/report.hpp"
 #include "policy/throttle.hpp"
+#include "registry/health.hpp"
 #include "registry/info.hpp"
 #include "stats/http.hpp"
 #include "util/cli.hpp"
@@ -321,6 +325,37 @@ std::shared_ptr<state::Store> state_store(const config::State& s, bool peek) {
                                                       std::to_string(r.entries) + " entries)");
 }
 
+// --trace and --registry-info: each zone's RFC 5782 §5 test points, asked
+// as the daemon asks them (at start, reload and every health_interval). With
+// --trace each query and the outcome are traced, and a broken zone's lookups
+// then get its on_error, as in the daemon; --registry-info says on standard
+// error which zone is broken (its answers on standard output are the zone's own).
+void check_health(policy::Runtime& rt, bool trace) {
+    auto sink = [](std::string_view line) { std::cerr << "trace: " << line << '\n'; };
+    std::unique_ptr<dns::Resolver> up = rt.upstream ? rt.upstream() : nullptr;
+    if (!up) return;
+    rt.health = std::make_shared<registry::Health>();
+    dns::TracingResolver traced(*up, sink, "health: ");
+    dns::Resolver& dns = trace ? static_cast<dns::Resolver&>(traced) : *up;
+    // Cheap even when DNS is down: one bound for every check, as the daemon's per zone.
+    const dns::Deadline deadline = dns::deadline_in(std::min<std::chrono::milliseconds>(
+        std::chrono::milliseconds(2000), std::chrono::milliseconds(rt.config->resolver.stage_timeout_ms)));
+    for (const auto& z : rt.config->registries) {
+        if (z.health_interval <= 0) continue;
+        for (registry::Family f : {registry::Family::v4, registry::Family::v6}) {
+            registry::Probe p = registry::check(dns, z, f, deadline);
+            rt.health->record(z, f, p);
+            const std::string what = "registry " + z.name + " (zone " + z.zone + ") for " +
+                                     registry::to_string(f) + " clients: " + registry::to_string(p.outcome) +
+                                     (p.detail.empty() ? "" : ": " + p.detail);
+            if (trace)
+                sink("health: " + what);
+            else if (p.outcome == registry::Probe::Outcome::broken)
+                std::cerr << "regmilter-query: RFC 5782 health check: " << what << '\n';
+        }
+    }
+}
+
 // --registry-info: each configured zone asked for --ip, whatever the trust.
 int registry_info(const policy::Runtime& rt, const Args& args) {
     const config::Config& cfg = *rt.config;
@@ -402,6 +437,7 @@ int main(int argc, char** argv) {
         return 1;
     }
 
+    if (args.trace || args.registry_info) check_health(*rt, args.trace);
     if (args.registry_info) return registry_info(*rt, args);
 
     policy::Environment env;

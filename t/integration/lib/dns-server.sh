@@ -7,7 +7,8 @@
 #       from its file (relative paths are taken from the current directory),
 #       waits until every zone answers its SOA, and stops NSD at exit.
 #       Sets DNS_PORT, DNS_SERVER (127.0.0.1:PORT, for --nameserver) and DNS_DIR
-#       (config, logs). Retries other ports if one is taken; skips (exit 77)
+#       (config, logs). DNS_PORT_WANTED=PORT: that port, no other (a resolver
+#       that comes back where a dead one was). Retries other ports if one is taken; skips (exit 77)
 #       if nsd or drill is missing; exits 1 with NSD's log if a zone fails to load.
 # dns_server_stop
 #       Stops the NSD started last (also done at exit).
@@ -47,7 +48,7 @@ dns_server_start() {
     _try=0
     while [ $_try -lt 5 ]; do
         _try=$((_try + 1))
-        DNS_PORT=$(free_port) || exit 1
+        DNS_PORT=${DNS_PORT_WANTED:-$(free_port)} || exit 1
         cat > "$DNS_DIR/nsd.conf" <<CONF
 server:
   ip-address: 127.0.0.1@$DNS_PORT
