@@ -240,8 +240,16 @@ void observe_header(DataFacts& d, std::string_view name, std::string_view value,
     d.header_bulk.observe(name, value);
     if (!util::iequals(name, "Authentication-Results")) return;
     ++d.ar_seen;
+    if (d.too_many_forged_ar) return;
     try {
-        if (util::iequals(ar_authserv_id(value), authserv_id)) d.forged_ar.push_back({std::string(name), d.ar_seen});
+        if (!util::iequals(ar_authserv_id(value), authserv_id)) return;
+        if (d.forged_ar.size() >= max_forged_ar) {
+            d.too_many_forged_ar = true;
+            d.forged_ar.clear();
+            d.forged_ar.shrink_to_fit();
+            return;
+        }
+        d.forged_ar.push_back({std::string(name), d.ar_seen});
     } catch (...) {
         // Out of memory for one string: count it as forged rather than let it pass.
         try {
@@ -393,6 +401,17 @@ Reply decide_rcpt(const Facts& facts, const Recipient& rcpt, const Config& cfg) 
 Reply decide_data(const Facts& facts, const Config& cfg) noexcept {
     try {
         Reply v;
+        if (facts.data.too_many_forged_ar) {
+            // Never delivered with forged results left in: refused, whatever the mode.
+            v.action = policy::Action::reject;
+            v.code = replies::policy.reject.code;
+            v.xcode = replies::policy.reject.xcode;
+            v.text = "more than " + std::to_string(max_forged_ar) + " Authentication-Results headers claim " +
+                     facts.authserv_id;
+            v.text = util::sanitize(v.text, util::TextUse::reply);
+            v.reason = "headers:forged-authentication-results";
+            return v;
+        }
         v.remove_headers = facts.data.forged_ar;
         v.add_headers = result_headers(facts, cfg);
         bool observe = cfg.milter.mode == policy::Mode::observe;

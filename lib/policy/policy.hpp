@@ -105,7 +105,13 @@ struct DataFacts {
     // Forged Authentication-Results claiming our authserv_id (RFC 8601 §5).
     std::vector<HeaderRef> forged_ar;
     int ar_seen = 0;  // Authentication-Results headers so far
+    // More than max_forged_ar forged ones: not recorded; the message is refused.
+    bool too_many_forged_ar = false;
 };
+// What a message's headers may cost: no header value is kept, only the bulk
+// signals and one HeaderRef (under 64 bytes) per forged Authentication-Results,
+// at most this many (64 KB a message); a message with more is refused.
+inline constexpr size_t max_forged_ar = 1000;
 
 // Greylisting and the recipients' rate limit of one RCPT (policy/throttle.hpp).
 struct RcptThrottle {

@@ -268,6 +268,36 @@ TEST_CASE("session: a failure while carrying out the end of message still remove
     CHECK(r.remove_headers == std::vector<policy::HeaderRef>{{"Authentication-Results", 1}});
 }
 
+TEST_CASE("session: forged Authentication-Results cost at most max_forged_ar positions; more refuse the message",
+          "[session]") {
+    dns::MemoryResolver dns;
+    registry_zone(dns);
+    auto rt = runtime_of(cfg_of(registry_cfg), dns);
+    for (size_t forged : {policy::max_forged_ar, policy::max_forged_ar + 1}) {
+        INFO(forged << " forged headers");
+        policy::Session s(environment_of(rt));
+        s.connect(client("192.0.2.7"));
+        s.mail("<alice@example.com>", no_macros);
+        s.rcpt("<bob@example.org>", no_macros);
+        s.header("Authentication-Results", "other.example; spf=pass");  // another host's: kept
+        for (size_t i = 0; i < forged; ++i) s.header("Authentication-Results", "mx.example.org; spf=pass");
+        auto eoh = s.end_of_headers(no_macros);
+        if (forged <= policy::max_forged_ar) {
+            CHECK(eoh.action == Action::continue_);
+            auto eom = s.end_of_message(no_macros);
+            REQUIRE(eom.remove_headers.size() == forged);
+            CHECK(eom.remove_headers.front() == policy::HeaderRef{"Authentication-Results", 2});
+            CHECK(eom.remove_headers.back().index == int(forged) + 1);
+        } else {
+            CHECK(eoh.action == Action::reject);
+            CHECK(eoh.code == "550");
+            CHECK(eoh.xcode == "5.7.1");
+            CHECK(eoh.text == "more than 1000 Authentication-Results headers claim mx.example.org");
+            CHECK(eoh.reason == "headers:forged-authentication-results");
+        }
+    }
+}
+
 TEST_CASE("session: draining turns new SMTP sessions away with 451 4.3.2", "[session]") {
     dns::MemoryResolver dns;
     bool draining = false;
