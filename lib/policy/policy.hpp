@@ -22,6 +22,7 @@
 #include "net/address.hpp"
 #include "registry/registry.hpp"
 #include "spf/check_host.hpp"
+#include "util/pool.hpp"
 
 namespace regmilter::policy {
 
@@ -164,11 +165,25 @@ ConnectFacts gather_connect(const Context& ctx, const config::Config& cfg, dns::
 // cannot be started the remaining zones are asked in this thread. `make` is
 // called from several threads at once; a null Resolver makes that zone an error.
 using ResolverFactory = std::function<std::unique_ptr<dns::Resolver>()>;
+// With a `pool`, the zones' jobs run on it (in this thread when it is full)
+// instead of threads of their own.
 ConnectFacts gather_connect(const Context& ctx, const config::Config& cfg, const ResolverFactory& make,
-                            dns::Deadline deadline);
+                            dns::Deadline deadline, util::Pool* pool = nullptr);
+// ConnectFacts as gather_connect() gives them before any DNS: the client,
+// whether it is trusted by network; no registry entries.
+ConnectFacts connect_without_lookups(const Context& ctx, const config::Config& cfg);
+// MailFacts::envelope_bulk: the registry's bulk codes, then [bulk] senders.
+bulk::Signals envelope_signals(const Context& ctx, const ConnectFacts& connect, const config::Config& cfg);
+// gather_mail() reads of facts.connect only what connect_without_lookups()
+// gives, but for envelope_bulk: it may run while the registry lookups are
+// still under way, and envelope_bulk be recomputed when they are in.
 // trace (optional) receives SPF's term-by-term trace (regmilter-query --trace).
+// With `pool` and `make`, the HELO identity is evaluated on the pool through
+// a resolver from `make` while MAIL FROM's is evaluated here with `dns`: the
+// stage waits for the longer of the two, not their sum (same outcomes).
 MailFacts gather_mail(const Context& ctx, const Facts& facts, const config::Config& cfg, dns::Resolver& dns,
-                      dns::Deadline deadline, spf::Tracer trace = {});
+                      dns::Deadline deadline, spf::Tracer trace = {}, util::Pool* pool = nullptr,
+                      const ResolverFactory& make = {});
 Recipient gather_rcpt(std::string_view arg, const config::Config& cfg, const bulk::Table* table);
 // One header of the message, as it arrives: bulk signals, forged
 // Authentication-Results. Keeps no header text. No-throw.
