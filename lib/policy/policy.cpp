@@ -249,6 +249,16 @@ void observe_header(DataFacts& d, std::string_view name, std::string_view value,
     }
 }
 
+StageNeeds stage_needs(const Config& cfg) noexcept {
+    StageNeeds n;
+    const bool opt_outs = !cfg.bulk.table.empty() || cfg.bulk.default_choice == bulk::Choice::reject;
+    n.helo_reply = false;
+    n.rcpt_reply = !cfg.exemptions.recipients.empty() ||
+                   (opt_outs && cfg.bulk.action == bulk::Action::reject && cfg.milter.mode == policy::Mode::enforce);
+    n.eoh = opt_outs;
+    return n;
+}
+
 Reply decide_connect(const Facts& facts, const Config& cfg) noexcept {
     Reply v;
     if (facts.connect.unknown_client && cfg.trust.unknown_client == policy::UnknownClient::accept) {

@@ -190,6 +190,23 @@ Recipient gather_rcpt(std::string_view arg, const config::Config& cfg, const bul
 void observe_header(DataFacts& data, std::string_view name, std::string_view value,
                     std::string_view authserv_id) noexcept;
 
+// Which stages' answers can be anything but "continue" under `cfg` (internal
+// errors aside), so that a front end may ask the MTA not to wait for them:
+//   helo_reply  decide_helo: never
+//   rcpt_reply  decide_rcpt: [policy] exempt_recipients, or a bulk reject of a
+//               recipient who opted out (a table or default_choice = reject,
+//               action = reject, mode = enforce)
+//   eoh         a refusal before the body (end_of_headers): recipients can opt
+//               out (a table or default_choice = reject); otherwise the
+//               message is decided at end of message alone, with the same answer
+// Pure; the milter negotiates from it per connection (DESIGN "Negotiation").
+struct StageNeeds {
+    bool helo_reply = false;
+    bool rcpt_reply = true;
+    bool eoh = true;
+};
+StageNeeds stage_needs(const config::Config& cfg) noexcept;
+
 Reply decide_connect(const Facts& facts, const config::Config& cfg) noexcept;
 Reply decide_helo(const Facts& facts, const config::Config& cfg) noexcept;
 // A refusal of MAIL FROM with [policy] exempt_recipients set is answered
