@@ -7,10 +7,13 @@
 #   make run             install missing build packages, run the milter in the foreground
 #   make deps            install the missing build and test packages
 #   make bench           benchmarks (print numbers; QUICK=1 for a short run)
+#   make soak            1,000,000 transactions through the milter, its RSS curve
+#                        (SOAK_ARGS="--total N --step N --max-seconds S")
 #   make install         PREFIX=/usr/local DESTDIR= (binaries, man pages, config, systemd unit)
 #   make install-user    create the system user and group regmilter (not part of install)
 #   make SANITIZE=address,undefined check
 #   make SANITIZE=thread check   the concurrency tests and the milter-protocol test under TSan
+#   make format-check    every C++ file as clang-format writes it (part of make check)
 #   make fuzz            libFuzzer targets (clang, build/fuzz), each run FUZZ_SECONDS (t/fuzz/README)
 #
 # Sources are found by wildcard: adding a file under lib/<module>/ needs no edit here.
@@ -87,6 +90,7 @@ UNIT_BIN   := $(BUILD)/t/unit-tests
 TOOL_BINS  := $(patsubst t/tools/%.cpp,$(BUILD)/t/%,$(TOOL_SRC))
 BENCH_BINS := $(patsubst t/bench/%.cpp,$(BUILD)/t/bench-%,$(BENCH_SRC))
 NULL_MILTER:= $(BUILD)/t/null-milter
+ECHO_MILTER:= $(BUILD)/t/echo-milter
 # One program per fuzz target: linked with libFuzzer under make fuzz, else
 # with the replay driver that make check runs over the corpora.
 FUZZ_BINS  := $(patsubst t/fuzz/targets/%.cpp,$(BUILD)/t/fuzz/%,$(FUZZ_SRC))
@@ -98,8 +102,8 @@ DEPS_STAMP := $(BUILD)/.deps-build
 DEPS_CHECK ?= yes
 BENCH_DEPS := $(BUILD)/.deps-bench
 
-.PHONY: all check check-build unit integration integration-build run bench bench-build \
-        install install-user clean deps man-check fuzz fuzz-build
+.PHONY: all check check-build unit integration integration-build run bench bench-build soak \
+        install install-user clean deps man-check format-check fuzz fuzz-build
 # Keep the objects of chained rules (test tools, benches): no rebuild on every make.
 .SECONDARY:
 all: $(QUERY_BIN) $(ZONE_BIN) $(if $(MILTER_SRC),$(MILTER_BIN))
@@ -145,12 +149,14 @@ $(ZONE_BIN): $(call obj,$(ZONE_SRC)) $(LIB_A)
 $(UNIT_BIN): $(call obj,$(UNIT_SRC)) $(TSUP_A) $(DAEMON_A) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_MILTER) $(LIBS_LIB)
+# The relay's tests run a real libmilter worker, found next to the unit tests.
+$(UNIT_BIN): | $(ECHO_MILTER)
 
 $(BUILD)/t/%: $(BUILD)/obj/t/tools/%.o $(TSUP_A) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB)
 
-$(BUILD)/t/bench-%: $(BUILD)/obj/t/bench/%.o $(TSUP_A) $(LIB_A)
+$(BUILD)/t/bench-%: $(BUILD)/obj/t/bench/%.o $(TSUP_A) $(DAEMON_A) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_LIB)
 
@@ -159,6 +165,10 @@ $(NULL_MILTER): $(BUILD)/obj/t/bench/compare/null-milter.o
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_MILTER)
 
+# The libmilter worker of the relay's tests (t/support/workers/echo-milter.cpp).
+$(ECHO_MILTER): $(BUILD)/obj/t/support/workers/echo-milter.o
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS_MILTER)
 ifdef FUZZ_ENGINE
 $(BUILD)/t/fuzz/%: $(BUILD)/obj/t/fuzz/targets/%.o $(LIB_A)
 	@mkdir -p $(@D)
@@ -201,6 +211,12 @@ bench: deps $(BENCH_DEPS)
 	@QUICK=$(QUICK) t/run-bench $(BUILD)
 bench-build: all $(BENCH_BINS) $(TOOL_BINS) $(NULL_MILTER)
 
+# The milter's memory over many transactions (t/bench/soak.sh): NSD on
+# loopback, a warm cache, the RSS every 50,000 transactions; bounded in time.
+soak: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/t/milter-bench $(BUILD)/t/milter-client
+	@BUILD=$(BUILD) sh t/bench/soak.sh $(SOAK_ARGS)
+
 # libFuzzer targets built by clang with ASan and UBSan in build/fuzz, then
 # each run FUZZ_SECONDS in turn (FUZZ_TARGETS="a b" for some), new inputs
 # kept in build/fuzz/corpus, crashes in build/fuzz/crashes (t/fuzz/README).
@@ -218,6 +234,10 @@ run:
 
 man-check:
 	@t/man-check
+
+# clang-format over every C++ file, checked (make check runs it too).
+format-check:
+	@t/format-check
 
 # The binaries, man pages, configuration (never overwritten), the socket
 # directory helper and the systemd unit, its paths from PREFIX (or SBINDIR,

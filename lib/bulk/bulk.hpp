@@ -45,6 +45,9 @@ struct Settings {
     bool header_signals{};            // Precedence / List-Id / List-Unsubscribe make bulk
     Action action{};
     std::string recipient_delimiter;  // each character is a delimiter; empty: none
+    // Opt-out zones (optout.hpp), asked in order for a recipient the table
+    // does not name; lower case, no trailing dot. Empty: none.
+    std::vector<std::string> zones;
 };
 
 // Address text as the table compares it: <> stripped, a source route

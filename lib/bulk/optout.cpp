@@ -97,7 +97,8 @@ ZoneAnswer lookup_zone(dns::Resolver& dns, std::string_view rcpt, std::string_vi
         z.key = key;
         if (a.status != dns::DnsStatus::ok) {
             z.status = ZoneStatus::error;
-            z.error = std::string(dns::to_string(a.status)) + (a.detail.empty() ? "" : " (" + a.detail + ")");
+            z.cause = dns::to_string(a.status);
+            z.error = z.cause + (a.detail.empty() ? "" : " (" + a.detail + ")");
             return z;
         }
         bool out = false, in = false;
@@ -116,7 +117,7 @@ ZoneAnswer lookup_zone(dns::Resolver& dns, std::string_view rcpt, std::string_vi
             z.code = out ? code_opted_out : code_opted_in;
         } else {
             z.status = ZoneStatus::error;
-            z.error = "answer " + other + " is not 127.0.0.2 (opted out) or 127.0.0.3 (opted in)";
+            z.error = z.cause = "answer " + other + " is not 127.0.0.2 (opted out) or 127.0.0.3 (opted in)";
         }
         return z;
     }

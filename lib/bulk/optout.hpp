@@ -50,7 +50,8 @@ struct ZoneAnswer {
     std::string key;    // the key whose label answered ("bob@example.org", "@example.org")
     std::string query;  // the name asked last ("LABEL.optout.example")
     std::string code;   // the answer that decided ("127.0.0.2")
-    std::string error;  // status == error: why ("timeout (...)", "answer 127.0.0.9 ...")
+    std::string error;  // status == error: why ("timeout (...)", "answer 127.0.0.9 ..."), for logs
+    std::string cause;  // the same without the resolver's details ("timeout"), for SMTP replies
     uint32_t ttl = 0;   // of the deciding answer, or of the last negative one (cache it that long)
 };
 

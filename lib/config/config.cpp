@@ -75,6 +75,9 @@ public:
     LoadResult build() {
         sections();
         keys();
+        // Rate limits group clients as greylisting does.
+        cfg_.ratelimit.network_v4 = cfg_.greylist.network_v4;
+        cfg_.ratelimit.network_v6 = cfg_.greylist.network_v6;
         cross_check(cfg_, set_, file_, problems_);
         std::stable_sort(problems_.begin(), problems_.end(),
                          [](const util::Problem& a, const util::Problem& b) { return a.line < b.line; });

@@ -15,9 +15,11 @@
 
 #include "bulk/bulk.hpp"
 #include "dns/nameserver.hpp"
+#include "greylist/greylist.hpp"
 #include "net/address.hpp"
 #include "net/endpoint.hpp"
 #include "policy/settings.hpp"
+#include "ratelimit/ratelimit.hpp"
 #include "registry/registry.hpp"
 #include "util/date.hpp"
 #include "util/problem.hpp"
@@ -74,8 +76,9 @@ struct Registry : registry::Zone {
     policy::CheckAction listed = policy::CheckAction::accept;        // meaning = blocked
     std::optional<util::Day> enforce_after;                          // inclusive, 00:00 UTC
     policy::OnError on_error = policy::OnError::accept;
-    std::string reject_text;  // %{ip} %{zone} %{info}; empty: default text
-    int line = 0;             // where the section started (for messages)
+    std::string reject_text;    // %{ip} %{zone} %{info}; empty: default text
+    int health_interval = 300;  // seconds between RFC 5782 §5 health checks; 0: none
+    int line = 0;               // where the section started (for messages)
 };
 
 struct Spf {
@@ -86,6 +89,26 @@ struct Spf {
     net::CidrSet trusted_forwarders;                   // clients whose mail skips SPF
     std::vector<std::string> trusted_forwarder_helos;  // lower case; skip SPF when the
                                                        // HELO is one of these and its A/AAAA is the client
+};
+
+// [state]: where greylisting and rate limits keep what they remember
+// (policy/throttle.hpp makes the store).
+struct State {
+    policy::StateBackend backend = policy::StateBackend::memory;
+    std::string redis;     // HOST:PORT, [IPv6]:PORT or unix:PATH (state::parse_redis_address)
+    std::string prefix;    // before every Redis key
+    int timeout_ms = 0;    // per Redis call
+    std::string password;  // Redis AUTH; empty: none
+    policy::OnError on_error = policy::OnError::accept;  // the store fails: pass, or 451
+    std::string snapshot;                                // memory: the snapshot file; empty: none
+    int snapshot_interval = 0;                           // seconds between snapshot saves
+    long max_entries = 0;                                // memory: entries kept at most
+};
+
+// [bulk]: the opt-out settings the bulk library decides with, and what the
+// policy does when an opt-out zone cannot be asked.
+struct Bulk : bulk::Settings {
+    policy::OnError on_error = policy::OnError::accept;  // a [bulk] zone lookup failed
 };
 
 // [stats]: the statistics endpoint (regmilter(8) serves GET /metrics there).
@@ -100,7 +123,10 @@ struct Config {
     Trust trust;
     std::vector<Registry> registries;  // in file order
     Spf spf;
-    bulk::Settings bulk;
+    Bulk bulk;
+    greylist::Settings greylist;
+    ratelimit::Settings ratelimit;  // its network_v4/v6 are [greylist]'s
+    State state;
     Exemptions exemptions;
     Stats stats;
 };

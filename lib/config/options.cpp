@@ -3,6 +3,7 @@
 #include <type_traits>
 
 #include "config/values.hpp"
+#include "state/redis_store.hpp"
 
 namespace regmilter::config {
 
@@ -83,6 +84,22 @@ bulk::Settings& part<bulk::Settings>(Target& t) {
     return t.cfg.bulk;
 }
 template <>
+Bulk& part<Bulk>(Target& t) {
+    return t.cfg.bulk;
+}
+template <>
+greylist::Settings& part<greylist::Settings>(Target& t) {
+    return t.cfg.greylist;
+}
+template <>
+ratelimit::Settings& part<ratelimit::Settings>(Target& t) {
+    return t.cfg.ratelimit;
+}
+template <>
+State& part<State>(Target& t) {
+    return t.cfg.state;
+}
+template <>
 Exemptions& part<Exemptions>(Target& t) {
     return t.cfg.exemptions;
 }
@@ -98,7 +115,10 @@ constexpr const char* section_of() {
     if constexpr (std::is_same_v<C, Trust>) return "trust";
     if constexpr (std::is_same_v<C, registry::Zone> || std::is_same_v<C, Registry>) return "registry";
     if constexpr (std::is_same_v<C, Spf>) return "spf";
-    if constexpr (std::is_same_v<C, bulk::Settings>) return "bulk";
+    if constexpr (std::is_same_v<C, bulk::Settings> || std::is_same_v<C, Bulk>) return "bulk";
+    if constexpr (std::is_same_v<C, greylist::Settings>) return "greylist";
+    if constexpr (std::is_same_v<C, ratelimit::Settings>) return "ratelimit";
+    if constexpr (std::is_same_v<C, State>) return "state";
     if constexpr (std::is_same_v<C, Exemptions>) return "policy";
     if constexpr (std::is_same_v<C, Stats>) return "stats";
 }
@@ -108,8 +128,9 @@ constexpr bool fits() {
     switch (T) {
         case Type::boolean:
             return std::is_same_v<V, bool>;
-        case Type::integer:
-            return std::is_same_v<V, int>;
+        case Type::integer:  // the settings structs' own integer types
+            return std::is_same_v<V, int> || std::is_same_v<V, long> || std::is_same_v<V, unsigned> ||
+                   std::is_same_v<V, unsigned long>;
         case Type::octal:
             return std::is_same_v<V, unsigned>;
         case Type::choice:
@@ -175,6 +196,7 @@ Option row(const char* key, const char* default_value, Allowed allowed, const ch
 }
 
 using policy::check_action_names;
+using policy::spf_action_names;
 
 // [milter]
 std::vector<Option> milter_rows() {
@@ -279,25 +301,30 @@ std::vector<Option> registry_rows() {
         row<Type::boolean, &registry::Zone::require_fcrdns>(
             "require_fcrdns", "no", {},
             "A listed server also needs forward-confirmed reverse DNS to count as registered."),
+        row<Type::integer, &Registry::health_interval>(
+            "health_interval", "300", range(0, 86400),
+            "Seconds between checks of the zone's RFC 5782 test points (127.0.0.2 listed, 127.0.0.1 "
+            "not), also made at start and reload; a zone that fails them gets on_error for every "
+            "lookup until it passes again. 0: no checks."),
     };
 }
 
 // [spf]
 std::vector<Option> spf_rows() {
     return {
-        row<Type::choice, &Spf::pass>("pass", "accept", one_of(check_action_names), "Action for SPF pass."),
-        row<Type::choice, &Spf::fail>("fail", "reject", one_of(check_action_names),
+        row<Type::choice, &Spf::pass>("pass", "accept", one_of(spf_action_names), "Action for SPF pass."),
+        row<Type::choice, &Spf::fail>("fail", "reject", one_of(spf_action_names),
                                       "Action for SPF fail (550 5.7.23)."),
-        row<Type::choice, &Spf::softfail>("softfail", "tag", one_of(check_action_names),
+        row<Type::choice, &Spf::softfail>("softfail", "tag", one_of(spf_action_names),
                                           "Action for SPF softfail."),
-        row<Type::choice, &Spf::neutral>("neutral", "accept", one_of(check_action_names),
+        row<Type::choice, &Spf::neutral>("neutral", "accept", one_of(spf_action_names),
                                          "Action for SPF neutral."),
-        row<Type::choice, &Spf::none>("none", "accept", one_of(check_action_names),
+        row<Type::choice, &Spf::none>("none", "accept", one_of(spf_action_names),
                                       "Action when there is no SPF record."),
-        row<Type::choice, &Spf::permerror>("permerror", "tag", one_of(check_action_names),
+        row<Type::choice, &Spf::permerror>("permerror", "tag", one_of(spf_action_names),
                                            "Action for SPF permerror (550 5.7.24)."),
         row<Type::choice, &Spf::temperror>(
-            "temperror", "tempfail", one_of(check_action_names),
+            "temperror", "tempfail", one_of(spf_action_names),
             "Action for SPF temperror (451 4.7.24; reject answers 550 5.7.24, not advised)."),
         row<Type::boolean, &Spf::check_helo>(
             "check_helo", "yes", {},
@@ -305,8 +332,9 @@ std::vector<Option> spf_rows() {
         row<Type::choice, &Spf::headers>("headers", "authentication-results",
                                          one_of(policy::result_headers_names),
                                          "Which SPF result headers to add."),
-        row<Type::integer, &Spf::void_lookups>("void_lookups", "2", range(0, 20),
-                                               "Void DNS lookups allowed before permerror (RFC 7208 §4.6.4)."),
+        row<Type::integer, &Spf::void_lookups>(
+            "void_lookups", "2", range(0, 20),
+            "Void DNS lookups allowed before permerror (RFC 7208 §4.6.4)."),
         row<Type::cidr_list, &Spf::trusted_forwarders>(
             "trusted_forwarders", "", words("CIDR ..."),
             "Forwarders and list servers whose mail skips SPF (registry checks still apply)."),
@@ -329,12 +357,100 @@ std::vector<Option> bulk_rows() {
             "senders", "", words("DOMAIN|CIDR ..."),
             "Known bulk senders: MAIL FROM domains (and their subdomains) and client networks."),
         row<Type::boolean, &bulk::Settings::header_signals>(
-            "header_signals", "yes", {}, "Treat Precedence: bulk|list|junk, List-Id and List-Unsubscribe as bulk."),
+            "header_signals", "yes", {},
+            "Treat Precedence: bulk|list|junk, List-Id and List-Unsubscribe as bulk."),
         row<Type::choice, &bulk::Settings::action>("action", "reject", one_of(bulk::action_names),
                                                    "What an opted-out recipient of bulk mail gets."),
         row<Type::delimiter, &bulk::Settings::recipient_delimiter>(
             "recipient_delimiter", "+", words("punctuation characters, each a delimiter; empty: none"),
             "Separates user from detail (user+detail), as Postfix's recipient_delimiter."),
+        row<Type::domain_list, &bulk::Settings::zones>(
+            "zone", "", words("DNS zones ... (each at most 200 octets); empty: none"),
+            "Opt-out zones (regmilter-zone optout), asked in order at RCPT for a recipient the table does "
+            "not name: 127.0.0.2 opted out, 127.0.0.3 opted in; the local table wins."),
+        row<Type::choice, &Bulk::on_error>(
+            "on_error", "accept", one_of(policy::on_error_names),
+            "When an opt-out zone cannot be asked (timeout, SERVFAIL, other answers): accept delivers as "
+            "if opted in; tempfail answers 451 4.4.3 for bulk mail."),
+    };
+}
+
+// [greylist]
+std::vector<Option> greylist_rows() {
+    using greylist::Settings;
+    auto r = [](greylist::Range g) { return range(long(g.min), long(g.max)); };
+    return {
+        row<Type::integer, &Settings::delay>("delay", "300", r(greylist::delay_range),
+                                             "Seconds before a retry of a greylisted triplet passes."),
+        row<Type::integer, &Settings::retry_window>(
+            "retry_window", "14400", r(greylist::retry_window_range),
+            "Seconds after the first attempt during which a retry still passes; later it starts over."),
+        row<Type::integer, &Settings::pass_lifetime>(
+            "pass_lifetime", "3110400", r(greylist::pass_lifetime_range),
+            "Seconds a passed triplet (and an auto-allowed client) is remembered after its last use."),
+        row<Type::integer, &Settings::network_v4>(
+            "network_v4", "24", r(greylist::network_v4_range),
+            "Prefix length grouping IPv4 clients (greylisting, rate limits)."),
+        row<Type::integer, &Settings::network_v6>(
+            "network_v6", "64", r(greylist::network_v6_range),
+            "Prefix length grouping IPv6 clients (greylisting, rate limits)."),
+        row<Type::integer, &Settings::auto_allow>(
+            "auto_allow", "5", r(greylist::auto_allow_range),
+            "From its Nth passed triplet on, a client network passes without greylisting; 0: never."),
+    };
+}
+
+// [ratelimit]
+std::vector<Option> ratelimit_rows() {
+    using ratelimit::Settings;
+    const Allowed limit = range(long(ratelimit::limit_range.min), long(ratelimit::limit_range.max));
+    return {
+        row<Type::integer, &Settings::window>(
+            "window", "3600", range(long(ratelimit::window_range.min), long(ratelimit::window_range.max)),
+            "Seconds per counting window (aligned to the epoch: every MX host counts in the same one)."),
+        row<Type::integer, &Settings::registered_messages>(
+            "registered_messages", "0", limit,
+            "Messages per window from a registered client network; 0: no limit."),
+        row<Type::integer, &Settings::registered_recipients>(
+            "registered_recipients", "0", limit,
+            "Recipients per window from a registered client network; 0: no limit."),
+        row<Type::integer, &Settings::unregistered_messages>(
+            "unregistered_messages", "0", limit,
+            "Messages per window from an unregistered client network; 0: no limit."),
+        row<Type::integer, &Settings::unregistered_recipients>(
+            "unregistered_recipients", "0", limit,
+            "Recipients per window from an unregistered client network; 0: no limit."),
+    };
+}
+
+// [state]
+std::vector<Option> state_rows() {
+    return {
+        row<Type::choice, &State::backend>(
+            "backend", "memory", one_of(policy::state_backend_names),
+            "memory: in this process (one host); redis: shared by several MX hosts."),
+        row<Type::text, &State::redis>("redis", "127.0.0.1:6379", words("HOST:PORT|[IPv6]:PORT|unix:PATH"),
+                                       "The Redis server (backend = redis)."),
+        row<Type::text, &State::prefix>("prefix",
+                                        "regmilter:", words("printable ASCII, no blanks, at most 64 bytes"),
+                                        "Put before every Redis key."),
+        row<Type::integer, &State::timeout_ms>(
+            "timeout_ms", "200", range(state::timeout_ms_range.min, state::timeout_ms_range.max),
+            "Milliseconds a Redis call (connect and answer) may take."),
+        row<Type::text, &State::password>("password", "", words("text; empty: no AUTH"),
+                                          "Redis password (requirepass)."),
+        row<Type::choice, &State::on_error>(
+            "on_error", "accept", one_of(policy::on_error_names),
+            "When the store fails: accept passes unthrottled; tempfail is 451 4.3.0."),
+        row<Type::path, &State::snapshot>(
+            "snapshot", "", words("an absolute path, or empty for none"),
+            "backend = memory: state saved here periodically and at exit, read at "
+            "start."),
+        row<Type::integer, &State::snapshot_interval>("snapshot_interval", "300", range(10, 86400),
+                                                      "Seconds between snapshot saves."),
+        row<Type::integer, &State::max_entries>(
+            "max_entries", "1000000", range(1000, 100000000),
+            "backend = memory: entries kept at most (soonest-expiring dropped)."),
     };
 }
 
@@ -360,8 +476,8 @@ std::vector<Option> stats_rows() {
 
 std::vector<Option> build() {
     std::vector<Option> all;
-    for (auto rows : {milter_rows, resolver_rows, trust_rows, registry_rows, spf_rows, bulk_rows, policy_rows,
-                      stats_rows})
+    for (auto rows : {milter_rows, resolver_rows, trust_rows, registry_rows, spf_rows, bulk_rows,
+                      greylist_rows, ratelimit_rows, state_rows, policy_rows, stats_rows})
         for (auto& o : rows()) all.push_back(std::move(o));
     return all;
 }

@@ -54,7 +54,7 @@ struct Target {
 };
 
 struct Option {
-    const char* section;  // "milter", "resolver", "trust", "registry", "spf", "bulk", "stats"
+    const char* section;  // "milter", "resolver", "trust", "registry", "spf", "bulk", "greylist", ...
     const char* key;
     Type type;
     const char* default_value;  // as written in the file ("" = empty)

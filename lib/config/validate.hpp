@@ -1,7 +1,8 @@
 // config: the last pass — checks across keys, once every key of a file is
 // known (as unbound-checkconf's morechecks): a registry without a zone, keys
-// that do not apply to a zone's meaning, one zone asked twice. Reports every
-// problem; decides nothing else. Internal to lib/config. Reentrant.
+// that do not apply to a zone's meaning, one zone asked twice, [bulk] zone
+// names too long for their labels or listed twice. Reports every problem;
+// decides nothing else. Internal to lib/config. Reentrant.
 #pragma once
 
 #include <map>

@@ -93,17 +93,36 @@ std::string parse(const Option&, const Lines& lines, bool& out) {
     return {};
 }
 
-std::string parse(const Option& o, const Lines& lines, int& out) {
+namespace {
+
+// A whole number in o.min..o.max (at most 18 digits: no overflow).
+template <class N>
+std::string parse_whole(const Option& o, const Lines& lines, N& out) {
     const std::string& v = single(lines);
-    if (v.empty() || v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos)
+    if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos)
         return quoted(v) + " is not a whole number";
     long n = std::stol(v);
     if (n < o.min || n > o.max) return v + " is out of range";
-    out = int(n);
+    out = N(n);
     return {};
 }
 
+}  // namespace
+
+std::string parse(const Option& o, const Lines& lines, int& out) {
+    return parse_whole(o, lines, out);
+}
+
+std::string parse(const Option& o, const Lines& lines, long& out) {
+    return parse_whole(o, lines, out);
+}
+
+std::string parse(const Option& o, const Lines& lines, unsigned long& out) {
+    return parse_whole(o, lines, out);
+}
+
 std::string parse(const Option& o, const Lines& lines, unsigned& out) {
+    if (o.type == Type::integer) return parse_whole(o, lines, out);
     const std::string& v = single(lines);
     if (v.empty() || v.size() > 4 || v.find_first_not_of("01234567") != std::string::npos)
         return quoted(v) + " is not an octal mode";

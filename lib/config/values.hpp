@@ -18,7 +18,10 @@ using Lines = std::vector<std::string>;
 
 std::string parse(const Option& o, const Lines& lines, bool& out);
 std::string parse(const Option& o, const Lines& lines, int& out);       // integer, min..max
-std::string parse(const Option& o, const Lines& lines, unsigned& out);  // octal, min..max
+std::string parse(const Option& o, const Lines& lines, long& out);      // integer, min..max
+std::string parse(const Option& o, const Lines& lines, unsigned long& out);  // integer, min..max
+// octal (or integer, by o.type), min..max
+std::string parse(const Option& o, const Lines& lines, unsigned& out);
 // text, user, domain, path, file, socket, delimiter: by o.type.
 std::string parse(const Option& o, const Lines& lines, std::string& out);
 std::string parse(const Option& o, const Lines& lines, std::vector<dns::Nameserver>& out);

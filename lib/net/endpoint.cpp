@@ -1,6 +1,9 @@
 #include "net/endpoint.hpp"
 
+#include <netinet/in.h>
+
 #include <algorithm>
+#include <cstring>
 
 #include "util/strings.hpp"
 
@@ -15,6 +18,24 @@ std::optional<uint16_t> parse_port(std::string_view s) {
     }
     if (v == 0 || v > 65535) return std::nullopt;
     return uint16_t(v);
+}
+
+socklen_t Endpoint::to_sockaddr(sockaddr_storage& out) const {
+    out = sockaddr_storage{};
+    if (address.is_v4()) {
+        sockaddr_in in{};
+        in.sin_family = AF_INET;
+        in.sin_port = htons(port);
+        std::memcpy(&in.sin_addr, address.bytes(), 4);
+        std::memcpy(&out, &in, sizeof in);
+        return sizeof in;
+    }
+    sockaddr_in6 in6{};
+    in6.sin6_family = AF_INET6;
+    in6.sin6_port = htons(port);
+    std::memcpy(&in6.sin6_addr, address.bytes(), 16);
+    std::memcpy(&out, &in6, sizeof in6);
+    return sizeof in6;
 }
 
 std::string Endpoint::str(uint16_t default_port) const {

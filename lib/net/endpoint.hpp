@@ -4,6 +4,8 @@
 // Text in, values out: no DNS, no sockets opened here. Thread-safe.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -24,6 +26,8 @@ struct Endpoint {
     // "192.0.2.1:5353", "[2001:db8::1]:5353"; the port is left out when it
     // equals `default_port`.
     std::string str(uint16_t default_port = 0) const;
+    // The socket address for connect() or bind() into `out`; returns its length.
+    socklen_t to_sockaddr(sockaddr_storage& out) const;
     bool operator==(const Endpoint& o) const { return address == o.address && port == o.port; }
 };
 

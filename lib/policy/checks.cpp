@@ -28,13 +28,10 @@ std::string ip_text(const Facts& f) {
     return f.connect.ip ? f.connect.ip->str() : "unknown";
 }
 
-bool counts_registered(const registry::Entry& e) {
-    return e.status == registry::Status::listed && (!e.fcrdns_checked || e.fcrdns_ok);
-}
-
-// enforce_after: before the date, reject and tempfail of a zone become tag.
+// enforce_after: before the date, reject, tempfail and greylist of a zone become tag.
 void enforce(Check& c, const config::Registry& z, util::Day today) {
-    if (z.enforce_after && today < *z.enforce_after && (c.action == CAction::reject || c.action == CAction::tempfail)) {
+    if (z.enforce_after && today < *z.enforce_after &&
+        (c.action == CAction::reject || c.action == CAction::tempfail || c.action == CAction::greylist)) {
         c.action = CAction::tag;
         c.downgraded = true;
         c.tag += " (enforced from " + util::format_date(*z.enforce_after) + ")";
@@ -69,8 +66,9 @@ Check unregistered_check(const registry::Entry& e, const config::Registry& z, co
                                    : registry::expand_text(z.reject_text, ip, e);
     c.tag = "unregistered " + ip.str() + why;
     if (!z.reject_text.empty()) c.tag += "; " + registry::expand_text(z.reject_text, ip, e);
-    // "Unregistered" is not certain, and a temporary failure never becomes a permanent reject.
-    if (uncertain && c.action > CAction::tag) c.action = CAction::tag;
+    // "Unregistered" is not certain, and a temporary failure never becomes a
+    // permanent reject (nor greylisting of what may be a registered server).
+    if (uncertain && c.action != CAction::accept) c.action = CAction::tag;
     return c;
 }
 
@@ -116,6 +114,10 @@ void registry_checks(const Facts& f, const Config& cfg, std::vector<Check>& out)
                                                              : listed_check(e, *z, ip);
         enforce(c, *z, util::day_of(f.now));
         set_codes(c, replies::policy);
+        if (c.action == CAction::greylist) {  // not a verdict at MAIL FROM: at each RCPT
+            c.action = CAction::accept;
+            c.greylist = true;
+        }
         out.push_back(std::move(c));
     }
 }
@@ -181,6 +183,10 @@ Check spf_check(const spf::Outcome& o, CAction action, const std::string& ip, bo
 
 }  // namespace
 
+bool counts_registered(const registry::Entry& e) {
+    return e.status == registry::Status::listed && (!e.fcrdns_checked || e.fcrdns_ok);
+}
+
 std::vector<Check> evaluate_checks(const Facts& f, const Config& cfg) {
     std::vector<Check> out;
     if (f.mail.trust != TrustReason::none) return out;
@@ -203,6 +209,12 @@ const Check* strongest(const std::vector<Check>& checks) {
     for (const auto& c : checks)
         if (!top || c.action > top->action) top = &c;
     return top;
+}
+
+const Check* greylisting(const std::vector<Check>& checks) {
+    for (const auto& c : checks)
+        if (c.greylist) return &c;
+    return nullptr;
 }
 
 std::vector<Header> result_headers(const Facts& f, const Config& cfg) {

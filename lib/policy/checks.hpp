@@ -20,6 +20,9 @@ struct Check {
     std::string tag;          // X-Regmilter value when tagged
     std::string reason;       // short, for logs
     bool downgraded = false;  // enforce_after not reached yet
+    // The zone's action is greylist (enforced, certain): `action` is accept,
+    // and the Session greylists each recipient (policy/throttle.hpp).
+    bool greylist = false;
 };
 
 // In stage order: registry zones (file order), then SPF HELO, then SPF MAIL FROM.
@@ -29,6 +32,13 @@ std::vector<Check> evaluate_checks(const Facts& facts, const config::Config& cfg
 // The strongest (reject > tempfail > tag > accept); at equal strength the
 // first. Null when `checks` is empty.
 const Check* strongest(const std::vector<Check>& checks);
+
+// A meaning = registered zone's entry that makes the client registered:
+// listed, and forward-confirmed when the zone requires it.
+bool counts_registered(const registry::Entry& e);
+
+// The first check that asks for greylisting, or null.
+const Check* greylisting(const std::vector<Check>& checks);
 
 // Authentication-Results (RFC 8601, RFC 8904 dnswl) and Received-SPF
 // (RFC 7208 §9.1), as [spf] headers says, A-R first.

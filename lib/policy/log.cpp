@@ -1,5 +1,7 @@
 #include "policy/policy.hpp"
 
+#include <algorithm>
+
 #include "util/text.hpp"
 
 namespace regmilter::policy {
@@ -29,6 +31,27 @@ std::string joined(const std::vector<std::string>& items, std::string_view sep) 
     return s;
 }
 
+// greylist= (this recipient's outcome; at end of message those of the
+// recipients let through) and ratelimit= (KIND:OUTCOME of the counts), when
+// asked. Never the store's address: that is the outage line's.
+void throttle_fields(std::string& out, const ThrottleFacts& t, Stage stage, std::string_view rcpt) {
+    std::vector<std::string> grey, rate;
+    auto add = [](std::vector<std::string>& to, std::string item) {
+        if (std::find(to.begin(), to.end(), item) == to.end()) to.push_back(std::move(item));
+    };
+    if (t.messages) rate.push_back(std::string("messages:") + ratelimit::to_string(t.messages->outcome));
+    size_t first = stage == Stage::rcpt && !t.rcpts.empty() ? t.rcpts.size() - 1 : 0;
+    for (size_t i = first; i < t.rcpts.size(); ++i) {
+        const RcptThrottle& r = t.rcpts[i];
+        if (stage == Stage::rcpt && r.rcpt != rcpt) continue;  // refused before greylisting
+        if (r.greylist && (stage == Stage::rcpt || !r.greylist->delays()))
+            add(grey, greylist::to_string(r.greylist->outcome));
+        if (r.ratelimit) add(rate, std::string("recipients:") + ratelimit::to_string(r.ratelimit->outcome));
+    }
+    if (!grey.empty()) put(out, "greylist", joined(grey, ","));
+    if (!rate.empty()) put(out, "ratelimit", joined(rate, ","));
+}
+
 }  // namespace
 
 std::string log_prefix(const Context& ctx) {
@@ -40,7 +63,7 @@ std::string log_prefix(const Context& ctx) {
 }
 
 std::string log_line(const Context& ctx, const Facts& facts, const config::Config& cfg, Stage stage,
-                     const Reply& v, std::string_view rcpt) {
+                     const Reply& v, std::string_view rcpt, const Recipient* recipient) {
     std::string out = log_prefix(ctx);
     put(out, "stage", to_string(stage));
     put(out, "ip", facts.connect.ip ? facts.connect.ip->str() : "unknown");
@@ -90,9 +113,22 @@ std::string log_line(const Context& ctx, const Facts& facts, const config::Confi
             for (auto& s : facts.data.header_bulk.signals(cfg.bulk).signals) bulk.push_back(std::move(s));
         put(out, "bulk", bulk.empty() ? "no" : joined(bulk, ","));
     }
+    if (recipient) {
+        put(out, "bulk_source", recipient->source);
+        if (recipient->zone && recipient->zone->status == bulk::ZoneStatus::error)
+            put(out, "bulk_error",
+                recipient->zone->zone + ": " + recipient->zone->error +
+                    " (on_error=" + util::name_of(cfg.bulk.on_error) + ")");
+    }
+    throttle_fields(out, facts.throttle, stage, rcpt);
     put(out, "action", to_string(v.action));
     if (!v.code.empty()) put(out, "code", v.code + " " + v.xcode);
     if (!v.reason.empty()) put(out, "reason", v.reason);
+    // Observe mode: what enforce would have answered here ("would greylist", "would reject").
+    if (v.would != Action::continue_)
+        put(out, "observe",
+            std::string("would ") +
+                (v.reason.rfind("observe:greylist:", 0) == 0 ? "greylist" : to_string(v.would)));
     if (!v.remove_rcpts.empty()) put(out, "removed", joined(v.remove_rcpts, ","));
     return out;
 }

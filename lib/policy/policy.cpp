@@ -51,6 +51,7 @@ void begin_transaction(Context& ctx, Facts& facts) {
     facts.mail = MailFacts{};
     facts.rcpts.clear();
     facts.data = DataFacts{};
+    facts.throttle = ThrottleFacts{};
 }
 
 std::string authserv_id(const Config& cfg) {
@@ -230,7 +231,38 @@ Recipient gather_rcpt(std::string_view arg, const Config& cfg, const bulk::Table
     r.arg = std::string(arg);
     r.rcpt = envelope_address(arg);
     r.bulk = bulk::lookup(table, r.rcpt, cfg.bulk);
+    r.source = r.bulk.key == "default" ? "default" : "table";  // table keys always hold '@'
     return r;
+}
+
+Recipient gather_rcpt(std::string_view arg, const Facts& facts, const Config& cfg, const bulk::Table* table,
+                      dns::Resolver& dns, dns::Deadline deadline) {
+    Recipient r = gather_rcpt(arg, cfg, table);
+    // The local table wins; zones matter only for mail that is, or may turn, bulk.
+    bool may_be_bulk = facts.mail.envelope_bulk.any() || cfg.bulk.header_signals;
+    if (r.source != "default" || cfg.bulk.zones.empty() || !may_be_bulk) return r;
+    r.zone = bulk::lookup_zones(dns, r.rcpt, cfg.bulk.zones, cfg.bulk.recipient_delimiter, deadline);
+    switch (r.zone->status) {
+        case bulk::ZoneStatus::none:
+            return r;  // [bulk] default stands
+        case bulk::ZoneStatus::opted_out:
+        case bulk::ZoneStatus::opted_in:
+            r.bulk.choice =
+                r.zone->status == bulk::ZoneStatus::opted_out ? bulk::Choice::reject : bulk::Choice::accept;
+            r.bulk.key = r.zone->key;
+            break;
+        case bulk::ZoneStatus::error:
+            // on_error = accept delivers; tempfail leaves it unknown() (refused where it matters).
+            r.bulk.choice = bulk::Choice::accept;
+            r.bulk.key = "error";
+            break;
+    }
+    r.source = "zone:" + r.zone->zone;
+    return r;
+}
+
+bool Recipient::unknown(const Config& cfg) const {
+    return zone && zone->status == bulk::ZoneStatus::error && cfg.bulk.on_error == OnError::tempfail;
 }
 
 void observe_header(DataFacts& d, std::string_view name, std::string_view value,
@@ -251,13 +283,45 @@ void observe_header(DataFacts& d, std::string_view name, std::string_view value,
 
 StageNeeds stage_needs(const Config& cfg) noexcept {
     StageNeeds n;
-    const bool opt_outs = !cfg.bulk.table.empty() || cfg.bulk.default_choice == bulk::Choice::reject;
+    // Recipients who can opt out: a table, a default of reject, or opt-out zones.
+    const bool zones = !cfg.bulk.zones.empty();
+    const bool opt_outs = !cfg.bulk.table.empty() || cfg.bulk.default_choice == bulk::Choice::reject || zones;
+    bool greylist = false;
+    for (const auto& z : cfg.registries)
+        if (z.unregistered == CAction::greylist || z.listed == CAction::greylist) greylist = true;
+    const auto& l = cfg.ratelimit;
+    const bool limits = l.registered_messages > 0 || l.registered_recipients > 0 ||
+                        l.unregistered_messages > 0 || l.unregistered_recipients > 0;
     n.helo_reply = false;
-    n.rcpt_reply = !cfg.exemptions.recipients.empty() ||
-                   (opt_outs && cfg.bulk.action == bulk::Action::reject && cfg.milter.mode == policy::Mode::enforce);
+    // Every refusal Session::rcpt can give: a MAIL FROM refusal deferred to
+    // the recipients (exempt_recipients), greylisting and rate limits
+    // (throttle_rcpt, [state] on_error included), a failed opt-out zone
+    // (on_error = tempfail) and an opted-out recipient (decide_rcpt).
+    n.rcpt_reply =
+        !cfg.exemptions.recipients.empty() || greylist || limits || zones ||
+        (opt_outs && cfg.bulk.action == bulk::Action::reject && cfg.milter.mode == policy::Mode::enforce);
+    // decide_data refuses only for bulk mail's recipients (opted out, or their zone failed).
     n.eoh = opt_outs;
     return n;
 }
+
+namespace {
+
+// [bulk] on_error = tempfail, and the recipient's opt-out zone failed.
+Reply bulk_unknown_reply(const Recipient& r) {
+    Reply v;
+    v.action = policy::Action::tempfail;
+    v.code = replies::dns_trouble.code;
+    v.xcode = replies::dns_trouble.xcode;
+    // The reply names the zone and the status, never the resolver's details (those are logged).
+    v.text = util::sanitize("cannot check whether " + bulk::normalize(r.rcpt) + " accepts bulk mail (" +
+                                r.zone->zone + ": " + r.zone->cause + "), try again later",
+                            util::TextUse::reply);
+    v.reason = "bulk:error:" + r.zone->zone;
+    return v;
+}
+
+}  // namespace
 
 Reply decide_connect(const Facts& facts, const Config& cfg) noexcept {
     Reply v;
@@ -352,7 +416,16 @@ Reply decide_rcpt(const Facts& facts, const Recipient& rcpt, const Config& cfg) 
                 return v;
             }
         }
-        if (!facts.mail.envelope_bulk.any() || rcpt.bulk.choice != bulk::Choice::reject) return v;
+        if (!facts.mail.envelope_bulk.any()) return v;
+        if (rcpt.unknown(cfg) && cfg.bulk.action != bulk::Action::tag) {
+            // on_error = tempfail: a temporary failure stays temporary.
+            Reply t = bulk_unknown_reply(rcpt);
+            if (cfg.milter.mode != policy::Mode::observe) return t;
+            v.reason = "observe:" + t.reason;
+            v.would = policy::Action::tempfail;
+            return v;
+        }
+        if (rcpt.bulk.choice != bulk::Choice::reject) return v;
         v.reason = "bulk:opted-out:" + rcpt.bulk.key;
         if (cfg.bulk.action != bulk::Action::reject) return v;  // discard/tag: end of message
         if (cfg.milter.mode == policy::Mode::observe) {
@@ -363,7 +436,8 @@ Reply decide_rcpt(const Facts& facts, const Recipient& rcpt, const Config& cfg) 
         v.action = policy::Action::reject;
         v.code = replies::policy.reject.code;
         v.xcode = replies::policy.reject.xcode;
-        v.text = util::sanitize(bulk::normalize(rcpt.rcpt) + " does not accept bulk mail", util::TextUse::reply);
+        v.text =
+            util::sanitize(bulk::normalize(rcpt.rcpt) + " does not accept bulk mail", util::TextUse::reply);
         return v;
     } catch (...) {
         return internal_error_reply(&cfg);
@@ -387,10 +461,11 @@ Reply decide_data(const Facts& facts, const Config& cfg) noexcept {
                      std::string(c.action == CAction::reject ? "would reject: " : "would tempfail: ") +
                          c.code + " " + c.xcode + " " + c.text});
             else if (c.action >= CAction::tempfail)  // only exempt recipients are left (decide_rcpt)
-                v.add_headers.push_back({"X-Regmilter", "for exempt recipients only; others got " + c.code + " " +
-                                                            c.xcode + " " + c.text});
+                v.add_headers.push_back({"X-Regmilter", "for exempt recipients only; others got " + c.code +
+                                                            " " + c.xcode + " " + c.text});
         }
         if (const Check* top = strongest(checks); top && top->action >= CAction::tag) v.reason = top->reason;
+        for (const auto& t : facts.throttle.observed) v.add_headers.push_back({"X-Regmilter", t});
 
         // Bulk per recipient (DESIGN "[bulk] action").
         bool envelope = facts.mail.envelope_bulk.any();
@@ -404,6 +479,20 @@ Reply decide_data(const Facts& facts, const Config& cfg) noexcept {
         for (const auto& s : header_signals.signals) signals.push_back(s);
         std::string why;
         for (const auto& s : signals) why += (why.empty() ? "" : ", ") + s;
+        // [bulk] on_error = tempfail and a recipient's zone failed: the message waits.
+        const Recipient* unknown = nullptr;
+        for (const auto& r : facts.rcpts)
+            if (!unknown && r.unknown(cfg)) unknown = &r;
+        bool waits = unknown && cfg.bulk.action != bulk::Action::tag;
+        if (waits) {
+            Reply t = bulk_unknown_reply(*unknown);
+            if (!observe) return t;
+            v.add_headers.push_back(
+                {"X-Regmilter", util::sanitize("would tempfail: " + t.code + " " + t.xcode + " " + t.text,
+                                               util::TextUse::header)});
+            v.reason = "observe:" + t.reason;
+            v.would = policy::Action::tempfail;
+        }
         std::vector<std::string> opted_out;  // the MTA's arguments
         for (const auto& r : facts.rcpts)
             if (r.bulk.choice == bulk::Choice::reject) opted_out.push_back(r.arg);
@@ -413,9 +502,10 @@ Reply decide_data(const Facts& facts, const Config& cfg) noexcept {
         }
         std::string n = std::to_string(opted_out.size());
         if (observe) {
-            v.add_headers.push_back(
-                {"X-Regmilter", "would " + std::string(util::name_of(cfg.bulk.action)) + " bulk mail (" +
-                                    why + ") for " + n + " recipient(s) who opted out"});
+            v.add_headers.push_back({"X-Regmilter", "would " + std::string(util::name_of(cfg.bulk.action)) +
+                                                        " bulk mail (" + why + ") for " + n +
+                                                        " recipient(s) who opted out"});
+            if (waits) return v;  // enforce would answer the tempfail above first
             v.reason = "observe:bulk";
             // Enforce refuses the message when no recipient is left, unless the
             // envelope knew it was bulk and refused them at RCPT already.
@@ -426,8 +516,7 @@ Reply decide_data(const Facts& facts, const Config& cfg) noexcept {
             return v;
         }
         if (cfg.bulk.action == bulk::Action::tag) {
-            v.add_headers.push_back(
-                {"X-Regmilter", "bulk (" + why + "); " + n + " recipient(s) opted out"});
+            v.add_headers.push_back({"X-Regmilter", "bulk (" + why + "); " + n + " recipient(s) opted out"});
             v.action = policy::Action::tag;
             v.reason = "bulk:tag";
             return v;

@@ -17,9 +17,12 @@
 #include <vector>
 
 #include "bulk/bulk.hpp"
+#include "bulk/optout.hpp"
 #include "config/config.hpp"
 #include "dns/resolver.hpp"
+#include "greylist/greylist.hpp"
 #include "net/address.hpp"
+#include "ratelimit/ratelimit.hpp"
 #include "registry/registry.hpp"
 #include "spf/check_host.hpp"
 #include "util/pool.hpp"
@@ -80,6 +83,14 @@ struct Recipient {
     std::string arg;    // the MTA's argument as given ("<Bob@example.org>"): smfi_delrcpt wants it
     std::string rcpt;   // the address, without <>
     bulk::Lookup bulk;  // the recipient's choice and the entry that decided
+    // Which source decided the choice: "table" ([bulk] table), "zone:ZONE"
+    // (an opt-out zone answered, or failed and [bulk] on_error decided),
+    // "default" ([bulk] default).
+    std::string source = "default";
+    std::optional<bulk::ZoneAnswer> zone;  // the opt-out zones' answer, when they were asked
+
+    // A zone failed and [bulk] on_error = tempfail: the choice is unknown.
+    bool unknown(const config::Config& cfg) const;
 };
 
 // A header already in the message, by name as received and its 1-based
@@ -97,6 +108,24 @@ struct DataFacts {
     int ar_seen = 0;  // Authentication-Results headers so far
 };
 
+// Greylisting and the recipients' rate limit of one RCPT (policy/throttle.hpp).
+struct RcptThrottle {
+    std::string rcpt;
+    std::optional<greylist::Result> greylist;    // absent: not greylisted
+    std::optional<ratelimit::Result> ratelimit;  // absent: not counted
+};
+
+// Greylisting and rate limits of one transaction, planned at MAIL FROM.
+struct ThrottleFacts {
+    bool greylist = false;                      // a registry verdict asks for greylisting at RCPT
+    std::string greylist_reason;                // that check's reason ("registry:unregistered:reg.example")
+    bool registered = false;                    // the rate-limit class (registry error: registered)
+    bool limited = false;                       // a rate limit may apply (untrusted client)
+    std::optional<ratelimit::Result> messages;  // MAIL FROM's count
+    std::vector<RcptThrottle> rcpts;            // every RCPT that reached them, in order
+    std::vector<std::string> observed;          // observe mode: X-Regmilter "would ..." values
+};
+
 struct Facts {
     std::chrono::system_clock::time_point now;  // for enforce_after; tests set it
     std::string authserv_id;                    // [milter] authserv_id or the host name
@@ -104,6 +133,7 @@ struct Facts {
     MailFacts mail;
     std::vector<Recipient> rcpts;  // recipients accepted so far, in RCPT order
     DataFacts data;
+    ThrottleFacts throttle;
 };
 
 // Reset the transaction part (MAIL FROM, recipients, header facts); the
@@ -184,7 +214,15 @@ bulk::Signals envelope_signals(const Context& ctx, const ConnectFacts& connect, 
 MailFacts gather_mail(const Context& ctx, const Facts& facts, const config::Config& cfg, dns::Resolver& dns,
                       dns::Deadline deadline, spf::Tracer trace = {}, util::Pool* pool = nullptr,
                       const ResolverFactory& make = {});
+// The recipient's choice from the table alone (source "table" or "default").
 Recipient gather_rcpt(std::string_view arg, const config::Config& cfg, const bulk::Table* table);
+// The same, then, when the table has no entry and the answer can matter
+// (the message is bulk from its envelope, or [bulk] header_signals may make
+// it bulk), the [bulk] zone opt-out zones through `dns` (bulk::lookup_zones,
+// bounded by `deadline`): opted out is reject, opted in accept, none keeps
+// [bulk] default, an error is accept (on_error = accept) or unknown().
+Recipient gather_rcpt(std::string_view arg, const Facts& facts, const config::Config& cfg,
+                      const bulk::Table* table, dns::Resolver& dns, dns::Deadline deadline);
 // One header of the message, as it arrives: bulk signals, forged
 // Authentication-Results. Keeps no header text. No-throw.
 void observe_header(DataFacts& data, std::string_view name, std::string_view value,
@@ -193,12 +231,15 @@ void observe_header(DataFacts& data, std::string_view name, std::string_view val
 // Which stages' answers can be anything but "continue" under `cfg` (internal
 // errors aside), so that a front end may ask the MTA not to wait for them:
 //   helo_reply  decide_helo: never
-//   rcpt_reply  decide_rcpt: [policy] exempt_recipients, or a bulk reject of a
-//               recipient who opted out (a table or default_choice = reject,
-//               action = reject, mode = enforce)
+//   rcpt_reply  Session::rcpt: [policy] exempt_recipients, greylisting (a
+//               registry's unregistered or listed = greylist), a rate limit
+//               (any [ratelimit] limit above 0), [bulk] zone set, or a bulk
+//               reject of a recipient who opted out (a table or default_choice
+//               = reject, action = reject, mode = enforce)
 //   eoh         a refusal before the body (end_of_headers): recipients can opt
-//               out (a table or default_choice = reject); otherwise the
-//               message is decided at end of message alone, with the same answer
+//               out (a table, default_choice = reject or [bulk] zone);
+//               otherwise the message is decided at end of message alone,
+//               with the same answer
 // Pure; the milter negotiates from it per connection (DESIGN "Negotiation").
 struct StageNeeds {
     bool helo_reply = false;
@@ -228,10 +269,11 @@ Reply decide_data(const Facts& facts, const config::Config& cfg) noexcept;
 std::string log_prefix(const Context& ctx);
 
 // One line, key=value, for syslog: session= id= (queue id, when known) stage ip helo
-// from rcpt trust (with auth_user or tls_issuer) spf registry bulk action code
-// reason removed. Values with spaces, quotes or
-// control bytes are quoted and escaped.
+// from rcpt trust (with auth_user or tls_issuer) spf registry bulk, with
+// `recipient` bulk_source (and bulk_error when an opt-out zone failed),
+// greylist ratelimit action code reason observe removed. Values with spaces,
+// quotes or control bytes are quoted and escaped.
 std::string log_line(const Context& ctx, const Facts& facts, const config::Config& cfg, Stage stage,
-                     const Reply& r, std::string_view rcpt = {});
+                     const Reply& r, std::string_view rcpt = {}, const Recipient* recipient = nullptr);
 
 }  // namespace regmilter::policy

@@ -24,6 +24,10 @@ inline constexpr Codes spf_error{{"550", "5.7.24"}, {"451", "4.7.24"}};
 inline constexpr Codes policy{{"550", "5.7.1"}, {"451", "4.7.1"}};
 // A registry zone that cannot be asked, with on_error = tempfail (RFC 3463 4.4.3).
 inline constexpr Code dns_trouble{"451", "4.4.3"};
+// The greylisting and rate-limit state store failed, with [state] on_error =
+// tempfail (RFC 3463 4.3.0: the mail system's own trouble).
+inline constexpr Code state_trouble{"451", "4.3.0"};
+inline constexpr const char* state_trouble_text = "greylisting state unavailable, try again later";
 // regmilter itself failed, with on_internal_error = tempfail (RFC 3463 4.3.0).
 inline constexpr Code internal_error{"451", "4.3.0"};
 inline constexpr const char* internal_error_text = "internal error, try again later";

@@ -1,4 +1,5 @@
 #include "policy/report.hpp"
+#include "registry/info.hpp"
 
 #include "util/json.hpp"
 
@@ -20,12 +21,11 @@ Transcript simulate(Session& session, const Scenario& sc) {
         session.close();
         return t;
     }
-    const Runtime& rt = *session.runtime();
     size_t accepted = 0;
     for (const auto& r : sc.rcpts) {
         std::string arg = "<" + r + ">";
-        t.asked.push_back(gather_rcpt(arg, *rt.config, rt.bulk_table.get()));
         Reply reply = session.rcpt(arg, sc.macros);
+        t.asked.push_back(session.last_recipient());
         if (reply.action == Action::accept) {
             record(Stage::rcpt, reply, r);
             session.close();
@@ -34,6 +34,7 @@ Transcript simulate(Session& session, const Scenario& sc) {
         if (!record(Stage::rcpt, reply, r)) ++accepted;
     }
     if (!sc.rcpts.empty() && accepted == 0) {
+        t.facts = session.facts();
         session.abort();
         session.close();
         return t;
@@ -93,20 +94,7 @@ void registry_section(util::JsonWriter& w, const ConnectFacts& c) {
     w.key("registry").begin_array();
     for (const auto& e : c.registry) {
         w.begin_object();
-        w.key("name").value(e.name);
-        w.key("zone").value(e.zone);
-        w.key("query").value(e.query);
-        w.key("status").value(registry::to_string(e.status));
-        w.key("code").value(e.code);
-        w.key("meaning").value(e.bulk ? "bulk" : util::name_of(e.meaning));
-        w.key("info").value(e.info);
-        w.key("error").value(e.error);
-        if (e.fcrdns_checked) {
-            w.key("fcrdns").begin_object();
-            w.key("ok").value(e.fcrdns_ok);
-            w.key("detail").value(e.fcrdns_detail);
-            w.end_object();
-        }
+        registry::entry_json(w, e);
         w.end_object();
     }
     w.end_array();
@@ -120,12 +108,26 @@ void bulk_section(util::JsonWriter& w, const Facts& f, const config::Config& cfg
     for (const auto& sig : f.mail.envelope_bulk.signals) w.value(sig);
     for (const auto& sig : header_bulk.signals) w.value(sig);
     w.end_array();
+    // The last recipient's source at the top too: with one --rcpt, "bulk.source".
+    if (!t.asked.empty()) w.key("source").value(t.asked.back().source);
     w.key("recipients").begin_array();
     for (const auto& r : t.asked) {
         w.begin_object();
         w.key("rcpt").value(r.rcpt);
         w.key("choice").value(util::name_of(r.bulk.choice));
         w.key("key").value(r.bulk.key);
+        w.key("source").value(r.source);
+        if (r.zone) {
+            w.key("zone").begin_object();
+            w.key("status").value(bulk::to_string(r.zone->status));
+            w.key("zone").value(r.zone->zone);
+            w.key("key").value(r.zone->key);
+            w.key("query").value(r.zone->query);
+            w.key("code").value(r.zone->code);
+            w.key("error").value(r.zone->error);
+            w.key("ttl").value(static_cast<long long>(r.zone->ttl));
+            w.end_object();
+        }
         w.end_object();
     }
     w.end_array();
@@ -167,10 +169,75 @@ void verdicts_section(util::JsonWriter& w, const Transcript& t) {
     w.end_array();
 }
 
+void state_outcome(util::JsonWriter& w, const state::Outcome& o) {
+    w.key("error").value(o.ok() ? std::string() : std::string(state::to_string(o.status)) + ": " + o.reason);
+}
+
+void ratelimit_json(util::JsonWriter& w, const ratelimit::Result& r) {
+    w.begin_object();
+    w.key("outcome").value(ratelimit::to_string(r.outcome));
+    w.key("count").value(static_cast<long long>(r.count));
+    w.key("limit").value(static_cast<long long>(r.limit));
+    w.key("window").value(static_cast<long long>(r.window));
+    w.key("retry_after").value(static_cast<long long>(r.retry_after));
+    w.key("network").value(r.network.str());
+    state_outcome(w, r.store);
+    w.end_object();
+}
+
+// "state", "greylist" and "ratelimit": the store asked, and what greylisting
+// and the rate limits said for this transaction.
+void throttle_section(util::JsonWriter& w, const Session& session, const Facts& f,
+                      const config::Config& cfg) {
+    const ThrottleFacts& t = f.throttle;
+    w.key("state").begin_object();
+    w.key("backend").value(util::name_of(cfg.state.backend));
+    w.key("store").value(session.store() ? session.store()->describe() : std::string("none"));
+    w.key("peek").value(session.peeking());
+    w.end_object();
+    w.key("greylist").begin_object();
+    w.key("applies").value(t.greylist);
+    w.key("reason").value(t.greylist_reason);
+    w.key("recipients").begin_array();
+    for (const auto& r : t.rcpts) {
+        if (!r.greylist) continue;
+        const greylist::Result& g = *r.greylist;
+        w.begin_object();
+        w.key("rcpt").value(r.rcpt);
+        w.key("outcome").value(greylist::to_string(g.outcome));
+        w.key("wait").value(static_cast<long long>(g.wait));
+        w.key("network").value(g.network.str());
+        w.key("client_passes").value(static_cast<long long>(g.client_passes));
+        state_outcome(w, g.store);
+        w.end_object();
+    }
+    w.end_array();
+    w.end_object();
+    w.key("ratelimit").begin_object();
+    w.key("class").value(t.registered ? "registered" : "unregistered");
+    w.key("applies").value(t.limited);
+    w.key("messages");
+    if (t.messages)
+        ratelimit_json(w, *t.messages);
+    else
+        w.null();
+    w.key("recipients").begin_array();
+    for (const auto& r : t.rcpts) {
+        if (!r.ratelimit) continue;
+        w.begin_object();
+        w.key("rcpt").value(r.rcpt);
+        w.key("result");
+        ratelimit_json(w, *r.ratelimit);
+        w.end_object();
+    }
+    w.end_array();
+    w.end_object();
+}
+
 }  // namespace
 
 std::string to_json(const Session& session, const Transcript& t) {
-    const Facts& f = session.facts();
+    const Facts& f = t.facts ? *t.facts : session.facts();
     static const config::Config& none = *config::defaults();
     const config::Config& cfg = session.runtime() ? *session.runtime()->config : none;
     util::JsonWriter w;
@@ -186,6 +253,7 @@ std::string to_json(const Session& session, const Transcript& t) {
     registry_section(w, f.connect);
     bulk_section(w, f, cfg, t);
     verdicts_section(w, t);
+    throttle_section(w, session, f, cfg);
     w.end_object();
     return w.str();
 }

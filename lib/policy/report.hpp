@@ -31,6 +31,10 @@ struct StageReply {
 struct Transcript {
     std::vector<StageReply> replies;  // in stage order; stops where the MTA would stop
     std::vector<Recipient> asked;     // every recipient, refused or not
+    // The session's facts where its last stage left them: before the abort
+    // that follows a transaction whose every recipient was refused (by
+    // greylisting, say), which forgets the transaction.
+    std::optional<Facts> facts;
 };
 
 // connect, helo, mail, rcpt (each), end of headers, end of message. With no
@@ -40,7 +44,7 @@ Transcript simulate(Session& session, const Scenario& scenario);
 
 // The JSON object of DESIGN.md "regmilter-query --json": spf, spf_helo,
 // client, registry, bulk, verdicts, headers (as "Name: value"),
-// headers_to_remove, rcpts_to_remove, log.
+// headers_to_remove, rcpts_to_remove, log, state, greylist, ratelimit.
 std::string to_json(const Session& session, const Transcript& transcript);
 
 }  // namespace regmilter::policy

@@ -39,6 +39,7 @@ Loaded make_runtime(std::shared_ptr<const config::Config> config, const std::sha
         opt.max_entries = static_cast<size_t>(config->resolver.cache_size);
         rt->cache = std::make_shared<dns::Cache>(opt, &dns::Clock::now, rt->dns_counters);
     }
+    rt->health = previous && previous->health ? previous->health : std::make_shared<registry::Health>();
     rt->resolver.counters = rt->dns_counters;
     rt->resolver.nameservers = config->resolver.nameservers;
     if (rt->resolver.nameservers.empty()) rt->resolver.nameservers = dns::system_nameservers();

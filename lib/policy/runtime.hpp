@@ -17,6 +17,7 @@
 #include "dns/cache.hpp"
 #include "dns/ldns_resolver.hpp"
 #include "policy/policy.hpp"
+#include "registry/health.hpp"
 #include "util/file.hpp"
 #include "util/pool.hpp"
 #include "util/problem.hpp"
@@ -31,6 +32,10 @@ struct Runtime {
     // The cache's and the upstream resolvers' counters (statistics), handed
     // on from the previous snapshot at reload so the totals only grow.
     std::shared_ptr<dns::Counters> dns_counters;
+    // The registry zones' RFC 5782 §5 health, shared (and handed on at
+    // reload) like the cache; checked by the daemon, read by every session.
+    // Null: no checks (every zone counts as healthy).
+    std::shared_ptr<registry::Health> health;
     // Upstream settings; the nameservers are [resolver] nameservers or
     // /etc/resolv.conf as read at load (not per session).
     dns::ResolverOptions resolver;

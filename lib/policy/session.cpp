@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <exception>
@@ -10,6 +11,7 @@
 
 #include "dns/trace.hpp"
 #include "policy/replies.hpp"
+#include "policy/throttle.hpp"
 #include "util/text.hpp"
 
 namespace regmilter::policy {
@@ -33,6 +35,19 @@ void finish(std::future<ConnectFacts>& lookups) {
     if (lookups.valid() && lookups.wait_for(std::chrono::seconds(0)) != std::future_status::deferred)
         lookups.wait();
     lookups = {};
+}
+
+// RFC 5782 §5: a zone that failed its health check (registry::Health, kept
+// by the daemon's checks) answers no lookup while it is broken: its entries
+// become errors, so that its on_error applies.
+void apply_health(ConnectFacts& c, const config::Config& cfg, const registry::Health* health) {
+    if (!health || health->broken_count() == 0 || !c.ip) return;
+    for (auto& e : c.registry)
+        for (const auto& z : cfg.registries)
+            if (z.name == e.name) {
+                health->apply(e, z, *c.ip);
+                break;
+            }
 }
 
 }  // namespace
@@ -97,8 +112,9 @@ Reply Session::internal_error(Stage stage, std::string_view what) noexcept {
     return r;
 }
 
-Reply Session::logged(Stage stage, Reply r, std::string_view rcpt, bool always) {
-    if (always || r.action != Action::continue_) r.log = log_line(ctx_, facts_, cfg(), stage, r, rcpt);
+Reply Session::logged(Stage stage, Reply r, std::string_view rcpt, bool always, const Recipient* recipient) {
+    if (always || r.action != Action::continue_)
+        r.log = log_line(ctx_, facts_, cfg(), stage, r, rcpt, recipient);
     return r;
 }
 
@@ -128,6 +144,7 @@ Reply Session::connect(const ConnectInfo& info) noexcept {
         ctx_.session_id = session_id(info.macros);
         connection_degraded_ = false;
         rt_ = env_.runtime ? env_.runtime() : nullptr;  // first: the fallback answer needs the config
+        store_ = env_.store ? env_.store() : nullptr;
         if (rt_) facts_.authserv_id = rt_->authserv_id;  // forged headers are found even if connect fails
     } catch (...) {
         rt_ = nullptr;
@@ -180,10 +197,12 @@ void Session::start_connect_lookups() {
         // regmilter-query --trace: here and now, each registry query traced.
         dns::TracingResolver traced(resolver(), env_.trace, "registry: ");
         facts_.connect = gather_connect(ctx_, c, traced, deadline);
+        apply_health(facts_.connect, c, rt_->health.get());
         return;
     }
     if (local || cached) {
         facts_.connect = gather_connect(ctx_, c, resolver(), deadline);
+        apply_health(facts_.connect, c, rt_->health.get());
         return;
     }
     auto job = [rt = rt_, client = ctx_, deadline] {
@@ -196,6 +215,7 @@ void Session::start_connect_lookups() {
     } catch (const std::system_error&) {
         // No thread to be had: look up here and now instead.
         facts_.connect = gather_connect(ctx_, c, resolver(), deadline);
+        apply_health(facts_.connect, c, rt_->health.get());
     }
 }
 
@@ -203,6 +223,7 @@ void Session::settle_connect() {
     if (!lookups_.valid()) return;
     auto f = std::move(lookups_);
     facts_.connect = f.get();
+    apply_health(facts_.connect, cfg(), rt_->health.get());
 }
 
 Reply Session::helo(std::string_view name, const Macros& macros) noexcept {
@@ -224,6 +245,9 @@ Reply Session::mail(std::string_view arg, const Macros& macros) noexcept {
         // deadline is earlier still) and SPF together stay within
         // stage_timeout_ms, well below the MTA's milter timeout.
         dns::Deadline deadline = stage_deadline(cfg());
+        if (env_.stage_deadline)
+            if (std::optional<dns::Deadline> began = env_.stage_deadline(Stage::mail, ctx_.session_id))
+                deadline = std::min(deadline, *began);
         reset_transaction();
         merge(macros);
         ctx_.mail_from = envelope_address(arg);
@@ -252,22 +276,37 @@ Reply Session::mail(std::string_view arg, const Macros& macros) noexcept {
         } else {
             facts_.mail = gather_mail(ctx_, facts_, cfg(), resolver(), deadline, env_.trace, beside, make);
         }
-        return logged(Stage::mail, decide_mail(facts_, cfg()));
+        Reply v = decide_mail(facts_, cfg());
+        if (!refuses(v.action) && v.action != Action::accept) v = throttle_mail(std::move(v));
+        return logged(Stage::mail, std::move(v));
     });
 }
 
 Reply Session::rcpt(std::string_view arg, const Macros& macros) noexcept {
+    last_rcpt_ = Recipient{};
     return guarded(Stage::rcpt, [&] {
+        last_rcpt_.arg = std::string(arg);
+        last_rcpt_.rcpt = envelope_address(arg);
         merge(macros);
-        Recipient r = gather_rcpt(arg, cfg(), rt_->bulk_table.get());
         if (degraded_) {
-            facts_.rcpts.push_back(std::move(r));
+            last_rcpt_ = gather_rcpt(arg, cfg(), rt_->bulk_table.get());
+            facts_.rcpts.push_back(last_rcpt_);
             return Reply{};
         }
+        // The opt-out zones within this command's own budget.
+        last_rcpt_ = cfg().bulk.zones.empty() ? gather_rcpt(arg, cfg(), rt_->bulk_table.get())
+                                              : gather_rcpt(arg, facts_, cfg(), rt_->bulk_table.get(),
+                                                            resolver(), stage_deadline(cfg()));
+        const Recipient& r = last_rcpt_;
         Reply v = decide_rcpt(facts_, r, cfg());
-        std::string rcpt = r.rcpt;
-        if (!refuses(v.action)) facts_.rcpts.push_back(std::move(r));
-        return logged(Stage::rcpt, std::move(v), rcpt, false);
+        bool log = false;  // an observe-mode greylisting or rate-limit refusal
+        if (!refuses(v.action)) v = throttle_rcpt(r.rcpt, std::move(v), log);
+        if (!refuses(v.action)) facts_.rcpts.push_back(r);
+        // A zone that failed is logged even when the recipient passes.
+        bool zone_error = r.zone && r.zone->status == bulk::ZoneStatus::error;
+        Reply out = logged(Stage::rcpt, std::move(v), r.rcpt, zone_error || log, &r);
+        if (zone_error && out.log_level == LogLevel::info) out.log_level = LogLevel::warning;
+        return out;
     });
 }
 
@@ -329,6 +368,98 @@ Reply Session::close() noexcept {
         // Nothing can be answered at close.
     }
     return Reply{};
+}
+
+// ---- greylisting and rate limits (policy/throttle.hpp) ----
+
+void Session::note(const state::Outcome& o) {
+    if (!env_.notice) return;
+    std::string line = store_notice(o, store_ ? store_->describe() : no_store().describe(), cfg());
+    if (!line.empty()) env_.notice(o.ok() ? LogLevel::info : LogLevel::warning, line);
+}
+
+namespace {
+
+state::UnixTime unix_time(const Environment& env) {
+    return env.clock ? state::UnixTime(std::chrono::system_clock::to_time_t(env.clock())) : state::wall_now();
+}
+
+state::Deadline store_deadline(const config::Config& c) {
+    return state::deadline_in(std::chrono::milliseconds(c.state.timeout_ms));
+}
+
+// Observe mode: greylisting's or a rate limit's would-be refusal `o` names the
+// answer, as its refusal would in enforce mode, unless `v` would already
+// refuse; otherwise `o`'s reason only fills an empty one.
+Reply take_observed(Reply v, const Reply& o) {
+    if (o.would != Action::continue_ && v.would == Action::continue_) {
+        v.reason = o.reason;
+        v.would = o.would;
+    } else if (v.reason.empty()) {
+        v.reason = o.reason;
+    }
+    return v;
+}
+
+}  // namespace
+
+ratelimit::Result Session::count(ratelimit::Kind kind) {
+    state::Store& s = store_ ? *store_ : no_store();
+    const auto& c = cfg();
+    bool registered = facts_.throttle.registered;
+    ratelimit::Result r = env_.state_peek ? ratelimit::peek(s, c.ratelimit, *facts_.connect.ip, registered,
+                                                            kind, unix_time(env_), store_deadline(c))
+                                          : ratelimit::count(s, c.ratelimit, *facts_.connect.ip, registered,
+                                                             kind, unix_time(env_), store_deadline(c));
+    note(r.store);
+    return r;
+}
+
+// The messages' rate limit, counted once the MAIL FROM checks let the
+// transaction go on.
+Reply Session::throttle_mail(Reply v) {
+    ThrottleFacts& t = facts_.throttle;
+    t = plan_throttle(facts_, cfg());
+    if (!t.limited) return v;
+    ratelimit::Result r = count(ratelimit::Kind::messages);
+    if (r.outcome == ratelimit::Outcome::off) return v;
+    t.messages = r;
+    Reply l = observe(decide_ratelimit(r, cfg()), cfg(), t.observed);
+    if (refuses(l.action)) return l;
+    return take_observed(std::move(v), l);
+}
+
+// Greylisting of the triplet, then the recipients' rate limit (a greylisted
+// recipient is not counted). `log`: an observe-mode refusal to log.
+Reply Session::throttle_rcpt(const std::string& rcpt, Reply v, bool& log) {
+    ThrottleFacts& t = facts_.throttle;
+    if (!t.greylist && !t.limited) return v;
+    const config::Config& c = cfg();
+    RcptThrottle& rt = t.rcpts.emplace_back();
+    rt.rcpt = rcpt;
+    if (t.greylist) {
+        state::Store& s = store_ ? *store_ : no_store();
+        greylist::Request req{*facts_.connect.ip, ctx_.mail_from, rcpt};
+        rt.greylist = env_.state_peek
+                          ? greylist::peek(s, c.greylist, req, unix_time(env_), store_deadline(c))
+                          : greylist::check(s, c.greylist, req, unix_time(env_), store_deadline(c));
+        note(rt.greylist->store);
+        Reply g = observe(decide_greylist(*rt.greylist, t.greylist_reason, c), c, t.observed);
+        if (refuses(g.action)) return g;
+        log = log || !g.reason.empty();  // observe mode
+        v = take_observed(std::move(v), g);
+    }
+    if (t.limited) {
+        ratelimit::Result r = count(ratelimit::Kind::recipients);
+        if (r.outcome != ratelimit::Outcome::off) {
+            rt.ratelimit = r;
+            Reply l = observe(decide_ratelimit(r, c), c, t.observed);
+            if (refuses(l.action)) return l;
+            log = log || !l.reason.empty();
+            v = take_observed(std::move(v), l);
+        }
+    }
+    return v;
 }
 
 }  // namespace regmilter::policy

@@ -22,6 +22,7 @@
 
 #include "policy/policy.hpp"
 #include "policy/runtime.hpp"
+#include "state/store.hpp"
 
 namespace regmilter::policy {
 
@@ -49,11 +50,24 @@ struct Environment {
     std::function<bool()> draining;
     // SPF's term-by-term trace (regmilter-query --trace); may be empty.
     spf::Tracer trace;
+    // The greylisting and rate-limit store a new SMTP session uses (the
+    // front end's, outside the Runtime: a reload keeps it); empty or null:
+    // every store call fails and [state] on_error applies.
+    std::function<std::shared_ptr<state::Store>()> store;
+    // Read the store without changing it (regmilter-query --state-peek).
+    bool state_peek = false;
+    // Where the store's outage lines go (policy/throttle.hpp store_notice); may be empty.
+    std::function<void(LogLevel, const std::string&)> notice;
     // Tests only: called as each stage starts; what it throws is handled as
     // an internal error of that stage. Empty in every front end.
     std::function<void(Stage)> before_stage;
     // Statistics; null: none (regmilter-query, tests). Outlives the Session.
     Observer* observer = nullptr;
+    // The milter's master may hold a MAIL FROM while the worker looks its
+    // answers up ahead (they are then in the DNS cache): the deadline those
+    // lookups ran under, so that the stage's budget counts from when the
+    // command came. Empty, or nullopt: stage_timeout_ms from now.
+    std::function<std::optional<dns::Deadline>(Stage, const std::string& session_id)> stage_deadline;
 };
 
 struct ConnectInfo {
@@ -97,6 +111,10 @@ public:
     const Context& context() const { return ctx_; }
     const Facts& facts() const { return facts_; }
     const std::shared_ptr<const Runtime>& runtime() const { return rt_; }
+    const std::shared_ptr<state::Store>& store() const { return store_; }
+    bool peeking() const { return env_.state_peek; }
+    // The recipient of the last RCPT, refused or not, with its bulk choice and source.
+    const Recipient& last_recipient() const { return last_rcpt_; }
 
 private:
     const config::Config& cfg() const { return *rt_->config; }
@@ -106,16 +124,24 @@ private:
     Reply guarded(Stage stage, Body&& body, bool held = false) noexcept;
     void observed(Stage stage, const Reply& r, std::chrono::steady_clock::time_point start,
                   bool held) noexcept;
-    Reply logged(Stage stage, Reply r, std::string_view rcpt = {}, bool always = true);
+    Reply logged(Stage stage, Reply r, std::string_view rcpt = {}, bool always = true,
+                 const Recipient* recipient = nullptr);
     void merge(const Macros& macros);
     dns::Resolver& resolver();
     void start_connect_lookups();
     void settle_connect();
     void reset_transaction();
+    // Greylisting and rate limits (policy/throttle.hpp), after the stage's
+    // own decision `v` let the command go on.
+    Reply throttle_mail(Reply v);
+    Reply throttle_rcpt(const std::string& rcpt, Reply v, bool& log);
+    ratelimit::Result count(ratelimit::Kind kind);
+    void note(const state::Outcome& o);
 
     Environment env_;
     std::shared_ptr<const Runtime> rt_;
     std::unique_ptr<dns::Resolver> resolver_;  // this session's, made at first use
+    std::shared_ptr<state::Store> store_;      // taken at connect, as the snapshot
     Context ctx_;
     Facts facts_;
     bool connected_ = false;
@@ -125,6 +151,7 @@ private:
     bool connection_degraded_ = false;  // the same for every transaction (connect or HELO failed)
     std::string failure_;            // a header-stage failure, answered at end of headers
     std::optional<Reply> data_;      // decided at end of headers, applied at end of message
+    Recipient last_rcpt_;            // for last_recipient()
     std::chrono::nanoseconds held_{0};  // the end of headers' time, for the observer
     // The registry lookups of connect, on their own thread; joined at MAIL
     // FROM (or close). Declared last: destroyed first, waiting for the thread.

@@ -9,10 +9,15 @@
 namespace regmilter::policy {
 
 // What one check (a registry zone, an SPF result) asks for. Order matters:
-// stronger is greater (DESIGN "Several verdicts").
-enum class CheckAction { accept, tag, tempfail, reject };
-inline constexpr const char* check_action_names[] = {"accept", "tag", "tempfail", "reject"};
+// among accept..reject stronger is greater (DESIGN "Several verdicts").
+// greylist (registry verdicts only: 451 4.7.1 at RCPT until the triplet
+// passes) comes last by value, not by strength: a policy::Check never holds
+// it (checks.cpp turns it into Check::greylist).
+enum class CheckAction { accept, tag, tempfail, reject, greylist };
+inline constexpr const char* check_action_names[] = {"accept", "tag", "tempfail", "reject", "greylist"};
 constexpr util::Names names_of(CheckAction) { return check_action_names; }
+// The actions an SPF result may ask for: the same values without greylist.
+inline constexpr const char* spf_action_names[] = {"accept", "tag", "tempfail", "reject"};
 
 // enforce refuses; observe logs and adds "X-Regmilter: would ..." headers.
 enum class Mode { enforce, observe };
@@ -23,6 +28,13 @@ constexpr util::Names names_of(Mode) { return mode_names; }
 enum class OnError { accept, tempfail };
 inline constexpr const char* on_error_names[] = {"accept", "tempfail"};
 constexpr util::Names names_of(OnError) { return on_error_names; }
+
+// Where greylisting and rate limits keep their state ([state] backend).
+enum class StateBackend { memory, redis };
+inline constexpr const char* state_backend_names[] = {"memory", "redis"};
+constexpr util::Names names_of(StateBackend) {
+    return state_backend_names;
+}
 
 // When regmilter itself fails: 451 4.3.0, or pass.
 enum class OnInternalError { tempfail, accept };

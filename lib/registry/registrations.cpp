@@ -1,9 +1,12 @@
 #include "registry/registrations.hpp"
 
+#include <algorithm>
+#include <functional>
 #include <optional>
 #include <unordered_map>
 
 #include "dns/zone_file.hpp"
+#include "util/strings.hpp"
 
 namespace regmilter::registry {
 
@@ -121,6 +124,125 @@ std::string Problem::str() const {
     return s + message;
 }
 
+namespace {
+
+using Complain = std::function<void(std::string)>;
+
+// The line without its comment ('#' at the start or after a blank), or
+// nothing after complaining about a line too long or with control or
+// non-ASCII characters.
+std::optional<std::string_view> clean_line(std::string_view line, const Complain& problem) {
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.size() > max_line) {
+        problem("line longer than " + std::to_string(max_line) + " characters");
+        return std::nullopt;
+    }
+    for (size_t i = 0; i < line.size(); ++i)
+        if (line[i] == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) {
+            line = line.substr(0, i);
+            break;
+        }
+    for (char c : line) {
+        unsigned char u = static_cast<unsigned char>(c);
+        if ((u < 0x20 && c != '\t') || u >= 0x7f) {
+            problem("control or non-ASCII characters in the line");
+            return std::nullopt;
+        }
+    }
+    return line;
+}
+
+// The IP word into r.ip; false after complaining.
+bool parse_ip(std::string_view ipw, Registration& r, const Complain& problem) {
+    if (ipw.find('=') != std::string_view::npos) {
+        problem("the line starts with " + quoted(ipw) + ", not an IP address (want IP HOSTNAME key=value...)");
+    } else if (ipw.find('/') != std::string_view::npos) {
+        problem(quoted(ipw) + " is a network; a registration is one host address");
+    } else if (auto pct = ipw.find('%'); pct != std::string_view::npos) {
+        problem(quoted(ipw) + " has a zone id (" + std::string(ipw.substr(pct)) +
+                "); a registered server has one global address, without a zone id");
+    } else if (auto a = net::Address::parse(ipw)) {
+        r.ip = a->unmapped();
+        return true;
+    } else {
+        problem(quoted(ipw) + " is not an IPv4 or IPv6 address");
+    }
+    return false;
+}
+
+// since= or updated=: a past date.
+std::string check_date(std::string_view key, std::string_view value, util::Day today,
+                       std::optional<util::Day>& into) {
+    auto d = util::parse_date(value);
+    if (!d) return std::string(key) + " " + quoted(value) + " is not a YYYY-MM-DD date";
+    if (*d > today)
+        return std::string(key) + " " + std::string(value) + " is in the future (today is " +
+               util::format_date(today) + ")";
+    into = *d;
+    return {};
+}
+
+// The key=value words from `first` on into `r`, complaining about each bad
+// or missing one.
+void parse_fields(const std::vector<std::string_view>& words, size_t first, util::Day today, Registration& r,
+                  const Complain& problem) {
+    std::optional<util::Day> since, updated;
+    std::vector<std::string_view> seen;
+    for (size_t i = first; i < words.size(); ++i) {
+        std::string_view w = words[i];
+        auto eq = w.find('=');
+        if (eq == std::string_view::npos || eq == 0) {
+            problem(quoted(w) + " is not key=value");
+            continue;
+        }
+        std::string_view key = w.substr(0, eq), value = w.substr(eq + 1);
+        if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
+            problem(std::string(key) + "= given twice");
+            continue;
+        }
+        // Present, even when empty or wrong: one problem, not also "no key=".
+        seen.push_back(key);
+        if (value.empty()) {
+            problem(std::string(key) + "= has an empty value");
+            continue;
+        }
+        std::string why;
+        if (key == "contact") {
+            why = check_contact(value);
+            r.contact = std::string(value);
+        } else if (key == "email") {
+            why = check_email(value);
+            r.email = std::string(value);
+        } else if (key == "phone") {
+            why = check_phone(value);
+            r.phone = std::string(value);
+        } else if (key == "since" || key == "updated") {
+            why = check_date(key, value, today, key == "since" ? since : updated);
+        } else if (key == "class") {
+            if (value == "regular") {
+                r.server_class = ServerClass::regular;
+            } else if (value == "bulk") {
+                r.server_class = ServerClass::bulk;
+            } else {
+                why = "class " + quoted(value) + " is not regular or bulk";
+            }
+        } else {
+            why = "unknown key " + quoted(key) + " (want contact, email, phone, since, updated, class)";
+        }
+        if (!why.empty()) problem(why);
+    }
+    auto given = [&](std::string_view k) { return std::find(seen.begin(), seen.end(), k) != seen.end(); };
+    if (!given("contact")) problem("no contact= (a contact handle is required)");
+    if (!given("email")) problem("no email= (a contact email address is required)");
+    if (!given("since")) problem("no since= (the registration date is required)");
+    if (since && updated && *updated < *since)
+        problem("updated " + util::format_date(*updated) + " is before since " + util::format_date(*since));
+    r.since = since.value_or(0);
+    r.updated = updated.value_or(r.since);
+}
+
+}  // namespace
+
 Parsed parse_registrations(std::string_view text, std::string_view file, util::Day today) {
     Parsed out;
     std::unordered_map<net::Address, int, AddressHash> first_line;
@@ -128,63 +250,21 @@ Parsed parse_registrations(std::string_view text, std::string_view file, util::D
     size_t pos = 0;
     while (pos < text.size()) {
         size_t nl = text.find('\n', pos);
-        std::string_view line =
-            text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+        std::string_view raw = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
         pos = nl == std::string_view::npos ? text.size() : nl + 1;
         ++no;
-        auto problem = [&](std::string m) {
+        const Complain problem = [&](std::string m) {
             out.problems.push_back({std::string(file), no, {}, std::move(m)});
         };
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        if (line.size() > max_line) {
-            problem("line longer than " + std::to_string(max_line) + " characters");
-            continue;
-        }
-        // A comment starts with '#' at the start of the line or after a blank.
-        for (size_t i = 0; i < line.size(); ++i)
-            if (line[i] == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) {
-                line = line.substr(0, i);
-                break;
-            }
-        bool bad_char = false;
-        for (char c : line) {
-            unsigned char u = static_cast<unsigned char>(c);
-            if ((u < 0x20 && c != '\t') || u >= 0x7f) bad_char = true;
-        }
-        if (bad_char) {
-            problem("control or non-ASCII characters in the line");
-            continue;
-        }
-        std::vector<std::string_view> words;
-        for (size_t i = 0; i < line.size();) {
-            while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
-            size_t b = i;
-            while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
-            if (i > b) words.push_back(line.substr(b, i - b));
-        }
+        auto line = clean_line(raw, problem);
+        if (!line) continue;
+        std::vector<std::string_view> words = util::split(*line);
         if (words.empty()) continue;
 
         Registration r;
         r.line = no;
         const size_t problems_before = out.problems.size();
-        bool ip_ok = false, host_ok = false;
-        // IP
-        std::string_view ipw = words[0];
-        if (ipw.find('=') != std::string_view::npos) {
-            problem("the line starts with " + quoted(ipw) +
-                    ", not an IP address (want IP HOSTNAME key=value...)");
-        } else if (ipw.find('/') != std::string_view::npos) {
-            problem(quoted(ipw) + " is a network; a registration is one host address");
-        } else if (auto pct = ipw.find('%'); pct != std::string_view::npos) {
-            problem(quoted(ipw) + " has a zone id (" + std::string(ipw.substr(pct)) +
-                    "); a registered server has one global address, without a zone id");
-        } else if (auto a = net::Address::parse(ipw)) {
-            r.ip = a->unmapped();
-            ip_ok = true;
-        } else {
-            problem(quoted(ipw) + " is not an IPv4 or IPv6 address");
-        }
-        // HOSTNAME
+        bool ip_ok = parse_ip(words[0], r, problem), host_ok = false;
         size_t fields = 2;  // where key=value fields start
         if (words.size() < 2 || words[1].find('=') != std::string_view::npos) {
             problem("no HOSTNAME after the address (want IP HOSTNAME key=value...)");
@@ -195,85 +275,14 @@ Parsed parse_registrations(std::string_view text, std::string_view file, util::D
             if (!why.empty()) problem("HOSTNAME " + why);
             host_ok = why.empty();
         }
-        // key=value fields
-        bool have_contact = false, have_email = false, have_since = false, have_updated = false;
-        std::optional<util::Day> since, updated;
-        std::vector<std::string_view> seen;
-        for (size_t i = fields; i < words.size(); ++i) {
-            std::string_view w = words[i];
-            auto eq = w.find('=');
-            if (eq == std::string_view::npos || eq == 0) {
-                problem(quoted(w) + " is not key=value");
-                continue;
-            }
-            std::string_view key = w.substr(0, eq), value = w.substr(eq + 1);
-            bool repeated = false;
-            for (auto s : seen) repeated = repeated || s == key;
-            if (repeated) {
-                problem(std::string(key) + "= given twice");
-                continue;
-            }
-            seen.push_back(key);
-            // Present, even when empty or wrong: one problem, not also "no key=".
-            if (key == "contact") have_contact = true;
-            if (key == "email") have_email = true;
-            if (key == "since") have_since = true;
-            if (value.empty()) {
-                problem(std::string(key) + "= has an empty value");
-                continue;
-            }
-            std::string why;
-            if (key == "contact") {
-                why = check_contact(value);
-                r.contact = std::string(value);
-                have_contact = true;
-            } else if (key == "email") {
-                why = check_email(value);
-                r.email = std::string(value);
-                have_email = true;
-            } else if (key == "phone") {
-                why = check_phone(value);
-                r.phone = std::string(value);
-            } else if (key == "since" || key == "updated") {
-                (key == "since" ? have_since : have_updated) = true;
-                auto d = util::parse_date(value);
-                if (!d) {
-                    why = std::string(key) + " " + quoted(value) + " is not a YYYY-MM-DD date";
-                } else if (*d > today) {
-                    why = std::string(key) + " " + std::string(value) + " is in the future (today is " +
-                          util::format_date(today) + ")";
-                } else {
-                    (key == "since" ? since : updated) = *d;
-                }
-            } else if (key == "class") {
-                if (value == "regular") {
-                    r.server_class = ServerClass::regular;
-                } else if (value == "bulk") {
-                    r.server_class = ServerClass::bulk;
-                } else {
-                    why = "class " + quoted(value) + " is not regular or bulk";
-                }
-            } else {
-                why = "unknown key " + quoted(key) + " (want contact, email, phone, since, updated, class)";
-            }
-            if (!why.empty()) problem(why);
-        }
-        if (!have_contact) problem("no contact= (a contact handle is required)");
-        if (!have_email) problem("no email= (a contact email address is required)");
-        if (!have_since) problem("no since= (the registration date is required)");
-        if (since && updated && *updated < *since)
-            problem("updated " + util::format_date(*updated) + " is before since " +
-                    util::format_date(*since));
-        r.since = since.value_or(0);
-        r.updated = updated.value_or(r.since);
+        parse_fields(words, fields, today, r, problem);
         if (out.problems.size() != problems_before) {
             if (ip_ok && host_ok) out.broken.push_back(std::move(r));
             continue;
         }
         auto [it, fresh] = first_line.emplace(r.ip, no);
         if (!fresh) {
-            problem("duplicate address " + r.ip.str() + " (first at line " + std::to_string(it->second) +
-                    ")");
+            problem("duplicate address " + r.ip.str() + " (first at line " + std::to_string(it->second) + ")");
             out.broken.push_back(std::move(r));
             continue;
         }

@@ -201,4 +201,21 @@ CounterAnswer MemoryStore::count(const Key& counter, uint64_t n, uint64_t limit,
     return ans;
 }
 
+size_t MemoryStore::adopt(MemoryStore& other, UnixTime now) {
+    if (&other == this) return size();
+    std::vector<std::pair<Key, Entry>> copy;
+    {
+        auto t = other.table_.lock();
+        copy.reserve(t->size());
+        for (const auto& [k, e] : t->entries())
+            if (e.expires >= now) copy.emplace_back(k, e);
+    }
+    Table table(options_.max_entries);
+    table.reserve(std::min(copy.size(), options_.max_entries));
+    for (const auto& [k, e] : copy) table.add(k, e.expires, e.a, e.b);
+    size_t kept = table.size();
+    *table_.lock() = std::move(table);
+    return kept;
+}
+
 }  // namespace regmilter::state

@@ -56,6 +56,11 @@ public:
     // Drops every entry that expired before `now`; returns how many.
     size_t purge(UnixTime now);
 
+    // Replaces the content with `other`'s unexpired entries (as many as
+    // max_entries allows: the soonest-expiring go first); returns how many
+    // were kept. For a reload that changes max_entries.
+    size_t adopt(MemoryStore& other, UnixTime now);
+
     // Writes every unexpired entry to PATH.tmp.PID (mode 0600), syncs it and
     // renames it to `path`. The lock is held only while the entries are copied.
     SnapshotResult save(const std::string& path, UnixTime now);

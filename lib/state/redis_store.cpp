@@ -377,6 +377,105 @@ std::unique_ptr<RedisStore::Connection> RedisStore::connect(Deadline deadline, R
     return c;
 }
 
+namespace {
+
+// EVALSHA sha numkeys keys... args...; EVAL with the script's text when the
+// server does not know the SHA (NOSCRIPT). Nothing when the deadline ran out
+// or the connection failed (c.ctx->err then says how).
+redisReply* call(RedisStore::Connection& c, const RedisStore::Script& script, const std::vector<std::string>& keys,
+                 const std::vector<std::string>& args, Deadline deadline) {
+    const std::string nkeys = std::to_string(keys.size());
+    std::vector<const char*> argv = {"EVALSHA", script.sha.data(), nkeys.data()};
+    std::vector<size_t> lens = {7, script.sha.size(), nkeys.size()};
+    for (const auto* list : {&keys, &args})
+        for (const auto& w : *list) {
+            argv.push_back(w.data());
+            lens.push_back(w.size());
+        }
+    for (int load = 0; load < 2; ++load) {
+        auto left = deadline - Clock::now();
+        if (left <= Clock::duration::zero()) return nullptr;
+        timeval tv = timeval_of(left);
+        long us = tv.tv_sec * 1000000L + tv.tv_usec;
+        // Setting the socket timeouts costs two system calls: only when it
+        // changes by more than a millisecond.
+        if (c.timeout_us < 0 || std::labs(c.timeout_us - us) > 1000) {
+            redisSetTimeout(c.ctx, tv);
+            c.timeout_us = us;
+        }
+        errno = 0;
+        auto* reply =
+            static_cast<redisReply*>(redisCommandArgv(c.ctx, int(argv.size()), argv.data(), lens.data()));
+        if (reply && reply->type == REDIS_REPLY_ERROR &&
+            util::starts_with(std::string_view(reply->str, reply->len), "NOSCRIPT") && load == 0) {
+            freeReplyObject(reply);
+            argv[0] = "EVAL";
+            lens[0] = 4;
+            argv[1] = script.text;
+            lens[1] = std::strlen(script.text);
+            continue;
+        }
+        return reply;
+    }
+    return nullptr;
+}
+
+// Why a call that got no reply failed (`e`: its errno), `who` the server.
+RedisStore::Reply no_reply(const RedisStore::Connection& c, int e, const std::string& who, Clock::duration waited) {
+    RedisStore::Reply r;
+    if (c.ctx->err == 0) {  // the deadline ran out between the two sends
+        r.status = Status::timeout;
+        r.reason = "the deadline ran out";
+        return r;
+    }
+    r.broken = true;
+    r.timed_out = timed_out(c.ctx, e);
+    if (r.timed_out) {
+        r.status = Status::timeout;
+        r.reason = who + " did not answer within " + std::to_string(ms_of(waited)) + " ms";
+    } else {
+        r.status = Status::unreachable;
+        r.reason = who + ": " +
+                   (c.ctx->err == REDIS_ERR_EOF ? "connection closed by the server" : std::string(c.ctx->errstr));
+    }
+    return r;
+}
+
+// A reply read: the script's integers, or what the server said instead.
+RedisStore::Reply read_reply(const redisReply* reply, const RedisStore::Script& script, const std::string& who) {
+    RedisStore::Reply r;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        std::string text = error_text(reply->str, reply->len);
+        if (text.find("WRONGTYPE") != std::string::npos)
+            r.status = Status::wrong_type;
+        else if (util::starts_with(text, "OOM") || text.find("OOM command not allowed") != std::string::npos)
+            r.status = Status::full;
+        else
+            r.status = Status::failed;
+        r.reason = who + " answered: " + text;
+        if (text.find("NOAUTH") != std::string::npos || text.find("unauthenticated") != std::string::npos)
+            r.reason += " (the server wants a password)";
+    } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != script.results) {
+        r.status = Status::failed;
+        r.reason = who + " answered with a reply of type " + std::to_string(reply->type) +
+                   " where the script returns " + std::to_string(script.results) + " integers";
+    } else {
+        for (size_t i = 0; i < reply->elements; ++i) {
+            const redisReply* el = reply->element[i];
+            if (el->type != REDIS_REPLY_INTEGER) {
+                r.status = Status::failed;
+                r.reason = who + " answered with a non-integer element";
+                r.ints.clear();
+                break;
+            }
+            r.ints.push_back(el->integer);
+        }
+    }
+    return r;
+}
+
+}  // namespace
+
 RedisStore::Reply RedisStore::run(const Script& script, const std::vector<std::string>& keys,
                                   const std::vector<std::string>& args, Deadline deadline) {
     Reply r;
@@ -396,20 +495,6 @@ RedisStore::Reply RedisStore::run(const Script& script, const std::vector<std::s
         return r;
     }
 
-    // EVALSHA sha numkeys keys... args..., or EVAL with the script's text.
-    const std::string nkeys = std::to_string(keys.size());
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    auto push = [&](const char* p, size_t n) {
-        argv.push_back(p);
-        lens.push_back(n);
-    };
-    push("EVALSHA", 7);
-    push(script.sha.data(), script.sha.size());
-    push(nkeys.data(), nkeys.size());
-    for (const auto& k : keys) push(k.data(), k.size());
-    for (const auto& a : args) push(a.data(), a.size());
-
     SigpipeGuard guard;
     bool fresh = false;
     std::unique_ptr<Connection> c = take();
@@ -419,102 +504,31 @@ RedisStore::Reply RedisStore::run(const Script& script, const std::vector<std::s
         fresh = true;
     }
     for (int attempt = 0;; ++attempt) {
-        r = Reply{};
-        argv[0] = "EVALSHA";
-        lens[0] = 7;
-        argv[1] = script.sha.data();
-        lens[1] = script.sha.size();
-        redisReply* reply = nullptr;
-        for (int load = 0; load < 2; ++load) {
-            auto left = deadline - Clock::now();
-            if (left <= Clock::duration::zero()) break;
-            timeval tv = timeval_of(left);
-            long us = tv.tv_sec * 1000000L + tv.tv_usec;
-            // Setting the socket timeouts costs two system calls: only when it
-            // changes by more than a millisecond.
-            if (c->timeout_us < 0 || std::labs(c->timeout_us - us) > 1000) {
-                redisSetTimeout(c->ctx, tv);
-                c->timeout_us = us;
-            }
-            errno = 0;
-            reply = static_cast<redisReply*>(
-                redisCommandArgv(c->ctx, int(argv.size()), argv.data(), lens.data()));
-            if (reply && reply->type == REDIS_REPLY_ERROR &&
-                util::starts_with(std::string_view(reply->str, reply->len), "NOSCRIPT") && load == 0) {
-                freeReplyObject(reply);
-                reply = nullptr;
-                argv[0] = "EVAL";
-                lens[0] = 4;
-                argv[1] = script.text;
-                lens[1] = std::strlen(script.text);
-                continue;
-            }
-            break;
-        }
-        if (!reply) {
-            int e = errno;
-            if (c->ctx->err == 0) {  // the deadline ran out between the two sends
-                r.status = Status::timeout;
-                r.reason = "the deadline ran out";
-                give_back(std::move(c));
-                return r;
-            }
-            r.broken = true;
-            r.timed_out = timed_out(c->ctx, e);
-            if (r.timed_out) {
-                r.status = Status::timeout;
-                r.reason =
-                    describe() + " did not answer within " + std::to_string(ms_of(deadline - start)) + " ms";
-            } else {
-                r.status = Status::unreachable;
-                r.reason = describe() + ": " +
-                           (c->ctx->err == REDIS_ERR_EOF ? "connection closed by the server"
-                                                         : std::string(c->ctx->errstr));
-            }
-            c.reset();
-            // A pooled connection may have been closed by a Redis restart
-            // since its last use: one more try on a new one.
-            if (!fresh && attempt == 0 && !r.timed_out && Clock::now() < deadline) {
-                Reply failure;
-                c = connect(deadline, failure);
-                if (!c) return failure;
-                fresh = true;
-                continue;
-            }
-            broken(r.reason);
+        redisReply* reply = call(*c, script, keys, args, deadline);
+        if (reply) {
+            // An answer: the connection stays usable whatever it says.
+            r = read_reply(reply, script, describe());
+            freeReplyObject(reply);
+            healthy();
+            give_back(std::move(c));
             return r;
         }
-        // An answer: the connection stays usable whatever it says.
-        if (reply->type == REDIS_REPLY_ERROR) {
-            std::string text = error_text(reply->str, reply->len);
-            if (text.find("WRONGTYPE") != std::string::npos)
-                r.status = Status::wrong_type;
-            else if (util::starts_with(text, "OOM") || text.find("OOM command not allowed") != std::string::npos)
-                r.status = Status::full;
-            else
-                r.status = Status::failed;
-            r.reason = describe() + " answered: " + text;
-            if (text.find("NOAUTH") != std::string::npos || text.find("unauthenticated") != std::string::npos)
-                r.reason += " (the server wants a password)";
-        } else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != script.results) {
-            r.status = Status::failed;
-            r.reason = describe() + " answered with a reply of type " + std::to_string(reply->type) +
-                       " where the script returns " + std::to_string(script.results) + " integers";
-        } else {
-            for (size_t i = 0; i < reply->elements; ++i) {
-                const redisReply* el = reply->element[i];
-                if (el->type != REDIS_REPLY_INTEGER) {
-                    r.status = Status::failed;
-                    r.reason = describe() + " answered with a non-integer element";
-                    r.ints.clear();
-                    break;
-                }
-                r.ints.push_back(el->integer);
-            }
+        r = no_reply(*c, errno, describe(), deadline - start);
+        if (!r.broken) {
+            give_back(std::move(c));
+            return r;
         }
-        freeReplyObject(reply);
-        healthy();
-        give_back(std::move(c));
+        c.reset();
+        // A pooled connection may have been closed by a Redis restart since
+        // its last use: one more try on a new one.
+        if (!fresh && attempt == 0 && !r.timed_out && Clock::now() < deadline) {
+            Reply failure;
+            c = connect(deadline, failure);
+            if (!c) return failure;
+            fresh = true;
+            continue;
+        }
+        broken(r.reason);
         return r;
     }
 }

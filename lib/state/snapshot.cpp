@@ -213,6 +213,66 @@ SnapshotResult MemoryStore::save(const std::string& path, UnixTime now) {
     return res;
 }
 
+namespace {
+
+// What is wrong with the first line, or nothing.
+std::string check_header(std::string_view line) {
+    if (line == header) return {};
+    auto f = fields_of(line);
+    if (f.size() == 2 && f[0] == "regmilter-state")
+        return "snapshot version " + quoted(f[1]) + " is not supported (this program reads \"" +
+               std::string(header) + "\")";
+    return "not a regmilter state snapshot (the first line must be \"" + std::string(header) + "\")";
+}
+
+// One record's fields (f[0] is t, c or r) into `key`, `a`, `b` (triplets
+// only) and `expires`; what is wrong with them, or nothing.
+std::string parse_record(const std::vector<std::string_view>& f, Key& key, int64_t& a, int64_t& b,
+                         int64_t& expires) {
+    const std::string_view type = f[0];
+    size_t want;
+    const char* form;
+    if (type == "t") {
+        want = 5;
+        form = "t KEY FIRST_SEEN PASSED_AT EXPIRES";
+    } else if (type == "c") {
+        want = 4;
+        form = "c KEY PASSES EXPIRES";
+    } else if (type == "r") {
+        want = 4;
+        form = "r KEY VALUE EXPIRES";
+    } else {
+        return "unknown record type " + quoted(type) + " (want t, c, r or end)";
+    }
+    if (f.size() != want)
+        return "a record has " + std::to_string(want) + " fields: " + form + "; this one has " +
+               std::to_string(f.size());
+    char text[34];
+    text[0] = type[0];
+    text[1] = ':';
+    if (f[1].size() != 32 || (std::memcpy(text + 2, f[1].data(), 32), !Key::parse({text, 34}, key)))
+        return "bad key " + quoted(f[1]) + " (want 32 lower-case hex digits)";
+    int64_t nums[3] = {0, 0, 0};
+    for (size_t i = 2; i < want; ++i)
+        if (!number_of(f[i], nums[i - 2]))
+            return "bad number " + quoted(f[i]) + " in field " + std::to_string(i + 1) +
+                   " (want a decimal 0..9223372036854775807)";
+    a = nums[0];
+    b = 0;
+    expires = nums[1];
+    if (key.kind == KeyKind::triplet) {
+        b = nums[1];
+        expires = nums[2];
+        if (b > int64_t(std::numeric_limits<uint32_t>::max()))
+            return "passed time " + std::to_string(b) + " is out of range (below 2^32)";
+        if (b != 0 && b < a)
+            return "passed time " + std::to_string(b) + " is before the first-seen time " + std::to_string(a);
+    }
+    return {};
+}
+
+}  // namespace
+
 SnapshotResult MemoryStore::load(const std::string& path, UnixTime now) {
     SnapshotResult res;
     res.file = path;
@@ -254,13 +314,9 @@ SnapshotResult MemoryStore::load(const std::string& path, UnixTime now) {
             return bad(lineno, "line longer than " + std::to_string(max_line) + " bytes");
         if (line.find('\0') != std::string_view::npos) return bad(lineno, "NUL byte in the line");
         if (lineno == 1) {
-            if (line == header) continue;
-            auto f = fields_of(line);
-            if (f.size() == 2 && f[0] == "regmilter-state")
-                return bad(1, "snapshot version " + quoted(f[1]) +
-                                  " is not supported (this program reads \"" + std::string(header) + "\")");
-            return bad(
-                1, "not a regmilter state snapshot (the first line must be \"" + std::string(header) + "\")");
+            std::string why = check_header(line);
+            if (!why.empty()) return bad(1, why);
+            continue;
         }
         auto f = fields_of(line);
         if (f.empty() || f[0][0] == '#') continue;
@@ -274,45 +330,10 @@ SnapshotResult MemoryStore::load(const std::string& path, UnixTime now) {
             ended = true;
             continue;
         }
-        const std::string_view type = f[0];
-        size_t want;
-        const char* form;
-        if (type == "t") {
-            want = 5;
-            form = "t KEY FIRST_SEEN PASSED_AT EXPIRES";
-        } else if (type == "c") {
-            want = 4;
-            form = "c KEY PASSES EXPIRES";
-        } else if (type == "r") {
-            want = 4;
-            form = "r KEY VALUE EXPIRES";
-        } else {
-            return bad(lineno, "unknown record type " + quoted(type) + " (want t, c, r or end)");
-        }
-        if (f.size() != want)
-            return bad(lineno, "a record has " + std::to_string(want) + " fields: " + form +
-                                   "; this one has " + std::to_string(f.size()));
         Key key;
-        char text[34];
-        text[0] = type[0];
-        text[1] = ':';
-        if (f[1].size() != 32 || (std::memcpy(text + 2, f[1].data(), 32), !Key::parse({text, 34}, key)))
-            return bad(lineno, "bad key " + quoted(f[1]) + " (want 32 lower-case hex digits)");
-        int64_t nums[3] = {0, 0, 0};
-        for (size_t i = 2; i < want; ++i)
-            if (!number_of(f[i], nums[i - 2]))
-                return bad(lineno, "bad number " + quoted(f[i]) + " in field " + std::to_string(i + 1) +
-                                       " (want a decimal 0..9223372036854775807)");
-        int64_t a = nums[0], b = 0, expires = nums[1];
-        if (key.kind == KeyKind::triplet) {
-            b = nums[1];
-            expires = nums[2];
-            if (b > int64_t(std::numeric_limits<uint32_t>::max()))
-                return bad(lineno, "passed time " + std::to_string(b) + " is out of range (below 2^32)");
-            if (b != 0 && b < a)
-                return bad(lineno, "passed time " + std::to_string(b) + " is before the first-seen time " +
-                                       std::to_string(a));
-        }
+        int64_t a, b, expires;
+        std::string why = parse_record(f, key, a, b, expires);
+        if (!why.empty()) return bad(lineno, why);
         ++records;
         if (expires < now) {
             ++res.expired;

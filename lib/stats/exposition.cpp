@@ -49,31 +49,18 @@ Histogram::Snapshot Histogram::snapshot() const {
 
 // ---- text format ----
 
-std::string escape_help(std::string_view text) {
+namespace {
+
+// Backslash and newline escaped as the text format wants, and '"' too in a
+// label value; other control and non-ASCII bytes become '?'.
+std::string escape(std::string_view text, bool quote) {
     std::string out;
     out.reserve(text.size());
     for (char c : text) {
         unsigned char u = static_cast<unsigned char>(c);
         if (c == '\\')
             out += "\\\\";
-        else if (c == '\n')
-            out += "\\n";
-        else if (u < 0x20 || u >= 0x7f)
-            out += '?';
-        else
-            out += c;
-    }
-    return out;
-}
-
-std::string escape_label_value(std::string_view value) {
-    std::string out;
-    out.reserve(value.size());
-    for (char c : value) {
-        unsigned char u = static_cast<unsigned char>(c);
-        if (c == '\\')
-            out += "\\\\";
-        else if (c == '"')
+        else if (c == '"' && quote)
             out += "\\\"";
         else if (c == '\n')
             out += "\\n";
@@ -84,6 +71,12 @@ std::string escape_label_value(std::string_view value) {
     }
     return out;
 }
+
+}  // namespace
+
+std::string escape_help(std::string_view text) { return escape(text, false); }
+
+std::string escape_label_value(std::string_view value) { return escape(value, true); }
 
 std::string format_value(double v) {
     if (std::isnan(v)) return "NaN";

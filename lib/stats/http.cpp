@@ -217,23 +217,8 @@ Fetched fetch(const net::Endpoint& where, std::string_view path, std::chrono::mi
         out.error = std::move(why);
         return out;
     };
-    sockaddr_storage ss{};
-    socklen_t len = 0;
-    if (where.address.is_v4()) {
-        sockaddr_in in{};
-        in.sin_family = AF_INET;
-        in.sin_port = htons(where.port);
-        std::memcpy(&in.sin_addr, where.address.bytes(), 4);
-        std::memcpy(&ss, &in, sizeof in);
-        len = sizeof in;
-    } else {
-        sockaddr_in6 in6{};
-        in6.sin6_family = AF_INET6;
-        in6.sin6_port = htons(where.port);
-        std::memcpy(&in6.sin6_addr, where.address.bytes(), 16);
-        std::memcpy(&ss, &in6, sizeof in6);
-        len = sizeof in6;
-    }
+    sockaddr_storage ss;
+    socklen_t len = where.to_sockaddr(ss);
     Fd s;
     s.fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s.fd < 0) return fail("cannot make a socket: " + errno_text());

@@ -48,6 +48,16 @@ Attribution attribute(std::string_view reason) {
     if (first == "internal-error") return {"internal", second.empty() ? "error" : second};
     if (first == "shutting-down") return {"shutdown", "shutting-down"};
     if (first == "bulk" && second.empty()) return {"bulk", "opted-out"};
+    // greylist:registry:unregistered:ZONE: what the registry found; ratelimit:unregistered:messages:
+    // the [ratelimit] key that limited.
+    if (first == "greylist") {
+        std::string found = word(nth(reason, 2));
+        return {"greylist", found.empty() ? "greylisted" : found};
+    }
+    if (first == "ratelimit" && !second.empty()) {
+        std::string kind = word(nth(reason, 2));
+        return {"ratelimit", kind.empty() ? second : second + "_" + kind};
+    }
     return {first, second.empty() ? first : second};
 }
 

@@ -26,7 +26,9 @@ namespace regmilter::stats {
 // unregistered:ZONE", "spf:mailfrom:fail", "observe:bulk", "trusted:network"):
 // policy registry|spf|spf_helo|bulk|trust|internal|shutdown|<first word>, or
 // none for an empty reason; result the next word (spf: the word after the
-// identity), or the policy's own word. Each word is cut to 32 characters of
+// identity; greylist: what the registry found, unregistered or listed;
+// ratelimit: the limit's key, e.g. unregistered_messages; state: error), or
+// the policy's own word. Each word is cut to 32 characters of
 // [a-z0-9_-] (others become '_'), so zone names, keys and addresses never
 // become label values.
 struct Attribution {

@@ -1,6 +1,7 @@
 #include "process.hpp"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -193,6 +194,61 @@ std::vector<std::string> writable_by_others(const std::string& path) {
         if (dir == "/" || dir == ".") break;
     }
     return out;
+}
+
+int open_listener(const std::string& unix_path, const std::string& host, int port, int family, unsigned mode,
+                  std::string& error) {
+    if (!unix_path.empty()) {
+        sockaddr_un sa{};
+        sa.sun_family = AF_UNIX;
+        if (unix_path.size() >= sizeof sa.sun_path) {
+            error = unix_path + ": path too long for a unix socket";
+            return -1;
+        }
+        std::memcpy(sa.sun_path, unix_path.c_str(), unix_path.size() + 1);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            error = errno_text("socket");
+            return -1;
+        }
+        mode_t old = umask(static_cast<mode_t>(~mode & 0777));
+        int rc = bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+        int saved = errno;
+        umask(old);
+        errno = saved;
+        if (rc != 0 || listen(fd, SOMAXCONN) != 0) {
+            error = errno_text("bind unix:" + unix_path);
+            close(fd);
+            return -1;
+        }
+        return fd;
+    }
+    std::string where = (family == AF_INET6 ? "inet6:" : "inet:") + std::to_string(port) + (host.empty() ? "" : "@" + host);
+    addrinfo hints{};
+    hints.ai_family = family;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    std::string service = std::to_string(port);
+    if (int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res); rc != 0) {
+        error = where + ": " + gai_strerror(rc);
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        error = errno_text("socket");
+        freeaddrinfo(res);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        error = errno_text("bind " + where);
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
 }
 
 std::string drop_privileges(const User& user) {

@@ -4,8 +4,13 @@
 // except remove_pid_file() (at exit). Errors are returned as text, never thrown.
 #pragma once
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/types.h>
+
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 namespace regmilter::daemon {
@@ -62,6 +67,14 @@ std::string check_socket_dir(const std::string& dir, const User* user);
 // refuses a socket below one).
 std::vector<std::string> writable_by_others(const std::string& path);
 
+// Binds and listens on a unix socket path (made with `mode`: the umask is
+// set around bind) or on inet/inet6 PORT@HOST (SO_REUSEADDR; HOST an
+// address or a name, empty for every address), close-on-exec, backlog
+// SOMAXCONN. Returns the descriptor, or -1 and `error` ("bind
+// inet:10025@127.0.0.1: Address already in use").
+int open_listener(const std::string& unix_path, const std::string& host, int port, int family,
+                  unsigned mode, std::string& error);
+
 // initgroups + setgid + setuid, then a check that root cannot be regained.
 std::string drop_privileges(const User& user);
 
@@ -73,5 +86,23 @@ std::string detach();
 // the process can still remove it after dropping root. "" on success.
 std::string write_pid_file(const std::string& path, const User* owner);
 void remove_pid_file(const std::string& path);
+
+// A thread running `f`, born with every signal blocked: the signals are the
+// main thread's sigwait loop's, and one taken elsewhere could reach libmilter's
+// handler (which stops the milter on SIGHUP). The caller's mask is unchanged.
+template <class F>
+std::thread quiet_thread(F&& f) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    try {
+        std::thread t(std::forward<F>(f));
+        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        return t;
+    } catch (...) {
+        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        throw;
+    }
+}
 
 }  // namespace regmilter::daemon

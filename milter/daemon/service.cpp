@@ -47,6 +47,7 @@ void Service::reload() noexcept {
         if (!(old->config->stats.listen == next.runtime->config->stats.listen))
             log_line(LOG_WARNING, "reload: [stats] listen takes effect at restart");
         install(next.runtime);
+        state_.configure(*next.runtime->config);
         if (a.syslog_facility != b.syslog_facility) {
             log_line(LOG_INFO, std::string("reload: syslog facility ") + util::name_of(b.syslog_facility) +
                                    " from the next line on");
@@ -86,7 +87,12 @@ policy::Environment Service::environment() {
     policy::Environment env;
     env.runtime = [this] { return current(); };
     env.draining = [this] { return draining(); };
+    env.store = [this] { return state_.current(); };
+    env.notice = [](policy::LogLevel level, const std::string& line) {
+        log_line(level == policy::LogLevel::info ? LOG_INFO : LOG_WARNING, line);
+    };
     env.observer = observer_;
+    env.stage_deadline = stage_deadline_;
     return env;
 }
 

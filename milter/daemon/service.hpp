@@ -1,6 +1,7 @@
 // daemon: what the milter process shares between its sessions and threads —
 // the current snapshot (policy::RuntimeHolder), reloading the configuration
-// (SIGHUP) and the bulk table (when its file changes and has settled),
+// (SIGHUP) and the bulk table (when its file changes and has settled), the
+// greylisting and rate-limit store (state.hpp),
 // draining on SIGTERM, and the count of open sessions. Decides nothing about
 // mail. Thread-safe: sessions read current() and draining() from libmilter's
 // threads; reload() and poll_table() run on the reload thread only.
@@ -15,6 +16,7 @@
 #include "bulk/bulk.hpp"
 #include "policy/runtime.hpp"
 #include "policy/session.hpp"
+#include "state.hpp"
 
 namespace regmilter::daemon {
 
@@ -49,9 +51,14 @@ public:
 
     // What a new policy::Session runs with.
     policy::Environment environment();
+    // The greylisting and rate-limit store, kept across reloads.
+    StateKeeper& state() { return state_; }
     // Statistics: told of every answer of the sessions begun from now on
     // (null: none). Set before the milter starts; outlives the sessions.
     void set_observer(policy::Observer* o) { observer_ = o; }
+    // The worker's prefetch deadlines (policy::Environment::stage_deadline),
+    // for the sessions begun from now on. Set before the milter starts.
+    void set_stage_deadline(decltype(policy::Environment::stage_deadline) f) { stage_deadline_ = std::move(f); }
 
 private:
     void watch_table(const policy::Runtime& rt);
@@ -61,7 +68,9 @@ private:
     std::optional<bulk::TableFile> table_;  // reload thread only
     std::atomic<bool> draining_{false};
     std::atomic<int> open_{0};
+    StateKeeper state_;
     policy::Observer* observer_ = nullptr;
+    decltype(policy::Environment::stage_deadline) stage_deadline_;
 };
 
 }  // namespace regmilter::daemon

@@ -4,8 +4,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +13,7 @@
 #include <vector>
 
 #include "log.hpp"
+#include "process.hpp"
 #include "service.hpp"
 #include "stats/http.hpp"
 
@@ -75,24 +74,8 @@ StatsServer::StatsServer(net::Endpoint where, int listen_fd, int wake_read, int 
 std::unique_ptr<StatsServer> StatsServer::open(const net::Endpoint& where, std::string& error,
                                                Limits limits) {
     const std::string what = "[stats] listen " + where.str();
-    sockaddr_storage ss{};
-    socklen_t len = 0;
-    bool v6 = where.address.is_v6();
-    if (!v6) {
-        sockaddr_in in{};
-        in.sin_family = AF_INET;
-        in.sin_port = htons(where.port);
-        std::memcpy(&in.sin_addr, where.address.bytes(), 4);
-        std::memcpy(&ss, &in, sizeof in);
-        len = sizeof in;
-    } else {
-        sockaddr_in6 in6{};
-        in6.sin6_family = AF_INET6;
-        in6.sin6_port = htons(where.port);
-        std::memcpy(&in6.sin6_addr, where.address.bytes(), 16);
-        std::memcpy(&ss, &in6, sizeof in6);
-        len = sizeof in6;
-    }
+    sockaddr_storage ss;
+    socklen_t len = where.to_sockaddr(ss);
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         error = what + ": cannot make a socket: " + errno_text();
@@ -100,7 +83,7 @@ std::unique_ptr<StatsServer> StatsServer::open(const net::Endpoint& where, std::
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (v6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (where.address.is_v6()) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
         error = what + ": cannot bind: " + errno_text();
         close(fd);
@@ -134,12 +117,7 @@ StatsServer::~StatsServer() {
 
 void StatsServer::start(std::function<std::string()> render) {
     render_ = std::move(render);
-    // Born with every signal blocked: the signals are the main thread's.
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    thread_ = std::thread([this] { run(); });
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    thread_ = quiet_thread([this] { run(); });
 }
 
 void StatsServer::run() noexcept {

@@ -100,24 +100,8 @@ enum Opt {
     opt_version,
 };
 
-Args parse_args(int argc, char** argv) {
-    Args a;
-    a.today = util::Day(std::time(nullptr) / 86400);
-    if (argc < 2) usage("no command (registry or optout)");
-    const std::string first = argv[1];
-    if (first == "--help" || first == "-h") {
-        std::fputs(usage_text, stdout);
-        std::exit(0);
-    }
-    if (first == "--version") {
-        std::printf("regmilter-zone %s\n", util::version);
-        std::exit(0);
-    }
-    if (first != "registry" && first != "optout")
-        usage("unknown command \"" + first + "\" (want registry or optout)");
-    a.command = first;
-    const bool reg = a.command == "registry";
-
+// The options of `command` (registry takes the DNS-check ones too).
+std::vector<option> long_options(bool reg) {
     std::vector<option> longs = {
         {"zone", required_argument, nullptr, opt_zone},
         {"output", required_argument, nullptr, 'o'},
@@ -144,7 +128,126 @@ Args parse_args(int argc, char** argv) {
                                       {"budget", required_argument, nullptr, opt_budget},
                                   });
     }
+
     longs.push_back({nullptr, 0, nullptr, 0});
+    return longs;
+}
+
+// One option (getopt_long's `c`, as written `name`, its value `v`) into `a`;
+// a bad value, --help and --version exit here.
+void apply_option(Args& a, int c, const std::string& name, const std::string& v) {
+    switch (c) {
+        case opt_zone: {
+            a.zone = dns::canonical_name(v);
+            break;
+        }
+        case 'o':
+            a.output = v;
+            break;
+        case opt_rbldnsd:
+            a.rbldnsd = v;
+            break;
+        case opt_previous:
+            a.previous = v;
+            break;
+        case opt_ns: {
+            std::string n = dns::canonical_name(v);
+            std::string why = dns::check_domain(n);
+            if (!why.empty()) usage("--ns: " + why);
+            a.ns.push_back(n);
+            break;
+        }
+        case opt_hostmaster:
+            if (dns::soa_mailbox(v).empty())
+                usage("--hostmaster: \"" + v + "\" is not a mailbox (user@domain)");
+            a.hostmaster = v;
+            break;
+        case opt_ttl:
+            a.ttl = uint32_t(parse_number("--ttl", v.c_str(), 1, 604800));
+            break;
+        case opt_date: {
+            auto d = util::parse_date(v);
+            if (!d) usage("--date: \"" + v + "\" is not a YYYY-MM-DD date");
+            a.today = *d;
+            break;
+        }
+        case opt_format:
+            if (v == "dashed") {
+                a.forms = {true, false};
+            } else if (v == "reversed") {
+                a.forms = {false, true};
+            } else if (v == "both") {
+                a.forms = {true, true};
+            } else {
+                usage("--format: \"" + v + "\" is not dashed, reversed or both");
+            }
+            break;
+        case opt_no_dns:
+            a.checks.dns = false;
+            break;
+        case opt_allow_special:
+            a.checks.allow_special = true;
+            break;
+        case opt_allow_generic_ptr:
+            a.checks.allow_generic_ptr = true;
+            break;
+        case opt_skip_failing:
+            a.skip_failing = true;
+            break;
+        case opt_nameserver: {
+            std::string err;
+            auto ns = dns::parse_nameserver(v, err);
+            if (!ns) usage("--nameserver: " + err);
+            a.nameservers.push_back(*ns);
+            break;
+        }
+        case opt_jobs:
+            a.checks.jobs = int(parse_number("--jobs", v.c_str(), 1, 1000));
+            break;
+        case opt_timeout_ms:
+            a.timeout_ms = int(parse_number("--timeout-ms", v.c_str(), 100, 30000));
+            break;
+        case opt_retries:
+            a.retries = int(parse_number("--retries", v.c_str(), 0, 10));
+            break;
+        case opt_budget:
+            a.checks.budget = std::chrono::seconds(parse_number("--budget", v.c_str(), 1, 86400));
+            break;
+        case 'h':
+        case opt_help:
+            std::fputs(usage_text, stdout);
+            std::exit(0);
+        case opt_version:
+            std::printf("regmilter-zone %s\n", util::version);
+            std::exit(0);
+        case ':':
+            usage(name + " needs a value");
+        default:
+            usage("unknown option \"" +
+                  (optopt && optopt < 256 ? std::string("-") + char(optopt) : name) + "\" for " +
+                  a.command);
+    }
+}
+
+Args parse_args(int argc, char** argv) {
+    Args a;
+    a.today = util::Day(std::time(nullptr) / 86400);
+    if (argc < 2) usage("no command (registry or optout)");
+    const std::string first = argv[1];
+    if (first == "--help" || first == "-h") {
+        std::fputs(usage_text, stdout);
+        std::exit(0);
+    }
+    if (first == "--version") {
+        std::printf("regmilter-zone %s\n", util::version);
+        std::exit(0);
+    }
+    if (first != "registry" && first != "optout")
+        usage("unknown command \"" + first + "\" (want registry or optout)");
+    a.command = first;
+    const bool reg = a.command == "registry";
+
+    std::vector<option> longs = long_options(reg);
 
     char** sub = argv + 1;
     const int subc = argc - 1;
@@ -154,97 +257,7 @@ Args parse_args(int argc, char** argv) {
     while ((c = getopt_long(subc, sub, ":ho:", longs.data(), nullptr)) != -1) {
         const std::string name = optind - 1 < subc ? sub[optind - 1] : "";
         const std::string v = optarg ? optarg : "";
-        switch (c) {
-            case opt_zone: {
-                a.zone = dns::canonical_name(v);
-                break;
-            }
-            case 'o':
-                a.output = v;
-                break;
-            case opt_rbldnsd:
-                a.rbldnsd = v;
-                break;
-            case opt_previous:
-                a.previous = v;
-                break;
-            case opt_ns: {
-                std::string n = dns::canonical_name(v);
-                std::string why = dns::check_domain(n);
-                if (!why.empty()) usage("--ns: " + why);
-                a.ns.push_back(n);
-                break;
-            }
-            case opt_hostmaster:
-                if (dns::soa_mailbox(v).empty())
-                    usage("--hostmaster: \"" + v + "\" is not a mailbox (user@domain)");
-                a.hostmaster = v;
-                break;
-            case opt_ttl:
-                a.ttl = uint32_t(parse_number("--ttl", optarg, 1, 604800));
-                break;
-            case opt_date: {
-                auto d = util::parse_date(v);
-                if (!d) usage("--date: \"" + v + "\" is not a YYYY-MM-DD date");
-                a.today = *d;
-                break;
-            }
-            case opt_format:
-                if (v == "dashed") {
-                    a.forms = {true, false};
-                } else if (v == "reversed") {
-                    a.forms = {false, true};
-                } else if (v == "both") {
-                    a.forms = {true, true};
-                } else {
-                    usage("--format: \"" + v + "\" is not dashed, reversed or both");
-                }
-                break;
-            case opt_no_dns:
-                a.checks.dns = false;
-                break;
-            case opt_allow_special:
-                a.checks.allow_special = true;
-                break;
-            case opt_allow_generic_ptr:
-                a.checks.allow_generic_ptr = true;
-                break;
-            case opt_skip_failing:
-                a.skip_failing = true;
-                break;
-            case opt_nameserver: {
-                std::string err;
-                auto ns = dns::parse_nameserver(v, err);
-                if (!ns) usage("--nameserver: " + err);
-                a.nameservers.push_back(*ns);
-                break;
-            }
-            case opt_jobs:
-                a.checks.jobs = int(parse_number("--jobs", optarg, 1, 1000));
-                break;
-            case opt_timeout_ms:
-                a.timeout_ms = int(parse_number("--timeout-ms", optarg, 100, 30000));
-                break;
-            case opt_retries:
-                a.retries = int(parse_number("--retries", optarg, 0, 10));
-                break;
-            case opt_budget:
-                a.checks.budget = std::chrono::seconds(parse_number("--budget", optarg, 1, 86400));
-                break;
-            case 'h':
-            case opt_help:
-                std::fputs(usage_text, stdout);
-                std::exit(0);
-            case opt_version:
-                std::printf("regmilter-zone %s\n", util::version);
-                std::exit(0);
-            case ':':
-                usage(name + " needs a value");
-            default:
-                usage("unknown option \"" +
-                      (optopt && optopt < 256 ? std::string("-") + char(optopt) : name) + "\" for " +
-                      a.command);
-        }
+        apply_option(a, c, name, v);
     }
     if (optind >= subc) usage(std::string("no input file (") + (reg ? "REGISTRATIONS" : "BULK-TABLE") + ")");
     if (optind + 1 < subc) usage("more than one input file (\"" + std::string(sub[optind + 1]) + "\")");

@@ -7,7 +7,8 @@
 #       [--delay-ms MS] [--count N] [--seconds S] [--runs R] [--workload DIR]
 #       [--lines K] [--perf PREFIX] [--perf-stat PREFIX]
 #
-#   --milter       regmilter, null-all, null-floor, pyspf-milter or opendmarc
+#   --milter       regmilter, regmilter-grey-memory, regmilter-grey-redis, null-all,
+#                  null-floor, pyspf-milter or opendmarc
 #                  (or regmilter-stats: regmilter with [stats] on and scraped)
 #                  (t/bench/compare/milters.sh says how each is configured)
 #   --cache warm   start everything, send every workload line once (not
@@ -37,7 +38,8 @@
 #   case (the same keys, medians of the runs; answers of the last run)
 # milter_cpu_ms and resolver_cpu_ms are CPU milliseconds per transaction (the
 # milter's process tree, Unbound); upstream_q is NSD's queries per transaction;
-# rss_mib the milter's peak RSS.
+# rss_mib the milter's peak RSS; redis_cpu_ms (regmilter-grey-redis) the CPU
+# milliseconds of its redis-server per transaction.
 #
 # Everything runs in a private network and mount namespace (unshare, as root;
 # a user namespace otherwise): Unbound listens on 127.0.0.1:53 there, and a
@@ -155,6 +157,7 @@ fi
 # bench C COUNT SECONDS LABEL: milter-bench over the workload; prints its line.
 bench() {
     "$BUILD/t/milter-bench" --socket "unix:$MILTER_SOCK" --pid "$MILTER_PID" --cpu "resolver=$UNBOUND_PID" \
+        ${MILTER_CPU_EXTRA:+--cpu "$MILTER_CPU_EXTRA"} \
         --workload "$T/lines" --concurrency "$1" --count "$2" --max-seconds "$3" --label "$4"
 }
 
@@ -199,9 +202,11 @@ measure() {
             tx = v["transactions"] + 0
             printf "run milter=%s cache=%s c=%s run=%s tx=%d errors=%s tx_per_s=%s p50_ms=%s p99_ms=%s", \
                 m, cache, c, run, tx, v["errors"], v["tx_per_s"], v["p50_ms"], v["p99_ms"]
-            printf " milter_cpu_ms=%s resolver_cpu_ms=%s upstream_q=%.2f rss_mib=%.1f answers=%s\n", \
+            printf " milter_cpu_ms=%s resolver_cpu_ms=%s upstream_q=%.2f rss_mib=%.1f answers=%s", \
                 v["milter_cpu_ms_per_tx"], v["resolver_cpu_ms_per_tx"], tx ? q / tx : 0, \
                 v["hwm_kib"] / 1024, v["answers"]
+            if ("redis_cpu_ms_per_tx" in v) printf " redis_cpu_ms=%s", v["redis_cpu_ms_per_tx"]
+            printf "\n"
             found = 1
         }
         END { if (!found) exit 1 }' || { echo "compare: milter-bench said: $_out" >&2; return 1; }

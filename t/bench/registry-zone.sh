@@ -7,8 +7,12 @@
 #  3. DNS checks per second: 20,000 entries checked against NSD on loopback
 #     (PTR + A each) with 1, 10 and 100 entries at a time (--jobs).
 #  4. regmilter-zone optout on a 1,000,000-entry bulk table.
+#  5. NSD and rbldnsd load the opt-out zone; the milter's RCPT lookups
+#     (bulk::lookup_zones through a shared cache, build/t/optout-load) at 100
+#     concurrent against each, cold and warm.
 # Bounded: each server gets 300 s to load; each check run a 120 s budget.
-# Run alone: make build/regmilter-zone && BUILD=$PWD/build sh t/bench/registry-zone.sh
+# Run alone: make build/regmilter-zone build/t/optout-load && BUILD=$PWD/build sh t/bench/registry-zone.sh
+# (REGISTRY_BENCH_N, REGISTRY_BENCH_CHECKS, REGISTRY_BENCH_LOOKUPS make it smaller)
 . "$(dirname "$0")/../integration/lib/dns-server.sh"
 
 need_build regmilter-zone
@@ -86,12 +90,15 @@ wait_answer() {
     echo failed
 }
 
-# --- 2. NSD and rbldnsd load it ---
-PORT=$(free_port)
-cat > "$W/nsd.conf" <<CONF
+# nsd_load LABEL ZONE FILE NAME WANT: NSD with one zone; prints the time to
+# the first answer (NAME's A = WANT) and the memory; NSD stays up
+# (LOAD_PID, LOAD_PORT) until load_stop. NSD_EXTRA: more server: lines.
+nsd_load() {
+    LOAD_PORT=$(free_port)
+    cat > "$W/nsd.conf" <<CONF
 server:
-  ip-address: 127.0.0.1@$PORT
-  port: $PORT
+  ip-address: 127.0.0.1@$LOAD_PORT
+  port: $LOAD_PORT
   do-ip6: no
   server-count: 1
   username: ""
@@ -102,32 +109,41 @@ server:
   xfrdfile: "$W/xfrd.state"
   zonelistfile: "$W/zone.list"
   logfile: "$W/nsd.log"
+${NSD_EXTRA:-}
 remote-control:
   control-enable: no
 zone:
-  name: reg.bench
-  zonefile: "$W/both.zone"
+  name: $2
+  zonefile: "$3"
 CONF
-/usr/sbin/nsd -d -c "$W/nsd.conf" > "$W/nsd.out" 2>&1 &
-NSD_PID=$!
-at_exit "kill $NSD_PID; wait $NSD_PID"
-ms=$(wait_answer "$PORT" 10-0-0-5.reg.bench 127.0.0.2 "$NSD_PID")
-echo "nsd load of the both-forms zone ($N servers, $((2 * N + 4)) names): $ms ms to the first answer," \
-    "memory $(mem_tree "$NSD_PID"), all nsd processes"
-kill "$NSD_PID"
-wait "$NSD_PID" 2> /dev/null
-
-if [ -x /usr/sbin/rbldnsd ]; then
+    /usr/sbin/nsd -d -c "$W/nsd.conf" > "$W/nsd.out" 2>&1 &
+    LOAD_PID=$!
+    at_exit "kill $LOAD_PID; wait $LOAD_PID"
+    _ms=$(wait_answer "$LOAD_PORT" "$4" "$5" "$LOAD_PID")
+    echo "nsd load of $1: $_ms ms to the first answer, memory $(mem_tree "$LOAD_PID"), all nsd processes"
+}
+# rbldnsd_load LABEL ZONE:TYPE:FILE NAME WANT: the same with rbldnsd
+rbldnsd_load() {
     RBL_USER=nobody
     id rbldns > /dev/null 2>&1 && RBL_USER=rbldns
-    PORT=$(free_port)
-    /usr/sbin/rbldnsd -n -u "$RBL_USER" -b "127.0.0.1/$PORT" reg.bench:combined:"$W/both.rbl" > "$W/rbl.log" 2>&1 &
-    RBL_PID=$!
-    at_exit "kill $RBL_PID; wait $RBL_PID"
-    ms=$(wait_answer "$PORT" 5.0.0.10.reg.bench 127.0.0.2 "$RBL_PID")
-    echo "rbldnsd load of the dataset (both forms, $N servers): $ms ms to the first answer, memory $(mem_tree "$RBL_PID")"
-    kill "$RBL_PID"
-    wait "$RBL_PID" 2> /dev/null
+    LOAD_PORT=$(free_port)
+    /usr/sbin/rbldnsd -n -u "$RBL_USER" -b "127.0.0.1/$LOAD_PORT" "$2" > "$W/rbl.log" 2>&1 &
+    LOAD_PID=$!
+    at_exit "kill $LOAD_PID; wait $LOAD_PID"
+    _ms=$(wait_answer "$LOAD_PORT" "$3" "$4" "$LOAD_PID")
+    echo "rbldnsd load of $1: $_ms ms to the first answer, memory $(mem_tree "$LOAD_PID")"
+}
+load_stop() {
+    kill "$LOAD_PID"
+    wait "$LOAD_PID" 2> /dev/null
+}
+
+# --- 2. NSD and rbldnsd load it ---
+nsd_load "the both-forms zone ($N servers, $((2 * N + 4)) names)" reg.bench "$W/both.zone" 10-0-0-5.reg.bench 127.0.0.2
+load_stop
+if [ -x /usr/sbin/rbldnsd ]; then
+    rbldnsd_load "the dataset (both forms, $N servers)" reg.bench:combined:"$W/both.rbl" 5.0.0.10.reg.bench 127.0.0.2
+    load_stop
 else
     echo "# rbldnsd not installed: not measured"
 fi
@@ -158,4 +174,39 @@ awk -v n="$N" 'BEGIN { for (i = 1; i <= n; i++) printf "user%d@d%d.example %s\n"
     > "$W/table"
 run "optout: $N table entries to zone file and rbldnsd dataset" "$ZONE" optout --zone optout.bench \
     -o "$W/optout.zone" --rbldnsd "$W/optout.rbl" "$W/table"
+echo "  zone file $(($(wc -c < "$W/optout.zone") / 1048576)) MiB, rbldnsd dataset $(($(wc -c < "$W/optout.rbl") / 1048576)) MiB"
+rm -f "$W/table"
+
+# --- 5. the opt-out zone served, and the milter's RCPT lookups against it ---
+# The label of user1@d1.example (reject): coreutils, as a list provider would.
+probe=$(printf %s user1@d1.example | sha256sum | cut -c1-64 | tr a-f A-F | tr -d '\n' | basenc --base16 -d |
+    base32 -w0 | tr -d = | tr A-Z a-z).optout.bench
+# lookups SERVER: optout-load, 100 threads, cold then warm
+lookups() {
+    if [ -x "$BUILD/t/optout-load" ]; then
+        "$BUILD/t/optout-load" --nameserver "127.0.0.1:$LOAD_PORT" --zone optout.bench --table-size "$N" \
+            --threads 100 --count "$LOOKUPS" | sed "s/^/  $1 /"
+    else
+        echo "# $BUILD/t/optout-load not built: RCPT lookups not measured"
+    fi
+}
+LOOKUPS=${REGISTRY_BENCH_LOOKUPS:-50000}
+# Debian's NSD is built with --enable-ratelimit: response rate limiting is on
+# (rrl-ratelimit 200 qps per source /24 and answer class; every NXDOMAIN of a
+# zone is one class). One milter host asking an opt-out zone is one source:
+# measured as shipped, then with rrl-ratelimit: 0.
+nsd_load "the opt-out zone ($N entries)" optout.bench "$W/optout.zone" "$probe" 127.0.0.2
+lookups "nsd (rrl as shipped)"
+load_stop
+NSD_EXTRA="  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0"
+nsd_load "the opt-out zone, rrl off" optout.bench "$W/optout.zone" "$probe" 127.0.0.2
+lookups "nsd (rrl off)"
+load_stop
+NSD_EXTRA=""
+if [ -x /usr/sbin/rbldnsd ]; then
+    rbldnsd_load "the opt-out dataset" optout.bench:dnset:"$W/optout.rbl" "$probe" 127.0.0.2
+    lookups rbldnsd
+    load_stop
+fi
 echo "# load average $(cut -d' ' -f1-3 /proc/loadavg) at the end (other work on this machine skews wall times)"

@@ -16,6 +16,9 @@
 #   bulk-table    the opt-out table reloaded on SIGHUP and by itself
 #   dns-trouble   DNS stopped, DNS that never answers
 #   lifecycle     SIGTERM drain, killed milter, stale socket, inet/inet6 sockets
+#   greylist      451 at RCPT then delivery after the delay, registered never
+#                 delayed, the memory state across a milter restart
+#   registry      regmilter-zone's registry and opt-out zones on NSD and rbldnsd
 # Sessions at the milter protocol level use miltertest(8) (the .lua files of
 # t/fixtures/e2e/). Needs root (Postfix's master runs as root), postfix,
 # smtp-sink, nsd, drill; exits 77 (skipped) with the reason when one is
@@ -33,7 +36,7 @@ TLIB=$here/lib
 postfix_need
 
 # Printed in this order; any other phase file found comes after them.
-PHASES="start-checks policy bulk trust transactions bad-input reload bulk-table dns-trouble lifecycle"
+PHASES="start-checks policy bulk trust transactions bad-input reload bulk-table dns-trouble lifecycle registry"
 for _f in "$here"/postfix/*.sh; do
     _p=$(basename "$_f" .sh)
     case " $PHASES " in *" $_p "*) ;; *) PHASES="$PHASES $_p" ;; esac

@@ -6,7 +6,8 @@
 #     hole (a PTR that times out). The reported failures must equal
 #     t/fixtures/registry/expected-failures line by line; without
 #     --skip-failing nothing is written; --no-dns without --allow-special
-#     gives expected-failures-no-dns.
+#     gives expected-failures-no-dns; --allow-generic-ptr lifts only the
+#     dynamic-name rule.
 #  2. The zone passes nsd-checkzone, kzonecheck and named-checkzone (those
 #     installed); the serial rises over --previous.
 #  3. NSD serves the zone and rbldnsd the dataset: drill the names (dashed and
@@ -61,6 +62,14 @@ check "registry: nothing written without --skip-failing" "$(ls "$W" | grep -c '^
 check_match "registry: the summary says why" "$(tail -n 1 "$W/strict.err")" \
     "regmilter-zone: 20 of 24 entries failed; nothing written*"
 
+# --allow-generic-ptr lifts the dynamic-name rule (a), and nothing else: line 16
+# (dsl-192-0-2-25.pool.hosts.test, PTR and A in place) is published.
+build generic --allow-special --allow-generic-ptr $DNS --skip-failing -o "$W/generic.zone"
+grep -v '^registrations:16: ' "$F/expected-failures" > "$W/generic.want"
+same_lines "registry --allow-generic-ptr: every other failure stays" "$W/generic.problems" "$W/generic.want"
+check "registry --allow-generic-ptr: the dynamic-looking name is published" \
+    "$(grep -c '^192-0-2-25[[:space:]].*127\.0\.0\.2' "$W/generic.zone")" 1
+
 build skip --allow-special $DNS --format both --skip-failing -o "$W/reg.zone" --rbldnsd "$W/reg.rbl"
 check "registry --skip-failing: exit status still 1" "$(cat "$W/skip.rc")" 1
 same_lines "registry --skip-failing: same failures" "$W/skip.problems" "$F/expected-failures"
@@ -83,6 +92,21 @@ check "registry: serial rises over --previous" "$(soa_serial "$W/good.zone") $(s
 "$ZONE" registry --zone reg.test --date 2025-06-02 --allow-special --no-dns --previous "$W/good2.zone" \
     -o "$W/good3.zone" "$W/good" 2> /dev/null
 check "registry: a new day starts at YYYYMMDD00" "$(soa_serial "$W/good3.zone")" 2025060200
+# Without --previous, the zone that -o replaces is the previous one.
+cp "$W/good2.zone" "$W/inplace.zone"
+"$ZONE" registry --zone reg.test --date 2025-06-01 --allow-special --no-dns -o "$W/inplace.zone" "$W/good" \
+    2> /dev/null
+check "registry: without --previous, the serial rises over the zone -o replaces" \
+    "$? $(soa_serial "$W/inplace.zone")" "0 2025060102"
+# A failed rebuild over a published zone leaves it as it was (written beside, renamed only on success).
+cp "$W/good2.zone" "$W/published.zone"
+(cd "$F" && "$ZONE" registry --zone reg.test --date 2025-06-02 --no-dns -o "$W/published.zone" registrations) \
+    2> /dev/null
+check "registry: a failed rebuild leaves the published zone untouched" \
+    "$? $(cmp -s "$W/good2.zone" "$W/published.zone" && echo same) $(ls "$W" | grep -c '^published')" "1 same 1"
+"$ZONE" optout --zone optout.test -o "$W/published.zone" "$F/no-such-table" 2> /dev/null
+check "optout: a missing table leaves the published zone untouched" \
+    "$? $(cmp -s "$W/good2.zone" "$W/published.zone" && echo same)" "1 same"
 echo '@ IN NS ns.' > "$W/nosoa.zone"
 "$ZONE" registry --zone reg.test --allow-special --no-dns --previous "$W/nosoa.zone" -o "$W/x.zone" "$W/good" \
     2> "$W/nosoa.err"
@@ -110,12 +134,19 @@ zone_checkers() {
     fi
 }
 zone_checkers reg.test "$W/reg.zone"
+# The registrations' email and phone stay with the operator: only handles are published.
+check "registry: no email address or phone number published" \
+    "$(cat "$W/reg.zone" "$W/reg.rbl" | grep -c -e 'noc@' -e 'lists@' -e 'hosts\.test' -e '555-0100')" 0
 
 # --- opt-out zone and dataset from the bulk table ---
 "$ZONE" optout --zone optout.test --date 2025-06-01 -o "$W/optout.zone" --rbldnsd "$W/optout.rbl" \
     "$F/bulk-table" 2> "$W/optout.err"
 check "optout: exit 0" "$?" 0
 zone_checkers optout.test "$W/optout.zone"
+cp "$W/optout.zone" "$W/optout2.zone"
+"$ZONE" optout --zone optout.test --date 2025-06-01 -o "$W/optout2.zone" "$F/bulk-table" 2> /dev/null
+check "optout: a rebuild raises the serial" "$? $(soa_serial "$W/optout.zone") $(soa_serial "$W/optout2.zone")" \
+    "0 2025060100 2025060101"
 check "optout: no address is published" "$(grep -ci 'example' "$W/optout.zone" "$W/optout.rbl" | sed 's/.*://' | tr '\n' ' ')" "0 0 "
 printf 'a@b.example reject\nA@B.EXAMPLE accept\nnonsense\n' > "$W/bad-table"
 "$ZONE" optout --zone optout.test -o "$W/bad.zone" "$W/bad-table" 2> "$W/bad.err"
@@ -195,10 +226,7 @@ optout_answers() {
 optout_answers nsd "$NSD_PORT"
 
 # --- 4. the library's lookup agrees with the table ---
-RCPTS="alice@example.org ALICE@Example.Org alice+x@example.org bob@example.org Bob@EXAMPLE.org bob+y@example.org
-carol@example.org carol+news@example.org Carol+News@Example.org carol+other@example.org dave@optout.example
-dave+x@optout.example erin@optout.example Erin@OptOut.Example frank@optin.example gina@example.org
-nobody@elsewhere.example"
+RCPTS=$(grep -v '^#' "$F/optout-recipients")
 verdicts() {
     # shellcheck disable=SC2086
     "$BUILD/t/optout-lookup" --nameserver "127.0.0.1:$1" --table "$F/bulk-table" --zone optout.test $RCPTS \
@@ -214,36 +242,11 @@ verdicts "$NSD_PORT" nsd
 
 # --- rbldnsd serves the datasets ---
 if command -v rbldnsd > /dev/null 2>&1 || [ -x /usr/sbin/rbldnsd ]; then
-    RBLDNSD=$(command -v rbldnsd || echo /usr/sbin/rbldnsd)
-    RBL_USER=nobody
-    id rbldns > /dev/null 2>&1 && RBL_USER=rbldns
-    started=""
-    for _try in 1 2 3 4 5; do
-        RBL_PORT=$(free_port) || exit 1
-        "$RBLDNSD" -n -u "$RBL_USER" -b "127.0.0.1/$RBL_PORT" -t 300 \
-            reg.test:combined:"$W/reg.rbl" optout.test:dnset:"$W/optout.rbl" > "$W/rbldnsd.log" 2>&1 &
-        RBL_PID=$!
-        at_exit "kill $RBL_PID; wait $RBL_PID"
-        _i=0
-        while [ $_i -lt 50 ]; do
-            if [ "$(answer "$RBL_PORT" A 2.0.0.127.reg.test)" = 127.0.0.2 ]; then started=yes; break; fi
-            kill -0 "$RBL_PID" 2> /dev/null || break
-            sleep 0.1
-            _i=$((_i + 1))
-        done
-        [ -n "$started" ] && break
-        kill "$RBL_PID" 2> /dev/null
-        grep -qi 'address already in use' "$W/rbldnsd.log" || break
-    done
-    if [ -n "$started" ]; then
-        ok "rbldnsd loads both datasets"
-        echo "# rbldnsd pid $RBL_PID on 127.0.0.1:$RBL_PORT: $(grep -c 'combined\|dnset' "$W/rbldnsd.log") dataset lines logged"
-        registry_answers rbldnsd "$RBL_PORT"
-        optout_answers rbldnsd "$RBL_PORT"
-        verdicts "$RBL_PORT" rbldnsd
-    else
-        not_ok "rbldnsd loads both datasets" "$(cat "$W/rbldnsd.log")"
-    fi
+    rbldnsd_start reg.test:combined:"$W/reg.rbl" optout.test:dnset:"$W/optout.rbl"
+    ok "rbldnsd loads both datasets"
+    registry_answers rbldnsd "$RBLDNSD_PORT"
+    optout_answers rbldnsd "$RBLDNSD_PORT"
+    verdicts "$RBLDNSD_PORT" rbldnsd
 else
     echo "# rbldnsd not installed (package rbldnsd): dataset not served"
 fi

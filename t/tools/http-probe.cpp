@@ -112,23 +112,8 @@ int main(int argc, char** argv) {
     if (!rest.empty()) cli.fail("unexpected argument \"" + rest.front() + "\"");
     if (!where) cli.fail("--connect is required");
 
-    sockaddr_storage ss{};
-    socklen_t len;
-    if (where->address.is_v4()) {
-        sockaddr_in in{};
-        in.sin_family = AF_INET;
-        in.sin_port = htons(where->port);
-        std::memcpy(&in.sin_addr, where->address.bytes(), 4);
-        std::memcpy(&ss, &in, sizeof in);
-        len = sizeof in;
-    } else {
-        sockaddr_in6 in6{};
-        in6.sin6_family = AF_INET6;
-        in6.sin6_port = htons(where->port);
-        std::memcpy(&in6.sin6_addr, where->address.bytes(), 16);
-        std::memcpy(&ss, &in6, sizeof in6);
-        len = sizeof in6;
-    }
+    sockaddr_storage ss;
+    socklen_t len = where->to_sockaddr(ss);
     const auto start = Clock::now();
     const auto until = start + std::chrono::milliseconds(timeout_ms);
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);

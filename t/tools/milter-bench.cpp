@@ -10,7 +10,7 @@
 // usage: milter-bench --socket unix:PATH|inet:PORT@127.0.0.1|inet6:PORT@::1 --pid PID
 //                     [--count N] [--concurrency C] [--max-seconds S]
 //                     [--ip-base A.B.C.] [--ip-first N] [--ip-span K] [--from ADDR] [--rcpt ADDR]
-//                     [--helo NAME] [--workload FILE] [--cpu NAME=PID]... [--label TEXT]
+//                     [--helo NAME] [--workload FILE] [--cpu NAME=PID]... [--label TEXT] [--hold yes]
 //
 // --workload FILE: one transaction per line, "IP HOSTNAME HELO MAIL-FROM RCPT"
 //   (addresses without <>; "-" for an empty MAIL FROM); transaction n uses
@@ -19,6 +19,11 @@
 //   children included) and its peak RSS (summed over the same processes).
 // --cpu NAME=PID: also print NAME_cpu_ms_per_tx for that process tree (e.g.
 //   the resolver), any number of times.
+// --hold yes: every thread opens its first connection and negotiates, then waits
+//   until all --concurrency connections are open (at most 30 s) before its
+//   first transaction goes on: that many connections open at once (a burst).
+// Errors: "errors" counts transactions without a final answer, "refused"
+//   those of them whose connection could not be opened at all.
 // Exit status 0 when every transaction got a final answer, 1 otherwise, 2 on bad arguments.
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -30,6 +35,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -75,6 +81,25 @@ struct Options {
     std::string label = "milter";
     std::vector<Envelope> workload;                    // --workload: one per line
     std::vector<std::pair<std::string, long>> cpu_of;  // --cpu NAME=PID
+    bool hold = false;
+};
+
+// --hold: the first transaction of each thread waits here, once connected.
+struct Gate {
+    std::mutex mu;
+    std::condition_variable cv;
+    int arrived = 0;
+    int want = 0;
+    void pass() {
+        std::unique_lock<std::mutex> lock(mu);
+        if (++arrived >= want) cv.notify_all();
+        cv.wait_for(lock, std::chrono::seconds(30), [this] { return arrived >= want; });
+    }
+    // A thread that could not connect still counts, so that the others go on.
+    void count_out() {
+        std::lock_guard<std::mutex> lock(mu);
+        if (++arrived >= want) cv.notify_all();
+    }
 };
 
 std::string z(const std::string& s) {
@@ -120,6 +145,7 @@ bool macros(Session& s, char stage, const std::string& pairs, uint32_t skip) {
 
 struct Result {
     bool ok = false;
+    bool refused = false;  // the connection could not be opened
     double ms = 0;
     std::string answer;
 };
@@ -130,18 +156,30 @@ Envelope envelope_for(const Options& o, int n) {
     return Envelope{ip, "client.example", o.helo, o.from, o.rcpt};
 }
 
-Result transaction(const Options& o, int n) {
+Result transaction(const Options& o, int n, Gate* gate) {
     Result res;
     auto t0 = Clock::now();
     const Envelope e = envelope_for(o, n);
     Session s;
     std::string error;
-    if (!s.conn.open(o.socket, error)) return res;
+    auto fail = [&] {
+        if (gate) gate->count_out();
+        return res;
+    };
+    if (!s.conn.open(o.socket, error)) {
+        res.refused = true;
+        return fail();
+    }
     // Every action, every protocol step and flag the tool understands.
-    if (!s.conn.send('O', testing::negotiate_body(6, 0x1ff, 0x1fffff))) return res;
+    if (!s.conn.send('O', testing::negotiate_body(6, 0x1ff, 0x1fffff))) return fail();
     testing::MilterResponse r;
-    if (!s.conn.receive(r, std::chrono::seconds(60), error) || r.code != 'O' || s.conn.version == 0) return res;
+    if (!s.conn.receive(r, std::chrono::seconds(60), error) || r.code != 'O' || s.conn.version == 0)
+        return fail();
     s.proto = s.conn.protocol;
+    if (gate) {
+        gate->pass();
+        t0 = Clock::now();  // the latency of the transaction, not of the wait
+    }
 
     std::string conn = z(e.hostname) + (e.ip.find(':') == std::string::npos ? '4' : '6');
     uint16_t port = htons(25000);
@@ -251,7 +289,7 @@ long tree_kib(long root, const char* key) {
                  "milter-bench: %s\nusage: milter-bench --socket SPEC --pid PID [--count N] "
                  "[--concurrency C] [--max-seconds S] [--ip-base A.B.C.] [--ip-first N] "
                  "[--ip-span K] [--from <ADDR>] [--rcpt <ADDR>] [--helo NAME] [--workload FILE] "
-                 "[--cpu NAME=PID]... [--label TEXT]\n",
+                 "[--cpu NAME=PID]... [--label TEXT] [--hold yes]\n",
                  why.c_str());
     std::exit(2);
 }
@@ -325,6 +363,8 @@ int main(int argc, char** argv) {
             o.helo = v;
         else if (a == "--label")
             o.label = v;
+        else if (a == "--hold")
+            o.hold = v == "yes" || v == "1";
         else if (a == "--workload")
             o.workload = read_workload(v);
         else if (a == "--cpu") {
@@ -336,15 +376,17 @@ int main(int argc, char** argv) {
             usage("unknown option " + a);
     }
     if (!o.have_socket || o.pid <= 0) usage("--socket and --pid are required");
-    if (o.count < 1 || o.count > 1000000 || o.concurrency < 1 || o.concurrency > 256 || o.max_seconds < 1 ||
+    if (o.count < 1 || o.count > 1000000 || o.concurrency < 1 || o.concurrency > 4000 || o.max_seconds < 1 ||
         o.max_seconds > 3600)
-        usage("--count 1..1000000, --concurrency 1..256, --max-seconds 1..3600");
+        usage("--count 1..1000000, --concurrency 1..4000, --max-seconds 1..3600");
 
     std::atomic<int> next{0};
     std::mutex mu;
     std::vector<double> lat;
     std::map<std::string, int> answers;
-    int errors = 0;
+    int errors = 0, refused = 0;
+    Gate gate;
+    gate.want = std::min(o.concurrency, o.count);
     double cpu0 = cpu_seconds(o.pid);
     std::vector<double> others0;
     for (const auto& [name, pid] : o.cpu_of) others0.push_back(cpu_seconds(pid));
@@ -353,13 +395,16 @@ int main(int argc, char** argv) {
     std::vector<std::thread> threads;
     for (int t = 0; t < o.concurrency; ++t)
         threads.emplace_back([&] {
+            bool first = true;
             for (;;) {
                 int n = next++;
                 if (n >= o.count || Clock::now() > stop_at) return;
-                Result r = transaction(o, n);
+                Result r = transaction(o, n, o.hold && first ? &gate : nullptr);
+                first = false;
                 std::lock_guard<std::mutex> lock(mu);
                 if (!r.ok) {
                     ++errors;
+                    refused += r.refused;
                     continue;
                 }
                 lat.push_back(r.ms);
@@ -374,10 +419,10 @@ int main(int argc, char** argv) {
     auto pct = [&](double q) { return done ? lat[std::min(done - 1, size_t(q * double(done)))] : 0.0; };
     auto per_tx_ms = [&](double seconds) { return done ? seconds * 1e3 / double(done) : 0.0; };
     std::printf(
-        "%s: transactions=%zu errors=%d concurrency=%d seconds=%.2f tx_per_s=%.1f p50_ms=%.2f "
-        "p99_ms=%.2f cpu_us_per_tx=%.0f milter_cpu_ms_per_tx=%.4f",
-        o.label.c_str(), done, errors, o.concurrency, wall, done / wall, pct(0.50), pct(0.99),
-        per_tx_ms(cpu) * 1e3, per_tx_ms(cpu));
+        "%s: transactions=%zu errors=%d refused=%d concurrency=%d seconds=%.2f tx_per_s=%.1f p50_ms=%.2f "
+        "p99_ms=%.2f max_ms=%.2f cpu_us_per_tx=%.0f milter_cpu_ms_per_tx=%.4f",
+        o.label.c_str(), done, errors, refused, o.concurrency, wall, done / wall, pct(0.50), pct(0.99),
+        done ? lat.back() : 0.0, per_tx_ms(cpu) * 1e3, per_tx_ms(cpu));
     for (size_t i = 0; i < o.cpu_of.size(); ++i)
         std::printf(" %s_cpu_ms_per_tx=%.4f", o.cpu_of[i].first.c_str(),
                     per_tx_ms(cpu_seconds(o.cpu_of[i].second) - others0[i]));

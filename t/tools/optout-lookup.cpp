@@ -18,6 +18,8 @@
 #include "config/config.hpp"
 #include "dns/ldns_resolver.hpp"
 
+#include "../support/nameserver_arg.hpp"
+
 using namespace regmilter;
 
 namespace {
@@ -47,13 +49,7 @@ int main(int argc, char** argv) {
             if (!v) return usage();
         }
         if (a == "--nameserver") {
-            std::string err;
-            auto ns = dns::parse_nameserver(v, err);
-            if (!ns) {
-                std::fprintf(stderr, "optout-lookup: %s\n", err.c_str());
-                return 2;
-            }
-            opt.nameservers.push_back(*ns);
+            if (!testing::add_nameserver(opt, v, "optout-lookup")) return 2;
         } else if (a == "--table") {
             table_path = v;
         } else if (a == "--zone") {

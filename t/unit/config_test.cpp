@@ -164,6 +164,84 @@ recipient_delimiter = +-
     CHECK(c.bulk.recipient_delimiter == "+-");
 }
 
+TEST_CASE("greylisting, rate limits and state map onto their modules' settings", "[config]") {
+    auto r = config::load_string(R"([registry reg]
+zone = reg.example
+unregistered = greylist
+[registry bl]
+zone = bl.example
+meaning = blocked
+listed = greylist
+[greylist]
+delay = 2
+retry_window = 60
+pass_lifetime = 3600
+network_v4 = 32
+network_v6 = 48
+auto_allow = 0
+[ratelimit]
+window = 60
+registered_messages = 1000000000
+unregistered_recipients = 7
+[state]
+backend = redis
+redis = unix:/run/redis/redis.sock
+prefix = mx:
+timeout_ms = 50
+password = s3cret
+on_error = tempfail
+snapshot = /var/lib/regmilter/state
+snapshot_interval = 10
+max_entries = 1000
+)",
+                                 "grey.ini");
+    INFO((r.problems.empty() ? std::string() : r.problems[0].str()));
+    REQUIRE(r.problems.empty());
+    const auto& c = *r.value;
+    CHECK(c.registries[0].unregistered == policy::CheckAction::greylist);
+    CHECK(c.registries[1].listed == policy::CheckAction::greylist);
+    CHECK(c.greylist.delay == 2);
+    CHECK(c.greylist.retry_window == 60);
+    CHECK(c.greylist.pass_lifetime == 3600);
+    CHECK(c.greylist.auto_allow == 0);
+    CHECK(greylist::check_settings(c.greylist).empty());
+    CHECK(c.ratelimit.window == 60);
+    CHECK(c.ratelimit.registered_messages == 1000000000u);
+    CHECK(c.ratelimit.unregistered_recipients == 7u);
+    CHECK(c.ratelimit.registered_recipients == 0u);
+    // Rate limits group clients as [greylist] says.
+    CHECK(c.ratelimit.network_v4 == 32);
+    CHECK(c.ratelimit.network_v6 == 48);
+    CHECK(ratelimit::check_settings(c.ratelimit).empty());
+    CHECK(c.state.backend == policy::StateBackend::redis);
+    CHECK(c.state.redis == "unix:/run/redis/redis.sock");
+    CHECK(c.state.prefix == "mx:");
+    CHECK(c.state.timeout_ms == 50);
+    CHECK(c.state.password == "s3cret");
+    CHECK(c.state.on_error == policy::OnError::tempfail);
+    CHECK(c.state.snapshot == "/var/lib/regmilter/state");
+    CHECK(c.state.snapshot_interval == 10);
+    CHECK(c.state.max_entries == 1000);
+
+    auto d = config::defaults();
+    CHECK(d->greylist.delay == 300);
+    CHECK(d->greylist.retry_window == 14400);
+    CHECK(d->greylist.pass_lifetime == 3110400);
+    CHECK(d->greylist.network_v4 == 24);
+    CHECK(d->greylist.network_v6 == 64);
+    CHECK(d->greylist.auto_allow == 5);
+    CHECK(d->ratelimit.window == 3600);
+    CHECK(d->ratelimit.unregistered_messages == 0u);
+    CHECK(d->state.backend == policy::StateBackend::memory);
+    CHECK(d->state.redis == "127.0.0.1:6379");
+    CHECK(d->state.prefix == "regmilter:");
+    CHECK(d->state.timeout_ms == 200);
+    CHECK(d->state.on_error == policy::OnError::accept);
+    CHECK(d->state.snapshot.empty());
+    CHECK(d->state.snapshot_interval == 300);
+    CHECK(d->state.max_entries == 1000000);
+}
+
 TEST_CASE("each kind of error names file, line, key and what is allowed", "[config]") {
     struct Case {
         const char* name;
@@ -246,6 +324,29 @@ TEST_CASE("each kind of error names file, line, key and what is allowed", "[conf
          "an "
          "absolute path; empty: no table\n"},
         {"section without ]", "[milter\n", "t.ini:1: section header without ']'\n"},
+        {"greylist for an SPF result", "[spf]\nfail = greylist\n",
+         "t.ini:2: [spf] fail: \"greylist\" is not a valid choice, allowed: accept|tag|tempfail|reject\n"},
+        {"retry window not longer than the delay", "[greylist]\ndelay = 600\nretry_window = 600\n",
+         "t.ini:3: [greylist] retry_window: must be longer than delay (600), or no retry could ever pass\n"},
+        {"delay out of range", "[greylist]\ndelay = 0\n",
+         "t.ini:2: [greylist] delay: 0 is out of range, allowed: 1..86400\n"},
+        {"limit out of range", "[ratelimit]\nregistered_messages = 2000000000\n",
+         "t.ini:2: [ratelimit] registered_messages: 2000000000 is out of range, allowed: 0..1000000000\n"},
+        {"a number of 19 digits", "[ratelimit]\nwindow = 9999999999999999999\n",
+         "t.ini:2: [ratelimit] window: \"9999999999999999999\" is not a whole number, allowed: 1..604800\n"},
+        {"bad backend", "[state]\nbackend = sql\n",
+         "t.ini:2: [state] backend: \"sql\" is not a valid choice, allowed: memory|redis\n"},
+        {"bad Redis port", "[state]\nbackend = redis\nredis = 127.0.0.1:99999\n",
+         "t.ini:3: [state] redis: redis \"127.0.0.1:99999\": the port is not a number in 1..65535 (use "
+         "HOST:PORT such as 127.0.0.1:6379 or [::1]:6379, or unix:/PATH)\n"},
+        {"relative Redis socket", "[state]\nredis = unix:redis.sock\n",
+         "t.ini:2: [state] redis: redis \"unix:redis.sock\": the unix socket path must be absolute (use "
+         "HOST:PORT such as 127.0.0.1:6379 or [::1]:6379, or unix:/PATH)\n"},
+        {"prefix with a blank", "[state]\nprefix = a b\n",
+         "t.ini:2: [state] prefix: prefix may hold only printable ASCII without blanks\n"},
+        {"relative snapshot path", "[state]\nsnapshot = state.txt\n",
+         "t.ini:2: [state] snapshot: \"state.txt\" is not an absolute path, allowed: an absolute path, or "
+         "empty for none\n"},
     };
     for (const auto& c : cases) {
         INFO(c.name);
@@ -393,8 +494,9 @@ TEST_CASE("regmilter.ini(5) and conf/regmilter.ini agree with the option table: 
         if (o.type == config::Type::integer || o.type == config::Type::octal)
             CHECK(entry.find("range " + o.allowed() + ".") != std::string::npos);
         if (o.type == config::Type::choice) {
-            bool actions = entry.find("= \\fIaction\\fR") != std::string::npos &&
-                           o.names.items == policy::check_action_names;
+            bool actions =
+                entry.find("= \\fIaction\\fR") != std::string::npos &&
+                (o.names.items == policy::check_action_names || o.names.items == policy::spf_action_names);
             for (size_t i = 0; i < o.names.count && !actions; ++i)
                 CHECK(entry.find("\\fB" + std::string(o.names.items[i]) + "\\fR") != std::string::npos);
         }

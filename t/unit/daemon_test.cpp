@@ -16,6 +16,7 @@
 #include "milter/daemon/log.hpp"
 #include "milter/daemon/mta.hpp"
 #include "milter/daemon/service.hpp"
+#include "state/memory_store.hpp"
 
 using namespace regmilter;
 using policy::Action;
@@ -235,4 +236,68 @@ TEST_CASE("daemon: a draining service turns new sessions away", "[daemon]") {
     auto r = s.connect(c);
     CHECK(r.action == Action::tempfail);
     CHECK(r.xcode == "4.3.2");
+}
+
+TEST_CASE("daemon: the state store outlives reloads; its snapshot is read at start and saved at stop",
+          "[daemon][throttle]") {
+    TempDir dir;
+    LogCapture log;
+    const std::string snap = dir.path + "/state";
+    auto config = [&](const std::string& state) {
+        return dir.write("regmilter.ini",
+                         "[resolver]\nnameservers = 127.0.0.1\n[state]\nsnapshot = " + snap + "\n" + state);
+    };
+    std::string ini = config("");
+    daemon::Service service(ini);
+    REQUIRE(service.start().empty());
+    CHECK_FALSE(service.state().current());  // made after the privileges are dropped
+    service.state().start(*service.current()->config);
+    CHECK(log.has("state: no snapshot " + snap + " yet; starting with empty state"));
+    auto store = service.state().current();
+    REQUIRE(store);
+    CHECK(service.environment().store() == store);  // what sessions get
+    auto* memory = dynamic_cast<state::MemoryStore*>(store.get());
+    REQUIRE(memory);
+    const state::UnixTime now = state::wall_now();
+    auto k = state::Key::of(state::KeyKind::triplet, "one");
+    auto c = state::Key::of(state::KeyKind::client, "net");
+    memory->greylist(k, c, {}, now, state::Mode::update, state::deadline_in(std::chrono::seconds(1)));
+
+    // A reload that leaves [state] as it is keeps the very store.
+    config("snapshot_interval = 60\n");
+    service.reload();
+    CHECK(service.state().current() == store);
+    CHECK_FALSE(log.has("[state] changed"));
+    // One that changes max_entries makes a new store and carries the entries over.
+    config("max_entries = 2000\n");
+    service.reload();
+    auto next = service.state().current();
+    CHECK(next != store);
+    CHECK(
+        log.has("reload: [state] changed: greylisting and rate limits now in memory (at most 2000 entries, "
+                "snapshot " +
+                snap + "); 1 entries kept from the previous memory store"));
+    CHECK(dynamic_cast<state::MemoryStore&>(*next).size() == 1);
+
+    service.state().stop();  // SIGTERM, after the drain
+    CHECK(log.has("state: saved 1 entries to " + snap));
+    std::ifstream f(snap);
+    std::string first;
+    std::getline(f, first);
+    CHECK(first == "regmilter-state 1");
+
+    // The next start reads it; a malformed one is refused with FILE:LINE and the store starts empty.
+    daemon::Service again(ini);
+    REQUIRE(again.start().empty());
+    again.state().start(*again.current()->config);
+    CHECK(log.has("state: read 1 entries from " + snap));
+    CHECK(dynamic_cast<state::MemoryStore&>(*again.state().current()).size() == 1);
+    dir.write("state", "regmilter-state 1\nx 1 2 3\nend 1\n");
+    daemon::Service broken(ini);
+    REQUIRE(broken.start().empty());
+    broken.state().start(*broken.current()->config);
+    CHECK(log.has(snap +
+                  ":2: unknown record type \"x\" (want t, c, r or end); state snapshot refused, starting "
+                  "with empty state"));
+    CHECK(dynamic_cast<state::MemoryStore&>(*broken.state().current()).size() == 0);
 }

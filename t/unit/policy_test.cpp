@@ -901,6 +901,19 @@ TEST_CASE("stage_needs: what the MTA may leave out, per configuration", "[policy
         {"[bulk]\ndefault = reject\naction = tag\n", false, true},
         {"[bulk]\ndefault = reject\n[milter]\nmode = observe\n", false, true},
         {"[policy]\nexempt_recipients = postmaster@\n", true, false},
+        {"[registry r]\nzone = r.example\nunregistered = greylist\n", true, false},
+        {"[registry r]\nzone = r.example\nmeaning = blocked\nlisted = greylist\n", true, false},
+        {"[registry r]\nzone = r.example\nunregistered = greylist\n[milter]\nmode = observe\n", true, false},
+        {"[registry r]\nzone = r.example\nunregistered = tempfail\n", false, false},
+        {"[ratelimit]\nunregistered_messages = 10\n", true, false},
+        {"[ratelimit]\nunregistered_recipients = 10\n", true, false},
+        {"[ratelimit]\nregistered_messages = 10\n", true, false},
+        {"[ratelimit]\nregistered_recipients = 10\n", true, false},
+        {"[ratelimit]\nwindow = 60\n", false, false},
+        {"[bulk]\nzone = optout.example\n", true, true},
+        {"[bulk]\nzone = optout.example\naction = tag\n", true, true},
+        {"[bulk]\nzone = optout.example\non_error = tempfail\n", true, true},
+        {"[bulk]\nzone = optout.example\n[milter]\nmode = observe\n", true, true},
     };
     for (const auto& c : cases) {
         INFO(c.ini);

@@ -13,8 +13,10 @@
 #include <thread>
 #include <vector>
 
+#include "bulk/optout.hpp"
 #include "dns/cache.hpp"
 #include "dns/memory_resolver.hpp"
+#include "state/memory_store.hpp"
 #include "stats/exposition.hpp"
 #include "stats/http.hpp"
 #include "stats/metrics.hpp"
@@ -36,6 +38,20 @@ double sample(const std::string& text, const std::string& series) {
             line[series.size()] == ' ')
             return std::stod(line.substr(series.size() + 1));
     return -1;
+}
+
+struct Want {
+    std::string series;
+    double value;
+};
+
+// Each wanted series has its value in `text` (the whole text shown on failure).
+void check_samples(const std::string& text, const std::vector<Want>& wants) {
+    INFO(text);
+    for (const auto& w : wants) {
+        INFO(w.series);
+        CHECK(sample(text, w.series) == w.value);
+    }
 }
 
 }  // namespace
@@ -188,12 +204,23 @@ TEST_CASE("stats: the policy and result of an answer, from its reason", "[stats]
         {"observe:bulk:opted-out:@example.org", "bulk", "opted-out"},
         {"observe:bulk", "bulk", "opted-out"},
         {"bulk:discard", "bulk", "discard"},
+        // [bulk] zone: an opt-out zone's answer reads as the table's; a zone
+        // that failed with on_error = tempfail is the bulk policy's error.
+        {"bulk:error:optout.example", "bulk", "error"},
+        {"observe:bulk:error:optout.example", "bulk", "error"},
         {"trusted:authenticated", "trust", "authenticated"},
         {"unknown-client", "trust", "unknown-client"},
         {"internal-error", "internal", "error"},
         {"internal-error:unexamined", "internal", "unexamined"},
         {"shutting-down", "shutdown", "shutting-down"},
-        {"greylist:new", "greylist", "new"},
+        {"greylist:registry:unregistered:reg.example", "greylist", "unregistered"},
+        {"greylist:registry:listed:bl.example", "greylist", "listed"},
+        {"observe:greylist:registry:unregistered:reg.example", "greylist", "unregistered"},
+        {"greylist:", "greylist", "greylisted"},
+        {"ratelimit:unregistered:messages", "ratelimit", "unregistered_messages"},
+        {"ratelimit:registered:recipients", "ratelimit", "registered_recipients"},
+        {"observe:ratelimit:unregistered:recipients", "ratelimit", "unregistered_recipients"},
+        {"state:error", "state", "error"},
         {"deferred-to-rcpt:registry:unregistered:reg.example", "registry", "unregistered"},
         {"exempt:registry:unregistered:reg.example", "exempt", "registry"},
         {"exempt:", "exempt", "none"},
@@ -275,49 +302,94 @@ TEST_CASE("stats: Metrics counts each stage's answer once, by policy, result and
         smtp(s, "192.0.2.7", "<eve@fail.example>");    // would reject, accepted
     }
     std::string text = metrics.render();
+    check_samples(
+        text,
+        {
+            {"regmilter_sessions_total", 5},
+            {R"(regmilter_verdicts_total{stage="connect",policy="none",result="none",action="continue"})", 5},
+            {R"(regmilter_verdicts_total{stage="helo",policy="none",result="none",action="continue"})", 5},
+            {R"(regmilter_verdicts_total{stage="mail",policy="spf",result="pass",action="continue"})", 1},
+            {R"(regmilter_verdicts_total{stage="mail",policy="registry",result="unregistered",action="reject"})",
+             1},
+            {R"(regmilter_verdicts_total{stage="mail",policy="spf",result="fail",action="reject"})", 1},
+            {R"(regmilter_verdicts_total{stage="mail",policy="registry",result="unregistered",action="continue"})",
+             1},
+            {R"(regmilter_verdicts_total{stage="mail",policy="spf",result="fail",action="continue"})", 1},
+            {R"(regmilter_verdicts_total{stage="rcpt",policy="none",result="none",action="continue"})", 3},
+            {R"(regmilter_verdicts_total{stage="data",policy="none",result="none",action="continue"})", 1},
+            {R"(regmilter_verdicts_total{stage="data",policy="registry",result="unregistered",action="continue"})",
+             1},
+            {R"(regmilter_verdicts_total{stage="data",policy="spf",result="fail",action="continue"})", 1},
+            {R"(regmilter_would_reject_total{stage="mail",policy="registry",result="unregistered",action="reject"})",
+             1},
+            {R"(regmilter_would_reject_total{stage="mail",policy="spf",result="fail",action="reject"})", 1},
+            {R"(regmilter_policy_results_total{policy="registry",result="listed"})", 3},
+            {R"(regmilter_policy_results_total{policy="registry",result="unlisted"})", 2},
+            {R"(regmilter_policy_results_total{policy="spf",result="pass"})", 3},
+            {R"(regmilter_policy_results_total{policy="spf",result="fail"})", 2},
+            // Each stage's latency is observed once per answer: end of headers and
+            // end of message make one data answer.
+            {R"(regmilter_stage_duration_seconds_count{stage="connect"})", 5},
+            {R"(regmilter_stage_duration_seconds_count{stage="mail"})", 5},
+            {R"(regmilter_stage_duration_seconds_count{stage="rcpt"})", 3},
+            {R"(regmilter_stage_duration_seconds_count{stage="data"})", 3},
+            {R"(regmilter_stage_duration_seconds_bucket{stage="data",le="+Inf"})", 3},
+        });
     INFO(text);
-    struct Want {
-        std::string series;
-        double value;
-    } wants[] = {
-        {"regmilter_sessions_total", 5},
-        {R"(regmilter_verdicts_total{stage="connect",policy="none",result="none",action="continue"})", 5},
-        {R"(regmilter_verdicts_total{stage="helo",policy="none",result="none",action="continue"})", 5},
-        {R"(regmilter_verdicts_total{stage="mail",policy="spf",result="pass",action="continue"})", 1},
-        {R"(regmilter_verdicts_total{stage="mail",policy="registry",result="unregistered",action="reject"})",
-         1},
-        {R"(regmilter_verdicts_total{stage="mail",policy="spf",result="fail",action="reject"})", 1},
-        {R"(regmilter_verdicts_total{stage="mail",policy="registry",result="unregistered",action="continue"})",
-         1},
-        {R"(regmilter_verdicts_total{stage="mail",policy="spf",result="fail",action="continue"})", 1},
-        {R"(regmilter_verdicts_total{stage="rcpt",policy="none",result="none",action="continue"})", 3},
-        {R"(regmilter_verdicts_total{stage="data",policy="none",result="none",action="continue"})", 1},
-        {R"(regmilter_verdicts_total{stage="data",policy="registry",result="unregistered",action="continue"})",
-         1},
-        {R"(regmilter_verdicts_total{stage="data",policy="spf",result="fail",action="continue"})", 1},
-        {R"(regmilter_would_reject_total{stage="mail",policy="registry",result="unregistered",action="reject"})",
-         1},
-        {R"(regmilter_would_reject_total{stage="mail",policy="spf",result="fail",action="reject"})", 1},
-        {R"(regmilter_policy_results_total{policy="registry",result="listed"})", 3},
-        {R"(regmilter_policy_results_total{policy="registry",result="unlisted"})", 2},
-        {R"(regmilter_policy_results_total{policy="spf",result="pass"})", 3},
-        {R"(regmilter_policy_results_total{policy="spf",result="fail"})", 2},
-        // Each stage's latency is observed once per answer: end of headers and
-        // end of message make one data answer.
-        {R"(regmilter_stage_duration_seconds_count{stage="connect"})", 5},
-        {R"(regmilter_stage_duration_seconds_count{stage="mail"})", 5},
-        {R"(regmilter_stage_duration_seconds_count{stage="rcpt"})", 3},
-        {R"(regmilter_stage_duration_seconds_count{stage="data"})", 3},
-        {R"(regmilter_stage_duration_seconds_bucket{stage="data",le="+Inf"})", 3},
-    };
-    for (const auto& w : wants) {
-        INFO(w.series);
-        CHECK(sample(text, w.series) == w.value);
-    }
     CHECK(text.find("regmilter_would_reject_total{stage=\"data\"") == std::string::npos);
     CHECK(text.find("# TYPE regmilter_stage_duration_seconds histogram\n") != std::string::npos);
     CHECK(text.find("regmilter_build_info{version=\"") != std::string::npos);
     CHECK(text.find("regmilter_dns_") == std::string::npos);  // no ScrapeFacts given
+}
+
+TEST_CASE("stats: greylisting and rate-limit tempfails are counted as verdicts, observe mode's as would-be",
+          "[stats][session][throttle]") {
+    dns::MemoryResolver dns;
+    zones(dns);
+    stats::Metrics metrics;
+    const std::string throttled =
+        "[registry reg]\nzone = reg.example\nunregistered = greylist\n[spf]\ncheck_helo = no\n"
+        "[ratelimit]\nunregistered_messages = 1\n";
+    auto store = std::make_shared<state::MemoryStore>();
+    auto run = [&](const char* mode, const char* ip, policy::Action want_mail, policy::Action want_rcpt) {
+        auto rt = runtime_of(
+            cfg_of("[milter]\nauthserv_id = mx.example.org\nmode = " + std::string(mode) + "\n" + throttled),
+            dns);
+        auto env = environment_of(rt);
+        env.observer = &metrics;
+        env.store = [held = store]() -> std::shared_ptr<state::Store> { return held; };
+        policy::Session s(env);
+        const policy::Macros none;
+        s.connect(client(ip));
+        s.helo("mail.example.com", none);
+        policy::Reply mail = s.mail("<alice@example.com>", none);
+        INFO(mode << " " << ip << ": MAIL FROM " << mail.log);
+        CHECK(mail.action == want_mail);
+        if (!policy::refuses(mail.action)) CHECK(s.rcpt("<bob@example.org>", none).action == want_rcpt);
+        s.close();
+    };
+    using A = policy::Action;
+    run("enforce", "192.0.2.66", A::continue_, A::tempfail);   // greylisted at RCPT
+    run("enforce", "192.0.2.66", A::tempfail, A::continue_);   // the 2nd message: over the limit of 1
+    store = std::make_shared<state::MemoryStore>();            // observe mode starts afresh
+    run("observe", "192.0.2.66", A::continue_, A::continue_);  // would greylist
+    run("observe", "192.0.2.66", A::continue_, A::continue_);  // would be rate-limited; greylisted again
+    check_samples(
+        metrics.render(),
+        {
+            {R"(regmilter_verdicts_total{stage="rcpt",policy="greylist",result="unregistered",action="tempfail"})",
+             1},
+            {R"(regmilter_verdicts_total{stage="mail",policy="ratelimit",result="unregistered_messages",action="tempfail"})",
+             1},
+            {R"(regmilter_verdicts_total{stage="rcpt",policy="greylist",result="unregistered",action="continue"})",
+             2},
+            {R"(regmilter_verdicts_total{stage="mail",policy="ratelimit",result="unregistered_messages",action="continue"})",
+             1},
+            {R"(regmilter_would_reject_total{stage="rcpt",policy="greylist",result="unregistered",action="tempfail"})",
+             2},
+            {R"(regmilter_would_reject_total{stage="mail",policy="ratelimit",result="unregistered_messages",action="tempfail"})",
+             1},
+        });
 }
 
 TEST_CASE("stats: a refusal at end of headers is the message's one answer", "[stats][session]") {
@@ -345,6 +417,59 @@ TEST_CASE("stats: a refusal at end of headers is the message's one answer", "[st
                  R"(regmilter_verdicts_total{stage="data",policy="bulk",result="reject",action="reject"})") ==
           1);
     CHECK(sample(text, R"(regmilter_stage_duration_seconds_count{stage="data"})") == 1);
+}
+
+TEST_CASE("stats: opt-out zone verdicts at RCPT count under bulk, a failed zone as bulk/error",
+          "[stats][session][optout]") {
+    dns::MemoryResolver dns;
+    zones(dns);
+    dns.add(bulk::optout_label("bob@example.org") + ".optout.example", dns::RrType::a, "127.0.0.2");
+    dns.add_failure(bulk::optout_label("slow@example.org") + ".optout.example", dns::DnsStatus::timeout);
+    dns.set_strict(false);  // every other label: NXDOMAIN
+    const std::string cfg =
+        "[milter]\nauthserv_id = mx.example.org\nmode = %s\n[spf]\ncheck_helo = no\n[bulk]\n"
+        "senders = example.com\nzone = optout.example\non_error = tempfail\n";
+    for (const char* mode : {"enforce", "observe"}) {
+        INFO(mode);
+        char text[512];
+        std::snprintf(text, sizeof text, cfg.c_str(), mode);
+        stats::Metrics metrics;
+        auto env = environment_of(runtime_of(cfg_of(text), dns));
+        env.observer = &metrics;
+        policy::Session s(env);
+        const policy::Macros none;
+        s.connect(client("192.0.2.7"));
+        s.helo("mail.example.com", none);
+        s.mail("<news@example.com>", none);
+        s.rcpt("<bob@example.org>", none);
+        s.rcpt("<slow@example.org>", none);
+        s.rcpt("<nobody@example.org>", none);
+        s.close();
+        std::string out = metrics.render();
+        INFO(out);
+        bool enforce = std::string(mode) == "enforce";
+        const char* reject = enforce ? "reject" : "continue";
+        const char* tempfail = enforce ? "tempfail" : "continue";
+        CHECK(sample(out, std::string(
+                              R"(regmilter_verdicts_total{stage="rcpt",policy="bulk",result="opted-out",)") +
+                              "action=\"" + reject + "\"}") == 1);
+        CHECK(sample(out,
+                     std::string(R"(regmilter_verdicts_total{stage="rcpt",policy="bulk",result="error",)") +
+                         "action=\"" + tempfail + "\"}") == 1);
+        CHECK(
+            sample(
+                out,
+                R"(regmilter_verdicts_total{stage="rcpt",policy="none",result="none",action="continue"})") ==
+            1);
+        double would_reject = sample(
+            out,
+            R"(regmilter_would_reject_total{stage="rcpt",policy="bulk",result="opted-out",action="reject"})");
+        double would_tempfail = sample(
+            out,
+            R"(regmilter_would_reject_total{stage="rcpt",policy="bulk",result="error",action="tempfail"})");
+        CHECK(would_reject == (enforce ? -1 : 1));
+        CHECK(would_tempfail == (enforce ? -1 : 1));
+    }
 }
 
 TEST_CASE("stats: the shared cache and the upstream count hits, misses and queries by outcome",

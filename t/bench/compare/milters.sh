@@ -5,8 +5,11 @@
 # regmilter through its nameservers key, the others through the resolv.conf
 # that compare.sh bind-mounts over /etc/resolv.conf in its mount namespace.
 #
-# milter_start NAME    starts it; sets MILTER_PID and MILTER_SOCK. Returns 77
-#                      with the reason in MILTER_SKIP when it cannot run here.
+# milter_start NAME    starts it; sets MILTER_PID and MILTER_SOCK (and
+#                      MILTER_CPU_EXTRA, "NAME=PID" of a helper process whose
+#                      CPU counts too: the Redis of regmilter-grey-redis).
+#                      Returns 77 with the reason in MILTER_SKIP when it
+#                      cannot run here.
 # milter_stop          stops the running one
 # MILTERS              every name, in the order the comparison prints them
 # VARIANTS             more names compare.sh takes, outside the comparison:
@@ -16,9 +19,9 @@
 #
 # Needs $T, $BUILD and $WORKLOAD.
 
-MILTERS="regmilter null-all null-floor pyspf-milter opendmarc"
+MILTERS="regmilter regmilter-grey-memory regmilter-grey-redis null-all null-floor pyspf-milter opendmarc"
 VARIANTS="regmilter-stats"
-MILTER_PID="" MILTER_SOCK="" MILTER_SKIP="" SCRAPER_PID=""
+MILTER_PID="" MILTER_SOCK="" MILTER_SKIP="" MILTER_CPU_EXTRA="" REDIS_BENCH_PID="" SCRAPER_PID=""
 
 milter_start() {
     MILTER_PID="" MILTER_SKIP=""
@@ -26,6 +29,8 @@ milter_start() {
     rm -f "$MILTER_SOCK"
     case $1 in
     regmilter) _start_regmilter ;;
+    regmilter-grey-memory) _start_regmilter memory ;;
+    regmilter-grey-redis) _start_regmilter redis ;;
     regmilter-stats) _start_regmilter stats ;;
     null-all) _start_null all ;;
     null-floor) _start_null floor ;;
@@ -51,7 +56,8 @@ _socket_up() {
 # interval); the bench has no use for a clean exit after 1 s.
 milter_stop() {
     stop_pid "$MILTER_PID" 1
-    MILTER_PID=""
+    stop_pid "$REDIS_BENCH_PID" 1
+    MILTER_PID="" REDIS_BENCH_PID="" MILTER_CPU_EXTRA=""
     if [ -n "$SCRAPER_PID" ]; then
         stop_pid "$SCRAPER_PID" 1
         SCRAPER_PID=""
@@ -66,44 +72,22 @@ milter_stop() {
 # network is trusted: the bench's clients must be checked. Every milter here
 # runs as root (user = root: the default user "regmilter" may not exist).
 # A start-up error goes to syslog only (no -f), so -t is asked first.
+# _start_regmilter memory|redis: the same with unregistered = greylist (a
+# 1 s delay: the warm-up's triplets have passed when the runs begin), the
+# state in memory or in a redis-server started here on 127.0.0.1:6379 (the
+# namespace's own loopback), without persistence.
 # _start_regmilter stats: also [stats] listen, and a scraper that fetches
 # /metrics with regmilter-query --stats once a second while it runs (a
 # Prometheus scrapes every 15 s or so: this is the heavier case).
 _start_regmilter() {
     [ -x "$BUILD/regmilter" ] || { MILTER_SKIP="$BUILD/regmilter not built"; return 77; }
-    cat > "$T/regmilter.ini" <<CONF
-[milter]
-socket = unix:$MILTER_SOCK
-user = root
-pid_file = $T/regmilter.pid
-mode = enforce
-authserv_id = mx.bench.test
-
-[resolver]
-nameservers = 127.0.0.1
-timeout_ms = 2000
-retries = 2
-cache_size = 100000
-stage_timeout_ms = 10000
-
-[trust]
-networks =
-
-[registry reg]
-zone = reg.bench
-format = dashed
-meaning = registered
-unregistered = tag
-bulk_codes = 127.0.0.3
-
-[spf]
-fail = reject
-softfail = tag
-permerror = tag
-temperror = tempfail
-check_helo = yes
-headers = both
-CONF
+    _unregistered=tag _backend=memory
+    case ${1:-} in memory | redis) _unregistered=greylist _backend=$1 ;; esac
+    if [ "${1:-}" = redis ]; then
+        redis_bench_start || return 77
+        MILTER_CPU_EXTRA="redis=$REDIS_BENCH_PID"
+    fi
+    regmilter_ini "$_unregistered" "$_backend" > "$T/regmilter.ini"
     [ "${1:-}" = stats ] && printf '\n[stats]\nlisten = 127.0.0.1:9180\n' >> "$T/regmilter.ini"
     rm -f "$T/regmilter.pid"
     "$BUILD/regmilter" -c "$T/regmilter.ini" -t > "$T/regmilter.log" 2>&1 &&
@@ -125,6 +109,66 @@ CONF
         ) &
         SCRAPER_PID=$!
     fi
+}
+
+# regmilter_ini UNREGISTERED BACKEND [STATE...]: the bench's configuration
+# of regmilter (socket $MILTER_SOCK), [registry reg] unregistered =
+# UNREGISTERED, [state] backend = BACKEND and the further [state] lines.
+regmilter_ini() {
+    cat <<CONF
+[milter]
+socket = unix:$MILTER_SOCK
+user = root
+pid_file = $T/regmilter.pid
+mode = enforce
+authserv_id = mx.bench.test
+
+[resolver]
+nameservers = 127.0.0.1
+timeout_ms = 2000
+retries = 2
+cache_size = 100000
+stage_timeout_ms = 10000
+
+[trust]
+networks =
+
+[registry reg]
+zone = reg.bench
+format = dashed
+meaning = registered
+unregistered = $1
+bulk_codes = 127.0.0.3
+
+[spf]
+fail = reject
+softfail = tag
+permerror = tag
+temperror = tempfail
+check_helo = yes
+headers = both
+
+[greylist]
+delay = 1
+
+[state]
+backend = $2
+redis = 127.0.0.1:6379
+CONF
+    shift 2
+    for _line in "$@"; do echo "$_line"; done
+}
+
+# redis_bench_start: redis-server on 127.0.0.1:6379 (the namespace's
+# loopback), no persistence; sets REDIS_BENCH_PID. False, with the reason in
+# MILTER_SKIP, when it cannot run.
+redis_bench_start() {
+    command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 ||
+        { MILTER_SKIP="redis-server or redis-cli not installed"; return 1; }
+    redis-server --port 6379 --bind 127.0.0.1 --save "" --appendonly no --dir "$T" --daemonize no \
+        --logfile "$T/redis.log" &
+    REDIS_BENCH_PID=$!
+    wait_for "redis-server" 50 redis-cli -p 6379 PING || { MILTER_SKIP="redis-server did not start"; return 1; }
 }
 
 _start_null() {

@@ -7,7 +7,8 @@
 #       from its file (relative paths are taken from the current directory),
 #       waits until every zone answers its SOA, and stops NSD at exit.
 #       Sets DNS_PORT, DNS_SERVER (127.0.0.1:PORT, for --nameserver) and DNS_DIR
-#       (config, logs). Retries other ports if one is taken; skips (exit 77)
+#       (config, logs). DNS_PORT_WANTED=PORT: that port, no other (a resolver
+#       that comes back where a dead one was). Retries other ports if one is taken; skips (exit 77)
 #       if nsd or drill is missing; exits 1 with NSD's log if a zone fails to load.
 # dns_server_stop
 #       Stops the NSD started last (also done at exit).
@@ -16,6 +17,13 @@
 #       exits by itself after MAX_SECONDS, default 300) and stops it at exit.
 #       Sets BLACKHOLE_PORT and BLACKHOLE_SERVER (127.0.0.1:PORT).
 # dns_query NAME TYPE      drill NAME TYPE against the NSD (debugging aid)
+# rbldnsd_start ZONE:TYPE:FILE...
+#       Starts rbldnsd (rbldnsd(8) zone specs, e.g. reg.test:combined:FILE) on
+#       127.0.0.1 at a free port as an unprivileged user, waits until the
+#       first zone answers its SOA, and stops it at exit. The files and their
+#       directory must be readable by that user. Sets RBLDNSD_PORT,
+#       RBLDNSD_SERVER (127.0.0.1:PORT) and RBLDNSD_LOG; skips (exit 77)
+#       without rbldnsd; exits 1 with rbldnsd's log when it does not start.
 
 # A script outside t/integration/ sources common.sh itself first.
 [ -n "${_th_loaded:-}" ] || . "$(dirname "$0")/lib/common.sh"
@@ -40,7 +48,7 @@ dns_server_start() {
     _try=0
     while [ $_try -lt 5 ]; do
         _try=$((_try + 1))
-        DNS_PORT=$(free_port) || exit 1
+        DNS_PORT=${DNS_PORT_WANTED:-$(free_port)} || exit 1
         cat > "$DNS_DIR/nsd.conf" <<CONF
 server:
   ip-address: 127.0.0.1@$DNS_PORT
@@ -143,4 +151,41 @@ dns_blackhole_start() {
     [ -n "$BLACKHOLE_PORT" ] || { echo "dns_blackhole_start: no port; $(cat "$_bh_dir/err")" >&2; exit 1; }
     BLACKHOLE_SERVER=127.0.0.1:$BLACKHOLE_PORT
     echo "# black hole pid $BLACKHOLE_PID on $BLACKHOLE_SERVER"
+}
+
+rbldnsd_start() {
+    _rbl=$(command -v rbldnsd || echo /usr/sbin/rbldnsd)
+    [ -x "$_rbl" ] || skip "rbldnsd not found (package rbldnsd)"
+    command -v drill >/dev/null 2>&1 || skip "drill not found (package ldnsutils)"
+    _rbl_user=nobody
+    id rbldns >/dev/null 2>&1 && _rbl_user=rbldns
+    _rbl_zone=${1%%:*}
+    tmpdir_new _rbl_dir
+    RBLDNSD_LOG=$_rbl_dir/rbldnsd.log
+    _try=0
+    while [ $_try -lt 5 ]; do
+        _try=$((_try + 1))
+        RBLDNSD_PORT=$(free_port) || exit 1
+        # -n: foreground; -c: look for changed files every second; -t: default TTL.
+        "$_rbl" -n -u "$_rbl_user" -b "127.0.0.1/$RBLDNSD_PORT" -c 1 -t 300 "$@" > "$RBLDNSD_LOG" 2>&1 &
+        RBLDNSD_PID=$!
+        at_exit "kill $RBLDNSD_PID; wait $RBLDNSD_PID"
+        if wait_until 10 _rbldnsd_answers && kill -0 "$RBLDNSD_PID" 2>/dev/null; then
+            RBLDNSD_SERVER=127.0.0.1:$RBLDNSD_PORT
+            echo "# rbldnsd pid $RBLDNSD_PID on $RBLDNSD_SERVER serving $*"
+            return 0
+        fi
+        kill "$RBLDNSD_PID" 2>/dev/null; wait "$RBLDNSD_PID" 2>/dev/null
+        grep -qi 'address already in use' "$RBLDNSD_LOG" && continue
+        break
+    done
+    echo "rbldnsd_start: rbldnsd did not answer for $_rbl_zone; log:" >&2
+    cat "$RBLDNSD_LOG" >&2
+    exit 1
+}
+
+# True once rbldnsd answers the first zone's SOA, or once it died (the caller checks which).
+_rbldnsd_answers() {
+    kill -0 "$RBLDNSD_PID" 2>/dev/null || return 0
+    timeout 2 drill -p "$RBLDNSD_PORT" @127.0.0.1 SOA "$_rbl_zone" 2>/dev/null | grep -q 'rcode: NOERROR'
 }

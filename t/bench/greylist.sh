@@ -1,0 +1,180 @@
+#!/bin/sh
+# greylist.sh: issue 12's targets in make bench: regmilter's warm throughput
+# and p99 with greylisting on (unregistered = greylist, 1 s delay; the memory
+# store, and Redis on loopback) against greylisting off (unregistered = tag),
+# over the milter protocol (t/tools/milter-bench), against NSD behind Unbound
+# with compare.sh's workload, servers and regmilter configuration
+# (compare/servers.sh, compare/milters.sh).
+#
+# The machine is shared and its load moves by tens of per cent within
+# seconds, so the three are measured in ONE regmilter process, switched by
+# SIGHUP (a reload keeps the DNS cache; memory <-> Redis carries the
+# greylisting state over through a snapshot file), in short runs that
+# alternate off, memory, redis (a rotating order) round after round. The
+# targets are the medians of the per-round ratios on ÷ off and p99 rises.
+#
+#   t/bench/greylist.sh [--rounds N] [--concurrency C[,C...]] [--seconds S] [--lines K] [--quick]
+#
+#   --rounds       rounds (default 7; --quick: 3)
+#   --concurrency  default 1,8,32 (--quick: 8)
+#   --seconds      per run (default 2; --quick: 1)
+#   --lines        workload lines (default 2000; --quick: 400)
+# Every workload line is sent once under memory and once under Redis first
+# (not measured; 1 s later every greylisted triplet of the workload passes),
+# so the measured runs pass the same mail as greylisting off does: the
+# greylisting step itself is measured, on the 10 % of transactions whose
+# client is unregistered (and not refused for SPF).
+# Prints one "run" line per run, then a table per concurrency.
+# Exit: 0; 77 when the namespace, a server or Redis is missing ("# skip: ...").
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+BUILD=$(cd "${BUILD:-$top/build}" && pwd) || exit 1
+export BUILD
+
+rounds=7 conc=1,8,32 seconds=2 lines=2000 args="$*"
+while [ $# -gt 0 ]; do
+    case $1 in
+    --quick) rounds=3 conc=8 seconds=1 lines=400; shift; continue ;;
+    --rounds) rounds=$2 ;;
+    --concurrency) conc=$2 ;;
+    --seconds) seconds=$2 ;;
+    --lines) lines=$2 ;;
+    *) echo "usage: greylist.sh [--rounds N] [--concurrency C[,C...]] [--seconds S] [--lines K] [--quick]" >&2; exit 2 ;;
+    esac
+    shift 2 || exit 2
+done
+
+# Into a private network and mount namespace, as compare.sh does.
+if [ -z "${BENCH_NS:-}" ]; then
+    for ns in "unshare --mount --net" "unshare --user --map-root-user --mount --net"; do
+        # shellcheck disable=SC2086
+        $ns true 2>/dev/null && BENCH_NS=1 exec $ns --propagation private sh "$0" $args
+    done
+    echo "# skip: cannot create a private network and mount namespace (unshare --mount --net failed)"
+    exit 77
+fi
+
+. "$here/lib/common.sh"
+. "$here/compare/servers.sh"
+. "$here/compare/milters.sh"
+for tool in nsd nsd-control drill unbound ip; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "# skip: $tool not found (contrib/install-deps bench)"; exit 77; }
+done
+for f in regmilter t/milter-bench; do
+    [ -x "$BUILD/$f" ] || { echo "greylist: $BUILD/$f not built (make bench builds it)" >&2; exit 1; }
+done
+
+tmpdir_new T
+chmod 0755 "$T"
+at_exit 'stop_pid "$GREY_PID" 1; stop_pid "$REDIS_BENCH_PID" 1; servers_stop'
+ip link set lo up || exit 1
+"$here/compare/gen-workload" "$T/workload" || exit 1
+WORKLOAD=$T/workload
+head -n "$lines" "$WORKLOAD/workload" > "$T/lines"
+nsd_start "$WORKLOAD" || exit 1
+unbound_start "$NSD_PORT" || exit 1
+redis_bench_start || { echo "# skip: $MILTER_SKIP"; exit 77; }
+
+# The three configurations of one process; the memory store's snapshot
+# carries its state over a switch to Redis and back.
+MILTER_SOCK=$T/regmilter.sock
+variant_ini() {
+    case $1 in
+    off) regmilter_ini tag memory "snapshot = $T/state" ;;
+    memory) regmilter_ini greylist memory "snapshot = $T/state" ;;
+    redis) regmilter_ini greylist redis "snapshot = $T/state" ;;
+    esac
+}
+variant_ini off > "$T/regmilter.ini"
+"$BUILD/regmilter" -c "$T/regmilter.ini" -f -P "" > "$T/regmilter.log" 2>&1 &
+GREY_PID=$!
+wait_for "regmilter" 50 test -S "$MILTER_SOCK" || { cat "$T/regmilter.log" >&2; exit 1; }
+
+# switch VARIANT: its configuration, SIGHUP, and the reload line.
+switch() {
+    _n=$(grep -c 'reloaded ' "$T/regmilter.log")
+    variant_ini "$1" > "$T/regmilter.ini"
+    kill -HUP "$GREY_PID"
+    wait_for "reload to $1" 100 _reloaded "$_n" || { tail -n 5 "$T/regmilter.log" >&2; exit 1; }
+}
+_reloaded() { [ "$(grep -c 'reloaded ' "$T/regmilter.log")" -gt "$1" ]; }
+
+# bench C COUNT SECONDS LABEL: milter-bench's line.
+bench() {
+    "$BUILD/t/milter-bench" --socket "unix:$MILTER_SOCK" --pid "$GREY_PID" --cpu "resolver=$UNBOUND_PID" \
+        --cpu "redis=$REDIS_BENCH_PID" --workload "$T/lines" --concurrency "$1" --count "$2" \
+        --max-seconds "$3" --label "$4"
+}
+
+echo "# greylisting on ÷ off: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# one regmilter switched by SIGHUP; $rounds round(s) of off, memory, redis at c=$conc, $seconds s a run," \
+    "$lines workload lines"
+for v in memory redis; do
+    switch "$v"
+    bench 8 "$lines" 300 "warm-up-$v" | sed 's/^/# /'
+done
+sleep 1.1
+: > "$T/runs"
+for c in $(echo "$conc" | tr ',' ' '); do
+    r=1
+    set -- off memory redis
+    while [ "$r" -le "$rounds" ]; do
+        for v in "$@"; do
+            switch "$v"
+            bench "$c" 1000000 "$seconds" measured | awk -v v="$v" -v c="$c" -v r="$r" '
+                /^measured: / {
+                    for (i = 2; i <= NF; i++) { split($i, kv, "="); x[kv[1]] = kv[2] }
+                    printf "run variant=%s c=%s round=%s tx_per_s=%s p50_ms=%s p99_ms=%s milter_cpu_ms=%s redis_cpu_ms=%s answers=%s\n", \
+                        v, c, r, x["tx_per_s"], x["p50_ms"], x["p99_ms"], x["milter_cpu_ms_per_tx"], x["redis_cpu_ms_per_tx"], x["answers"]
+                }' | tee -a "$T/runs"
+        done
+        set -- "$2" "$3" "$1"
+        r=$((r + 1))
+    done
+done
+stop_pid "$GREY_PID" 1
+GREY_PID=""
+
+echo
+echo "## Greylisting on ÷ off (medians of $rounds round(s); ratios within each round)"
+echo
+awk -v conc="$conc" '
+function median(list,    n, a, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+function add(key, x) { lists[key] = lists[key] (lists[key] == "" ? "" : " ") x }
+{
+    delete kv
+    for (i = 2; i <= NF; i++) { split($i, f, "="); kv[f[1]] = f[2] }
+    k = kv["round"] SUBSEP kv["variant"] SUBSEP kv["c"]
+    tx[k] = kv["tx_per_s"]; p99[k] = kv["p99_ms"]; cpu[k] = kv["milter_cpu_ms"]; rcpu[k] = kv["redis_cpu_ms"]
+    rounds[kv["round"]] = 1
+}
+END {
+    nc = split(conc, cs, ",")
+    print "| c | store | off tx/s | on tx/s | on ÷ off | ≥ 0.9× | off p99 ms | on p99 ms | p99 rise ms | ≤ +0.5 ms | milter CPU ms/tx, off → on | Redis CPU ms/tx |"
+    print "|---:|---|---:|---:|---:|---|---:|---:|---:|---|---|---:|"
+    for (ci = 1; ci <= nc; ci++) {
+        c = cs[ci]
+        for (bi = 1; bi <= 2; bi++) {
+            b = bi == 1 ? "memory" : "redis"
+            delete lists
+            for (rd in rounds) {
+                off = rd SUBSEP "off" SUBSEP c; on = rd SUBSEP b SUBSEP c
+                if (!(off in tx) || !(on in tx) || tx[off] + 0 <= 0) continue
+                add("ratio", tx[on] / tx[off]); add("rise", p99[on] - p99[off])
+                add("offtx", tx[off]); add("ontx", tx[on]); add("offp99", p99[off]); add("onp99", p99[on])
+                add("offcpu", cpu[off]); add("oncpu", cpu[on]); add("redis", rcpu[on] - rcpu[off])
+            }
+            if (lists["ratio"] == "") continue
+            ratio = median(lists["ratio"]); rise = median(lists["rise"])
+            printf "| %s | %s | %.0f | %.0f | %.2f× | %s | %.2f | %.2f | %+.2f | %s | %.3f → %.3f | %s |\n", c, b, \
+                median(lists["offtx"]), median(lists["ontx"]), ratio, (ratio >= 0.9 ? "yes" : "**no**"), \
+                median(lists["offp99"]), median(lists["onp99"]), rise, (rise <= 0.5 ? "yes" : "**no**"), \
+                median(lists["offcpu"]), median(lists["oncpu"]), (b == "redis" ? sprintf("%.3f", median(lists["redis"])) : "-")
+        }
+    }
+}' "$T/runs"
