@@ -133,8 +133,9 @@ ConnectFacts gather_connect(const Context& ctx, const Config& cfg, const Resolve
     if (cfg.registries.size() > 1) {
         try {
             for (; started < cfg.registries.size(); ++started)
-                running.push_back(pool ? pool->submit([ask, zone = cfg.registries[started]] { return ask(zone); })
-                                       : std::async(std::launch::async, ask, std::cref(cfg.registries[started])));
+                running.push_back(
+                    pool ? pool->submit([ask, zone = cfg.registries[started]] { return ask(zone); })
+                         : std::async(std::launch::async, ask, std::cref(cfg.registries[started])));
         } catch (const std::system_error&) {
             // No thread: the rest is asked below, in this thread.
         }
@@ -149,7 +150,8 @@ bulk::Signals envelope_signals(const Context& ctx, const ConnectFacts& c, const 
     for (const auto& e : c.registry)
         if (e.status == registry::Status::listed && e.bulk && (!e.fcrdns_checked || e.fcrdns_ok))
             out.signals.push_back("registry:bulk:" + e.zone);
-    for (auto& s : bulk::sender_signals(ctx.mail_from, c.ip, cfg.bulk).signals) out.signals.push_back(std::move(s));
+    for (auto& s : bulk::sender_signals(ctx.mail_from, c.ip, cfg.bulk).signals)
+        out.signals.push_back(std::move(s));
     return out;
 }
 
@@ -165,7 +167,8 @@ ConnectFacts connect_without_lookups(const Context& ctx, const Config& cfg) {
 }
 
 MailFacts gather_mail(const Context& ctx, const Facts& facts, const Config& cfg, dns::Resolver& dns,
-                      dns::Deadline deadline, spf::Tracer trace, util::Pool* pool, const ResolverFactory& make) {
+                      dns::Deadline deadline, spf::Tracer trace, util::Pool* pool,
+                      const ResolverFactory& make) {
     MailFacts m;
     m.mail_from = ctx.mail_from;
     m.helo = ctx.helo;
@@ -271,7 +274,8 @@ void observe_header(DataFacts& d, std::string_view name, std::string_view value,
     if (!util::iequals(name, "Authentication-Results")) return;
     ++d.ar_seen;
     try {
-        if (util::iequals(ar_authserv_id(value), authserv_id)) d.forged_ar.push_back({std::string(name), d.ar_seen});
+        if (util::iequals(ar_authserv_id(value), authserv_id))
+            d.forged_ar.push_back({std::string(name), d.ar_seen});
     } catch (...) {
         // Out of memory for one string: count it as forged rather than let it pass.
         try {
