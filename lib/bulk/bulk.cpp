@@ -1,8 +1,11 @@
 #include "bulk/bulk.hpp"
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <sstream>
 
 #include "util/file.hpp"
@@ -129,16 +132,11 @@ void for_each_entry_line(std::string_view text, Fn fn) {
 
 Table::Loaded Table::parse(std::string_view text, std::string_view name) {
     Loaded res;
-    struct Item {
-        size_t offset, length;
-        Choice choice;
-        int line;
-    };
-    std::string arena;
-    std::vector<Item> items;
     auto error = [&](int line, std::string msg) {
         if (res.problems.size() < 100) res.problems.push_back({std::string(name), line, std::move(msg)});
     };
+    auto t = std::make_shared<Table>();
+    std::vector<int> lines;  // each key's line, for duplicate errors
     std::string key;
     for_each_entry_line(text, [&](int no, std::string_view line) {
         Choice choice = Choice::accept;
@@ -146,23 +144,36 @@ Table::Loaded Table::parse(std::string_view text, std::string_view name) {
             error(no, std::move(err));
             return;
         }
-        items.push_back({arena.size(), key.size(), choice, no});
-        arena += key;
+        if (!res.problems.empty()) return;  // only errors from here on: no table to build
+        if (t->arena_.size() + key.size() + 1 > std::numeric_limits<uint32_t>::max()) {
+            error(no, "table larger than 4 GiB");
+            return;
+        }
+        t->starts_.push_back(static_cast<uint32_t>(t->arena_.size()));
+        t->arena_ += key;
+        t->arena_.push_back(static_cast<char>(choice));
+        lines.push_back(no);
     });
     if (!res.problems.empty()) return res;
-
-    auto t = std::make_shared<Table>();
-    t->arena_ = std::move(arena);
-    t->map_.reserve(items.size());
-    for (const auto& it : items) {
-        std::string_view k(t->arena_.data() + it.offset, it.length);
-        if (t->map_.emplace(k, it.choice).second || res.problems.size() >= 100) continue;
-        // Rare path: find the first line only when there is a duplicate.
-        for (const auto& other : items)
-            if (std::string_view(t->arena_.data() + other.offset, other.length) == k) {
-                error(it.line, "duplicate key \"" + std::string(k) + "\", first at line " + std::to_string(other.line));
-                break;
-            }
+    const size_t n = lines.size();
+    t->starts_.push_back(static_cast<uint32_t>(t->arena_.size()));
+    t->arena_.shrink_to_fit();
+    t->starts_.shrink_to_fit();
+    size_t cap = 16;
+    while (cap < n + n / 2) cap *= 2;  // at most 2/3 full
+    t->slots_.assign(n ? cap : 0, 0);
+    const size_t mask = cap - 1;
+    std::hash<std::string_view> hash;
+    for (uint32_t i = 0; i < n; ++i) {
+        std::string_view k = t->key(i);
+        size_t at = hash(k) & mask;
+        for (; t->slots_[at] != 0; at = (at + 1) & mask) {
+            uint32_t other = t->slots_[at] - 1;
+            if (t->key(other) != k) continue;
+            error(lines[i], "duplicate key \"" + std::string(k) + "\", first at line " + std::to_string(lines[other]));
+            break;
+        }
+        if (t->slots_[at] == 0) t->slots_[at] = i + 1;
     }
     if (!res.problems.empty()) return res;
     res.value = std::move(t);
@@ -196,10 +207,14 @@ Table::Loaded Table::load(const std::string& path) {
     return parse(text, path);
 }
 
-std::optional<Choice> Table::find(std::string_view key) const {
-    auto it = map_.find(key);
-    if (it == map_.end()) return std::nullopt;
-    return it->second;
+std::optional<Choice> Table::find(std::string_view k) const {
+    if (slots_.empty()) return std::nullopt;
+    const size_t mask = slots_.size() - 1;
+    for (size_t at = std::hash<std::string_view>()(k) & mask; slots_[at] != 0; at = (at + 1) & mask) {
+        uint32_t i = slots_[at] - 1;
+        if (key(i) == k) return static_cast<Choice>(arena_[starts_[i + 1] - 1]);
+    }
+    return std::nullopt;
 }
 
 Lookup lookup(const Table* table, std::string_view rcpt, const Settings& cfg) {

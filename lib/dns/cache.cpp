@@ -54,6 +54,7 @@ std::optional<DnsAnswer> Cache::find_locked(State& s, const std::string& key, Cl
     const auto age = std::chrono::duration_cast<Seconds>(now - entry->stored).count();
     a.ttl = age >= 0 && uint64_t(age) < a.ttl ? a.ttl - uint32_t(age) : 0;
     a.detail = "cached; " + a.detail;
+    a.cached = true;
     return a;
 }
 
@@ -135,6 +136,19 @@ Cache::Lookup Cache::lookup_or_join(std::string_view name, RrType type) {
     return l;
 }
 
+std::shared_ptr<Cache::Flight> Cache::lead_if_absent(std::string_view name, RrType type) {
+    const std::string key = key_of(name, type);
+    const auto now = now_();
+    auto s = state_.lock();
+    auto it = s->index.find(key);
+    if (it != s->index.end() && now < it->second->expires) return nullptr;
+    if (s->flights.count(key)) return nullptr;
+    auto flight = std::make_shared<Flight>();
+    s->flights.emplace(key, flight);
+    ++s->stats.prefetches;
+    return flight;
+}
+
 void Cache::land(std::string_view name, RrType type, const std::shared_ptr<Flight>& flight,
                  const DnsAnswer& answer) {
     const std::string key = key_of(name, type);
@@ -151,6 +165,58 @@ void Cache::land(std::string_view name, RrType type, const std::shared_ptr<Fligh
         flight->done = true;
     }
     flight->done_cv.notify_all();
+}
+
+namespace {
+
+DnsAnswer no_upstream() {
+    DnsAnswer a;
+    a.status = DnsStatus::servfail;
+    a.detail = "no upstream resolver";
+    return a;
+}
+
+}  // namespace
+
+Resolver* CachingResolver::upstream() {
+    if (!upstream_ && make_) {
+        owned_ = make_();
+        upstream_ = owned_.get();
+        if (!upstream_) make_ = nullptr;  // asked once
+    }
+    return upstream_;
+}
+
+void CachingResolver::prefetch(std::string_view name, RrType type, Deadline deadline) {
+    if (!pool_ || !make_ || Clock::now() >= deadline) return;
+    try {
+        std::shared_ptr<Cache::Flight> flight = cache_->lead_if_absent(name, type);
+        if (!flight) return;
+        auto cache = cache_;
+        auto job = [cache, make = make_, n = std::string(name), type, deadline, flight]() noexcept {
+            DnsAnswer a;
+            try {
+                std::unique_ptr<Resolver> up = make();
+                a = up ? up->query(n, type, deadline) : no_upstream();
+            } catch (...) {
+                a.status = DnsStatus::servfail;
+                a.detail = "internal error in a prefetch";
+            }
+            try {
+                cache->land(n, type, flight, a);
+            } catch (...) {
+                // No memory to store it: the followers' wait ends at their deadline.
+            }
+        };
+        if (pool_->run(job)) return;
+        // No thread: release the flight; a timeout makes each follower ask itself.
+        DnsAnswer a;
+        a.status = DnsStatus::timeout;
+        a.detail = "prefetch not started";
+        cache_->land(name, type, flight, a);
+    } catch (...) {
+        // A hint only: the query asks for itself.
+    }
 }
 
 DnsAnswer CachingResolver::query(std::string_view name, RrType type, Deadline deadline) {
@@ -174,7 +240,8 @@ DnsAnswer CachingResolver::query(std::string_view name, RrType type, Deadline de
                 }
             }
         } lander{*cache_, name, type, l.flight};
-        DnsAnswer a = upstream_.query(name, type, deadline);
+        Resolver* up = upstream();
+        DnsAnswer a = up ? up->query(name, type, deadline) : no_upstream();
         cache_->land(name, type, l.flight, a);
         lander.landed = true;
         return a;
@@ -196,7 +263,8 @@ DnsAnswer CachingResolver::query(std::string_view name, RrType type, Deadline de
     }
     cache_->state_.lock()->stats.shared++;
     if (shared.status == DnsStatus::timeout && Clock::now() < deadline) {
-        DnsAnswer own = upstream_.query(name, type, deadline);
+        Resolver* up = upstream();
+        DnsAnswer own = up ? up->query(name, type, deadline) : no_upstream();
         cache_->put(name, type, own);
         return own;
     }

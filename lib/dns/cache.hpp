@@ -18,6 +18,7 @@
 
 #include "dns/counters.hpp"
 #include "dns/resolver.hpp"
+#include "util/pool.hpp"
 #include "util/lock_guarded.hpp"
 
 namespace regmilter::dns {
@@ -45,6 +46,7 @@ struct CacheStats {
     uint64_t shared = 0;      // misses answered by another thread's upstream query
     uint64_t inserts = 0;
     uint64_t evictions = 0;   // removed to stay within max_entries (not expiries)
+    uint64_t prefetches = 0;  // upstream queries started by a prefetch (not hits or misses)
     size_t entries = 0;
 };
 
@@ -104,6 +106,9 @@ private:
     std::optional<DnsAnswer> find_locked(State& s, const std::string& key, Clock::time_point now);
     void put_locked(State& s, const std::string& key, const DnsAnswer& answer, Clock::time_point now);
     Lookup lookup_or_join(std::string_view name, RrType type);
+    // A flight to lead when nothing is stored and nobody asks yet (no hit or
+    // miss counted); else null.
+    std::shared_ptr<Flight> lead_if_absent(std::string_view name, RrType type);
     void land(std::string_view name, RrType type, const std::shared_ptr<Flight>& flight,
               const DnsAnswer& answer);
 
@@ -115,26 +120,46 @@ private:
 
 // A Resolver that answers from a shared Cache and asks `upstream` (this
 // thread's own LdnsResolver) on a miss. Identical queries from several threads
-// at once share one upstream query: the first asks, the others wait for its
-// answer, each no longer than its own Deadline (then timeout). A shared answer
-// that is a timeout (the first asker's deadline may have been shorter) makes a
-// waiter with time left ask upstream itself.
+// at once share one upstream query (single flight): the first asks, the
+// others wait for its answer, each no longer than its own Deadline (then
+// timeout). A shared answer that is a timeout (the first asker's deadline may
+// have been shorter) makes a waiter with time left ask upstream itself.
 class CachingResolver : public Resolver {
 public:
+    using Factory = std::function<std::unique_ptr<Resolver>()>;
+
     CachingResolver(Resolver& upstream, std::shared_ptr<Cache> cache)
-        : upstream_(upstream), cache_(std::move(cache)) {}
+        : upstream_(&upstream), cache_(std::move(cache)) {}
     // The same, owning its upstream (one thread's own resolver).
     CachingResolver(std::unique_ptr<Resolver> upstream, std::shared_ptr<Cache> cache)
-        : owned_(std::move(upstream)), upstream_(*owned_), cache_(std::move(cache)) {}
+        : owned_(std::move(upstream)), upstream_(owned_.get()), cache_(std::move(cache)) {}
+    // The same, making its upstream with `make` at the first miss: nothing is
+    // made while the cache answers everything (a warm session). With a
+    // `pool`, prefetch() asks upstream on a pool thread (through a resolver
+    // of its own from `make`) as the leader of the question's flight, so the
+    // query that follows joins it; without one, prefetch() does nothing.
+    // `make` is called from several threads at once; a null result answers
+    // the miss servfail ("no upstream resolver").
+    CachingResolver(Factory make, std::shared_ptr<Cache> cache, util::Pool* pool = nullptr)
+        : make_(std::move(make)), cache_(std::move(cache)), pool_(pool) {}
 
     DnsAnswer query(std::string_view name, RrType type, Deadline deadline) override;
+    // Starts the question on the pool unless it is stored or already asked
+    // (RFC 7208's independent lookups issued together). When the pool is
+    // full nothing is started.
+    void prefetch(std::string_view name, RrType type, Deadline deadline) override;
 
     Cache& cache() { return *cache_; }
 
 private:
-    std::unique_ptr<Resolver> owned_;  // set by the owning constructor
-    Resolver& upstream_;
+    // This resolver's upstream, made at first use; null when it cannot be made.
+    Resolver* upstream();
+
+    std::unique_ptr<Resolver> owned_;  // set by the owning constructor, or made by make_
+    Resolver* upstream_ = nullptr;
+    Factory make_;
     std::shared_ptr<Cache> cache_;
+    util::Pool* pool_ = nullptr;
 };
 
 }  // namespace regmilter::dns

@@ -63,6 +63,8 @@ struct DnsAnswer {
     // an answer about the name: never cached (dns::Cache), and reported
     // once per burst (set_local_error_log).
     bool local = false;
+    // Answered from dns::Cache (a stored answer, not one shared in flight).
+    bool cached = false;
 };
 
 // Where local failures are reported: at most one line per 10 seconds, with
@@ -78,6 +80,16 @@ public:
     // `name` is a domain name without the trailing dot; case is preserved.
     // Never throws for DNS trouble: every failure is a status.
     virtual DnsAnswer query(std::string_view name, RrType type, Deadline deadline) = 0;
+    // A hint: query(name, type) is likely soon and does not depend on what
+    // is being asked now (RFC 7208's MX hosts, the terms of one SPF record).
+    // A resolver may start it now, elsewhere, and answer the query from it;
+    // answers and their order are the same as without the hint. Never blocks,
+    // never throws. Default: nothing.
+    virtual void prefetch(std::string_view name, RrType type, Deadline deadline) {
+        (void)name;
+        (void)type;
+        (void)deadline;
+    }
 };
 
 }  // namespace regmilter::dns

@@ -103,7 +103,7 @@ bool forwarder_by_helo(const std::string& helo, const net::Address& ip, const Co
 }  // namespace
 
 ConnectFacts gather_connect(const Context& ctx, const Config& cfg, const ResolverFactory& make,
-                            dns::Deadline deadline) {
+                            dns::Deadline deadline, util::Pool* pool) {
     ConnectFacts c;
     if (!ctx.ip) {
         c.unknown_client = true;
@@ -113,7 +113,8 @@ ConnectFacts gather_connect(const Context& ctx, const Config& cfg, const Resolve
     c.network_trusted = cfg.trust.networks.contains(*c.ip);
     if (c.network_trusted) return c;
     const net::Address ip = *c.ip;
-    auto ask = [&make, &ip, deadline](const config::Registry& zone) {
+    // By value: a pool job may outlive this frame when it unwinds.
+    auto ask = [make, ip, deadline](const config::Registry& zone) {
         std::unique_ptr<dns::Resolver> r = make ? make() : nullptr;
         if (!r) {
             registry::Entry e;
@@ -132,7 +133,9 @@ ConnectFacts gather_connect(const Context& ctx, const Config& cfg, const Resolve
     if (cfg.registries.size() > 1) {
         try {
             for (; started < cfg.registries.size(); ++started)
-                running.push_back(std::async(std::launch::async, ask, std::cref(cfg.registries[started])));
+                running.push_back(
+                    pool ? pool->submit([ask, zone = cfg.registries[started]] { return ask(zone); })
+                         : std::async(std::launch::async, ask, std::cref(cfg.registries[started])));
         } catch (const std::system_error&) {
             // No thread: the rest is asked below, in this thread.
         }
@@ -142,8 +145,30 @@ ConnectFacts gather_connect(const Context& ctx, const Config& cfg, const Resolve
     return c;
 }
 
+bulk::Signals envelope_signals(const Context& ctx, const ConnectFacts& c, const Config& cfg) {
+    bulk::Signals out;
+    for (const auto& e : c.registry)
+        if (e.status == registry::Status::listed && e.bulk && (!e.fcrdns_checked || e.fcrdns_ok))
+            out.signals.push_back("registry:bulk:" + e.zone);
+    for (auto& s : bulk::sender_signals(ctx.mail_from, c.ip, cfg.bulk).signals)
+        out.signals.push_back(std::move(s));
+    return out;
+}
+
+ConnectFacts connect_without_lookups(const Context& ctx, const Config& cfg) {
+    ConnectFacts c;
+    if (!ctx.ip) {
+        c.unknown_client = true;
+        return c;
+    }
+    c.ip = ctx.ip->unmapped();
+    c.network_trusted = cfg.trust.networks.contains(*c.ip);
+    return c;
+}
+
 MailFacts gather_mail(const Context& ctx, const Facts& facts, const Config& cfg, dns::Resolver& dns,
-                      dns::Deadline deadline, spf::Tracer trace) {
+                      dns::Deadline deadline, spf::Tracer trace, util::Pool* pool,
+                      const ResolverFactory& make) {
     MailFacts m;
     m.mail_from = ctx.mail_from;
     m.helo = ctx.helo;
@@ -164,11 +189,7 @@ MailFacts gather_mail(const Context& ctx, const Facts& facts, const Config& cfg,
     }
 
     // Bulk is the recipient's choice: its signals count for trusted mail too.
-    for (const auto& e : c.registry)
-        if (e.status == registry::Status::listed && e.bulk && (!e.fcrdns_checked || e.fcrdns_ok))
-            m.envelope_bulk.signals.push_back("registry:bulk:" + e.zone);
-    for (auto& s : bulk::sender_signals(ctx.mail_from, c.ip, cfg.bulk).signals)
-        m.envelope_bulk.signals.push_back(std::move(s));
+    m.envelope_bulk = envelope_signals(ctx, c, cfg);
 
     if (m.trust != TrustReason::none || !c.ip) return m;
     if (cfg.spf.trusted_forwarders.contains(*c.ip) ||
@@ -185,6 +206,18 @@ MailFacts gather_mail(const Context& ctx, const Facts& facts, const Config& cfg,
     opt.limits.void_lookups = cfg.spf.void_lookups;
     opt.deadline = deadline;
     opt.trace = std::move(trace);
+    if (cfg.spf.check_helo && !ctx.helo.empty() && pool && make) {
+        // RFC 7208 evaluates each identity on its own: nothing is shared but
+        // the cache (and its flights, when both ask the same question).
+        std::future<spf::Outcome> helo = pool->submit([req, opt, make] {
+            std::unique_ptr<dns::Resolver> own = make();
+            if (!own) throw std::runtime_error("no resolver for the HELO evaluation");
+            return spf::check_helo(*own, req, opt);
+        });
+        m.spf_mail = spf::check_mailfrom(dns, req, opt);
+        m.spf_helo = helo.get();
+        return m;
+    }
     if (cfg.spf.check_helo && !ctx.helo.empty()) m.spf_helo = spf::check_helo(dns, req, opt);
     m.spf_mail = spf::check_mailfrom(dns, req, opt);
     return m;
@@ -257,6 +290,30 @@ void observe_header(DataFacts& d, std::string_view name, std::string_view value,
         } catch (...) {
         }
     }
+}
+
+StageNeeds stage_needs(const Config& cfg) noexcept {
+    StageNeeds n;
+    // Recipients who can opt out: a table, a default of reject, or opt-out zones.
+    const bool zones = !cfg.bulk.zones.empty();
+    const bool opt_outs = !cfg.bulk.table.empty() || cfg.bulk.default_choice == bulk::Choice::reject || zones;
+    bool greylist = false;
+    for (const auto& z : cfg.registries)
+        if (z.unregistered == CAction::greylist || z.listed == CAction::greylist) greylist = true;
+    const auto& l = cfg.ratelimit;
+    const bool limits = l.registered_messages > 0 || l.registered_recipients > 0 ||
+                        l.unregistered_messages > 0 || l.unregistered_recipients > 0;
+    n.helo_reply = false;
+    // Every refusal Session::rcpt can give: a MAIL FROM refusal deferred to
+    // the recipients (exempt_recipients), greylisting and rate limits
+    // (throttle_rcpt, [state] on_error included), a failed opt-out zone
+    // (on_error = tempfail) and an opted-out recipient (decide_rcpt).
+    n.rcpt_reply =
+        !cfg.exemptions.recipients.empty() || greylist || limits || zones ||
+        (opt_outs && cfg.bulk.action == bulk::Action::reject && cfg.milter.mode == policy::Mode::enforce);
+    // decide_data refuses only for bulk mail's recipients (opted out, or their zone failed).
+    n.eoh = opt_outs;
+    return n;
 }
 
 namespace {

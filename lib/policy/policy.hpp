@@ -25,6 +25,7 @@
 #include "ratelimit/ratelimit.hpp"
 #include "registry/registry.hpp"
 #include "spf/check_host.hpp"
+#include "util/pool.hpp"
 
 namespace regmilter::policy {
 
@@ -200,11 +201,25 @@ ConnectFacts gather_connect(const Context& ctx, const config::Config& cfg, dns::
 // cannot be started the remaining zones are asked in this thread. `make` is
 // called from several threads at once; a null Resolver makes that zone an error.
 using ResolverFactory = std::function<std::unique_ptr<dns::Resolver>()>;
+// With a `pool`, the zones' jobs run on it (in this thread when it is full)
+// instead of threads of their own.
 ConnectFacts gather_connect(const Context& ctx, const config::Config& cfg, const ResolverFactory& make,
-                            dns::Deadline deadline);
+                            dns::Deadline deadline, util::Pool* pool = nullptr);
+// ConnectFacts as gather_connect() gives them before any DNS: the client,
+// whether it is trusted by network; no registry entries.
+ConnectFacts connect_without_lookups(const Context& ctx, const config::Config& cfg);
+// MailFacts::envelope_bulk: the registry's bulk codes, then [bulk] senders.
+bulk::Signals envelope_signals(const Context& ctx, const ConnectFacts& connect, const config::Config& cfg);
+// gather_mail() reads of facts.connect only what connect_without_lookups()
+// gives, but for envelope_bulk: it may run while the registry lookups are
+// still under way, and envelope_bulk be recomputed when they are in.
 // trace (optional) receives SPF's term-by-term trace (regmilter-query --trace).
+// With `pool` and `make`, the HELO identity is evaluated on the pool through
+// a resolver from `make` while MAIL FROM's is evaluated here with `dns`: the
+// stage waits for the longer of the two, not their sum (same outcomes).
 MailFacts gather_mail(const Context& ctx, const Facts& facts, const config::Config& cfg, dns::Resolver& dns,
-                      dns::Deadline deadline, spf::Tracer trace = {});
+                      dns::Deadline deadline, spf::Tracer trace = {}, util::Pool* pool = nullptr,
+                      const ResolverFactory& make = {});
 // The recipient's choice from the table alone (source "table" or "default").
 Recipient gather_rcpt(std::string_view arg, const config::Config& cfg, const bulk::Table* table);
 // The same, then, when the table has no entry and the answer can matter
@@ -218,6 +233,26 @@ Recipient gather_rcpt(std::string_view arg, const Facts& facts, const config::Co
 // Authentication-Results. Keeps no header text. No-throw.
 void observe_header(DataFacts& data, std::string_view name, std::string_view value,
                     std::string_view authserv_id) noexcept;
+
+// Which stages' answers can be anything but "continue" under `cfg` (internal
+// errors aside), so that a front end may ask the MTA not to wait for them:
+//   helo_reply  decide_helo: never
+//   rcpt_reply  Session::rcpt: [policy] exempt_recipients, greylisting (a
+//               registry's unregistered or listed = greylist), a rate limit
+//               (any [ratelimit] limit above 0), [bulk] zone set, or a bulk
+//               reject of a recipient who opted out (a table or default_choice
+//               = reject, action = reject, mode = enforce)
+//   eoh         a refusal before the body (end_of_headers): recipients can opt
+//               out (a table, default_choice = reject or [bulk] zone);
+//               otherwise the message is decided at end of message alone,
+//               with the same answer
+// Pure; the milter negotiates from it per connection (DESIGN "Negotiation").
+struct StageNeeds {
+    bool helo_reply = false;
+    bool rcpt_reply = true;
+    bool eoh = true;
+};
+StageNeeds stage_needs(const config::Config& cfg) noexcept;
 
 Reply decide_connect(const Facts& facts, const config::Config& cfg) noexcept;
 Reply decide_helo(const Facts& facts, const config::Config& cfg) noexcept;

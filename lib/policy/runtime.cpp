@@ -11,9 +11,8 @@ bool same_resolver(const config::Resolver& a, const config::Resolver& b) {
 }  // namespace
 
 std::unique_ptr<dns::Resolver> Runtime::make_resolver() const {
-    std::unique_ptr<dns::Resolver> up = upstream ? upstream() : nullptr;
-    if (!up) return nullptr;
-    return std::make_unique<dns::CachingResolver>(std::move(up), cache);
+    if (!upstream) return nullptr;
+    return std::make_unique<dns::CachingResolver>(upstream, cache, pool);
 }
 
 Loaded make_runtime(std::shared_ptr<const config::Config> config, const std::shared_ptr<const Runtime>& previous) {
@@ -50,6 +49,7 @@ Loaded make_runtime(std::shared_ptr<const config::Config> config, const std::sha
         std::string error;
         return dns::LdnsResolver::create(opt, error);
     };
+    rt->pool = &util::Pool::shared();
     rt->authserv_id = authserv_id(*config);
     rt->generation = previous ? previous->generation + 1 : 1;
     out.runtime = std::move(rt);

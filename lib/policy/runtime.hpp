@@ -19,6 +19,7 @@
 #include "policy/policy.hpp"
 #include "registry/health.hpp"
 #include "util/file.hpp"
+#include "util/pool.hpp"
 #include "util/problem.hpp"
 
 namespace regmilter::policy {
@@ -41,11 +42,17 @@ struct Runtime {
     // Makes one thread's upstream resolver (ldns with `resolver`; tests put
     // an in-memory one here). Called from several threads at once.
     ResolverFactory upstream;
+    // Where a session's jobs that wait on DNS run (its connect lookups, the
+    // HELO SPF evaluation beside MAIL FROM's, prefetches of independent
+    // lookups); null: the connect lookups on a thread of their own, the rest
+    // in the session's thread, nothing prefetched (tests that count queries).
+    util::Pool* pool = nullptr;
     std::string authserv_id;  // [milter] authserv_id, or this host's name
     unsigned generation = 0;  // 1 at start, +1 per reload
 
-    // A resolver for one thread: a new upstream behind the shared cache.
-    // Null when the upstream cannot be made.
+    // A resolver for one thread: the shared cache, in front of an upstream
+    // made at the first miss (none for a session the cache answers), and
+    // prefetching on `pool`. Null when there is no upstream factory.
     std::unique_ptr<dns::Resolver> make_resolver() const;
 };
 

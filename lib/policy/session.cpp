@@ -28,6 +28,15 @@ std::string session_id(const Macros& macros) {
     return buf;
 }
 
+// The connect lookups no stage asked for: waited for when they run (they
+// hold the session's copies), dropped when deferred (the pool was full: they
+// would run only now, for nothing).
+void finish(std::future<ConnectFacts>& lookups) {
+    if (lookups.valid() && lookups.wait_for(std::chrono::seconds(0)) != std::future_status::deferred)
+        lookups.wait();
+    lookups = {};
+}
+
 // RFC 5782 §5: a zone that failed its health check (registry::Health, kept
 // by the daemon's checks) answers no lookup while it is broken: its entries
 // become errors, so that its on_error applies.
@@ -46,7 +55,7 @@ void apply_health(ConnectFacts& c, const config::Config& cfg, const registry::He
 Session::Session(Environment env) : env_(std::move(env)) {}
 
 Session::~Session() {
-    if (lookups_.valid()) lookups_.wait();
+    finish(lookups_);
 }
 
 template <class Body>
@@ -129,8 +138,7 @@ void Session::reset_transaction() {
 
 Reply Session::connect(const ConnectInfo& info) noexcept {
     try {
-        if (lookups_.valid()) lookups_.wait();  // a previous SMTP session on this connection
-        lookups_ = {};
+        finish(lookups_);  // a previous SMTP session on this connection
         ctx_ = Context{};
         facts_ = Facts{};
         ctx_.session_id = session_id(info.macros);
@@ -174,8 +182,9 @@ Reply Session::connect(const ConnectInfo& info) noexcept {
 }
 
 // The registry zones and FCrDNS. Answers all in the cache: asked here (a few
-// microseconds). Otherwise on a thread of their own, every zone at once, each
-// through its own resolver, so that their DNS overlaps the HELO.
+// microseconds). Otherwise on a pool thread (rt->pool; without one, a thread
+// of their own), every zone at once, each through its own resolver, so that
+// their DNS overlaps the HELO.
 void Session::start_connect_lookups() {
     const config::Config& c = cfg();
     net::Address ip = ctx_.ip->unmapped();
@@ -196,11 +205,13 @@ void Session::start_connect_lookups() {
         apply_health(facts_.connect, c, rt_->health.get());
         return;
     }
+    auto job = [rt = rt_, client = ctx_, deadline] {
+        ResolverFactory make = [rt] { return rt->make_resolver(); };
+        return gather_connect(client, *rt->config, make, deadline, rt->pool);
+    };
     try {
-        lookups_ = std::async(std::launch::async, [rt = rt_, client = ctx_, deadline] {
-            ResolverFactory make = [rt] { return rt->make_resolver(); };
-            return gather_connect(client, *rt->config, make, deadline);
-        });
+        // On a kept thread of the pool (when it has none free: here, at MAIL FROM).
+        lookups_ = rt_->pool ? rt_->pool->submit(std::move(job)) : std::async(std::launch::async, std::move(job));
     } catch (const std::system_error&) {
         // No thread to be had: look up here and now instead.
         facts_.connect = gather_connect(ctx_, c, resolver(), deadline);
@@ -238,15 +249,33 @@ Reply Session::mail(std::string_view arg, const Macros& macros) noexcept {
             if (std::optional<dns::Deadline> began = env_.stage_deadline(Stage::mail, ctx_.session_id))
                 deadline = std::min(deadline, *began);
         reset_transaction();
-        settle_connect();
         merge(macros);
         ctx_.mail_from = envelope_address(arg);
         if (degraded_) {
+            settle_connect();
             Reply r;
             r.reason = "internal-error:unexamined";
             return logged(Stage::mail, std::move(r));
         }
-        facts_.mail = gather_mail(ctx_, facts_, cfg(), resolver(), deadline, env_.trace);
+        // The HELO evaluation beside MAIL FROM's, on the pool, unless its
+        // record is in the cache (then both are a few microseconds here).
+        util::Pool* beside = rt_->pool;
+        if (env_.trace || !cfg().spf.check_helo || ctx_.helo.empty() ||
+            rt_->cache->has(ctx_.helo, dns::RrType::txt))
+            beside = nullptr;
+        ResolverFactory make;
+        if (beside) make = [rt = rt_] { return rt->make_resolver(); };
+        if (lookups_.valid()) {
+            // SPF needs nothing from the registry: evaluated while its
+            // answers arrive, so the stage waits for the longer, not the sum.
+            Facts early = facts_;
+            early.connect = connect_without_lookups(ctx_, cfg());
+            facts_.mail = gather_mail(ctx_, early, cfg(), resolver(), deadline, env_.trace, beside, make);
+            settle_connect();
+            facts_.mail.envelope_bulk = envelope_signals(ctx_, facts_.connect, cfg());
+        } else {
+            facts_.mail = gather_mail(ctx_, facts_, cfg(), resolver(), deadline, env_.trace, beside, make);
+        }
         Reply v = decide_mail(facts_, cfg());
         if (!refuses(v.action) && v.action != Action::accept) v = throttle_mail(std::move(v));
         return logged(Stage::mail, std::move(v));
@@ -333,8 +362,7 @@ Reply Session::abort() noexcept {
 
 Reply Session::close() noexcept {
     try {
-        if (lookups_.valid()) lookups_.wait();
-        lookups_ = {};
+        finish(lookups_);
         connected_ = false;
     } catch (...) {
         // Nothing can be answered at close.

@@ -122,10 +122,39 @@ public:
         ParsedRecord parsed = parse_record(*text);
         if (!parsed.record) return make(Result::permerror, domain + ": " + parsed.error);
         rec = std::move(parsed.record);
+        record_cached_ = ans.cached;
         return Verdict{};
     }
 
+    // The first lookup of each DNS term after the first, asked together with
+    // it: they do not depend on each other, only their use is in order
+    // (RFC 7208 §4.6). Terms with macros (their names may need %{p}) and
+    // terms past the §4.6.4 budget left are not prefetched; nothing is
+    // counted here, the terms count as they are evaluated.
+    void prefetch_terms(const std::string& domain, const Record& rec) {
+        int budget = opt_.limits.dns_terms - dns_terms_;
+        bool first = true;
+        for (const Term& t : rec.terms) {
+            RrType type;
+            switch (t.mechanism) {
+                case Mechanism::include: type = RrType::txt; break;
+                case Mechanism::a: type = address_type(); break;
+                case Mechanism::mx: type = RrType::mx; break;
+                case Mechanism::exists: type = RrType::a; break;
+                case Mechanism::ptr: --budget; first = false; continue;
+                default: continue;
+            }
+            if (budget-- <= 0 || deadline_hit_) return;
+            std::string target;
+            if (t.domain_spec.find('%') == std::string::npos && target_name(t.domain_spec, domain, target) &&
+                !first)
+                dns_.prefetch(target, type, opt_.deadline);
+            first = false;
+        }
+    }
+
     Verdict evaluate(const std::string& domain, const Record& rec) {
+        if (!record_cached_) prefetch_terms(domain, rec);  // a cached record: its terms' answers likely too
         for (const Term& t : rec.terms) {
             std::string problem;
             Match m = deadline_hit_ ? Match::temperror : match(t, domain, problem);
@@ -439,6 +468,12 @@ private:
                       std::to_string(opt_.limits.mx_names) + " (RFC 7208 §4.6.4)";
             return Match::permerror;
         }
+        // The hosts' addresses are independent of each other: asked together
+        // (the first here, the rest prefetched), still matched in order.
+        for (size_t i = 1; i < hosts.size() && !ans.cached; ++i) {
+            std::string q;
+            if (query_name(hosts[i], q) && !deadline_hit_) dns_.prefetch(q, address_type(), opt_.deadline);
+        }
         // The hosts' address lookups are not counted as void: an IPv6
         // client checked against IPv4-only MX hosts would otherwise
         // exhaust the limit (pyspf #44).
@@ -485,6 +520,7 @@ private:
     std::string_view helo_, receiver_;
     int dns_terms_ = 0, voids_ = 0;
     bool deadline_hit_ = false;
+    bool record_cached_ = false;  // the record being evaluated came from the cache
     std::string public_cause_;  // see public_cause()
     std::map<std::string, std::string> p_cache_;
 };

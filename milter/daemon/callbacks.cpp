@@ -40,15 +40,49 @@ constexpr std::pair<int, const char*> symlists[] = {
 constexpr unsigned long wanted_actions = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_DELRCPT | SMFIF_SETSYMLIST;
 // Steps regmilter has no use for: the MTA need not send them at all.
 constexpr unsigned long skipped_steps = SMFIP_NOBODY | SMFIP_NOUNKNOWN | SMFIP_NODATA;
+// Steps and replies the configuration may not need (config_steps()).
+constexpr unsigned long config_dependent = SMFIP_NR_HELO | SMFIP_NR_RCPT | SMFIP_NOEOH;
 
-// One milter connection: its policy session, and whether the MTA takes a
-// reply to each header.
+// What a configuration lets the MTA leave out (policy::stage_needs): no
+// reply to HELO (always), none to RCPT TO when no recipient can be refused
+// there, no end of headers when no message can be refused before its body.
+unsigned long config_steps(const config::Config& cfg) {
+    policy::StageNeeds n = policy::stage_needs(cfg);
+    unsigned long f = 0;
+    if (!n.helo_reply) f |= SMFIP_NR_HELO;
+    if (!n.rcpt_reply) f |= SMFIP_NR_RCPT;
+    if (!n.eoh) f |= SMFIP_NOEOH;
+    return f;
+}
+
+// One milter connection: its policy session, what was negotiated, and a
+// refusal from a stage the MTA takes no reply to (an internal error at HELO
+// or RCPT TO), given at the next stage that replies.
 struct Connection {
-    explicit Connection(Service& s) : service(s), session(s.environment()) { service.session_opened(); }
+    explicit Connection(Service& s) : service(s), session(environment_of(s)) { service.session_opened(); }
     ~Connection() { service.session_closed(); }
+
+    // The current snapshot for each new SMTP session, unless a reload made it
+    // need a step negotiated away on this connection: then the one it was
+    // negotiated with (every snapshot is complete; only the steps differ).
+    policy::Environment environment_of(Service& s) {
+        policy::Environment env = s.environment();
+        env.runtime = [this, &s] {
+            std::shared_ptr<const policy::Runtime> rt = s.current();
+            const unsigned long left_out = protocol & config_dependent;
+            if (!rt || !negotiated || (config_steps(*rt->config) & left_out) == left_out) return rt;
+            return negotiated;
+        };
+        return env;
+    }
+
     Service& service;
-    policy::Session session;
+    unsigned long protocol = 0;                            // the SMFIP_* flags agreed
+    std::shared_ptr<const policy::Runtime> negotiated;  // the snapshot they were computed from
+    std::optional<policy::Reply> held;
+    Stage held_stage = Stage::helo;
     bool header_noreply = false;  // SMFIP_NR_HDR negotiated
+    policy::Session session;      // last: its environment reads the members above
 };
 
 Connection* connection_of(SMFICTX* ctx) {
@@ -97,6 +131,14 @@ std::optional<net::Address> client_address(const sockaddr* sa) {
 // end of message is an internal error, answered as the session says.
 sfsistat answer(SMFICTX* ctx, Connection& c, Stage stage, const Reply& r, bool edits = false) {
     log_reply(r);
+    if (c.held) {
+        // The earlier stage's refusal (logged then) is this stage's answer.
+        Reply held = std::move(*c.held);
+        c.held.reset();
+        LibmilterMta mta(ctx);
+        std::string ignored;
+        return carry_out(mta, held, false, ignored);
+    }
     LibmilterMta mta(ctx);
     std::string failed;
     sfsistat status = carry_out(mta, r, edits, failed);
@@ -105,6 +147,18 @@ sfsistat answer(SMFICTX* ctx, Connection& c, Stage stage, const Reply& r, bool e
     log_reply(fallback);
     std::string ignored;
     return carry_out(mta, fallback, false, ignored);
+}
+
+// A stage negotiated as no-reply (SMFIP_NR_HELO, SMFIP_NR_RCPT): the MTA
+// waits for nothing. Its answer is "continue" but for an internal error,
+// which is held for the next stage that replies.
+sfsistat answer_noreply(Connection& c, Stage stage, const Reply& r) {
+    log_reply(r);
+    if (r.action != policy::Action::continue_ && !c.held) {
+        c.held = r;
+        c.held_stage = stage;
+    }
+    return SMFIS_NOREPLY;
 }
 
 // Anything thrown outside the session (no memory for a Connection, no
@@ -132,12 +186,16 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
     *pf2 = 0;
     *pf3 = 0;
     guarded("negotiate", [&] {
-        ensure_connection(ctx).header_noreply = (*pf1 & SMFIP_NR_HDR) != 0;
+        Connection& c = ensure_connection(ctx);
+        c.negotiated = c.service.current();
+        if (c.negotiated) *pf1 |= f1 & config_steps(*c.negotiated->config);
+        c.protocol = *pf1;
+        c.header_noreply = (*pf1 & SMFIP_NR_HDR) != 0;
         if (f0 & SMFIF_SETSYMLIST)
             for (const auto& [where, list] : symlists) smfi_setsymlist(ctx, where, const_cast<char*>(list));
         return SMFIS_CONTINUE;
     });
-    if (!connection_of(ctx)) *pf1 &= ~static_cast<unsigned long>(SMFIP_NR_HDR);
+    if (!connection_of(ctx)) *pf1 &= skipped_steps;
     return SMFIS_CONTINUE;
 }
 
@@ -155,7 +213,9 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) noexcept
 sfsistat on_helo(SMFICTX* ctx, char* helo) noexcept {
     return guarded("helo", [&] {
         Connection& c = ensure_connection(ctx);
-        return answer(ctx, c, Stage::helo, c.session.helo(helo ? helo : "", macros_of(ctx)));
+        Reply r = c.session.helo(helo ? helo : "", macros_of(ctx));
+        if (c.protocol & SMFIP_NR_HELO) return answer_noreply(c, Stage::helo, r);
+        return answer(ctx, c, Stage::helo, r);
     });
 }
 
@@ -171,7 +231,9 @@ sfsistat on_envrcpt(SMFICTX* ctx, char** argv) noexcept {
     return guarded("rcpt", [&] {
         Connection& c = ensure_connection(ctx);
         const char* arg = argv && argv[0] ? argv[0] : "";
-        return answer(ctx, c, Stage::rcpt, c.session.rcpt(arg, macros_of(ctx)));
+        Reply r = c.session.rcpt(arg, macros_of(ctx));
+        if (c.protocol & SMFIP_NR_RCPT) return answer_noreply(c, Stage::rcpt, r);
+        return answer(ctx, c, Stage::rcpt, r);
     });
 }
 
@@ -196,7 +258,10 @@ sfsistat on_eom(SMFICTX* ctx) noexcept {
 }
 
 sfsistat on_abort(SMFICTX* ctx) noexcept {
-    if (Connection* c = connection_of(ctx)) c->session.abort();
+    if (Connection* c = connection_of(ctx)) {
+        c->session.abort();
+        if (c->held && c->held_stage == Stage::rcpt) c->held.reset();  // that transaction is over
+    }
     return SMFIS_CONTINUE;
 }
 

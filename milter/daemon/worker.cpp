@@ -112,7 +112,10 @@ std::vector<std::string> split_tabs(const std::string& s) {
 // The lookups of a held MAIL FROM, ahead of its callback: SPF of the HELO
 // and MAIL FROM identities, each answer left in the shared DNS cache, and
 // the wait for the registry answers the session itself asked at connect. The callback's
-// budget is the one these ran under (Environment::stage_deadline).
+// budget is the one these ran under (Environment::stage_deadline). On threads
+// of its own, not the pool's: a prefetch waits for the session's registry
+// lookups, which run on the pool, so a pool full of prefetches would leave
+// them deferred to the very MAIL FROM that is held.
 class Prefetcher {
 public:
     // At most this many at once; more are answered "ready" at once (their
@@ -174,7 +177,10 @@ private:
             facts.connect.network_trusted = cfg.trust.networks.contains(*facts.connect.ip);
             if (facts.connect.network_trusted) return;  // neither the registry nor SPF is asked
             std::unique_ptr<dns::Resolver> resolver = rt.make_resolver();
-            if (resolver) policy::gather_mail(ctx, facts, cfg, *resolver, deadline);
+            // HELO's evaluation beside MAIL FROM's on the process's pool, as a
+            // session does (the longer of the two, not their sum).
+            policy::ResolverFactory make = [&rt] { return rt.make_resolver(); };
+            if (resolver) policy::gather_mail(ctx, facts, cfg, *resolver, deadline, {}, rt.pool, make);
             // The session's own registry lookups, begun at connect, are
             // asked by it alone (never twice at once); "ready" waits until
             // their answers are in the cache, so that the callback does not

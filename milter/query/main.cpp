@@ -432,7 +432,8 @@ int main(int argc, char** argv) {
         return dns::LdnsResolver::create(opt, error);
     };
     if (!args.receiver.empty()) rt->authserv_id = args.receiver;
-    if (!rt->make_resolver()) {
+    if (args.trace) rt->pool = nullptr;  // --trace: every lookup in order, in this thread
+    if (!rt->upstream()) {
         std::fprintf(stderr, "regmilter-query: resolver: cannot be set up with these nameservers\n");
         return 1;
     }

@@ -165,7 +165,6 @@ if wanted drain; then
 > connect mx.spf.e2e.test 198.51.100.7
 < continue
 > helo mx.spf.e2e.test
-< continue
 > mail <alice@pass.spf.e2e.test>
 < continue
 > touch $MILTER_DIR/ready

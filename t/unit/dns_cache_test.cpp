@@ -10,8 +10,10 @@
 
 #include "dns/cache.hpp"
 #include "dns/memory_resolver.hpp"
+#include "util/pool.hpp"
 
 using namespace regmilter::dns;
+namespace util = regmilter::util;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
@@ -71,6 +73,13 @@ private:
     std::mutex m_;
     std::condition_variable cv_;
     bool released_ = false;
+};
+
+// Another thread's way to one shared test resolver.
+struct Borrowed : Resolver {
+    explicit Borrowed(Resolver& r) : r_(r) {}
+    DnsAnswer query(std::string_view n, RrType t, Deadline d) override { return r_.query(n, t, d); }
+    Resolver& r_;
 };
 
 void wait_for(const std::function<bool()>& cond) {
@@ -407,4 +416,82 @@ TEST_CASE("local DNS failures: reported at once, then at most once per 10 s with
     REQUIRE(lines.size() <= 1);
     if (!lines.empty())  // an earlier test in this process may have reported within 10 s
         CHECK(lines[0].find("the last with local error: Too many open files; not cached") != std::string::npos);
+}
+
+TEST_CASE("caching resolver: a prefetch leads the flight that 8 threads' identical queries join",
+          "[dns][cache][threads]") {
+    auto cache = std::make_shared<Cache>();
+    BlockingResolver upstream;
+    util::Pool pool;
+    // Each resolver's upstream is made at its first miss: none of the askers
+    // needs one, only the prefetch's pool job.
+    std::atomic<int> made{0};
+    CachingResolver::Factory make = [&]() -> std::unique_ptr<Resolver> {
+        ++made;
+        return std::make_unique<Borrowed>(upstream);
+    };
+    CachingResolver first(make, cache, &pool);
+    first.prefetch("busy.example", RrType::a, no_deadline());
+    first.prefetch("busy.example", RrType::a, no_deadline());  // already asked: nothing more
+    wait_for([&] { return upstream.calls == 1; });
+    const int n = 8;
+    std::vector<DnsAnswer> got(n);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < n; ++i)
+        threads.emplace_back([&, i] {
+            CachingResolver r(make, cache, &pool);
+            got[i] = r.query("busy.example", RrType::a, no_deadline());
+        });
+    wait_for([&] { return cache->stats().misses == uint64_t(n); });
+    upstream.release();
+    for (auto& t : threads) t.join();
+
+    CHECK(upstream.calls == 1);
+    CHECK(made == 1);
+    for (int i = 0; i < n; ++i) {
+        INFO("thread " << i);
+        CHECK(got[i].status == DnsStatus::ok);
+        CHECK(got[i].rdata == std::vector<std::string>{"192.0.2.7"});
+    }
+    CacheStats st = cache->stats();
+    CHECK(st.prefetches == 1);
+    CHECK(st.shared == uint64_t(n));
+    CHECK(st.entries == 1);
+    // Stored now: a prefetch asks nothing, a query is a hit.
+    first.prefetch("busy.example", RrType::a, no_deadline());
+    CHECK(first.query("busy.example", RrType::a, no_deadline()).status == DnsStatus::ok);
+    CHECK(upstream.calls == 1);
+    CHECK(cache->stats().prefetches == 1);
+}
+
+TEST_CASE("caching resolver: no pool thread for a prefetch: the query asks for itself", "[dns][cache][threads]") {
+    auto cache = std::make_shared<Cache>();
+    MemoryResolver mem;
+    mem.add("a.example", RrType::a, "192.0.2.1");
+    util::Pool::Options opt;
+    opt.max_threads = 0;  // refuses every job
+    util::Pool pool(opt);
+    CachingResolver r([&]() -> std::unique_ptr<Resolver> { return std::make_unique<Borrowed>(mem); }, cache, &pool);
+    r.prefetch("a.example", RrType::a, no_deadline());
+    DnsAnswer a = r.query("a.example", RrType::a, no_deadline());
+    CHECK(a.status == DnsStatus::ok);
+    CHECK(mem.count() == 1);
+    CHECK(pool.stats().refused == 1);
+}
+
+TEST_CASE("caching resolver: a warm cache makes no upstream resolver", "[dns][cache]") {
+    auto cache = std::make_shared<Cache>();
+    DnsAnswer ok;
+    ok.status = DnsStatus::ok;
+    ok.ttl = 60;
+    ok.rdata = {"192.0.2.1"};
+    cache->put("a.example", RrType::a, ok);
+    int made = 0;
+    CachingResolver r([&]() -> std::unique_ptr<Resolver> { ++made; return nullptr; }, cache);
+    CHECK(r.query("a.example", RrType::a, no_deadline()).status == DnsStatus::ok);
+    CHECK(made == 0);
+    DnsAnswer miss = r.query("b.example", RrType::a, no_deadline());
+    CHECK(made == 1);
+    CHECK(miss.status == DnsStatus::servfail);
+    CHECK(miss.detail == "no upstream resolver");
 }

@@ -889,3 +889,38 @@ TEST_CASE("log line: who was trusted: the AUTH user, the certificate's issuer", 
     CHECK(line.find("auth_user") == std::string::npos);
     CHECK(line.find("tls_issuer") == std::string::npos);
 }
+
+TEST_CASE("stage_needs: what the MTA may leave out, per configuration", "[policy][negotiate]") {
+    struct Case {
+        const char* ini;
+        bool rcpt_reply, eoh;
+    };
+    const Case cases[] = {
+        {"", false, false},
+        {"[bulk]\ndefault = reject\n", true, true},
+        {"[bulk]\ndefault = reject\naction = tag\n", false, true},
+        {"[bulk]\ndefault = reject\n[milter]\nmode = observe\n", false, true},
+        {"[policy]\nexempt_recipients = postmaster@\n", true, false},
+        {"[registry r]\nzone = r.example\nunregistered = greylist\n", true, false},
+        {"[registry r]\nzone = r.example\nmeaning = blocked\nlisted = greylist\n", true, false},
+        {"[registry r]\nzone = r.example\nunregistered = greylist\n[milter]\nmode = observe\n", true, false},
+        {"[registry r]\nzone = r.example\nunregistered = tempfail\n", false, false},
+        {"[ratelimit]\nunregistered_messages = 10\n", true, false},
+        {"[ratelimit]\nunregistered_recipients = 10\n", true, false},
+        {"[ratelimit]\nregistered_messages = 10\n", true, false},
+        {"[ratelimit]\nregistered_recipients = 10\n", true, false},
+        {"[ratelimit]\nwindow = 60\n", false, false},
+        {"[bulk]\nzone = optout.example\n", true, true},
+        {"[bulk]\nzone = optout.example\naction = tag\n", true, true},
+        {"[bulk]\nzone = optout.example\non_error = tempfail\n", true, true},
+        {"[bulk]\nzone = optout.example\n[milter]\nmode = observe\n", true, true},
+    };
+    for (const auto& c : cases) {
+        INFO(c.ini);
+        auto cfg = cfg_of(c.ini);
+        policy::StageNeeds n = policy::stage_needs(*cfg);
+        CHECK_FALSE(n.helo_reply);
+        CHECK(n.rcpt_reply == c.rcpt_reply);
+        CHECK(n.eoh == c.eoh);
+    }
+}
