@@ -81,8 +81,10 @@ namespace {
 // One table line (comment and blanks already removed): KEY accept|reject.
 // Returns "" and sets key (as the table compares it) and choice, and with
 // `written` also the key with the local part as written; or says what is wrong.
-std::string parse_entry(std::string_view line, std::string& key, Choice& choice, std::string* written = nullptr) {
-    if (line.size() > max_address + 16) return "line longer than " + std::to_string(max_address + 16) + " characters";
+std::string parse_entry(std::string_view line, std::string& key, Choice& choice,
+                        std::string* written = nullptr) {
+    if (line.size() > max_address + 16)
+        return "line longer than " + std::to_string(max_address + 16) + " characters";
     auto words = util::split(line, " \t");
     if (words.size() != 2) return "\"" + std::string(line) + "\": want KEY accept|reject";
     if (words[1] == "accept")
@@ -103,7 +105,8 @@ std::string parse_entry(std::string_view line, std::string& key, Choice& choice,
     if (key.empty() || key.find('@') == std::string::npos)
         return "\"" + std::string(words[0]) + "\" is not user@domain or @domain";
     for (char c : key)
-        if (static_cast<unsigned char>(c) < 0x20) return "control characters in \"" + std::string(words[0]) + "\"";
+        if (static_cast<unsigned char>(c) < 0x20)
+            return "control characters in \"" + std::string(words[0]) + "\"";
     return "";
 }
 
@@ -120,7 +123,8 @@ void for_each_entry_line(std::string_view text, Fn fn) {
     int no = 0;
     for (size_t pos = 0; pos < text.size();) {
         size_t nl = text.find('\n', pos);
-        std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+        std::string_view line =
+            text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
         pos = nl == std::string_view::npos ? text.size() : nl + 1;
         ++no;
         line = trim(without_comment(line));
@@ -170,7 +174,8 @@ Table::Loaded Table::parse(std::string_view text, std::string_view name) {
         for (; t->slots_[at] != 0; at = (at + 1) & mask) {
             uint32_t other = t->slots_[at] - 1;
             if (t->key(other) != k) continue;
-            error(lines[i], "duplicate key \"" + std::string(k) + "\", first at line " + std::to_string(lines[other]));
+            error(lines[i],
+                  "duplicate key \"" + std::string(k) + "\", first at line " + std::to_string(lines[other]));
             break;
         }
         if (t->slots_[at] == 0) t->slots_[at] = i + 1;

@@ -24,12 +24,16 @@ namespace regmilter::bulk {
 // A recipient's choice: accept bulk mail (opted in) or refuse it (opted out).
 enum class Choice { accept, reject };
 inline constexpr const char* choice_names[] = {"accept", "reject"};
-constexpr util::Names names_of(Choice) { return choice_names; }
+constexpr util::Names names_of(Choice) {
+    return choice_names;
+}
 
 // What an opted-out recipient of bulk mail gets (DESIGN "[bulk] action").
 enum class Action { reject, discard, tag };
 inline constexpr const char* action_names[] = {"reject", "discard", "tag"};
-constexpr util::Names names_of(Action) { return action_names; }
+constexpr util::Names names_of(Action) {
+    return action_names;
+}
 
 // Known bulk senders: MAIL FROM domains (and their subdomains), client networks.
 struct Senders {
@@ -39,10 +43,10 @@ struct Senders {
 
 // The [bulk] settings.
 struct Settings {
-    std::string table;                // path of the opt-out table; empty: none
+    std::string table;  // path of the opt-out table; empty: none
     Choice default_choice{};
     Senders senders;
-    bool header_signals{};            // Precedence / List-Id / List-Unsubscribe make bulk
+    bool header_signals{};  // Precedence / List-Id / List-Unsubscribe make bulk
     Action action{};
     std::string recipient_delimiter;  // each character is a delimiter; empty: none
     // Opt-out zones (optout.hpp), asked in order for a recipient the table

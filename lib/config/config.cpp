@@ -28,8 +28,8 @@ void apply_defaults(Config& cfg, Registry* reg, std::string_view section) {
         if (section != o.section) continue;
         std::string err = o.set(o, t, {o.default_value});
         if (!err.empty())
-            throw std::logic_error(std::string("option table: default of [") + o.section + "] " + o.key + ": " +
-                                   err);
+            throw std::logic_error(std::string("option table: default of [") + o.section + "] " + o.key +
+                                   ": " + err);
     }
 }
 
@@ -102,7 +102,8 @@ private:
             }
             std::string kind = s.name.substr(0, s.name.find(' '));
             std::string rest = s.name.size() > kind.size() ? s.name.substr(kind.size() + 1) : "";
-            bool known = std::find(section_kinds().begin(), section_kinds().end(), kind) != section_kinds().end();
+            bool known =
+                std::find(section_kinds().begin(), section_kinds().end(), kind) != section_kinds().end();
             if (!known || (kind != "registry" && !rest.empty())) {
                 problem(s.line, s.name, "", "unknown section, allowed: " + sections_allowed());
                 bad_.insert(s.name);

@@ -30,11 +30,24 @@ namespace regmilter::config {
 // (options.cpp), applied by defaults() and load_*(). A Config built any other
 // way is not a valid configuration.
 
-enum class SyslogFacility { mail, daemon, user, local0, local1, local2, local3, local4, local5, local6, local7 };
-inline constexpr const char* syslog_facility_names[] = {"mail",   "daemon", "user",   "local0",
-                                                        "local1", "local2", "local3", "local4",
-                                                        "local5", "local6", "local7"};
-constexpr util::Names names_of(SyslogFacility) { return syslog_facility_names; }
+enum class SyslogFacility {
+    mail,
+    daemon,
+    user,
+    local0,
+    local1,
+    local2,
+    local3,
+    local4,
+    local5,
+    local6,
+    local7
+};
+inline constexpr const char* syslog_facility_names[] = {
+    "mail", "daemon", "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"};
+constexpr util::Names names_of(SyslogFacility) {
+    return syslog_facility_names;
+}
 
 struct Milter {
     std::string socket;

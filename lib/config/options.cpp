@@ -187,8 +187,8 @@ Option row(const char* key, const char* default_value, Allowed allowed, const ch
     using V = typename Member<decltype(M)>::Value;
     static_assert(fits<T, V>(), "the option's type does not fit its field");
     static_assert(T != Type::choice || std::is_enum_v<V>, "a choice sets an enum");
-    Option o{section_of<C>(), key, T, default_value, allowed.min, allowed.max, allowed.names, allowed.text,
-             help, nullptr};
+    Option o{section_of<C>(), key,          T,    default_value, allowed.min, allowed.max,
+             allowed.names,   allowed.text, help, nullptr};
     o.set = [](const Option& opt, Target& t, const std::vector<std::string>& lines) {
         return values::parse(opt, lines, part<C>(t).*M);
     };
@@ -201,10 +201,9 @@ using policy::spf_action_names;
 // [milter]
 std::vector<Option> milter_rows() {
     return {
-        row<Type::socket, &Milter::socket>(
-            "socket", "unix:/var/spool/postfix/regmilter/regmilter.sock",
-            words("unix:PATH|local:PATH|inet:PORT@HOST|inet6:PORT@HOST"),
-            "Where the milter listens; regmilter -p overrides it."),
+        row<Type::socket, &Milter::socket>("socket", "unix:/var/spool/postfix/regmilter/regmilter.sock",
+                                           words("unix:PATH|local:PATH|inet:PORT@HOST|inet6:PORT@HOST"),
+                                           "Where the milter listens; regmilter -p overrides it."),
         row<Type::octal, &Milter::socket_mode>(
             "socket_mode", "0660", range(0, 0777),
             "File mode of a unix socket; put the MTA's user in the socket's group."),
@@ -242,7 +241,8 @@ std::vector<Option> resolver_rows() {
             "Recursive nameservers to ask."),
         row<Type::integer, &Resolver::timeout_ms>("timeout_ms", "2000", range(100, 30000),
                                                   "Milliseconds to wait for one answer."),
-        row<Type::integer, &Resolver::retries>("retries", "2", range(0, 10), "Further tries after a timeout."),
+        row<Type::integer, &Resolver::retries>("retries", "2", range(0, 10),
+                                               "Further tries after a timeout."),
         row<Type::integer, &Resolver::cache_size>(
             "cache_size", "10000", range(0, 10000000),
             "Answers kept in the shared cache (positive and negative); 0 disables it."),
@@ -295,9 +295,9 @@ std::vector<Option> registry_rows() {
         row<Type::text, &Registry::reject_text>(
             "reject_text", "", words("text with %{ip} %{zone} %{info}; empty: default"),
             "Reply text of this zone's refusals, also appended to its X-Regmilter tag."),
-        row<Type::code_list, &registry::Zone::bulk_codes>("bulk_codes", "127.0.0.3",
-                                                          words("addresses in 127.0.0.0/8 ..."),
-                                                          "Answers that mean \"registered, declared bulk sender\"."),
+        row<Type::code_list, &registry::Zone::bulk_codes>(
+            "bulk_codes", "127.0.0.3", words("addresses in 127.0.0.0/8 ..."),
+            "Answers that mean \"registered, declared bulk sender\"."),
         row<Type::boolean, &registry::Zone::require_fcrdns>(
             "require_fcrdns", "no", {},
             "A listed server also needs forward-confirmed reverse DNS to count as registered."),

@@ -38,14 +38,32 @@ enum class Type {
     endpoint,
 };
 // What each type is called in messages and documentation.
-inline constexpr const char* type_names[] = {
-    "boolean",          "integer",           "octal mode",          "choice",           "text",
-    "user name",        "DNS name",          "path",                "file",             "socket",
-    "list of nameservers", "list of networks", "list of addresses", "list, one per line", "list of host names",
-    "list of domains and networks", "date", "characters", "list of addresses and local parts",
-    "address and port"};
-constexpr util::Names names_of(Type) { return type_names; }
-inline const char* to_string(Type t) { return util::name_of(t); }
+inline constexpr const char* type_names[] = {"boolean",
+                                             "integer",
+                                             "octal mode",
+                                             "choice",
+                                             "text",
+                                             "user name",
+                                             "DNS name",
+                                             "path",
+                                             "file",
+                                             "socket",
+                                             "list of nameservers",
+                                             "list of networks",
+                                             "list of addresses",
+                                             "list, one per line",
+                                             "list of host names",
+                                             "list of domains and networks",
+                                             "date",
+                                             "characters",
+                                             "list of addresses and local parts",
+                                             "address and port"};
+constexpr util::Names names_of(Type) {
+    return type_names;
+}
+inline const char* to_string(Type t) {
+    return util::name_of(t);
+}
 
 // Where a value goes: the config being built and, in [registry NAME], its zone.
 struct Target {

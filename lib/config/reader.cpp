@@ -79,7 +79,8 @@ std::string classify(ReadState& st, const Line& l, size_t room) {
         IniSection sec{norm_section(std::string_view(t).substr(1, close - 1)), l.no};
         if (sec.name.size() > max_section_length) {
             st.problem(l.no, "section name \"" + sec.name.substr(0, max_section_length) +
-                                 "...\" is longer than " + std::to_string(max_section_length) + " characters");
+                                 "...\" is longer than " + std::to_string(max_section_length) +
+                                 " characters");
             sec.name = "line " + std::to_string(l.no);
             sec.reported = true;
         }
@@ -131,7 +132,8 @@ IniFile read_ini(std::string_view text, const std::string& file) {
     size_t pos = 0;
     while (pos <= text.size()) {
         size_t nl = text.find('\n', pos);
-        std::string_view l = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+        std::string_view l =
+            text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
         ++no;
         if (l.find('\0') != std::string_view::npos) {
             st.problem(no, "NUL byte in line");

@@ -14,13 +14,13 @@
 namespace regmilter::config {
 
 struct IniSection {
-    std::string name;       // trimmed, inner blanks collapsed ("registry reg")
+    std::string name;  // trimmed, inner blanks collapsed ("registry reg")
     int line = 0;
     bool reported = false;  // its header is already a problem: skip it and its keys
 };
 
 struct IniEntry {
-    std::string section;              // as IniSection::name; empty before any section
+    std::string section;  // as IniSection::name; empty before any section
     std::string key;
     std::vector<std::string> values;  // the first line's value, then continuation lines
     int line = 0;

@@ -65,8 +65,9 @@ void cross_check(const Config& cfg, const KeyLines& set, const std::string& file
         if (r.zone.empty()) problem(line_of("zone") ? line_of("zone") : r.line, sec, "zone", "is required");
         if (r.meaning == registry::Meaning::registered) {
             if (int l = line_of("listed"))
-                problem(l, sec, "listed",
-                        "applies to meaning = blocked; this zone has meaning = registered (use unregistered)");
+                problem(
+                    l, sec, "listed",
+                    "applies to meaning = blocked; this zone has meaning = registered (use unregistered)");
         } else {
             for (const char* k : {"unregistered", "bulk_codes", "require_fcrdns"})
                 if (int l = line_of(k))
@@ -75,7 +76,8 @@ void cross_check(const Config& cfg, const KeyLines& set, const std::string& file
         if (r.zone.empty()) continue;
         std::string id = r.zone + " " + util::name_of(r.format);
         if (auto it = zone_owner.find(id); it != zone_owner.end())
-            problem(line_of("zone"), sec, "zone", "zone " + r.zone + " is already asked by [registry " + it->second + "]");
+            problem(line_of("zone"), sec, "zone",
+                    "zone " + r.zone + " is already asked by [registry " + it->second + "]");
         else
             zone_owner[id] = r.name;
     }

@@ -170,7 +170,8 @@ std::string parse(const Option& o, const Lines& lines, std::string& out) {
             for (char c : v) {
                 bool punct = (c >= '!' && c <= '/') || (c >= ':' && c <= '@') || (c >= '[' && c <= '`') ||
                              (c >= '{' && c <= '~');
-                if (!punct || c == '@' || c == '"') return quoted(v) + " may hold only punctuation other than @ and \"";
+                if (!punct || c == '@' || c == '"')
+                    return quoted(v) + " may hold only punctuation other than @ and \"";
             }
             out = v;
             return {};
@@ -243,7 +244,8 @@ std::string parse(const Option& o, const Lines& lines, std::vector<std::string>&
         for (const auto& w : words_of(lines)) {
             auto at = w.rfind('@');
             std::string_view local = std::string_view(w).substr(0, at == std::string::npos ? 0 : at);
-            std::string_view domain = at == std::string::npos ? std::string_view() : std::string_view(w).substr(at + 1);
+            std::string_view domain =
+                at == std::string::npos ? std::string_view() : std::string_view(w).substr(at + 1);
             if (at == std::string::npos || local.empty())
                 add_problem(errs, quoted(w) + " is neither local@domain nor local@");
             else if (has_control(local) || local.find_first_of(" <>") != std::string_view::npos)
@@ -251,7 +253,8 @@ std::string parse(const Option& o, const Lines& lines, std::vector<std::string>&
             else if (!domain.empty() && !valid_domain(domain))
                 add_problem(errs, quoted(w) + ": \"" + std::string(domain) + "\" is not a domain");
             else
-                list.push_back(util::lower(std::string(local)) + "@" + (domain.empty() ? "" : lower_domain(domain)));
+                list.push_back(util::lower(std::string(local)) + "@" +
+                               (domain.empty() ? "" : lower_domain(domain)));
         }
     } else {
         for (const auto& w : words_of(lines)) {

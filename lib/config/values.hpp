@@ -17,8 +17,8 @@ namespace regmilter::config::values {
 using Lines = std::vector<std::string>;
 
 std::string parse(const Option& o, const Lines& lines, bool& out);
-std::string parse(const Option& o, const Lines& lines, int& out);       // integer, min..max
-std::string parse(const Option& o, const Lines& lines, long& out);      // integer, min..max
+std::string parse(const Option& o, const Lines& lines, int& out);            // integer, min..max
+std::string parse(const Option& o, const Lines& lines, long& out);           // integer, min..max
 std::string parse(const Option& o, const Lines& lines, unsigned long& out);  // integer, min..max
 // octal (or integer, by o.type), min..max
 std::string parse(const Option& o, const Lines& lines, unsigned& out);

@@ -15,12 +15,16 @@ using Seconds = std::chrono::seconds;
 uint32_t keep_for(const CacheOptions& o, const DnsAnswer& a) {
     if (a.local) return 0;  // this host's trouble says nothing about the name
     switch (a.status) {
-    case DnsStatus::ok: return std::min(a.ttl, o.max_ttl);
-    case DnsStatus::nxdomain:
-    case DnsStatus::nodata: return std::min(a.ttl, o.max_negative_ttl);
-    case DnsStatus::servfail:
-    case DnsStatus::malformed: return o.failure_ttl;
-    case DnsStatus::timeout: return 0;
+        case DnsStatus::ok:
+            return std::min(a.ttl, o.max_ttl);
+        case DnsStatus::nxdomain:
+        case DnsStatus::nodata:
+            return std::min(a.ttl, o.max_negative_ttl);
+        case DnsStatus::servfail:
+        case DnsStatus::malformed:
+            return o.failure_ttl;
+        case DnsStatus::timeout:
+            return 0;
     }
     return 0;
 }

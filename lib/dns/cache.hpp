@@ -18,8 +18,8 @@
 
 #include "dns/counters.hpp"
 #include "dns/resolver.hpp"
-#include "util/pool.hpp"
 #include "util/lock_guarded.hpp"
+#include "util/pool.hpp"
 
 namespace regmilter::dns {
 
@@ -34,16 +34,16 @@ namespace regmilter::dns {
 // Hits count the TTL down: an answer stored with TTL 300 is returned 100 s
 // later with TTL 200; at 0 it has expired and is asked again.
 struct CacheOptions {
-    size_t max_entries = 10000;       // LRU eviction beyond this; 0 = store nothing
-    uint32_t max_ttl = 86400;         // 1 day
+    size_t max_entries = 10000;         // LRU eviction beyond this; 0 = store nothing
+    uint32_t max_ttl = 86400;           // 1 day
     uint32_t max_negative_ttl = 10800;  // 3 hours, RFC 2308 §5
     uint32_t failure_ttl = 5;
 };
 
 struct CacheStats {
-    uint64_t hits = 0;        // answered from a stored entry
-    uint64_t misses = 0;      // not stored (or expired): an upstream query, or joined one
-    uint64_t shared = 0;      // misses answered by another thread's upstream query
+    uint64_t hits = 0;    // answered from a stored entry
+    uint64_t misses = 0;  // not stored (or expired): an upstream query, or joined one
+    uint64_t shared = 0;  // misses answered by another thread's upstream query
     uint64_t inserts = 0;
     uint64_t evictions = 0;   // removed to stay within max_entries (not expiries)
     uint64_t prefetches = 0;  // upstream queries started by a prefetch (not hits or misses)
@@ -85,7 +85,7 @@ private:
     };
     struct Entry {
         std::string key;
-        DnsAnswer answer;      // ttl as stored
+        DnsAnswer answer;  // ttl as stored
         Clock::time_point stored;
         Clock::time_point expires;
     };

@@ -2,6 +2,7 @@
 
 #include <ldns/ldns.h>
 
+#include <sys/time.h>
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -10,7 +11,6 @@
 #include <limits>
 #include <sstream>
 #include <stdexcept>
-#include <sys/time.h>
 
 namespace regmilter::dns {
 
@@ -117,80 +117,87 @@ bool rdata_text(const ldns_rr* rr, RrType type, std::string& out) {
     size_t count = ldns_rr_rd_count(rr);
     auto rdf = [&](size_t i) { return i < count ? ldns_rr_rdf(rr, i) : nullptr; };
     switch (type) {
-    case RrType::a: {
-        const ldns_rdf* r = rdf(0);
-        if (count != 1 || !r || ldns_rdf_size(r) != 4) return false;
-        const uint8_t* b = ldns_rdf_data(r);
-        out = net::Address::v4(uint32_t(b[0]) << 24 | uint32_t(b[1]) << 16 |
-                               uint32_t(b[2]) << 8 | uint32_t(b[3]))
-                  .str();
-        return true;
-    }
-    case RrType::aaaa: {
-        const ldns_rdf* r = rdf(0);
-        if (count != 1 || !r || ldns_rdf_size(r) != 16) return false;
-        std::array<uint8_t, 16> bytes;
-        std::copy_n(ldns_rdf_data(r), 16, bytes.begin());
-        out = net::Address::v6(bytes).str();
-        return true;
-    }
-    case RrType::ns:
-    case RrType::cname:
-    case RrType::ptr:
-        return count == 1 && decode_name(rdf(0), out);
-    case RrType::mx: {
-        const ldns_rdf* pref = rdf(0);
-        std::string host;
-        if (count != 2 || !pref || ldns_rdf_size(pref) != 2 || !decode_name(rdf(1), host)) return false;
-        out = std::to_string(ldns_rdf2native_int16(pref)) + " " + host;
-        return true;
-    }
-    case RrType::txt:
-    case RrType::spf:
-        // RFC 7208 §3.3: the character-strings are concatenated with nothing between.
-        for (size_t i = 0; i < count; ++i) {
-            const ldns_rdf* s = rdf(i);
-            if (!s || ldns_rdf_size(s) < 1) return false;
-            const uint8_t* d = ldns_rdf_data(s);
-            if (size_t(d[0]) + 1 != ldns_rdf_size(s)) return false;
-            out.append(reinterpret_cast<const char*>(d + 1), d[0]);
+        case RrType::a: {
+            const ldns_rdf* r = rdf(0);
+            if (count != 1 || !r || ldns_rdf_size(r) != 4) return false;
+            const uint8_t* b = ldns_rdf_data(r);
+            out = net::Address::v4(uint32_t(b[0]) << 24 | uint32_t(b[1]) << 16 | uint32_t(b[2]) << 8 |
+                                   uint32_t(b[3]))
+                      .str();
+            return true;
         }
-        return true;
+        case RrType::aaaa: {
+            const ldns_rdf* r = rdf(0);
+            if (count != 1 || !r || ldns_rdf_size(r) != 16) return false;
+            std::array<uint8_t, 16> bytes;
+            std::copy_n(ldns_rdf_data(r), 16, bytes.begin());
+            out = net::Address::v6(bytes).str();
+            return true;
+        }
+        case RrType::ns:
+        case RrType::cname:
+        case RrType::ptr:
+            return count == 1 && decode_name(rdf(0), out);
+        case RrType::mx: {
+            const ldns_rdf* pref = rdf(0);
+            std::string host;
+            if (count != 2 || !pref || ldns_rdf_size(pref) != 2 || !decode_name(rdf(1), host)) return false;
+            out = std::to_string(ldns_rdf2native_int16(pref)) + " " + host;
+            return true;
+        }
+        case RrType::txt:
+        case RrType::spf:
+            // RFC 7208 §3.3: the character-strings are concatenated with nothing between.
+            for (size_t i = 0; i < count; ++i) {
+                const ldns_rdf* s = rdf(i);
+                if (!s || ldns_rdf_size(s) < 1) return false;
+                const uint8_t* d = ldns_rdf_data(s);
+                if (size_t(d[0]) + 1 != ldns_rdf_size(s)) return false;
+                out.append(reinterpret_cast<const char*>(d + 1), d[0]);
+            }
+            return true;
     }
     return false;
 }
 
 const char* rcode_name(ldns_pkt_rcode rc) {
     switch (rc) {
-    case LDNS_RCODE_NOERROR: return "NOERROR";
-    case LDNS_RCODE_FORMERR: return "FORMERR";
-    case LDNS_RCODE_SERVFAIL: return "SERVFAIL";
-    case LDNS_RCODE_NXDOMAIN: return "NXDOMAIN";
-    case LDNS_RCODE_NOTIMPL: return "NOTIMP";
-    case LDNS_RCODE_REFUSED: return "REFUSED";
-    default: return "other";
+        case LDNS_RCODE_NOERROR:
+            return "NOERROR";
+        case LDNS_RCODE_FORMERR:
+            return "FORMERR";
+        case LDNS_RCODE_SERVFAIL:
+            return "SERVFAIL";
+        case LDNS_RCODE_NXDOMAIN:
+            return "NXDOMAIN";
+        case LDNS_RCODE_NOTIMPL:
+            return "NOTIMP";
+        case LDNS_RCODE_REFUSED:
+            return "REFUSED";
+        default:
+            return "other";
     }
 }
 
 // ldns reports a packet that does not parse with these statuses.
 bool is_parse_error(ldns_status st) {
     switch (st) {
-    case LDNS_STATUS_EMPTY_LABEL:
-    case LDNS_STATUS_LABEL_OVERFLOW:
-    case LDNS_STATUS_DOMAINNAME_OVERFLOW:
-    case LDNS_STATUS_DOMAINNAME_UNDERFLOW:
-    case LDNS_STATUS_PACKET_OVERFLOW:
-    case LDNS_STATUS_INVALID_POINTER:
-    case LDNS_STATUS_WIRE_INCOMPLETE_HEADER:
-    case LDNS_STATUS_WIRE_INCOMPLETE_QUESTION:
-    case LDNS_STATUS_WIRE_INCOMPLETE_ANSWER:
-    case LDNS_STATUS_WIRE_INCOMPLETE_AUTHORITY:
-    case LDNS_STATUS_WIRE_INCOMPLETE_ADDITIONAL:
-    case LDNS_STATUS_WIRE_RDATA_ERR:
-    case LDNS_STATUS_RDATA_OVERFLOW:
-        return true;
-    default:
-        return false;
+        case LDNS_STATUS_EMPTY_LABEL:
+        case LDNS_STATUS_LABEL_OVERFLOW:
+        case LDNS_STATUS_DOMAINNAME_OVERFLOW:
+        case LDNS_STATUS_DOMAINNAME_UNDERFLOW:
+        case LDNS_STATUS_PACKET_OVERFLOW:
+        case LDNS_STATUS_INVALID_POINTER:
+        case LDNS_STATUS_WIRE_INCOMPLETE_HEADER:
+        case LDNS_STATUS_WIRE_INCOMPLETE_QUESTION:
+        case LDNS_STATUS_WIRE_INCOMPLETE_ANSWER:
+        case LDNS_STATUS_WIRE_INCOMPLETE_AUTHORITY:
+        case LDNS_STATUS_WIRE_INCOMPLETE_ADDITIONAL:
+        case LDNS_STATUS_WIRE_RDATA_ERR:
+        case LDNS_STATUS_RDATA_OVERFLOW:
+            return true;
+        default:
+            return false;
     }
 }
 
@@ -203,10 +210,12 @@ bool is_local_errno(int e) {
     return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
 }
 
-ldns_status send_query(PktPtr& out, ldns_resolver* res, const ldns_rdf* qname, RrType type, bool& id_mismatch) {
+ldns_status send_query(PktPtr& out, ldns_resolver* res, const ldns_rdf* qname, RrType type,
+                       bool& id_mismatch) {
     id_mismatch = false;
     ldns_pkt* q = nullptr;
-    ldns_status st = ldns_resolver_prepare_query_pkt(&q, res, qname, ldns_rr_type(type), LDNS_RR_CLASS_IN, LDNS_RD);
+    ldns_status st =
+        ldns_resolver_prepare_query_pkt(&q, res, qname, ldns_rr_type(type), LDNS_RR_CLASS_IN, LDNS_RD);
     PktPtr query(q);
     if (st != LDNS_STATUS_OK || !query) return st;
     ldns_pkt* raw = nullptr;
@@ -241,7 +250,9 @@ long long ms_since(Clock::time_point start) {
 
 }  // namespace
 
-void LdnsResolver::LdnsFree::operator()(ldns_struct_resolver* r) const { ldns_resolver_deep_free(r); }
+void LdnsResolver::LdnsFree::operator()(ldns_struct_resolver* r) const {
+    ldns_resolver_deep_free(r);
+}
 
 // The outcome of asking the nameservers one question: a packet with rcode
 // NOERROR or NXDOMAIN, or a failure status.
@@ -260,8 +271,8 @@ LdnsResolver::LdnsResolver(const ResolverOptions& options) : options_(options) {
         Handle h(ldns_resolver_new());
         if (!h) throw std::bad_alloc();
         const bool v4 = ns.address.is_v4();
-        RdfPtr addr(ldns_rdf_new_frm_data(v4 ? LDNS_RDF_TYPE_A : LDNS_RDF_TYPE_AAAA,
-                                          ns.address.size(), ns.address.bytes()));
+        RdfPtr addr(ldns_rdf_new_frm_data(v4 ? LDNS_RDF_TYPE_A : LDNS_RDF_TYPE_AAAA, ns.address.size(),
+                                          ns.address.bytes()));
         if (!addr || ldns_resolver_push_nameserver(h.get(), addr.get()) != LDNS_STATUS_OK) {
             throw std::bad_alloc();
         }
@@ -376,8 +387,8 @@ LdnsResolver::Exchange LdnsResolver::exchange(const std::vector<uint8_t>& wire_n
                 } else if (is_parse_error(st)) {
                     settled[i] = true;
                     last_status = DnsStatus::malformed;
-                    last_error = std::string("unparsable answer from ") + who + ": " +
-                                 ldns_get_errorstr_by_id(st);
+                    last_error =
+                        std::string("unparsable answer from ") + who + ": " + ldns_get_errorstr_by_id(st);
                 } else if (took + Ms(20) >= budget) {
                     // ldns gives the same status for a timeout and for an
                     // unreachable server; the time spent tells them apart.
@@ -396,8 +407,8 @@ LdnsResolver::Exchange LdnsResolver::exchange(const std::vector<uint8_t>& wire_n
     // Only timeouts: timeout. A definite failure from any server: that failure.
     const bool any_settled = std::any_of(settled.begin(), settled.end(), [](bool s) { return s; });
     ex.failure = (!any_settled && timeouts > 0) ? DnsStatus::timeout : last_status;
-    ex.detail = last_error + " (" + std::to_string(attempts) + " tries, " +
-                std::to_string(ms_since(start)) + " ms)";
+    ex.detail =
+        last_error + " (" + std::to_string(attempts) + " tries, " + std::to_string(ms_since(start)) + " ms)";
     return ex;
 }
 

@@ -22,10 +22,10 @@ namespace regmilter::dns {
 
 struct ResolverOptions {
     std::vector<Nameserver> nameservers;  // empty: /etc/resolv.conf (system_nameservers)
-    int timeout_ms = 2000;    // per attempt (one packet to one nameserver), > 0
-    int retries = 2;          // further rounds over the nameservers that timed out, >= 0
-    uint16_t edns_size = 1232;  // EDNS0 UDP payload size advertised; 0 = no EDNS0
-    std::shared_ptr<Counters> counters;  // statistics: query() calls by outcome; may be null
+    int timeout_ms = 2000;                // per attempt (one packet to one nameserver), > 0
+    int retries = 2;                      // further rounds over the nameservers that timed out, >= 0
+    uint16_t edns_size = 1232;            // EDNS0 UDP payload size advertised; 0 = no EDNS0
+    std::shared_ptr<Counters> counters;   // statistics: query() calls by outcome; may be null
 };
 
 // Lookup procedure for one query (worst case timeout_ms * (retries + 1) per

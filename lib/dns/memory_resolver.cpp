@@ -21,7 +21,9 @@ void MemoryResolver::add(std::string_view name, RrType type, std::string rdata, 
     nodes_[key_of(name)].records.emplace(type, std::make_pair(std::move(rdata), ttl));
 }
 
-void MemoryResolver::add_empty(std::string_view name) { nodes_[key_of(name)]; }
+void MemoryResolver::add_empty(std::string_view name) {
+    nodes_[key_of(name)];
+}
 
 void MemoryResolver::add_failure(std::string_view name, DnsStatus status) {
     Node& n = nodes_[key_of(name)];

@@ -34,7 +34,10 @@ public:
     const std::vector<std::string>& log() const { return log_; }
     const std::vector<std::string>& unexpected() const { return unexpected_; }
     size_t count() const { return log_.size(); }
-    void clear_log() { log_.clear(); unexpected_.clear(); }
+    void clear_log() {
+        log_.clear();
+        unexpected_.clear();
+    }
 
 private:
     struct Node {

@@ -17,8 +17,12 @@ using Clock = std::chrono::steady_clock;
 // Absolute point after which a lookup must give up with DnsStatus::timeout.
 using Deadline = Clock::time_point;
 
-inline Deadline deadline_in(std::chrono::milliseconds ms) { return Clock::now() + ms; }
-inline Deadline no_deadline() { return Clock::time_point::max(); }
+inline Deadline deadline_in(std::chrono::milliseconds ms) {
+    return Clock::now() + ms;
+}
+inline Deadline no_deadline() {
+    return Clock::time_point::max();
+}
 
 enum class RrType : uint16_t {
     a = 1,
@@ -57,8 +61,8 @@ inline bool is_temporary(DnsStatus s) {
 struct DnsAnswer {
     DnsStatus status = DnsStatus::servfail;
     std::vector<std::string> rdata;
-    uint32_t ttl = 0;   // seconds; for negative answers the SOA minimum (RFC 2308)
-    std::string detail; // human text for logs and --trace ("rcode REFUSED", "3 tries, 2000 ms")
+    uint32_t ttl = 0;    // seconds; for negative answers the SOA minimum (RFC 2308)
+    std::string detail;  // human text for logs and --trace ("rcode REFUSED", "3 tries, 2000 ms")
     // A failure of this host (no file descriptor, no buffer, no memory), not
     // an answer about the name: never cached (dns::Cache), and reported
     // once per burst (set_local_error_log).

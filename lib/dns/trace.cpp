@@ -12,7 +12,9 @@ std::string trace_line(std::string_view name, RrType type, const DnsAnswer& a) {
         line += " [";
         for (size_t i = 0; i < a.rdata.size(); ++i) {
             if (i) line += ", ";
-            line += "\"" + util::sanitize(std::string_view(a.rdata[i]).substr(0, 300), util::TextUse::log_value) + "\"";
+            line += "\"" +
+                    util::sanitize(std::string_view(a.rdata[i]).substr(0, 300), util::TextUse::log_value) +
+                    "\"";
         }
         line += "]";
     }

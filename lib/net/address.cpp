@@ -39,15 +39,18 @@ int hexval(char c) {
 
 bool parse_v6(std::string_view s, std::array<uint8_t, 16>& out) {
     uint16_t groups[8] = {};
-    int n = 0;          // groups written
-    int gap = -1;       // index where "::" stands
+    int n = 0;     // groups written
+    int gap = -1;  // index where "::" stands
     size_t i = 0;
     if (s.size() < 2) return false;
     if (s[0] == ':') {
         if (s[1] != ':') return false;
         gap = 0;
         i = 2;
-        if (i == s.size()) { out.fill(0); return true; }
+        if (i == s.size()) {
+            out.fill(0);
+            return true;
+        }
     }
     while (i < s.size()) {
         // An embedded IPv4 quad may end the address.
@@ -157,16 +160,21 @@ std::string Address::str() const {
     // RFC 5952 §4.2: the longest run (>= 2) of zero groups becomes "::", first on a tie.
     int best = -1, best_len = 0;
     for (int k = 0; k < 8;) {
-        if (g[k] != 0) { ++k; continue; }
+        if (g[k] != 0) {
+            ++k;
+            continue;
+        }
         int start = k;
         while (k < 8 && g[k] == 0) ++k;
-        if (k - start > best_len) { best = start; best_len = k - start; }
+        if (k - start > best_len) {
+            best = start;
+            best_len = k - start;
+        }
     }
     if (best_len < 2) best = -1;
     std::string out;
     if (is_v4_mapped()) {
-        std::snprintf(buf, sizeof buf, "::ffff:%u.%u.%u.%u", bytes_[12], bytes_[13], bytes_[14],
-                      bytes_[15]);
+        std::snprintf(buf, sizeof buf, "::ffff:%u.%u.%u.%u", bytes_[12], bytes_[13], bytes_[14], bytes_[15]);
         return buf;
     }
     for (int k = 0; k < 8; ++k) {
@@ -284,9 +292,13 @@ Cidr::Parsed Cidr::parse(std::string_view text) {
     return p;
 }
 
-bool Cidr::contains(const Address& a) const { return a.unmapped().in(network, prefix); }
+bool Cidr::contains(const Address& a) const {
+    return a.unmapped().in(network, prefix);
+}
 
-std::string Cidr::str() const { return network.str() + "/" + std::to_string(prefix); }
+std::string Cidr::str() const {
+    return network.str() + "/" + std::to_string(prefix);
+}
 
 bool CidrSet::contains(const Address& a) const {
     Address u = a.unmapped();

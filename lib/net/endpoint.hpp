@@ -43,9 +43,9 @@ std::optional<Endpoint> parse_endpoint(std::string_view text, uint16_t default_p
 // name, as libmilter's smfi_setconn takes it).
 struct SocketSpec {
     enum class Kind { unix_path, inet, inet6 } kind = Kind::unix_path;
-    std::string path;      // unix_path: the socket file, absolute
-    std::string host;      // inet, inet6: empty means every address
-    uint16_t port = 0;     // inet, inet6
+    std::string path;          // unix_path: the socket file, absolute
+    std::string host;          // inet, inet6: empty means every address
+    uint16_t port = 0;         // inet, inet6
     std::string conn() const;  // as smfi_setconn wants it ("local:/path", "inet:25@host")
     // True for an inet socket bound to something other than a loopback
     // address (no host, 0.0.0.0, ::, a name, a routable address).

@@ -2,9 +2,9 @@
 
 #include <chrono>
 
-#include "util/date.hpp"
 #include "policy/auth_results.hpp"
 #include "policy/replies.hpp"
+#include "util/date.hpp"
 #include "util/text.hpp"
 
 namespace regmilter::policy {
@@ -55,13 +55,15 @@ Check error_check(const registry::Entry& e, const config::Registry& z, const net
 
 // meaning = registered: the client is in none of the registered zones.
 // `uncertain`: another registered zone could not be asked.
-Check unregistered_check(const registry::Entry& e, const config::Registry& z, const net::Address& ip, bool uncertain) {
+Check unregistered_check(const registry::Entry& e, const config::Registry& z, const net::Address& ip,
+                         bool uncertain) {
     Check c;
     c.source = "registry:" + e.name;
     c.reason = "registry:unregistered:" + e.zone;
     c.action = z.unregistered;
-    std::string why = e.status == registry::Status::listed ? " (in " + e.zone + " without forward-confirmed reverse DNS)"
-                                                           : " (not in " + e.zone + ")";
+    std::string why = e.status == registry::Status::listed
+                          ? " (in " + e.zone + " without forward-confirmed reverse DNS)"
+                          : " (not in " + e.zone + ")";
     c.text = z.reject_text.empty() ? ip.str() + " is not a registered mail server" + why
                                    : registry::expand_text(z.reject_text, ip, e);
     c.tag = "unregistered " + ip.str() + why;
@@ -156,8 +158,8 @@ Check spf_check(const spf::Outcome& o, CAction action, const std::string& ip, bo
             // failure into a permanent reject.
             // The reply names the lookup and its status, never the resolver's
             // address or timings: those are in the log line's reason.
-            c.text = "cannot check SPF of " + who + (o.public_problem.empty() ? "" : " (" + o.public_problem + ")") +
-                     ", try again later";
+            c.text = "cannot check SPF of " + who +
+                     (o.public_problem.empty() ? "" : " (" + o.public_problem + ")") + ", try again later";
             set_codes(c, replies::spf_error);
             break;
         case spf::Result::permerror:
@@ -177,7 +179,8 @@ Check spf_check(const spf::Outcome& o, CAction action, const std::string& ip, bo
             break;
     }
     const std::string& why = o.result == spf::Result::temperror ? o.public_problem : o.problem;
-    c.tag = "spf " + res + " for " + who + " (" + ip + ")" + (o.result == spf::Result::fail || why.empty() ? "" : ": " + why);
+    c.tag = "spf " + res + " for " + who + " (" + ip + ")" +
+            (o.result == spf::Result::fail || why.empty() ? "" : ": " + why);
     return c;
 }
 
@@ -222,8 +225,8 @@ std::vector<Header> result_headers(const Facts& f, const Config& cfg) {
     const std::string& id = f.authserv_id.empty() ? std::string("localhost") : f.authserv_id;
     bool want_ar = cfg.spf.headers == policy::ResultHeaders::authentication_results ||
                    cfg.spf.headers == policy::ResultHeaders::both;
-    bool want_rspf =
-        cfg.spf.headers == policy::ResultHeaders::received_spf || cfg.spf.headers == policy::ResultHeaders::both;
+    bool want_rspf = cfg.spf.headers == policy::ResultHeaders::received_spf ||
+                     cfg.spf.headers == policy::ResultHeaders::both;
 
     std::vector<std::string> results;
     if (f.mail.trust == TrustReason::authenticated) {

@@ -53,13 +53,17 @@ struct Context {
 // The SMTP stage a decision belongs to (the "stage" of DESIGN's JSON).
 enum class Stage { connect, helo, mail, rcpt, data };
 inline constexpr const char* stage_names[] = {"connect", "helo", "mail", "rcpt", "data"};
-constexpr util::Names names_of(Stage) { return stage_names; }
+constexpr util::Names names_of(Stage) {
+    return stage_names;
+}
 const char* to_string(Stage);
 
 enum class TrustReason { none, network, authenticated, tls, unknown_client };
 inline constexpr const char* trust_reason_names[] = {"none", "network", "authenticated", "tls",
                                                      "unknown-client"};
-constexpr util::Names names_of(TrustReason) { return trust_reason_names; }
+constexpr util::Names names_of(TrustReason) {
+    return trust_reason_names;
+}
 const char* to_string(TrustReason);
 
 struct ConnectFacts {
@@ -152,7 +156,9 @@ void begin_transaction(Context& ctx, Facts& facts);
 // (the tag headers come at end of message).
 enum class Action { continue_, accept, tag, tempfail, reject, discard };
 inline constexpr const char* action_names[] = {"continue", "accept", "tag", "tempfail", "reject", "discard"};
-constexpr util::Names names_of(Action) { return action_names; }
+constexpr util::Names names_of(Action) {
+    return action_names;
+}
 const char* to_string(Action);
 
 // True for the actions that end the command for the client (4xx, 5xx) or the
@@ -166,11 +172,11 @@ enum class LogLevel { info, warning, error };
 // The answer of one stage: what to tell the MTA and what to change.
 struct Reply {
     Action action = Action::continue_;
-    std::string code;    // "550", "451"; empty unless tempfail/reject
-    std::string xcode;   // "5.7.23"; class always equals the code's
-    std::string text;    // raw reply text (not %-escaped; printable ASCII)
-    std::string reason;  // short cause for logs: "registry:unregistered:reg.example", "spf:fail"
-    std::vector<Header> add_headers;        // end of message: insert in order at index 0, 1, ...
+    std::string code;                 // "550", "451"; empty unless tempfail/reject
+    std::string xcode;                // "5.7.23"; class always equals the code's
+    std::string text;                 // raw reply text (not %-escaped; printable ASCII)
+    std::string reason;               // short cause for logs: "registry:unregistered:reg.example", "spf:fail"
+    std::vector<Header> add_headers;  // end of message: insert in order at index 0, 1, ...
     std::vector<HeaderRef> remove_headers;  // end of message
     std::vector<std::string> remove_rcpts;  // end of message: Recipient::arg of each
     std::string log;                        // the decision line; empty: nothing to log

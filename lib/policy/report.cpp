@@ -15,7 +15,8 @@ Transcript simulate(Session& session, const Scenario& sc) {
     info.ip = sc.ip;
     info.hostname = sc.hostname;
     info.macros = sc.macros;
-    bool stop = record(Stage::connect, session.connect(info)) || record(Stage::helo, session.helo(sc.helo, sc.macros)) ||
+    bool stop = record(Stage::connect, session.connect(info)) ||
+                record(Stage::helo, session.helo(sc.helo, sc.macros)) ||
                 record(Stage::mail, session.mail("<" + sc.mail_from + ">", sc.macros));
     if (stop || !session.runtime()) {
         session.close();
@@ -80,8 +81,8 @@ void spf_section(util::JsonWriter& w, const MailFacts& m) {
         w.key("domain").value("");
         w.key("result").value("none");
         w.key("skipped").value(m.trust != TrustReason::none ? std::string("trusted:") + to_string(m.trust)
-                               : m.spf_skipped_forwarder ? std::string("trusted-forwarder")
-                                                         : std::string("not-reached"));
+                               : m.spf_skipped_forwarder    ? std::string("trusted-forwarder")
+                                                            : std::string("not-reached"));
         w.end_object();
     }
     if (m.spf_helo) {
@@ -247,8 +248,9 @@ std::string to_json(const Session& session, const Transcript& t) {
     w.key("client").begin_object();
     w.key("ip").value(f.connect.ip ? f.connect.ip->str() : "");
     w.key("hostname").value(session.context().hostname);
-    w.key("trust").value(
-        to_string(f.mail.trust == TrustReason::none && f.connect.network_trusted ? TrustReason::network : f.mail.trust));
+    w.key("trust").value(to_string(f.mail.trust == TrustReason::none && f.connect.network_trusted
+                                       ? TrustReason::network
+                                       : f.mail.trust));
     w.end_object();
     registry_section(w, f.connect);
     bulk_section(w, f, cfg, t);

@@ -16,10 +16,10 @@ struct Scenario {
     std::optional<net::Address> ip;
     std::string hostname = "unknown";
     std::string helo;
-    std::string mail_from;            // the address; sent as "<mail_from>"
-    std::vector<std::string> rcpts;   // addresses; each sent as "<rcpt>"
-    std::vector<Header> headers;      // the message's headers
-    Macros macros;                    // every stage's macros ("i", "auth_authen", ...)
+    std::string mail_from;           // the address; sent as "<mail_from>"
+    std::vector<std::string> rcpts;  // addresses; each sent as "<rcpt>"
+    std::vector<Header> headers;     // the message's headers
+    Macros macros;                   // every stage's macros ("i", "auth_authen", ...)
 };
 
 struct StageReply {

@@ -15,12 +15,14 @@ std::unique_ptr<dns::Resolver> Runtime::make_resolver() const {
     return std::make_unique<dns::CachingResolver>(upstream, cache, pool);
 }
 
-Loaded make_runtime(std::shared_ptr<const config::Config> config, const std::shared_ptr<const Runtime>& previous) {
+Loaded make_runtime(std::shared_ptr<const config::Config> config,
+                    const std::shared_ptr<const Runtime>& previous) {
     Loaded out;
     std::shared_ptr<const bulk::Table> table;
     util::FileStamp stamp;
     if (!config->bulk.table.empty()) {
-        stamp = util::stamp_of(config->bulk.table);  // before reading: a change while reading is seen next time
+        stamp =
+            util::stamp_of(config->bulk.table);  // before reading: a change while reading is seen next time
         bulk::Table::Loaded t = bulk::Table::load(config->bulk.table);
         out.problems = std::move(t.problems);
         table = std::move(t.value);

@@ -67,7 +67,8 @@ struct Loaded {
 // settings did not change, so a reload keeps it warm, and counts the generation.
 Loaded load_runtime(const std::string& path, const std::shared_ptr<const Runtime>& previous);
 // The same from a Config already loaded.
-Loaded make_runtime(std::shared_ptr<const config::Config> config, const std::shared_ptr<const Runtime>& previous);
+Loaded make_runtime(std::shared_ptr<const config::Config> config,
+                    const std::shared_ptr<const Runtime>& previous);
 // `rt` with another bulk table, read from the file at `stamp` (the next generation).
 std::shared_ptr<const Runtime> with_table(const Runtime& rt, std::shared_ptr<const bulk::Table> table,
                                           const util::FileStamp& stamp);

@@ -102,8 +102,9 @@ Reply Session::internal_error(Stage stage, std::string_view what) noexcept {
             r.action = Action::continue_;
         }
         if (stage == Stage::data) r.remove_headers = facts_.data.forged_ar;
-        r.log = log_prefix(ctx_) + " stage=" + to_string(stage) + " error=\"internal: " +
-                util::sanitize(what, util::TextUse::log_value) + "\" action=" + to_string(r.action) +
+        r.log = log_prefix(ctx_) + " stage=" + to_string(stage) +
+                " error=\"internal: " + util::sanitize(what, util::TextUse::log_value) +
+                "\" action=" + to_string(r.action) +
                 (r.code.empty() ? "" : " code=\"" + r.code + " " + r.xcode + "\"");
         r.log_level = LogLevel::error;
     } catch (...) {
@@ -191,7 +192,8 @@ void Session::start_connect_lookups() {
     bool local = c.registries.empty() || c.trust.networks.contains(ip);
     bool cached = true;
     for (const auto& zone : c.registries)
-        if (!rt_->cache->has(registry::query_name(ip, zone.format, zone.zone), dns::RrType::a)) cached = false;
+        if (!rt_->cache->has(registry::query_name(ip, zone.format, zone.zone), dns::RrType::a))
+            cached = false;
     dns::Deadline deadline = stage_deadline(c);
     if (env_.trace) {
         // regmilter-query --trace: here and now, each registry query traced.
@@ -211,7 +213,8 @@ void Session::start_connect_lookups() {
     };
     try {
         // On a kept thread of the pool (when it has none free: here, at MAIL FROM).
-        lookups_ = rt_->pool ? rt_->pool->submit(std::move(job)) : std::async(std::launch::async, std::move(job));
+        lookups_ =
+            rt_->pool ? rt_->pool->submit(std::move(job)) : std::async(std::launch::async, std::move(job));
     } catch (const std::system_error&) {
         // No thread to be had: look up here and now instead.
         facts_.connect = gather_connect(ctx_, c, resolver(), deadline);

@@ -145,13 +145,13 @@ private:
     Context ctx_;
     Facts facts_;
     bool connected_ = false;
-    bool accepted_ = false;          // decide_connect said accept: every message unexamined
+    bool accepted_ = false;             // decide_connect said accept: every message unexamined
     bool degraded_ = false;             // an internal error with on_internal_error = accept:
                                         // this transaction passes unexamined, headers still scrubbed
     bool connection_degraded_ = false;  // the same for every transaction (connect or HELO failed)
-    std::string failure_;            // a header-stage failure, answered at end of headers
-    std::optional<Reply> data_;      // decided at end of headers, applied at end of message
-    Recipient last_rcpt_;            // for last_recipient()
+    std::string failure_;               // a header-stage failure, answered at end of headers
+    std::optional<Reply> data_;         // decided at end of headers, applied at end of message
+    Recipient last_rcpt_;               // for last_recipient()
     std::chrono::nanoseconds held_{0};  // the end of headers' time, for the observer
     // The registry lookups of connect, on their own thread; joined at MAIL
     // FROM (or close). Declared last: destroyed first, waiting for the thread.

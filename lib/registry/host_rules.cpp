@@ -127,9 +127,9 @@ std::optional<SpecialUse> special_use(const net::Address& in) {
 
 const std::vector<std::string_view>& generic_ptr_words() {
     static const std::vector<std::string_view> words = {
-        "adsl", "broadband", "cable", "cablemodem", "client", "clients", "cpe",   "cust",        "customer",
-        "dhcp", "dial",      "dialin", "dialup",    "dip",    "dsl",     "dyn",   "dynamic",     "dynip",
-        "pool", "ppp",       "pppoe", "residential", "sdsl",  "vdsl",    "xdsl",
+        "adsl", "broadband", "cable",  "cablemodem",  "client", "clients", "cpe",  "cust",    "customer",
+        "dhcp", "dial",      "dialin", "dialup",      "dip",    "dsl",     "dyn",  "dynamic", "dynip",
+        "pool", "ppp",       "pppoe",  "residential", "sdsl",   "vdsl",    "xdsl",
     };
     return words;
 }

@@ -155,7 +155,8 @@ std::optional<std::string_view> clean_line(std::string_view line, const Complain
 // The IP word into r.ip; false after complaining.
 bool parse_ip(std::string_view ipw, Registration& r, const Complain& problem) {
     if (ipw.find('=') != std::string_view::npos) {
-        problem("the line starts with " + quoted(ipw) + ", not an IP address (want IP HOSTNAME key=value...)");
+        problem("the line starts with " + quoted(ipw) +
+                ", not an IP address (want IP HOSTNAME key=value...)");
     } else if (ipw.find('/') != std::string_view::npos) {
         problem(quoted(ipw) + " is a network; a registration is one host address");
     } else if (auto pct = ipw.find('%'); pct != std::string_view::npos) {
@@ -250,7 +251,8 @@ Parsed parse_registrations(std::string_view text, std::string_view file, util::D
     size_t pos = 0;
     while (pos < text.size()) {
         size_t nl = text.find('\n', pos);
-        std::string_view raw = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+        std::string_view raw =
+            text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
         pos = nl == std::string_view::npos ? text.size() : nl + 1;
         ++no;
         const Complain problem = [&](std::string m) {
@@ -282,7 +284,8 @@ Parsed parse_registrations(std::string_view text, std::string_view file, util::D
         }
         auto [it, fresh] = first_line.emplace(r.ip, no);
         if (!fresh) {
-            problem("duplicate address " + r.ip.str() + " (first at line " + std::to_string(it->second) + ")");
+            problem("duplicate address " + r.ip.str() + " (first at line " + std::to_string(it->second) +
+                    ")");
             out.broken.push_back(std::move(r));
             continue;
         }

@@ -26,7 +26,7 @@ struct Registration {
     std::string hostname;  // lower case, no trailing dot
     std::string contact;   // handle: the only contact detail published
     std::string email;
-    std::string phone;        // empty when not given
+    std::string phone;      // empty when not given
     util::Day since = 0;    // days since 1970-01-01 (UTC)
     util::Day updated = 0;  // == since when not given
     ServerClass server_class = ServerClass::regular;

@@ -112,8 +112,7 @@ Fcrdns check_fcrdns(dns::Resolver& dns, const net::Address& ip_in, dns::Deadline
     return f;
 }
 
-Entry lookup(dns::Resolver& dns, const net::Address& ip_in, const Zone& zone,
-             dns::Deadline deadline) {
+Entry lookup(dns::Resolver& dns, const net::Address& ip_in, const Zone& zone, dns::Deadline deadline) {
     net::Address ip = ip_in.unmapped();
     Entry e;
     e.name = zone.name;

@@ -17,12 +17,16 @@ namespace regmilter::registry {
 // How a client address becomes a name in the zone (query_name()).
 enum class Format { dashed, reversed };
 inline constexpr const char* format_names[] = {"dashed", "reversed"};
-constexpr util::Names names_of(Format) { return format_names; }
+constexpr util::Names names_of(Format) {
+    return format_names;
+}
 
 // registered: an allow-list (unlisted = unregistered); blocked: a block-list.
 enum class Meaning { registered, blocked };
 inline constexpr const char* meaning_names[] = {"registered", "blocked"};
-constexpr util::Names names_of(Meaning) { return meaning_names; }
+constexpr util::Names names_of(Meaning) {
+    return meaning_names;
+}
 
 // One zone as the lookup needs it ([registry NAME] in the configuration).
 struct Zone {
@@ -36,8 +40,12 @@ struct Zone {
 
 enum class Status { listed, unlisted, error };
 inline constexpr const char* status_names[] = {"listed", "unlisted", "error"};
-constexpr util::Names names_of(Status) { return status_names; }
-inline const char* to_string(Status s) { return util::name_of(s); }
+constexpr util::Names names_of(Status) {
+    return status_names;
+}
+inline const char* to_string(Status s) {
+    return util::name_of(s);
+}
 
 // What one zone said about the client.
 struct Entry {
@@ -80,8 +88,7 @@ Classified classify(const dns::DnsAnswer& a, const Zone& zone);
 // One zone for one client: A lookup, then (when listed) TXT at the same name,
 // then (require_fcrdns and listed) the FCrDNS check. DNS trouble is
 // Status::error with the reason; nothing throws.
-Entry lookup(dns::Resolver& dns, const net::Address& ip, const Zone& zone,
-             dns::Deadline deadline);
+Entry lookup(dns::Resolver& dns, const net::Address& ip, const Zone& zone, dns::Deadline deadline);
 
 // Forward-confirmed reverse DNS: some PTR name of ip has an A/AAAA equal to ip.
 struct Fcrdns {

@@ -137,12 +137,24 @@ public:
         for (const Term& t : rec.terms) {
             RrType type;
             switch (t.mechanism) {
-                case Mechanism::include: type = RrType::txt; break;
-                case Mechanism::a: type = address_type(); break;
-                case Mechanism::mx: type = RrType::mx; break;
-                case Mechanism::exists: type = RrType::a; break;
-                case Mechanism::ptr: --budget; first = false; continue;
-                default: continue;
+                case Mechanism::include:
+                    type = RrType::txt;
+                    break;
+                case Mechanism::a:
+                    type = address_type();
+                    break;
+                case Mechanism::mx:
+                    type = RrType::mx;
+                    break;
+                case Mechanism::exists:
+                    type = RrType::a;
+                    break;
+                case Mechanism::ptr:
+                    --budget;
+                    first = false;
+                    continue;
+                default:
+                    continue;
             }
             if (budget-- <= 0 || deadline_hit_) return;
             std::string target;
@@ -447,7 +459,8 @@ private:
     Match match_a(const Term& t, const std::string& target, std::string& problem) {
         DnsAnswer ans = query(target, address_type());
         if (ans.status != DnsStatus::ok)
-            return lookup_failed(ans, std::string(dns::to_string(address_type())) + " lookup for " + target, problem);
+            return lookup_failed(ans, std::string(dns::to_string(address_type())) + " lookup for " + target,
+                                 problem);
         return has_address(ans, ip_.is_v4() ? t.cidr4 : t.cidr6) ? Match::yes : Match::no;
     }
 
@@ -521,7 +534,7 @@ private:
     int dns_terms_ = 0, voids_ = 0;
     bool deadline_hit_ = false;
     bool record_cached_ = false;  // the record being evaluated came from the cache
-    std::string public_cause_;  // see public_cause()
+    std::string public_cause_;    // see public_cause()
     std::map<std::string, std::string> p_cache_;
 };
 
@@ -557,7 +570,8 @@ Outcome run(dns::Resolver& dns, const Request& req, const Options& opt, const ch
     out.result = v.result;
     out.mechanism = v.mechanism;
     out.problem = v.problem;
-    if (v.result == Result::temperror) out.public_problem = ev.public_cause().empty() ? "DNS trouble" : ev.public_cause();
+    if (v.result == Result::temperror)
+        out.public_problem = ev.public_cause().empty() ? "DNS trouble" : ev.public_cause();
     if (v.result == Result::fail) out.explanation = ev.explanation(v);
     out.dns_terms = ev.dns_terms();
     out.void_lookups = ev.void_lookups();

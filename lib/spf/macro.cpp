@@ -19,7 +19,6 @@ bool is_delimiter(char c) {
     return c == '.' || c == '-' || c == '+' || c == ',' || c == '/' || c == '_' || c == '=';
 }
 
-
 bool letter_allowed(char l, MacroUse use) {
     switch (l) {
         case 's':

@@ -1,8 +1,8 @@
 #include "spf/record.hpp"
 
+#include "spf/chars.hpp"
 #include "spf/domain.hpp"
 #include "spf/macro.hpp"
-#include "spf/chars.hpp"
 
 namespace regmilter::spf {
 

@@ -17,8 +17,12 @@ namespace regmilter::spf {
 enum class Qualifier : char { pass = '+', fail = '-', softfail = '~', neutral = '?' };
 enum class Mechanism { all, include, a, mx, ptr, ip4, ip6, exists };
 inline constexpr const char* mechanism_names[] = {"all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists"};
-constexpr util::Names names_of(Mechanism) { return mechanism_names; }
-inline const char* to_string(Mechanism m) { return util::name_of(m); }
+constexpr util::Names names_of(Mechanism) {
+    return mechanism_names;
+}
+inline const char* to_string(Mechanism m) {
+    return util::name_of(m);
+}
 
 struct Term {
     Qualifier qualifier = Qualifier::pass;

@@ -382,8 +382,9 @@ namespace {
 // EVALSHA sha numkeys keys... args...; EVAL with the script's text when the
 // server does not know the SHA (NOSCRIPT). Nothing when the deadline ran out
 // or the connection failed (c.ctx->err then says how).
-redisReply* call(RedisStore::Connection& c, const RedisStore::Script& script, const std::vector<std::string>& keys,
-                 const std::vector<std::string>& args, Deadline deadline) {
+redisReply* call(RedisStore::Connection& c, const RedisStore::Script& script,
+                 const std::vector<std::string>& keys, const std::vector<std::string>& args,
+                 Deadline deadline) {
     const std::string nkeys = std::to_string(keys.size());
     std::vector<const char*> argv = {"EVALSHA", script.sha.data(), nkeys.data()};
     std::vector<size_t> lens = {7, script.sha.size(), nkeys.size()};
@@ -421,7 +422,8 @@ redisReply* call(RedisStore::Connection& c, const RedisStore::Script& script, co
 }
 
 // Why a call that got no reply failed (`e`: its errno), `who` the server.
-RedisStore::Reply no_reply(const RedisStore::Connection& c, int e, const std::string& who, Clock::duration waited) {
+RedisStore::Reply no_reply(const RedisStore::Connection& c, int e, const std::string& who,
+                           Clock::duration waited) {
     RedisStore::Reply r;
     if (c.ctx->err == 0) {  // the deadline ran out between the two sends
         r.status = Status::timeout;
@@ -435,14 +437,16 @@ RedisStore::Reply no_reply(const RedisStore::Connection& c, int e, const std::st
         r.reason = who + " did not answer within " + std::to_string(ms_of(waited)) + " ms";
     } else {
         r.status = Status::unreachable;
-        r.reason = who + ": " +
-                   (c.ctx->err == REDIS_ERR_EOF ? "connection closed by the server" : std::string(c.ctx->errstr));
+        r.reason =
+            who + ": " +
+            (c.ctx->err == REDIS_ERR_EOF ? "connection closed by the server" : std::string(c.ctx->errstr));
     }
     return r;
 }
 
 // A reply read: the script's integers, or what the server said instead.
-RedisStore::Reply read_reply(const redisReply* reply, const RedisStore::Script& script, const std::string& who) {
+RedisStore::Reply read_reply(const redisReply* reply, const RedisStore::Script& script,
+                             const std::string& who) {
     RedisStore::Reply r;
     if (reply->type == REDIS_REPLY_ERROR) {
         std::string text = error_text(reply->str, reply->len);

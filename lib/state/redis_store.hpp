@@ -24,8 +24,9 @@
 namespace regmilter::state {
 
 struct RedisOptions {
-    std::string unix_path;           // set: connect to this unix socket, host/port unused
-    std::string host = "127.0.0.1";  // an IP address (a name is resolved at each connect, unbounded by timeout)
+    std::string unix_path;  // set: connect to this unix socket, host/port unused
+    std::string host =
+        "127.0.0.1";  // an IP address (a name is resolved at each connect, unbounded by timeout)
     uint16_t port = 6379;
     std::string prefix = "regmilter:";       // put before every key; at most max_prefix bytes, no blanks
     std::chrono::milliseconds timeout{200};  // per call (connect + round trip), also capped by the Deadline

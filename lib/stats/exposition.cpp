@@ -74,16 +74,21 @@ std::string escape(std::string_view text, bool quote) {
 
 }  // namespace
 
-std::string escape_help(std::string_view text) { return escape(text, false); }
+std::string escape_help(std::string_view text) {
+    return escape(text, false);
+}
 
-std::string escape_label_value(std::string_view value) { return escape(value, true); }
+std::string escape_label_value(std::string_view value) {
+    return escape(value, true);
+}
 
 std::string format_value(double v) {
     if (std::isnan(v)) return "NaN";
     if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
     // Plain decimals ("0.00025", not "2.5e-04") where they stay short.
     double a = std::fabs(v);
-    auto format = a == 0 || (a >= 1e-6 && a < 1e15) ? std::chars_format::fixed : std::chars_format::scientific;
+    auto format =
+        a == 0 || (a >= 1e-6 && a < 1e15) ? std::chars_format::fixed : std::chars_format::scientific;
     char buf[64];
     auto r = std::to_chars(buf, buf + sizeof buf, v, format);
     return std::string(buf, r.ptr);

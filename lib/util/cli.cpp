@@ -26,7 +26,8 @@ long Cli::number(const std::string& option, const char* text, long lo, long hi) 
     errno = 0;
     long v = std::strtol(text, &end, 10);
     if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi)
-        fail(option + ": \"" + text + "\" is not a number from " + std::to_string(lo) + " to " + std::to_string(hi));
+        fail(option + ": \"" + text + "\" is not a number from " + std::to_string(lo) + " to " +
+             std::to_string(hi));
     return v;
 }
 
@@ -61,7 +62,8 @@ std::vector<std::string> Cli::parse(int argc, char** argv, const std::vector<Cli
         }
         if (c == ':' || c == '?') {
             // The option as written: "--name" (without "=value"), or "-x".
-            std::string name = std::strncmp(seen, "--", 2) == 0 ? std::string(seen) : std::string("-") + char(optopt);
+            std::string name =
+                std::strncmp(seen, "--", 2) == 0 ? std::string(seen) : std::string("-") + char(optopt);
             name = name.substr(0, name.find('='));
             fail(c == ':' ? name + " needs a value" : "unknown option \"" + name + "\"");
         }

@@ -15,7 +15,7 @@ struct CliOption {
     const char* long_name;  // "config" for --config
     char short_name;        // 'c' for -c; 0 for none
     bool has_value;
-    int id;                 // handed to the callback
+    int id;  // handed to the callback
 };
 
 class Cli {

@@ -19,7 +19,7 @@ public:
     JsonWriter& end_object();
     JsonWriter& begin_array();
     JsonWriter& end_array();
-    JsonWriter& key(std::string_view k);   // inside an object, before a value
+    JsonWriter& key(std::string_view k);  // inside an object, before a value
     JsonWriter& value(std::string_view s);
     JsonWriter& value(const char* s) { return value(std::string_view(s)); }
     JsonWriter& value(bool b);
@@ -34,7 +34,7 @@ public:
 private:
     void separate();
     std::string out_;
-    std::vector<bool> first_;   // per open container: no element written yet
+    std::vector<bool> first_;  // per open container: no element written yet
     bool after_key_ = false;
 };
 

@@ -7,9 +7,9 @@ namespace {
 struct Policy {
     size_t limit;
     enum class Unsafe { question_mark, hex } unsafe;
-    bool keep_8bit;        // bytes >= 0x80 pass (log lines: the syslog reader decides)
-    bool keep_tab;         // header folding whitespace
-    const char* special;   // further bytes treated as unsafe (question_mark) or escaped with '\' (hex)
+    bool keep_8bit;       // bytes >= 0x80 pass (log lines: the syslog reader decides)
+    bool keep_tab;        // header folding whitespace
+    const char* special;  // further bytes treated as unsafe (question_mark) or escaped with '\' (hex)
 };
 
 Policy policy_of(TextUse use) {

@@ -26,8 +26,15 @@ Service* g_service = nullptr;  // set once by install_service() before smfi_main
 
 // The macros the policy reads, asked for with smfi_setsymlist at the stage
 // where the MTA knows them.
-constexpr const char* macro_names[] = {"i", "j", "{daemon_name}", "{auth_authen}", "{regmilter_session}",
-                                       "{auth_type}", "{cert_issuer}", "{cert_subject}", "{verify}"};
+constexpr const char* macro_names[] = {"i",
+                                       "j",
+                                       "{daemon_name}",
+                                       "{auth_authen}",
+                                       "{regmilter_session}",
+                                       "{auth_type}",
+                                       "{cert_issuer}",
+                                       "{cert_subject}",
+                                       "{verify}"};
 constexpr std::pair<int, const char*> symlists[] = {
     {SMFIM_CONNECT, "j {daemon_name}"},
     {SMFIM_HELO, "{cert_issuer} {cert_subject} {verify}"},
@@ -77,7 +84,7 @@ struct Connection {
     }
 
     Service& service;
-    unsigned long protocol = 0;                            // the SMFIP_* flags agreed
+    unsigned long protocol = 0;                         // the SMFIP_* flags agreed
     std::shared_ptr<const policy::Runtime> negotiated;  // the snapshot they were computed from
     std::optional<policy::Reply> held;
     Stage held_stage = Stage::helo;
@@ -179,7 +186,8 @@ sfsistat guarded(const char* stage, Body&& body) noexcept {
 }
 
 sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
-                      unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) noexcept {
+                      unsigned long* pf0, unsigned long* pf1, unsigned long* pf2,
+                      unsigned long* pf3) noexcept {
     // Must answer even when the connection cannot be set up: the fallback comes at connect.
     *pf0 = f0 & wanted_actions;
     *pf1 = f1 & (skipped_steps | SMFIP_NR_HDR);

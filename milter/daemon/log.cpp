@@ -21,11 +21,12 @@ bool stderr_is_journal() {
     // systemd sets JOURNAL_STREAM=DEVICE:INODE for the stream it gives as
     // stdout/stderr (systemd.exec(5)); a redirected stderr no longer matches.
     const char* js = std::getenv("JOURNAL_STREAM");
-    struct stat st{};
+    struct stat st {};
     if (!js || fstat(STDERR_FILENO, &st) != 0) return false;
     unsigned long long dev = 0, ino = 0;
     if (std::sscanf(js, "%llu:%llu", &dev, &ino) != 2) return false;
-    return dev == static_cast<unsigned long long>(st.st_dev) && ino == static_cast<unsigned long long>(st.st_ino);
+    return dev == static_cast<unsigned long long>(st.st_dev) &&
+           ino == static_cast<unsigned long long>(st.st_ino);
 }
 
 void log_open(bool foreground) {
@@ -36,7 +37,8 @@ void log_open(bool foreground) {
 void log_facility(config::SyslogFacility facility) {
     static constexpr int codes[] = {LOG_MAIL,   LOG_DAEMON, LOG_USER,   LOG_LOCAL0, LOG_LOCAL1, LOG_LOCAL2,
                                     LOG_LOCAL3, LOG_LOCAL4, LOG_LOCAL5, LOG_LOCAL6, LOG_LOCAL7};
-    static_assert(sizeof codes / sizeof codes[0] == sizeof config::syslog_facility_names / sizeof(const char*));
+    static_assert(sizeof codes / sizeof codes[0] ==
+                  sizeof config::syslog_facility_names / sizeof(const char*));
     closelog();
     openlog("regmilter", LOG_PID | LOG_NDELAY, codes[static_cast<int>(facility)]);
 }

@@ -1,15 +1,15 @@
 #include "process.hpp"
 
 #include <arpa/inet.h>
-#include <netdb.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <grp.h>
-#include <pwd.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <cerrno>
 #include <cstdlib>
@@ -45,7 +45,7 @@ std::string parent_of(const std::string& path) {
 }
 
 std::string set_socket_access(const std::string& path, unsigned mode, const User* owner) {
-    struct stat dir{};
+    struct stat dir {};
     bool setgid_dir = stat(parent_of(path).c_str(), &dir) == 0 && (dir.st_mode & S_ISGID);
     gid_t group = setgid_dir ? static_cast<gid_t>(-1) : (owner ? owner->gid : static_cast<gid_t>(-1));
     if (owner && chown(path.c_str(), owner->uid, group) != 0)
@@ -56,7 +56,7 @@ std::string set_socket_access(const std::string& path, unsigned mode, const User
 
 SocketProbe probe_unix_socket(const std::string& path) {
     SocketProbe p;
-    struct stat st{};
+    struct stat st {};
     if (lstat(path.c_str(), &st) != 0) {
         if (errno == ENOENT) return p;
         p.state = SocketProbe::unusable;
@@ -145,14 +145,16 @@ std::string try_bind(const std::string& host, int port, int family) {
     if (fd < 0) return errno_text("socket");
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // as libmilter binds
-    std::string where = (family == AF_INET6 ? "inet6:" : "inet:") + std::to_string(port) + (host.empty() ? "" : "@" + host);
-    std::string error = bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 ? "" : errno_text("bind " + where);
+    std::string where =
+        (family == AF_INET6 ? "inet6:" : "inet:") + std::to_string(port) + (host.empty() ? "" : "@" + host);
+    std::string error =
+        bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 ? "" : errno_text("bind " + where);
     close(fd);
     return error;
 }
 
 FileId file_id(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     if (lstat(path.c_str(), &st) != 0) return {};
     return FileId{st.st_dev, st.st_ino, true};
 }
@@ -163,12 +165,13 @@ void remove_if_same(const std::string& path, const FileId& id) {
 }
 
 std::string check_socket_dir(const std::string& dir, const User* user) {
-    struct stat st{};
+    struct stat st {};
     if (stat(dir.c_str(), &st) != 0) return errno_text("socket directory " + dir);
     if (!S_ISDIR(st.st_mode)) return "socket directory " + dir + " is not a directory";
     if (!user || geteuid() != 0) {
         if (access(dir.c_str(), W_OK | X_OK) != 0)
-            return errno_text("socket directory " + dir + " (as " + (user ? user->name : std::string("this user")) + ")");
+            return errno_text("socket directory " + dir + " (as " +
+                              (user ? user->name : std::string("this user")) + ")");
         return "";
     }
     // As root for another user: ask as that user, in a child that becomes it.
@@ -189,7 +192,7 @@ std::string check_socket_dir(const std::string& dir, const User* user) {
 std::vector<std::string> writable_by_others(const std::string& path) {
     std::vector<std::string> out;
     for (std::string dir = parent_of(path);; dir = parent_of(dir)) {
-        struct stat st{};
+        struct stat st {};
         if (stat(dir.c_str(), &st) == 0 && (st.st_mode & (S_IWGRP | S_IWOTH))) out.push_back(dir);
         if (dir == "/" || dir == ".") break;
     }
@@ -223,7 +226,8 @@ int open_listener(const std::string& unix_path, const std::string& host, int por
         }
         return fd;
     }
-    std::string where = (family == AF_INET6 ? "inet6:" : "inet:") + std::to_string(port) + (host.empty() ? "" : "@" + host);
+    std::string where =
+        (family == AF_INET6 ? "inet6:" : "inet:") + std::to_string(port) + (host.empty() ? "" : "@" + host);
     addrinfo hints{};
     hints.ai_family = family;
     hints.ai_socktype = SOCK_STREAM;

@@ -72,8 +72,8 @@ std::vector<std::string> writable_by_others(const std::string& path);
 // address or a name, empty for every address), close-on-exec, backlog
 // SOMAXCONN. Returns the descriptor, or -1 and `error` ("bind
 // inet:10025@127.0.0.1: Address already in use").
-int open_listener(const std::string& unix_path, const std::string& host, int port, int family,
-                  unsigned mode, std::string& error);
+int open_listener(const std::string& unix_path, const std::string& host, int port, int family, unsigned mode,
+                  std::string& error);
 
 // initgroups + setgid + setuid, then a check that root cannot be regained.
 std::string drop_privileges(const User& user);

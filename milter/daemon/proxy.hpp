@@ -61,7 +61,6 @@ struct ProxySettings {
     std::function<bool(const HoldRequest&)> hold;
 };
 
-
 // For logs and tests; each a snapshot.
 struct ProxyCounters {
     std::uint64_t open = 0;             // sessions now open

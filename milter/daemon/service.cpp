@@ -35,15 +35,17 @@ void Service::reload() noexcept {
         policy::Loaded next = policy::load_runtime(path_, old);
         if (!next.runtime) {
             for (const auto& p : next.problems) log_line(LOG_ERR, "reload refused: " + p.str());
-            log_line(LOG_ERR, "reload refused: " + std::to_string(next.problems.size()) + " problem(s) in " + path_ +
-                                  " or its bulk table; keeping configuration generation " +
+            log_line(LOG_ERR, "reload refused: " + std::to_string(next.problems.size()) + " problem(s) in " +
+                                  path_ + " or its bulk table; keeping configuration generation " +
                                   std::to_string(old ? old->generation : 0));
             return;
         }
         const config::Milter& a = old->config->milter;
         const config::Milter& b = next.runtime->config->milter;
-        if (a.socket != b.socket || a.user != b.user || a.socket_mode != b.socket_mode || a.pid_file != b.pid_file)
-            log_line(LOG_WARNING, "reload: [milter] socket, socket_mode, user and pid_file take effect at restart");
+        if (a.socket != b.socket || a.user != b.user || a.socket_mode != b.socket_mode ||
+            a.pid_file != b.pid_file)
+            log_line(LOG_WARNING,
+                     "reload: [milter] socket, socket_mode, user and pid_file take effect at restart");
         if (!(old->config->stats.listen == next.runtime->config->stats.listen))
             log_line(LOG_WARNING, "reload: [stats] listen takes effect at restart");
         install(next.runtime);
@@ -54,8 +56,8 @@ void Service::reload() noexcept {
             log_facility(b.syslog_facility);
         }
         const auto& rt = *next.runtime;
-        log_line(LOG_INFO, "reloaded " + path_ + ": configuration generation " + std::to_string(rt.generation) +
-                               ", bulk table " +
+        log_line(LOG_INFO, "reloaded " + path_ + ": configuration generation " +
+                               std::to_string(rt.generation) + ", bulk table " +
                                (rt.bulk_table ? std::to_string(rt.bulk_table->size()) + " entries" : "none"));
     } catch (const std::exception& e) {
         log_line(LOG_ERR, std::string("reload failed: ") + e.what() + "; old configuration kept");
@@ -71,7 +73,8 @@ void Service::poll_table(std::chrono::steady_clock::time_point now) noexcept {
         if (r.what == What::loaded) {
             auto next = policy::with_table(*rt, r.table, table_->stamp());
             holder_.install(next);
-            log_line(LOG_INFO, "bulk table " + table_->path() + " changed: " + std::to_string(r.table->size()) +
+            log_line(LOG_INFO, "bulk table " + table_->path() +
+                                   " changed: " + std::to_string(r.table->size()) +
                                    " entries, configuration generation " + std::to_string(next->generation));
         } else if (r.what == What::refused) {
             for (const auto& p : r.problems) log_line(LOG_ERR, "bulk table reload refused: " + p.str());

@@ -58,7 +58,9 @@ public:
     void set_observer(policy::Observer* o) { observer_ = o; }
     // The worker's prefetch deadlines (policy::Environment::stage_deadline),
     // for the sessions begun from now on. Set before the milter starts.
-    void set_stage_deadline(decltype(policy::Environment::stage_deadline) f) { stage_deadline_ = std::move(f); }
+    void set_stage_deadline(decltype(policy::Environment::stage_deadline) f) {
+        stage_deadline_ = std::move(f);
+    }
 
 private:
     void watch_table(const policy::Runtime& rt);

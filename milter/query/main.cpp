@@ -136,7 +136,8 @@ Args parse_args(int argc, char** argv) {
                 break;
             case o_header: {
                 auto colon = value.find(':');
-                if (colon == std::string::npos) cli.fail("--header: \"" + value + "\" has no ':' (want 'Name: value')");
+                if (colon == std::string::npos)
+                    cli.fail("--header: \"" + value + "\" has no ':' (want 'Name: value')");
                 if (colon == 0) cli.fail("--header: \"" + value + "\" has no name (want 'Name: value')");
                 std::string text = value.substr(colon + 1);
                 if (!text.empty() && text[0] == ' ') text.erase(0, 1);
@@ -145,9 +146,11 @@ Args parse_args(int argc, char** argv) {
             }
             case o_macro: {
                 auto eq = value.find('=');
-                if (eq == std::string::npos || eq == 0) cli.fail("--macro: \"" + value + "\" is not NAME=VALUE");
+                if (eq == std::string::npos || eq == 0)
+                    cli.fail("--macro: \"" + value + "\" is not NAME=VALUE");
                 std::string name = value.substr(0, eq);
-                if (name.size() > 2 && name.front() == '{' && name.back() == '}') name = name.substr(1, name.size() - 2);
+                if (name.size() > 2 && name.front() == '{' && name.back() == '}')
+                    name = name.substr(1, name.size() - 2);
                 sc.macros.emplace_back(name, value.substr(eq + 1));
                 break;
             }
@@ -205,8 +208,8 @@ void print_text(const policy::Session& session, const policy::Transcript& t) {
     std::cout << "config: " << session.runtime()->config->source << '\n';
     if (f.mail.spf_mail) {
         const spf::Outcome& o = *f.mail.spf_mail;
-        std::cout << "spf: " << spf::to_string(o.result) << " (identity " << o.identity << ", domain " << o.domain
-                  << ")";
+        std::cout << "spf: " << spf::to_string(o.result) << " (identity " << o.identity << ", domain "
+                  << o.domain << ")";
         if (!o.mechanism.empty()) std::cout << " mechanism " << o.mechanism;
         if (!o.problem.empty()) std::cout << ": " << o.problem;
         std::cout << '\n';
@@ -270,8 +273,10 @@ void print_text(const policy::Session& session, const policy::Transcript& t) {
         if (!r.text.empty()) std::cout << ' ' << r.text;
         if (!r.reason.empty()) std::cout << " [" << r.reason << "]";
         std::cout << '\n';
-        for (const auto& arg : r.remove_rcpts) std::cout << "remove recipient: " << policy::envelope_address(arg) << '\n';
-        for (const auto& h : r.remove_headers) std::cout << "remove header: " << h.name << "[" << h.index << "]\n";
+        for (const auto& arg : r.remove_rcpts)
+            std::cout << "remove recipient: " << policy::envelope_address(arg) << '\n';
+        for (const auto& h : r.remove_headers)
+            std::cout << "remove header: " << h.name << "[" << h.index << "]\n";
         for (const auto& h : r.add_headers) std::cout << "header: " << h.name << ": " << h.value << '\n';
     }
 }

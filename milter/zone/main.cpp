@@ -223,9 +223,8 @@ void apply_option(Args& a, int c, const std::string& name, const std::string& v)
         case ':':
             usage(name + " needs a value");
         default:
-            usage("unknown option \"" +
-                  (optopt && optopt < 256 ? std::string("-") + char(optopt) : name) + "\" for " +
-                  a.command);
+            usage("unknown option \"" + (optopt && optopt < 256 ? std::string("-") + char(optopt) : name) +
+                  "\" for " + a.command);
     }
 }
 

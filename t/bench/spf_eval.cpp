@@ -16,8 +16,10 @@ namespace {
 
 void load(dns::MemoryResolver& r) {
     using dns::RrType;
-    r.add("example.com", RrType::txt, "v=spf1 ip4:198.51.100.0/24 include:_spf.example.com mx a:relay.example.com -all");
-    r.add("_spf.example.com", RrType::txt, "v=spf1 ip4:203.0.113.0/26 ip6:2001:db8:1::/48 include:_spf2.example.com ~all");
+    r.add("example.com", RrType::txt,
+          "v=spf1 ip4:198.51.100.0/24 include:_spf.example.com mx a:relay.example.com -all");
+    r.add("_spf.example.com", RrType::txt,
+          "v=spf1 ip4:203.0.113.0/26 ip6:2001:db8:1::/48 include:_spf2.example.com ~all");
     r.add("_spf2.example.com", RrType::txt, "v=spf1 ip4:192.0.2.128/25 -all");
     r.add("example.com", RrType::mx, "10 mx1.example.com");
     r.add("example.com", RrType::mx, "20 mx2.example.com");

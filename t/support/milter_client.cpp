@@ -43,7 +43,8 @@ std::string be32(uint32_t v) {
     return std::string(reinterpret_cast<const char*>(&n), 4);
 }
 
-std::string connect_body(const std::string& hostname, char family, uint16_t port, const std::string& address) {
+std::string connect_body(const std::string& hostname, char family, uint16_t port,
+                         const std::string& address) {
     std::string b = nul_terminated(hostname);
     b += family;
     if (family == '4' || family == '6') {
@@ -135,7 +136,8 @@ bool MilterConnection::open(const net::SocketSpec& socket, std::string& error) {
             return fail(socket.path);
         }
         std::memcpy(sa.sun_path, socket.path.c_str(), socket.path.size() + 1);
-        if (::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return fail("connect " + socket.path);
+        if (::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+            return fail("connect " + socket.path);
         return true;
     }
     bool v6 = socket.kind == net::SocketSpec::Kind::inet6;
@@ -187,7 +189,8 @@ bool MilterConnection::receive(MilterResponse& r, std::chrono::milliseconds time
     auto read_exactly = [&](char* buf, size_t len) {
         size_t off = 0;
         while (off < len) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
             if (left.count() <= 0) {
                 error = "timeout";
                 return false;

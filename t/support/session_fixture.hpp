@@ -15,7 +15,8 @@ namespace regmilter::testing {
 
 class LockedResolver : public dns::Resolver {
 public:
-    LockedResolver(dns::MemoryResolver& dns, std::shared_ptr<std::mutex> mu) : dns_(dns), mu_(std::move(mu)) {}
+    LockedResolver(dns::MemoryResolver& dns, std::shared_ptr<std::mutex> mu)
+        : dns_(dns), mu_(std::move(mu)) {}
     dns::DnsAnswer query(std::string_view name, dns::RrType type, dns::Deadline deadline) override {
         std::lock_guard<std::mutex> g(*mu_);
         return dns_.query(name, type, deadline);
@@ -38,7 +39,9 @@ inline std::shared_ptr<policy::Runtime> runtime_of(std::shared_ptr<const config:
     opt.max_entries = 1000;
     rt->cache = std::make_shared<dns::Cache>(opt);
     auto mu = std::make_shared<std::mutex>();
-    rt->upstream = [&dns, mu]() -> std::unique_ptr<dns::Resolver> { return std::make_unique<LockedResolver>(dns, mu); };
+    rt->upstream = [&dns, mu]() -> std::unique_ptr<dns::Resolver> {
+        return std::make_unique<LockedResolver>(dns, mu);
+    };
     rt->authserv_id = std::move(authserv_id);
     rt->generation = 1;
     return rt;

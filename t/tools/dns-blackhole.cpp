@@ -27,7 +27,9 @@
 namespace {
 
 volatile sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+void on_signal(int) {
+    g_stop = 1;
+}
 
 // A socket bound to 127.0.0.1:port; returns -1 on failure.
 int bound_socket(int type, uint16_t port) {
@@ -131,8 +133,10 @@ int main(int argc, char** argv) {
         }
         if (fds[1].revents & POLLIN) {
             int c = accept(tcp, nullptr, nullptr);
-            if (c >= 0 && fds.size() < 1000) fds.push_back({c, POLLIN, 0});
-            else if (c >= 0) close(c);
+            if (c >= 0 && fds.size() < 1000)
+                fds.push_back({c, POLLIN, 0});
+            else if (c >= 0)
+                close(c);
         }
         for (size_t i = 2; i < fds.size();) {
             if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {

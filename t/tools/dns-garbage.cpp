@@ -31,7 +31,9 @@
 namespace {
 
 volatile sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+void on_signal(int) {
+    g_stop = 1;
+}
 
 using Bytes = std::string;
 
@@ -70,7 +72,7 @@ std::string first_label(const Bytes& q) {
 Bytes reply_head(const Bytes& q, size_t qend, uint16_t ancount) {
     Bytes r = q.substr(0, qend);
     r[2] = char(0x84 | (q[2] & 0x01));  // QR, AA, RD copied
-    r[3] = 0;                            // NOERROR
+    r[3] = 0;                           // NOERROR
     put16(r, 4, 1);
     put16(r, 6, ancount);
     put16(r, 8, 0);
@@ -91,7 +93,8 @@ Bytes answer_for(const Bytes& q, std::mt19937& rng) {
     }
     if (label == "wrongid") {
         Bytes r = reply_head(q, qend, 0);
-        put16(r, 0, uint16_t(((static_cast<unsigned char>(q[0]) << 8) | static_cast<unsigned char>(q[1])) + 1));
+        put16(r, 0,
+              uint16_t(((static_cast<unsigned char>(q[0]) << 8) | static_cast<unsigned char>(q[1])) + 1));
         return r;
     }
     if (label == "wrongq") {
@@ -112,11 +115,11 @@ Bytes answer_for(const Bytes& q, std::mt19937& rng) {
     }
     if (label == "overrun") {
         Bytes r = reply_head(q, qend, 1);
-        add16(r, 0xc00c);   // owner: the question's name
+        add16(r, 0xc00c);  // owner: the question's name
         add16(r, 16);
         add16(r, 1);
         add32(r, 300);
-        add16(r, 4000);     // RDLENGTH far beyond the message
+        add16(r, 4000);  // RDLENGTH far beyond the message
         r += "\x05v=spf";
         return r;
     }
@@ -127,7 +130,7 @@ Bytes answer_for(const Bytes& q, std::mt19937& rng) {
         add16(r, 1);
         add32(r, 300);
         add16(r, 4);
-        r += "\xffv=s";     // a 255-byte string in 4 bytes of RDATA
+        r += "\xffv=s";  // a 255-byte string in 4 bytes of RDATA
         return r;
     }
     return {};

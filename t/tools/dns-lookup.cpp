@@ -20,8 +20,8 @@ using namespace regmilter;
 namespace {
 
 bool type_of(const std::string& s, dns::RrType& t) {
-    static const dns::RrType all[] = {dns::RrType::a,   dns::RrType::aaaa, dns::RrType::mx,
-                                      dns::RrType::txt, dns::RrType::ptr,  dns::RrType::ns,
+    static const dns::RrType all[] = {dns::RrType::a,     dns::RrType::aaaa, dns::RrType::mx,
+                                      dns::RrType::txt,   dns::RrType::ptr,  dns::RrType::ns,
                                       dns::RrType::cname, dns::RrType::spf};
     for (dns::RrType x : all) {
         if (s == dns::to_string(x)) {
@@ -63,10 +63,14 @@ int main(int argc, char** argv) {
             const char* v = value();
             if (!v) return usage();
             long n = std::strtol(v, nullptr, 10);
-            if (a == "--timeout-ms") opt.timeout_ms = int(n);
-            else if (a == "--retries") opt.retries = int(n);
-            else if (a == "--edns") opt.edns_size = uint16_t(n);
-            else deadline_ms = n;
+            if (a == "--timeout-ms")
+                opt.timeout_ms = int(n);
+            else if (a == "--retries")
+                opt.retries = int(n);
+            else if (a == "--edns")
+                opt.edns_size = uint16_t(n);
+            else
+                deadline_ms = n;
         } else if (positional == 0) {
             name = a;
             ++positional;
@@ -86,8 +90,8 @@ int main(int argc, char** argv) {
         return 2;
     }
     const auto start = dns::Clock::now();
-    dns::Deadline deadline = deadline_ms >= 0 ? dns::deadline_in(std::chrono::milliseconds(deadline_ms))
-                                              : dns::no_deadline();
+    dns::Deadline deadline =
+        deadline_ms >= 0 ? dns::deadline_in(std::chrono::milliseconds(deadline_ms)) : dns::no_deadline();
     dns::DnsAnswer ans = res->query(name, type, deadline);
     const auto took =
         std::chrono::duration_cast<std::chrono::milliseconds>(dns::Clock::now() - start).count();

@@ -51,10 +51,14 @@ struct Parser {
         for (int k = 0; k < 4; ++k) {
             char c = s[i++];
             v <<= 4;
-            if (c >= '0' && c <= '9') v |= unsigned(c - '0');
-            else if (c >= 'a' && c <= 'f') v |= unsigned(c - 'a' + 10);
-            else if (c >= 'A' && c <= 'F') v |= unsigned(c - 'A' + 10);
-            else return fail("bad \\u escape");
+            if (c >= '0' && c <= '9')
+                v |= unsigned(c - '0');
+            else if (c >= 'a' && c <= 'f')
+                v |= unsigned(c - 'a' + 10);
+            else if (c >= 'A' && c <= 'F')
+                v |= unsigned(c - 'A' + 10);
+            else
+                return fail("bad \\u escape");
         }
         return true;
     }
@@ -72,30 +76,49 @@ struct Parser {
             char e = s[i++];
             char plain = 0;
             switch (e) {
-            case '"': plain = '"'; break;
-            case '\\': plain = '\\'; break;
-            case '/': plain = '/'; break;
-            case 'b': plain = '\b'; break;
-            case 'f': plain = '\f'; break;
-            case 'n': plain = '\n'; break;
-            case 'r': plain = '\r'; break;
-            case 't': plain = '\t'; break;
-            case 'u': {
-                unsigned v;
-                if (!hex4(v)) return false;
-                if (v >= 0xd800 && v < 0xdc00 && i + 6 <= s.size() && s[i] == '\\' && s[i + 1] == 'u') {
-                    i += 2;
-                    unsigned lo;
-                    if (!hex4(lo)) return false;
-                    v = 0x10000 + ((v - 0xd800) << 10) + (lo - 0xdc00);
+                case '"':
+                    plain = '"';
+                    break;
+                case '\\':
+                    plain = '\\';
+                    break;
+                case '/':
+                    plain = '/';
+                    break;
+                case 'b':
+                    plain = '\b';
+                    break;
+                case 'f':
+                    plain = '\f';
+                    break;
+                case 'n':
+                    plain = '\n';
+                    break;
+                case 'r':
+                    plain = '\r';
+                    break;
+                case 't':
+                    plain = '\t';
+                    break;
+                case 'u': {
+                    unsigned v;
+                    if (!hex4(v)) return false;
+                    if (v >= 0xd800 && v < 0xdc00 && i + 6 <= s.size() && s[i] == '\\' && s[i + 1] == 'u') {
+                        i += 2;
+                        unsigned lo;
+                        if (!hex4(lo)) return false;
+                        v = 0x10000 + ((v - 0xd800) << 10) + (lo - 0xdc00);
+                    }
+                    if (out) {
+                        if (v < 0x100)
+                            out->push_back(char(v));
+                        else
+                            put_utf8(*out, v);
+                    }
+                    continue;
                 }
-                if (out) {
-                    if (v < 0x100) out->push_back(char(v));
-                    else put_utf8(*out, v);
-                }
-                continue;
-            }
-            default: return fail("bad escape");
+                default:
+                    return fail("bad escape");
             }
             if (out) out->push_back(plain);
         }
@@ -105,8 +128,8 @@ struct Parser {
     }
     // Skips (or, with path left, descends into) the value at s[i].
     // On reaching the end of the path, [begin, end) of the value is recorded.
-    bool value(const std::vector<std::string>& path, size_t depth, bool& found, size_t& begin,
-               size_t& end, long& count) {
+    bool value(const std::vector<std::string>& path, size_t depth, bool& found, size_t& begin, size_t& end,
+               long& count) {
         ws();
         if (i >= s.size()) return fail("unexpected end");
         const bool here = depth == path.size();
@@ -192,7 +215,9 @@ std::vector<std::string> split_path(const std::string& p) {
 
 int main(int argc, char** argv) {
     if (argc != 2) {
-        std::fprintf(stderr, "usage: json-get PATH < file.json   (PATH like spf.result, registry.0.status, verdicts.#)\n");
+        std::fprintf(
+            stderr,
+            "usage: json-get PATH < file.json   (PATH like spf.result, registry.0.status, verdicts.#)\n");
         return 2;
     }
     const std::string doc((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());

@@ -110,7 +110,8 @@ public:
     std::vector<std::string> responses;  // every "< " line printed, in order
     bool as_mta = false;
 
-    Runner(net::SocketSpec socket, std::chrono::milliseconds timeout) : socket_(std::move(socket)), timeout_(timeout) {}
+    Runner(net::SocketSpec socket, std::chrono::milliseconds timeout)
+        : socket_(std::move(socket)), timeout_(timeout) {}
 
     bool open() {
         std::string error;
@@ -224,13 +225,15 @@ private:
             send(cmd::negotiate, testing::negotiate_body(version, actions, protocol), true);
             if (conn_.version != 0) {
                 char buf[64];
-                std::snprintf(buf, sizeof buf, "negotiated actions=0x%x protocol=0x%x", conn_.actions, conn_.protocol);
+                std::snprintf(buf, sizeof buf, "negotiated actions=0x%x protocol=0x%x", conn_.actions,
+                              conn_.protocol);
                 say(buf);
             }
             return true;
         }
         if (c.verb != "macro") return false;
-        if (c.words.size() < 2 || c.words[1].size() != 1) throw std::invalid_argument("macro LETTER NAME=VALUE...");
+        if (c.words.size() < 2 || c.words[1].size() != 1)
+            throw std::invalid_argument("macro LETTER NAME=VALUE...");
         std::string body(c.words[1]);
         for (size_t i = 2; i < c.words.size(); ++i) {
             std::string w = unescape(c.words[i]);
@@ -285,7 +288,8 @@ private:
     // Traffic no MTA sends: any packet, raw bytes; reading by hand.
     bool raw_traffic(const Line& c) {
         if (c.verb == "packet") {
-            if (c.words.size() < 2 || c.words[1].size() != 1) throw std::invalid_argument("packet LETTER BODY");
+            if (c.words.size() < 2 || c.words[1].size() != 1)
+                throw std::invalid_argument("packet LETTER BODY");
             send(c.words[1][0], c.rest.size() > 1 ? unescape(util::trim(c.rest.substr(1))) : "", false);
         } else if (c.verb == "raw") {
             std::string bytes;
@@ -395,7 +399,8 @@ int main(int argc, char** argv) {
     const auto& got = runner.responses;
     for (size_t i = 0; i < std::max(expected.size(), got.size()); ++i) {
         if (i < expected.size() && i < got.size() && matches(got[i], expected[i].second)) continue;
-        std::string want = i < expected.size() ? "\"" + expected[i].second + "\" (line " + std::to_string(expected[i].first) + ")"
+        std::string want = i < expected.size() ? "\"" + expected[i].second + "\" (line " +
+                                                     std::to_string(expected[i].first) + ")"
                                                : "nothing more";
         std::string have = i < got.size() ? "\"" + got[i] + "\"" : "nothing more";
         std::printf("mismatch at response %zu: got %s, want %s\n", i + 1, have.c_str(), want.c_str());

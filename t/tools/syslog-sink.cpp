@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
     setvbuf(stdout, nullptr, _IOLBF, 0);
     for (;;) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+        auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
         if (left.count() <= 0) break;
         pollfd p{fd, POLLIN, 0};
         if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;

@@ -63,7 +63,8 @@ TEST_CASE("no file at all gives the embedded defaults", "[config]") {
     CHECK(empty.value->source == "empty.ini");
 }
 
-TEST_CASE("the option table: one row per key, defaults inside their bounds, a new zone gets them", "[config]") {
+TEST_CASE("the option table: one row per key, defaults inside their bounds, a new zone gets them",
+          "[config]") {
     std::set<std::string> seen;
     for (const auto& o : config::options()) {
         std::string id = std::string(o.section) + " " + o.key;
@@ -373,7 +374,8 @@ TEST_CASE("limits are FILE:LINE errors, never aborts: long section names, mapped
     // aborted every program (map::at). Now it is one error on its line.
     for (size_t n : {48, 49, 50, 60, 200}) {
         std::string name(n, 'r');
-        std::string got = errors_of("[milter]\n[registry " + name + "]\nzone = r.example\n[spf]\nfail = reject\n");
+        std::string got =
+            errors_of("[milter]\n[registry " + name + "]\nzone = r.example\n[spf]\nfail = reject\n");
         INFO(n << ": " << got);
         if (n + 9 <= 40) {
             CHECK(got.empty());
@@ -420,7 +422,8 @@ TEST_CASE("every error at once, in line order, and no config", "[config]") {
     CHECK(r.problems[2].line == 6);
     CHECK(r.problems[3].line == 7);
     CHECK(r.problems[1].str().rfind(
-              "t.ini:3: [foo]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk", 0) == 0);
+              "t.ini:3: [foo]: unknown section, allowed: milter, resolver, trust, registry NAME, spf, bulk",
+              0) == 0);
 }
 
 TEST_CASE("a missing file is one error naming it", "[config]") {
@@ -459,7 +462,8 @@ namespace {
 // The .TP entry of `key` in the man page section of `section`: from its
 // "\fBkey\fR" line to the next .TP or .SH, with groff's "\-" as "-".
 std::string man_entry(const std::string& man, const std::string& section, const std::string& key) {
-    std::string head = section == "registry" ? ".SH \"[registry NAME] SECTIONS\"" : ".SH \"[" + section + "] SECTION\"";
+    std::string head =
+        section == "registry" ? ".SH \"[registry NAME] SECTIONS\"" : ".SH \"[" + section + "] SECTION\"";
     size_t sec = man.find(head);
     if (sec == std::string::npos) return {};
     size_t end_sec = man.find("\n.SH ", sec + 1);
@@ -486,7 +490,8 @@ TEST_CASE("regmilter.ini(5) and conf/regmilter.ini agree with the option table: 
         REQUIRE_FALSE(entry.empty());
         // The default, as written in a file.
         if (def.empty())
-            CHECK((entry.find("efault empty") != std::string::npos || entry.find("no default") != std::string::npos));
+            CHECK((entry.find("efault empty") != std::string::npos ||
+                   entry.find("no default") != std::string::npos));
         else if (def.find(' ') != std::string::npos)
             CHECK(entry.find("efault\n.BR \"" + def + "\"") != std::string::npos);
         else
@@ -555,8 +560,10 @@ TEST_CASE("[policy] exempt_recipients: addresses and local@, lower case; errors 
     CHECK(r.value->exemptions.recipients == std::vector<std::string>{"postmaster@", "abuse@example.org"});
     const std::pair<const char*, const char*> bad[] = {
         {"abuse", "t.ini:2: [policy] exempt_recipients: \"abuse\" is neither local@domain nor local@"},
-        {"@example.org", "t.ini:2: [policy] exempt_recipients: \"@example.org\" is neither local@domain nor local@"},
-        {"abuse@exa_mple..org", "t.ini:2: [policy] exempt_recipients: \"abuse@exa_mple..org\": \"exa_mple..org\" is not a domain"},
+        {"@example.org",
+         "t.ini:2: [policy] exempt_recipients: \"@example.org\" is neither local@domain nor local@"},
+        {"abuse@exa_mple..org",
+         "t.ini:2: [policy] exempt_recipients: \"abuse@exa_mple..org\": \"exa_mple..org\" is not a domain"},
     };
     for (const auto& [word, want] : bad) {
         INFO(word);
@@ -571,6 +578,6 @@ TEST_CASE("[milter] syslog_facility and drain_timeout", "[config]") {
     CHECK(r.value->milter.drain_timeout == 5);
     CHECK(config::defaults()->milter.syslog_facility == config::SyslogFacility::mail);
     CHECK(config::defaults()->milter.drain_timeout == 20);
-    CHECK(errors_of("[milter]\nsyslog_facility = kern\n").rfind(
-              "t.ini:2: [milter] syslog_facility: \"kern\"", 0) == 0);
+    CHECK(errors_of("[milter]\nsyslog_facility = kern\n")
+              .rfind("t.ini:2: [milter] syslog_facility: \"kern\"", 0) == 0);
 }

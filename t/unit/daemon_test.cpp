@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -105,7 +105,8 @@ TEST_CASE("daemon: each action becomes its libmilter status; reply texts escape 
         CHECK(failed.empty());
         if (!r.code.empty()) {
             REQUIRE(mta.calls.size() == 1);
-            CHECK(mta.calls[0] == "reply " + r.code + " " + r.xcode + " 100%% of example.com's mail comes from elsewhere");
+            CHECK(mta.calls[0] ==
+                  "reply " + r.code + " " + r.xcode + " 100%% of example.com's mail comes from elsewhere");
         } else {
             CHECK(mta.calls.empty());
         }
@@ -147,14 +148,16 @@ TEST_CASE("daemon: an edit the MTA refuses stops the edits and is reported", "[d
 TEST_CASE("daemon: start, reload, a broken file refused and the running snapshot kept", "[daemon]") {
     TempDir dir;
     LogCapture log;
-    std::string ini = dir.write("regmilter.ini", "[milter]\nauthserv_id = mx.example.org\n[resolver]\nnameservers = 127.0.0.1\n");
+    std::string ini = dir.write(
+        "regmilter.ini", "[milter]\nauthserv_id = mx.example.org\n[resolver]\nnameservers = 127.0.0.1\n");
     daemon::Service service(ini);
     CHECK(service.start().empty());
     REQUIRE(service.current());
     CHECK(service.current()->generation == 1);
     CHECK(service.current()->authserv_id == "mx.example.org");
 
-    dir.write("regmilter.ini", "[milter]\nauthserv_id = other.example.org\n[resolver]\nnameservers = 127.0.0.1\n");
+    dir.write("regmilter.ini",
+              "[milter]\nauthserv_id = other.example.org\n[resolver]\nnameservers = 127.0.0.1\n");
     service.reload();
     CHECK(service.current()->generation == 2);
     CHECK(service.current()->authserv_id == "other.example.org");
@@ -197,7 +200,8 @@ TEST_CASE("daemon: the bulk table is reloaded once a change has settled; a broke
     TempDir dir;
     LogCapture log;
     std::string table = dir.write("bulk", "a@example.org reject\n");
-    std::string ini = dir.write("regmilter.ini", "[resolver]\nnameservers = 127.0.0.1\n[bulk]\ntable = " + table + "\n");
+    std::string ini =
+        dir.write("regmilter.ini", "[resolver]\nnameservers = 127.0.0.1\n[bulk]\ntable = " + table + "\n");
     daemon::Service service(ini);
     REQUIRE(service.start().empty());
     CHECK(service.current()->bulk_table->size() == 1);
@@ -219,7 +223,8 @@ TEST_CASE("daemon: the bulk table is reloaded once a change has settled; a broke
     service.poll_table(t0 + seconds(30));
     CHECK(service.current()->bulk_table->size() == 2);
     size_t refusals = 0;
-    for (const auto& l : log.lines) refusals += l.find("bulk table reload refused: " + table + ":1:") != std::string::npos;
+    for (const auto& l : log.lines)
+        refusals += l.find("bulk table reload refused: " + table + ":1:") != std::string::npos;
     CHECK(refusals == 1);
 }
 

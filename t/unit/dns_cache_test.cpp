@@ -93,8 +93,12 @@ TEST_CASE("cache: positive answers expire after their TTL, counted down on hits"
     Cache c({}, clk.fn());
     c.put("www.example", RrType::a, answer(DnsStatus::ok, 300, {"192.0.2.1"}));
 
-    struct Step { int after_ms; bool hit; uint32_t ttl; };
-    const Step steps[] = {{0, true, 300}, {999, true, 300}, {1, true, 299},
+    struct Step {
+        int after_ms;
+        bool hit;
+        uint32_t ttl;
+    };
+    const Step steps[] = {{0, true, 300},     {999, true, 300},  {1, true, 299},
                           {98000, true, 201}, {200999, true, 1}, {1, false, 0}};
     int at = 0;
     for (const Step& s : steps) {
@@ -150,19 +154,21 @@ TEST_CASE("cache: what is stored and for how long, per status", "[dns][cache]") 
     o.max_ttl = 86400;
     o.max_negative_ttl = 10800;
     o.failure_ttl = 5;
-    struct Case { DnsStatus st; uint32_t ttl; uint32_t want_kept; bool local = false; };  // 0 = not stored
+    struct Case {
+        DnsStatus st;
+        uint32_t ttl;
+        uint32_t want_kept;
+        bool local = false;
+    };  // 0 = not stored
     const Case cases[] = {
-        {DnsStatus::ok, 300, 300},
-        {DnsStatus::ok, 0, 0},                  // TTL 0 honoured
-        {DnsStatus::ok, 4000000, 86400},        // capped at max_ttl
-        {DnsStatus::nxdomain, 60, 60},          // RFC 2308: SOA-derived TTL
-        {DnsStatus::nodata, 900, 900},
-        {DnsStatus::nxdomain, 0, 0},            // no SOA: not cached (RFC 2308 §5)
-        {DnsStatus::nodata, 86400, 10800},      // capped at max_negative_ttl
-        {DnsStatus::servfail, 0, 5},            // failure_ttl
-        {DnsStatus::malformed, 0, 5},
-        {DnsStatus::timeout, 300, 0},           // never
-        {DnsStatus::servfail, 0, 0, true},      // this host's failure (EMFILE): never
+        {DnsStatus::ok, 300, 300},         {DnsStatus::ok, 0, 0},         // TTL 0 honoured
+        {DnsStatus::ok, 4000000, 86400},                                  // capped at max_ttl
+        {DnsStatus::nxdomain, 60, 60},                                    // RFC 2308: SOA-derived TTL
+        {DnsStatus::nodata, 900, 900},     {DnsStatus::nxdomain, 0, 0},   // no SOA: not cached (RFC 2308 §5)
+        {DnsStatus::nodata, 86400, 10800},                                // capped at max_negative_ttl
+        {DnsStatus::servfail, 0, 5},                                      // failure_ttl
+        {DnsStatus::malformed, 0, 5},      {DnsStatus::timeout, 300, 0},  // never
+        {DnsStatus::servfail, 0, 0, true},  // this host's failure (EMFILE): never
     };
     for (const Case& k : cases) {
         FakeClock clk;
@@ -193,7 +199,11 @@ TEST_CASE("cache: negative answers (NXDOMAIN, NODATA) are served from the cache"
     mem.add("mail.example", RrType::a, "192.0.2.25", 300);  // exists: AAAA is NODATA
     CachingResolver r(mem, cache);
 
-    struct Case { const char* name; RrType type; DnsStatus want; };
+    struct Case {
+        const char* name;
+        RrType type;
+        DnsStatus want;
+    };
     const Case cases[] = {
         {"missing.example", RrType::a, DnsStatus::nxdomain},
         {"mail.example", RrType::aaaa, DnsStatus::nodata},
@@ -204,7 +214,7 @@ TEST_CASE("cache: negative answers (NXDOMAIN, NODATA) are served from the cache"
         mem.set_strict(false);
         CHECK(r.query(k.name, k.type, no_deadline()).status == k.want);
         CHECK(r.query(k.name, k.type, no_deadline()).status == k.want);
-        CHECK(mem.count() == 1);  // the second came from the cache
+        CHECK(mem.count() == 1);    // the second came from the cache
         clk.advance(seconds(300));  // MemoryResolver's negative TTL is 300
         CHECK(r.query(k.name, k.type, no_deadline()).status == k.want);
         CHECK(mem.count() == 2);
@@ -317,7 +327,10 @@ TEST_CASE("caching resolver: a waiter gives up at its own deadline", "[dns][cach
 
 TEST_CASE("caching resolver: 8 threads x 10k lookups give consistent answers and counters",
           "[dns][cache][threads]") {
-    struct Case { size_t max_entries; int names; };
+    struct Case {
+        size_t max_entries;
+        int names;
+    };
     const Case cases[] = {{10000, 500}, {100, 500}};  // fits; and constant eviction
     for (const Case& k : cases) {
         INFO("max_entries " << k.max_entries << ", " << k.names << " names");
@@ -415,7 +428,8 @@ TEST_CASE("local DNS failures: reported at once, then at most once per 10 s with
     // The first of a burst is said; the other 49 fall within 10 s and wait for the next line.
     REQUIRE(lines.size() <= 1);
     if (!lines.empty())  // an earlier test in this process may have reported within 10 s
-        CHECK(lines[0].find("the last with local error: Too many open files; not cached") != std::string::npos);
+        CHECK(lines[0].find("the last with local error: Too many open files; not cached") !=
+              std::string::npos);
 }
 
 TEST_CASE("caching resolver: a prefetch leads the flight that 8 threads' identical queries join",
@@ -464,14 +478,16 @@ TEST_CASE("caching resolver: a prefetch leads the flight that 8 threads' identic
     CHECK(cache->stats().prefetches == 1);
 }
 
-TEST_CASE("caching resolver: no pool thread for a prefetch: the query asks for itself", "[dns][cache][threads]") {
+TEST_CASE("caching resolver: no pool thread for a prefetch: the query asks for itself",
+          "[dns][cache][threads]") {
     auto cache = std::make_shared<Cache>();
     MemoryResolver mem;
     mem.add("a.example", RrType::a, "192.0.2.1");
     util::Pool::Options opt;
     opt.max_threads = 0;  // refuses every job
     util::Pool pool(opt);
-    CachingResolver r([&]() -> std::unique_ptr<Resolver> { return std::make_unique<Borrowed>(mem); }, cache, &pool);
+    CachingResolver r([&]() -> std::unique_ptr<Resolver> { return std::make_unique<Borrowed>(mem); }, cache,
+                      &pool);
     r.prefetch("a.example", RrType::a, no_deadline());
     DnsAnswer a = r.query("a.example", RrType::a, no_deadline());
     CHECK(a.status == DnsStatus::ok);
@@ -487,7 +503,12 @@ TEST_CASE("caching resolver: a warm cache makes no upstream resolver", "[dns][ca
     ok.rdata = {"192.0.2.1"};
     cache->put("a.example", RrType::a, ok);
     int made = 0;
-    CachingResolver r([&]() -> std::unique_ptr<Resolver> { ++made; return nullptr; }, cache);
+    CachingResolver r(
+        [&]() -> std::unique_ptr<Resolver> {
+            ++made;
+            return nullptr;
+        },
+        cache);
     CHECK(r.query("a.example", RrType::a, no_deadline()).status == DnsStatus::ok);
     CHECK(made == 0);
     DnsAnswer miss = r.query("b.example", RrType::a, no_deadline());

@@ -17,7 +17,13 @@ TEST_CASE("memory resolver: records, NODATA, NXDOMAIN, failures, CNAMEs", "[dns]
     m.add_failure("broken.example", DnsStatus::servfail);
     m.add_failure("slow.example", DnsStatus::timeout);
 
-    struct Case { const char* name; RrType type; DnsStatus st; std::vector<std::string> rdata; uint32_t ttl; };
+    struct Case {
+        const char* name;
+        RrType type;
+        DnsStatus st;
+        std::vector<std::string> rdata;
+        uint32_t ttl;
+    };
     const Case cases[] = {
         {"example.com", RrType::txt, DnsStatus::ok, {"v=spf1 mx -all"}, 600},
         {"EXAMPLE.com.", RrType::mx, DnsStatus::ok, {"10 mx1.example.com", "20 mx2.example.com"}, 100},

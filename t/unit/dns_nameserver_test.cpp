@@ -2,9 +2,9 @@
 // the LdnsResolver paths that need no network (bad options, deadline, bad names).
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
 #include <cstdio>
 #include <fstream>
-#include <unistd.h>
 
 #include "dns/ldns_resolver.hpp"
 #include "dns/nameserver.hpp"
@@ -12,7 +12,12 @@
 using namespace regmilter::dns;
 
 TEST_CASE("nameserver strings parse to address and port", "[dns]") {
-    struct Case { const char* in; const char* addr; uint16_t port; const char* str; };
+    struct Case {
+        const char* in;
+        const char* addr;
+        uint16_t port;
+        const char* str;
+    };
     const Case cases[] = {
         {"127.0.0.1", "127.0.0.1", 53, "127.0.0.1"},
         {"127.0.0.1:5353", "127.0.0.1", 5353, "127.0.0.1:5353"},
@@ -37,7 +42,10 @@ TEST_CASE("nameserver strings parse to address and port", "[dns]") {
 }
 
 TEST_CASE("bad nameserver strings are refused with a reason", "[dns]") {
-    struct Case { const char* in; const char* why; };
+    struct Case {
+        const char* in;
+        const char* why;
+    };
     const Case cases[] = {
         {"", "empty"},
         {"ns.example", "not an IP address"},
@@ -85,7 +93,11 @@ TEST_CASE("resolv.conf nameserver lines, with 127.0.0.1 as the default", "[dns]"
 }
 
 TEST_CASE("ldns resolver: invalid options are errors, not crashes", "[dns]") {
-    struct Case { int timeout; int retries; const char* why; };
+    struct Case {
+        int timeout;
+        int retries;
+        const char* why;
+    };
     const Case cases[] = {
         {0, 2, "timeout_ms"},
         {2000, -1, "retries"},
@@ -124,7 +136,10 @@ TEST_CASE("ldns resolver: no query past the deadline, none for impossible names"
     const std::string long_label(64, 'a');
     std::string long_name;
     while (long_name.size() < 256) long_name += "abcdefghi.";
-    struct Case { std::string name; const char* why; };
+    struct Case {
+        std::string name;
+        const char* why;
+    };
     const Case cases[] = {
         {long_label + ".example", "label longer than 63"},
         {"a..example", "empty label"},

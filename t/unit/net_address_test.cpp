@@ -8,7 +8,10 @@ using regmilter::net::Cidr;
 using regmilter::net::CidrSet;
 
 TEST_CASE("addresses parse and print canonically", "[net]") {
-    struct Case { const char* in; const char* want; };
+    struct Case {
+        const char* in;
+        const char* want;
+    };
     const Case cases[] = {
         {"192.0.2.36", "192.0.2.36"},
         {"0.0.0.0", "0.0.0.0"},
@@ -19,7 +22,7 @@ TEST_CASE("addresses parse and print canonically", "[net]") {
         {"::1", "::1"},
         {"1::", "1::"},
         {"2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"},  // RFC 5952: a single 0 group is not "::"
-        {"2001:0:0:1:0:0:0:1", "2001:0:0:1::1"},            // longest run wins
+        {"2001:0:0:1:0:0:0:1", "2001:0:0:1::1"},           // longest run wins
         {"::ffff:192.0.2.1", "::ffff:192.0.2.1"},
         {"::192.0.2.1", "::c000:201"},
     };
@@ -32,10 +35,11 @@ TEST_CASE("addresses parse and print canonically", "[net]") {
 }
 
 TEST_CASE("malformed addresses are refused", "[net]") {
-    const char* bad[] = {"", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "1.2.3.4 ", " 1.2.3.4",
-                         "1..2.3", "1.2.3.-4", ":", ":::", "1:2:3:4:5:6:7:8:9", "1::2::3", "12345::",
-                         "g::1", "1:2:3:4:5:6:7:", "::1.2.3", "[::1]", "fe80::1%eth0",
-                         "1:2:3:4:5:6:7:1.2.3.4"};
+    const char* bad[] = {"",         "1.2.3",    "1.2.3.4.5",    "256.1.1.1",
+                         "01.2.3.4", "1.2.3.4 ", " 1.2.3.4",     "1..2.3",
+                         "1.2.3.-4", ":",        ":::",          "1:2:3:4:5:6:7:8:9",
+                         "1::2::3",  "12345::",  "g::1",         "1:2:3:4:5:6:7:",
+                         "::1.2.3",  "[::1]",    "fe80::1%eth0", "1:2:3:4:5:6:7:1.2.3.4"};
     for (const char* s : bad) {
         INFO("input \"" << s << "\"");
         CHECK_FALSE(Address::parse(s));
@@ -65,9 +69,13 @@ TEST_CASE("reversed and full forms for DNS names", "[net]") {
 }
 
 TEST_CASE("CIDR parse errors say what is wrong", "[net]") {
-    struct Case { const char* in; const char* want; };
+    struct Case {
+        const char* in;
+        const char* want;
+    };
     const Case cases[] = {
-        {"10.1.2.3/24", "non-null host address bits in \"10.1.2.3/24\", perhaps you should use \"10.1.2.0/24\" instead"},
+        {"10.1.2.3/24",
+         "non-null host address bits in \"10.1.2.3/24\", perhaps you should use \"10.1.2.0/24\" instead"},
         {"10.1.2.0/33", "prefix length /33 exceeds 32 in \"10.1.2.0/33\""},
         {"2001:db8::/129", "prefix length /129 exceeds 128 in \"2001:db8::/129\""},
         {"10.1.2.0/", "bad prefix length \"/\" in \"10.1.2.0/\""},
@@ -84,7 +92,11 @@ TEST_CASE("CIDR parse errors say what is wrong", "[net]") {
 }
 
 TEST_CASE("CIDR matching, both families, edges", "[net]") {
-    struct Case { const char* net; const char* ip; bool want; };
+    struct Case {
+        const char* net;
+        const char* ip;
+        bool want;
+    };
     const Case cases[] = {
         {"192.0.2.0/24", "192.0.2.255", true},
         {"192.0.2.0/24", "192.0.3.0", false},

@@ -75,7 +75,8 @@ TEST_CASE("session: every stage answers; mail and data are logged with the queue
     CHECK(s.end_of_headers(no_macros).action == Action::continue_);
     auto e = s.end_of_message(no_macros);
     CHECK(e.action == Action::continue_);
-    CHECK(has_header(e, "Authentication-Results", "mx.example.org; spf=pass smtp.mailfrom=alice@example.com"));
+    CHECK(
+        has_header(e, "Authentication-Results", "mx.example.org; spf=pass smtp.mailfrom=alice@example.com"));
     CHECK(has_header(e, "Authentication-Results", "dnswl=pass dns.zone=reg.example policy.ip=127.0.0.2"));
     CHECK(without_session(e.log).rfind("id=Q1 stage=data ", 0) == 0);
     // The same session names every line, before the queue id is known and after.
@@ -211,8 +212,9 @@ TEST_CASE("session: on_internal_error at every stage, tempfail and accept; forge
             INFO(mode << " at " << policy::to_string(failing));
             dns::MemoryResolver dns;
             registry_zone(dns);
-            auto cfg = cfg_of(std::string("[milter]\nauthserv_id = mx.example.org\non_internal_error = ") + mode +
-                         "\n[registry reg]\nzone = reg.example\nunregistered = reject\n[spf]\ncheck_helo = no\n");
+            auto cfg = cfg_of(
+                std::string("[milter]\nauthserv_id = mx.example.org\non_internal_error = ") + mode +
+                "\n[registry reg]\nzone = reg.example\nunregistered = reject\n[spf]\ncheck_helo = no\n");
             auto env = environment_of(runtime_of(cfg, dns));
             bool armed = true;
             env.before_stage = [&](Stage st) {
@@ -246,7 +248,8 @@ TEST_CASE("session: on_internal_error at every stage, tempfail and accept; forge
                 // still runs and removes the forged header.
                 CHECK(failed->action == Action::continue_);
                 for (const auto& r : replies) CHECK_FALSE(policy::refuses(r.action));
-                CHECK(replies.back().remove_headers == std::vector<policy::HeaderRef>{{"Authentication-Results", 1}});
+                CHECK(replies.back().remove_headers ==
+                      std::vector<policy::HeaderRef>{{"Authentication-Results", 1}});
             }
         }
     }
@@ -268,8 +271,9 @@ TEST_CASE("session: a failure while carrying out the end of message still remove
     CHECK(r.remove_headers == std::vector<policy::HeaderRef>{{"Authentication-Results", 1}});
 }
 
-TEST_CASE("session: forged Authentication-Results cost at most max_forged_ar positions; more refuse the message",
-          "[session]") {
+TEST_CASE(
+    "session: forged Authentication-Results cost at most max_forged_ar positions; more refuse the message",
+    "[session]") {
     dns::MemoryResolver dns;
     registry_zone(dns);
     auto rt = runtime_of(cfg_of(registry_cfg), dns);
@@ -371,10 +375,12 @@ TEST_CASE("session: cold registry lookups run beside the HELO and give what cach
     CHECK(dns.unexpected().empty());
 }
 
-TEST_CASE("session: exempt recipients reach a refused client's mail; the refusal moves to RCPT", "[session]") {
+TEST_CASE("session: exempt recipients reach a refused client's mail; the refusal moves to RCPT",
+          "[session]") {
     dns::MemoryResolver dns;
     registry_zone(dns);
-    auto cfg = cfg_of(std::string(registry_cfg) + "[policy]\nexempt_recipients = postmaster@ Abuse@Example.ORG\n");
+    auto cfg =
+        cfg_of(std::string(registry_cfg) + "[policy]\nexempt_recipients = postmaster@ Abuse@Example.ORG\n");
     policy::Session s(environment_of(runtime_of(cfg, dns)));
     s.connect(client("192.0.2.66"));
     s.helo("mail.example.com", no_macros);
@@ -386,7 +392,7 @@ TEST_CASE("session: exempt recipients reach a refused client's mail; the refusal
         bool exempt;
     };
     const Case cases[] = {
-        {"<postmaster@example.org>", true},  {"<POSTMASTER@other.example>", true},
+        {"<postmaster@example.org>", true},   {"<POSTMASTER@other.example>", true},
         {"<postmaster+x@example.org>", true}, {"<Postmaster>", true},
         {"<abuse@example.org>", true},        {"<ABUSE@EXAMPLE.org>", true},
         {"<abuse@other.example>", false},     {"<bob@example.org>", false},
@@ -409,7 +415,8 @@ TEST_CASE("session: exempt recipients reach a refused client's mail; the refusal
     CHECK(s.end_of_headers(no_macros).action == Action::continue_);
     auto e = s.end_of_message(no_macros);
     CHECK(e.action == Action::tag);
-    CHECK(has_header(e, "Authentication-Results", "mx.example.org; spf=pass smtp.mailfrom=alice@example.com"));
+    CHECK(
+        has_header(e, "Authentication-Results", "mx.example.org; spf=pass smtp.mailfrom=alice@example.com"));
     CHECK(has_header(e, "X-Regmilter",
                      "for exempt recipients only; others got 550 5.7.1 192.0.2.66 is not registered; see "
                      "https://reg.example/"));

@@ -13,8 +13,8 @@
 #include "policy/policy.hpp"
 
 using namespace regmilter;
-using regmilter::testing::cfg_of;
 using policy::Action;
+using regmilter::testing::cfg_of;
 
 namespace {
 
@@ -311,14 +311,16 @@ TEST_CASE("SPF texts: exp= explanation, default, permerror, temperror", "[policy
     CHECK(policy::decide_mail(f, *cfg).text == "SPF record of example.com is invalid: two SPF records");
     // A temperror's reply names the lookup, never the resolver or timings (the log line has them).
     f.mail.spf_mail = spf_outcome(spf::Result::temperror);
-    f.mail.spf_mail->problem = "TXT lookup for example.com: servfail (rcode REFUSED from 127.0.0.1:5353, 1 tries, 0 ms)";
+    f.mail.spf_mail->problem =
+        "TXT lookup for example.com: servfail (rcode REFUSED from 127.0.0.1:5353, 1 tries, 0 ms)";
     f.mail.spf_mail->public_problem = "TXT lookup for example.com: servfail";
     CHECK(policy::decide_mail(f, *cfg).text ==
           "cannot check SPF of example.com (TXT lookup for example.com: servfail), try again later");
     CHECK(policy::decide_mail(f, *cfg).add_headers.empty());
-    CHECK(policy::log_line({}, f, *cfg, policy::Stage::mail, policy::decide_mail(f, *cfg))
-              .find("spf_problem=\"TXT lookup for example.com: servfail (rcode REFUSED from 127.0.0.1:5353") !=
-          std::string::npos);
+    CHECK(
+        policy::log_line({}, f, *cfg, policy::Stage::mail, policy::decide_mail(f, *cfg))
+            .find("spf_problem=\"TXT lookup for example.com: servfail (rcode REFUSED from 127.0.0.1:5353") !=
+        std::string::npos);
 }
 
 TEST_CASE("SPF HELO: a HELO fail acts like a MAIL FROM fail, even when MAIL FROM passes", "[policy]") {
@@ -451,9 +453,8 @@ TEST_CASE("trust bypasses registry and SPF, not the bulk opt-out", "[policy]") {
             CHECK_FALSE(f.mail.spf_mail);
             // The bulk opt-out still applies (registry bulk code, or [bulk] senders).
             f.mail.envelope_bulk.signals.push_back("sender:domain:news.example");
-            CHECK(
-                policy::decide_rcpt(f, rcpt_of("bob@example.org", bulk::Choice::reject), *cfg).action ==
-                Action::reject);
+            CHECK(policy::decide_rcpt(f, rcpt_of("bob@example.org", bulk::Choice::reject), *cfg).action ==
+                  Action::reject);
         }
     }
 }
@@ -621,7 +622,7 @@ TEST_CASE("Authentication-Results authserv-id: any bytes, never out of bounds", 
         {"(a) (b (nested)) mx.example.org; x", "mx.example.org"},
         {"(\\\\) mx.example.org", "mx.example.org"},  // an escaped backslash, then ')'
         {"(\\) mx.example.org", ""},                  // an escaped ')': the comment never ends
-        {"(\\", ""},           // a comment ending in a backslash (it once threw out_of_range)
+        {"(\\", ""},  // a comment ending in a backslash (it once threw out_of_range)
         {"(", ""},
         {"\\", ""},
         {"(a\\)b) c", "c"},
@@ -765,7 +766,8 @@ TEST_CASE("log line: key=value, queue id first, hostile values quoted", "[policy
     v.xcode = "5.7.23";
     v.reason = "spf:mailfrom:fail";
     CHECK(policy::log_line(ctx, f, *cfg_of(""), policy::Stage::rcpt, v, "bob@example.org") ==
-          "session=S1 id=4XyZ12 stage=rcpt ip=192.0.2.7 helo=\"evil\\\"helo\\x0d\\x0a\" from=\"<a b@example.com>\" "
+          "session=S1 id=4XyZ12 stage=rcpt ip=192.0.2.7 helo=\"evil\\\"helo\\x0d\\x0a\" from=\"<a "
+          "b@example.com>\" "
           "rcpt=<bob@example.org> spf=fail registry=reg:listed:127.0.0.3:bulk bulk=registry:bulk:reg.example "
           "action=reject code=\"550 5.7.23\" reason=spf:mailfrom:fail");
 }

@@ -500,7 +500,8 @@ TEST_CASE("proxy: a whole session is relayed byte for byte, the session macro ad
 }
 
 TEST_CASE(
-    "proxy: a malformed packet never reaches the worker; what was owed before it is answered, then the session closes",
+    "proxy: a malformed packet never reaches the worker; what was owed before it is answered, then the "
+    "session closes",
     "[proxy]") {
     struct Case {
         const char* name;
@@ -511,8 +512,9 @@ TEST_CASE(
     const Case cases[] = {
         {"\"Cj\\0\": a macro name without a value", m::encode('D', "C" + z("j")), "",
          "refused milter packet: macro packet: name \"j\" has no value; closing"},
-        {"a connect without its address (not answered, as libmilter would not)", m::encode('C', z("client") + "4"),
-         "", "refused milter packet: connect packet: no port and address after family '4'; closing"},
+        {"a connect without its address (not answered, as libmilter would not)",
+         m::encode('C', z("client") + "4"), "",
+         "refused milter packet: connect packet: no port and address after family '4'; closing"},
         {"a connect, then a broken RCPT before its answer: the connect is answered",
          m::encode('C', connect_data("client.example", "192.0.2.7")) + m::encode('R', ""), tempfail,
          "refused milter packet: rcpt packet: empty; 1 owed answer(s) given"},

@@ -667,12 +667,21 @@ TEST_CASE("spf: a temperror's public problem leaves out the resolver's details",
         std::string problem, public_problem;
     };
     const std::vector<Case> cases = {
-        {"the record itself", {}, "example.com", "TXT lookup for example.com: servfail (rcode REFUSED from 127.0.0.1:5353",
+        {"the record itself",
+         {},
+         "example.com",
+         "TXT lookup for example.com: servfail (rcode REFUSED from 127.0.0.1:5353",
          "TXT lookup for example.com: servfail"},
-        {"an a: target", {{"example.com", RrType::txt, "v=spf1 a:a.example.com -all"}}, "a.example.com",
-         "A lookup for a.example.com: servfail (rcode REFUSED", "A lookup for a.example.com: servfail"},
-        {"an include", {{"example.com", RrType::txt, "v=spf1 include:inc.example.com -all"}}, "inc.example.com",
-         "TXT lookup for inc.example.com: servfail (rcode", "TXT lookup for inc.example.com: servfail"},
+        {"an a: target",
+         {{"example.com", RrType::txt, "v=spf1 a:a.example.com -all"}},
+         "a.example.com",
+         "A lookup for a.example.com: servfail (rcode REFUSED",
+         "A lookup for a.example.com: servfail"},
+        {"an include",
+         {{"example.com", RrType::txt, "v=spf1 include:inc.example.com -all"}},
+         "inc.example.com",
+         "TXT lookup for inc.example.com: servfail (rcode",
+         "TXT lookup for inc.example.com: servfail"},
     };
     for (const auto& c : cases) {
         INFO(c.what);

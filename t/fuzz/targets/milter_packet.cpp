@@ -11,8 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "t/fuzz/fuzz.hpp"
 #include "milter/packet.hpp"
+#include "t/fuzz/fuzz.hpp"
 
 using namespace regmilter;
 namespace m = regmilter::milter;
