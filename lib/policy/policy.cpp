@@ -455,6 +455,85 @@ Reply decide_rcpt(const Facts& facts, const Recipient& rcpt, const Config& cfg) 
     }
 }
 
+namespace {
+
+// The data stage's bulk verdict per recipient (DESIGN "[bulk] action") into
+// `v`, which holds the other checks' headers and reason so far.
+void decide_bulk(Reply& v, const Facts& facts, const Config& cfg, bool observe) {
+    bool envelope = facts.mail.envelope_bulk.any();
+    bulk::Signals header_signals = facts.data.header_bulk.signals(cfg.bulk);
+    bool header = header_signals.any();
+    if (!envelope && !header) {
+        if (!v.reason.empty() && !observe) v.action = policy::Action::tag;
+        return;
+    }
+    std::vector<std::string> signals = facts.mail.envelope_bulk.signals;
+    for (const auto& s : header_signals.signals) signals.push_back(s);
+    std::string why;
+    for (const auto& s : signals) why += (why.empty() ? "" : ", ") + s;
+    // [bulk] on_error = tempfail and a recipient's zone failed: the message waits.
+    const Recipient* unknown = nullptr;
+    for (const auto& r : facts.rcpts)
+        if (!unknown && r.unknown(cfg)) unknown = &r;
+    bool waits = unknown && cfg.bulk.action != bulk::Action::tag;
+    if (waits) {
+        Reply t = bulk_unknown_reply(*unknown);
+        if (!observe) {
+            v = std::move(t);
+            return;
+        }
+        v.add_headers.push_back(
+            {"X-Regmilter", util::sanitize("would tempfail: " + t.code + " " + t.xcode + " " + t.text,
+                                           util::TextUse::header)});
+        v.reason = "observe:" + t.reason;
+        v.would = policy::Action::tempfail;
+    }
+    std::vector<std::string> opted_out;  // the MTA's arguments
+    for (const auto& r : facts.rcpts)
+        if (r.bulk.choice == bulk::Choice::reject) opted_out.push_back(r.arg);
+    if (opted_out.empty()) {
+        if (!v.reason.empty() && !observe) v.action = policy::Action::tag;
+        return;
+    }
+    std::string n = std::to_string(opted_out.size());
+    if (observe) {
+        v.add_headers.push_back({"X-Regmilter", "would " + std::string(util::name_of(cfg.bulk.action)) +
+                                                    " bulk mail (" + why + ") for " + n +
+                                                    " recipient(s) who opted out"});
+        if (waits) return;  // enforce would answer the tempfail above first
+        v.reason = "observe:bulk";
+        // Enforce refuses the message when no recipient is left, unless the
+        // envelope knew it was bulk and refused them at RCPT already.
+        if (opted_out.size() == facts.rcpts.size() && cfg.bulk.action != bulk::Action::tag &&
+            !(envelope && cfg.bulk.action == bulk::Action::reject))
+            v.would =
+                cfg.bulk.action == bulk::Action::discard ? policy::Action::discard : policy::Action::reject;
+        return;
+    }
+    if (cfg.bulk.action == bulk::Action::tag) {
+        v.add_headers.push_back({"X-Regmilter", "bulk (" + why + "); " + n + " recipient(s) opted out"});
+        v.action = policy::Action::tag;
+        v.reason = "bulk:tag";
+        return;
+    }
+    // reject or discard: remove the opted-out recipients; nothing left ends the message.
+    v.reason = "bulk:" + std::string(util::name_of(cfg.bulk.action));
+    if (opted_out.size() == facts.rcpts.size()) {
+        if (cfg.bulk.action == bulk::Action::discard) {
+            v.action = policy::Action::discard;
+        } else {
+            v.action = policy::Action::reject;
+            v.code = replies::policy.reject.code;
+            v.xcode = replies::policy.reject.xcode;
+            v.text = util::sanitize("no recipient accepts bulk mail (" + why + ")", util::TextUse::reply);
+        }
+        return;
+    }
+    v.remove_rcpts = std::move(opted_out);
+}
+
+}  // namespace
+
 Reply decide_data(const Facts& facts, const Config& cfg) noexcept {
     try {
         Reply v;
@@ -489,74 +568,7 @@ Reply decide_data(const Facts& facts, const Config& cfg) noexcept {
         if (const Check* top = strongest(checks); top && top->action >= CAction::tag) v.reason = top->reason;
         for (const auto& t : facts.throttle.observed) v.add_headers.push_back({"X-Regmilter", t});
 
-        // Bulk per recipient (DESIGN "[bulk] action").
-        bool envelope = facts.mail.envelope_bulk.any();
-        bulk::Signals header_signals = facts.data.header_bulk.signals(cfg.bulk);
-        bool header = header_signals.any();
-        if (!envelope && !header) {
-            if (!v.reason.empty() && !observe) v.action = policy::Action::tag;
-            return v;
-        }
-        std::vector<std::string> signals = facts.mail.envelope_bulk.signals;
-        for (const auto& s : header_signals.signals) signals.push_back(s);
-        std::string why;
-        for (const auto& s : signals) why += (why.empty() ? "" : ", ") + s;
-        // [bulk] on_error = tempfail and a recipient's zone failed: the message waits.
-        const Recipient* unknown = nullptr;
-        for (const auto& r : facts.rcpts)
-            if (!unknown && r.unknown(cfg)) unknown = &r;
-        bool waits = unknown && cfg.bulk.action != bulk::Action::tag;
-        if (waits) {
-            Reply t = bulk_unknown_reply(*unknown);
-            if (!observe) return t;
-            v.add_headers.push_back(
-                {"X-Regmilter", util::sanitize("would tempfail: " + t.code + " " + t.xcode + " " + t.text,
-                                               util::TextUse::header)});
-            v.reason = "observe:" + t.reason;
-            v.would = policy::Action::tempfail;
-        }
-        std::vector<std::string> opted_out;  // the MTA's arguments
-        for (const auto& r : facts.rcpts)
-            if (r.bulk.choice == bulk::Choice::reject) opted_out.push_back(r.arg);
-        if (opted_out.empty()) {
-            if (!v.reason.empty() && !observe) v.action = policy::Action::tag;
-            return v;
-        }
-        std::string n = std::to_string(opted_out.size());
-        if (observe) {
-            v.add_headers.push_back({"X-Regmilter", "would " + std::string(util::name_of(cfg.bulk.action)) +
-                                                        " bulk mail (" + why + ") for " + n +
-                                                        " recipient(s) who opted out"});
-            if (waits) return v;  // enforce would answer the tempfail above first
-            v.reason = "observe:bulk";
-            // Enforce refuses the message when no recipient is left, unless the
-            // envelope knew it was bulk and refused them at RCPT already.
-            if (opted_out.size() == facts.rcpts.size() && cfg.bulk.action != bulk::Action::tag &&
-                !(envelope && cfg.bulk.action == bulk::Action::reject))
-                v.would = cfg.bulk.action == bulk::Action::discard ? policy::Action::discard
-                                                                   : policy::Action::reject;
-            return v;
-        }
-        if (cfg.bulk.action == bulk::Action::tag) {
-            v.add_headers.push_back({"X-Regmilter", "bulk (" + why + "); " + n + " recipient(s) opted out"});
-            v.action = policy::Action::tag;
-            v.reason = "bulk:tag";
-            return v;
-        }
-        // reject or discard: remove the opted-out recipients; nothing left ends the message.
-        v.reason = "bulk:" + std::string(util::name_of(cfg.bulk.action));
-        if (opted_out.size() == facts.rcpts.size()) {
-            if (cfg.bulk.action == bulk::Action::discard) {
-                v.action = policy::Action::discard;
-            } else {
-                v.action = policy::Action::reject;
-                v.code = replies::policy.reject.code;
-                v.xcode = replies::policy.reject.xcode;
-                v.text = util::sanitize("no recipient accepts bulk mail (" + why + ")", util::TextUse::reply);
-            }
-            return v;
-        }
-        v.remove_rcpts = std::move(opted_out);
+        decide_bulk(v, facts, cfg, observe);
         return v;
     } catch (...) {
         return internal_error_reply(&cfg);

@@ -83,10 +83,95 @@ struct Args {
     bool registry_info = false;  // every [registry] zone's answer and metadata for --ip
 };
 
+// One option (`id`, its value `v` or null) into `a`; a bad value ends the
+// program through cli.fail().
+void apply_option(Args& a, const util::Cli& cli, int id, const char* v) {
+    policy::Scenario& sc = a.scenario;
+    std::string value = v ? v : "";
+    switch (id) {
+        case o_config:
+            a.config_file = value;
+            break;
+        case o_check:
+            a.check = true;
+            break;
+        case o_ip:
+            sc.ip = net::Address::parse(value);
+            if (!sc.ip) cli.fail("--ip: \"" + value + "\" is not an IPv4 or IPv6 address");
+            a.have_ip = true;
+            break;
+        case o_helo:
+            sc.helo = value;
+            break;
+        case o_from:
+            sc.mail_from = value;
+            break;
+        case o_hostname:
+            sc.hostname = value;
+            break;
+        case o_rcpt:
+            sc.rcpts.push_back(value);
+            break;
+        case o_header: {
+            auto colon = value.find(':');
+            if (colon == std::string::npos)
+                cli.fail("--header: \"" + value + "\" has no ':' (want 'Name: value')");
+            if (colon == 0) cli.fail("--header: \"" + value + "\" has no name (want 'Name: value')");
+            std::string text = value.substr(colon + 1);
+            if (!text.empty() && text[0] == ' ') text.erase(0, 1);
+            sc.headers.push_back({value.substr(0, colon), text});
+            break;
+        }
+        case o_macro: {
+            auto eq = value.find('=');
+            if (eq == std::string::npos || eq == 0) cli.fail("--macro: \"" + value + "\" is not NAME=VALUE");
+            std::string name = value.substr(0, eq);
+            if (name.size() > 2 && name.front() == '{' && name.back() == '}')
+                name = name.substr(1, name.size() - 2);
+            sc.macros.emplace_back(name, value.substr(eq + 1));
+            break;
+        }
+        case o_date:
+            a.date = util::parse_date(value);
+            if (!a.date) cli.fail("--date: \"" + value + "\" is not a YYYY-MM-DD date");
+            break;
+        case o_nameserver: {
+            std::string err;
+            auto ns = dns::parse_nameserver(value, err);
+            if (!ns) cli.fail("--nameserver: " + err);
+            a.nameservers.push_back(*ns);
+            break;
+        }
+        case o_timeout:
+            a.timeout_ms = int(cli.number("--timeout-ms", v, 100, 30000));
+            break;
+        case o_retries:
+            a.retries = int(cli.number("--retries", v, 0, 10));
+            break;
+        case o_receiver:
+            a.receiver = value;
+            break;
+        case o_json:
+            a.json = true;
+            break;
+        case o_trace:
+            a.trace = true;
+            break;
+        case o_state_peek:
+            a.state_peek = true;
+            break;
+        case o_registry_info:
+            a.registry_info = true;
+            break;
+        case o_stats:
+            a.stats = true;
+            break;
+    }
+}
+
 Args parse_args(int argc, char** argv) {
     const util::Cli cli("regmilter-query", usage_text);
     Args a;
-    policy::Scenario& sc = a.scenario;
     const std::vector<util::CliOption> options = {
         {"config", 'c', true, o_config},
         {"check", 't', false, o_check},
@@ -108,89 +193,7 @@ Args parse_args(int argc, char** argv) {
         {"registry-info", 0, false, o_registry_info},
         {"stats", 0, false, o_stats},
     };
-    auto rest = cli.parse(argc, argv, options, [&](int id, const char* v) {
-        std::string value = v ? v : "";
-        switch (id) {
-            case o_config:
-                a.config_file = value;
-                break;
-            case o_check:
-                a.check = true;
-                break;
-            case o_ip:
-                sc.ip = net::Address::parse(value);
-                if (!sc.ip) cli.fail("--ip: \"" + value + "\" is not an IPv4 or IPv6 address");
-                a.have_ip = true;
-                break;
-            case o_helo:
-                sc.helo = value;
-                break;
-            case o_from:
-                sc.mail_from = value;
-                break;
-            case o_hostname:
-                sc.hostname = value;
-                break;
-            case o_rcpt:
-                sc.rcpts.push_back(value);
-                break;
-            case o_header: {
-                auto colon = value.find(':');
-                if (colon == std::string::npos)
-                    cli.fail("--header: \"" + value + "\" has no ':' (want 'Name: value')");
-                if (colon == 0) cli.fail("--header: \"" + value + "\" has no name (want 'Name: value')");
-                std::string text = value.substr(colon + 1);
-                if (!text.empty() && text[0] == ' ') text.erase(0, 1);
-                sc.headers.push_back({value.substr(0, colon), text});
-                break;
-            }
-            case o_macro: {
-                auto eq = value.find('=');
-                if (eq == std::string::npos || eq == 0)
-                    cli.fail("--macro: \"" + value + "\" is not NAME=VALUE");
-                std::string name = value.substr(0, eq);
-                if (name.size() > 2 && name.front() == '{' && name.back() == '}')
-                    name = name.substr(1, name.size() - 2);
-                sc.macros.emplace_back(name, value.substr(eq + 1));
-                break;
-            }
-            case o_date:
-                a.date = util::parse_date(value);
-                if (!a.date) cli.fail("--date: \"" + value + "\" is not a YYYY-MM-DD date");
-                break;
-            case o_nameserver: {
-                std::string err;
-                auto ns = dns::parse_nameserver(value, err);
-                if (!ns) cli.fail("--nameserver: " + err);
-                a.nameservers.push_back(*ns);
-                break;
-            }
-            case o_timeout:
-                a.timeout_ms = int(cli.number("--timeout-ms", v, 100, 30000));
-                break;
-            case o_retries:
-                a.retries = int(cli.number("--retries", v, 0, 10));
-                break;
-            case o_receiver:
-                a.receiver = value;
-                break;
-            case o_json:
-                a.json = true;
-                break;
-            case o_trace:
-                a.trace = true;
-                break;
-            case o_state_peek:
-                a.state_peek = true;
-                break;
-            case o_registry_info:
-                a.registry_info = true;
-                break;
-            case o_stats:
-                a.stats = true;
-                break;
-        }
-    });
+    auto rest = cli.parse(argc, argv, options, [&](int id, const char* v) { apply_option(a, cli, id, v); });
     if (!rest.empty()) cli.fail("unexpected argument \"" + rest.front() + "\"");
     if (a.stats && (a.check || a.have_ip)) cli.fail("--stats takes no other option than -c");
     if (!a.check && !a.stats && !a.have_ip) cli.fail("--ip is required");
