@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include "../support/loopback.hpp"
+
 namespace {
 
 volatile sig_atomic_t g_stop = 0;
@@ -31,37 +33,9 @@ void on_signal(int) {
     g_stop = 1;
 }
 
-// A socket bound to 127.0.0.1:port; returns -1 on failure.
-int bound_socket(int type, uint16_t port) {
-    int fd = socket(AF_INET, type, 0);
-    if (fd < 0) return -1;
-    int one = 1;
-    if (type == SOCK_STREAM) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
-        (type == SOCK_STREAM && listen(fd, 16) != 0)) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-uint16_t port_of(int fd) {
-    sockaddr_in sa{};
-    socklen_t len = sizeof sa;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-    return ntohs(sa.sin_port);
-}
-
-bool parse_uint(const char* s, unsigned long max, unsigned long& out) {
-    char* end = nullptr;
-    errno = 0;
-    out = std::strtoul(s, &end, 10);
-    return errno == 0 && end && *end == '\0' && end != s && out <= max;
-}
+using regmilter::testing::bound_socket;
+using regmilter::testing::parse_uint;
+using regmilter::testing::port_of;
 
 }  // namespace
 
@@ -88,7 +62,7 @@ int main(int argc, char** argv) {
     for (int attempt = 0; attempt < 50 && tcp < 0; ++attempt) {
         udp = bound_socket(SOCK_DGRAM, uint16_t(port));
         if (udp < 0) break;
-        tcp = bound_socket(SOCK_STREAM, port_of(udp));
+        tcp = bound_socket(SOCK_STREAM, port_of(udp), 16);
         if (tcp < 0) {
             close(udp);
             udp = -1;

@@ -32,6 +32,8 @@
 #include <string>
 #include <vector>
 
+#include "../support/loopback.hpp"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -45,37 +47,9 @@ constexpr size_t max_udp_pending = 4096;
 constexpr size_t max_tcp_pairs = 256;
 constexpr auto udp_forget_after = std::chrono::seconds(5);
 
-// A socket bound to 127.0.0.1:port; returns -1 on failure.
-int bound_socket(int type, uint16_t port) {
-    int fd = socket(AF_INET, type, 0);
-    if (fd < 0) return -1;
-    int one = 1;
-    if (type == SOCK_STREAM) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
-        (type == SOCK_STREAM && listen(fd, 64) != 0)) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-uint16_t port_of(int fd) {
-    sockaddr_in sa{};
-    socklen_t len = sizeof sa;
-    getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-    return ntohs(sa.sin_port);
-}
-
-bool parse_uint(const char* s, unsigned long max, unsigned long& out) {
-    char* end = nullptr;
-    errno = 0;
-    out = std::strtoul(s, &end, 10);
-    return errno == 0 && end && *end == '\0' && end != s && out <= max;
-}
+using regmilter::testing::bound_socket;
+using regmilter::testing::parse_uint;
+using regmilter::testing::port_of;
 
 // "127.0.0.1:5300" -> sockaddr; only 127.0.0.0/8 is accepted.
 bool parse_upstream(const std::string& text, sockaddr_in& sa) {
