@@ -170,7 +170,9 @@ TEST_CASE("threads: the daemon's Service reloads its file and bulk table while s
     int reloads = 0;
     std::thread reloader([&] {  // the daemon's reload thread: SIGHUP and the table poll
         auto t = std::chrono::steady_clock::now();
-        while (!done) {
+        // At least three reloads even when the sessions end first (a loaded
+        // machine may schedule this thread late).
+        while (!done || reloads < 3) {
             ++reloads;
             write("regmilter.ini", ini_text(reloads));
             service.reload();
@@ -189,7 +191,6 @@ TEST_CASE("threads: the daemon's Service reloads its file and bulk table while s
     std::filesystem::remove_all(dir, ignored);
     INFO((problems.empty() ? std::string() : problems.front()));
     CHECK(problems.empty());
-    CHECK(reloads > 1);
-    CHECK(service.current()->generation > 1);
+    CHECK(service.current()->generation > 3);
     for (const auto& l : logged) CHECK(l.find("refused") == std::string::npos);
 }
