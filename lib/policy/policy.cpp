@@ -67,14 +67,8 @@ dns::Deadline stage_deadline(const Config& cfg) {
 
 ConnectFacts gather_connect(const Context& ctx, const Config& cfg, dns::Resolver& dns,
                             dns::Deadline deadline) {
-    ConnectFacts c;
-    if (!ctx.ip) {
-        c.unknown_client = true;
-        return c;
-    }
-    c.ip = ctx.ip->unmapped();
-    c.network_trusted = cfg.trust.networks.contains(*c.ip);
-    if (c.network_trusted) return c;  // trusted: the registry is not asked
+    ConnectFacts c = connect_without_lookups(ctx, cfg);
+    if (c.unknown_client || c.network_trusted) return c;  // trusted: the registry is not asked
     for (const auto& zone : cfg.registries)
         c.registry.push_back(registry::lookup(dns, *c.ip, zone, deadline));
     return c;
@@ -104,14 +98,8 @@ bool forwarder_by_helo(const std::string& helo, const net::Address& ip, const Co
 
 ConnectFacts gather_connect(const Context& ctx, const Config& cfg, const ResolverFactory& make,
                             dns::Deadline deadline, util::Pool* pool) {
-    ConnectFacts c;
-    if (!ctx.ip) {
-        c.unknown_client = true;
-        return c;
-    }
-    c.ip = ctx.ip->unmapped();
-    c.network_trusted = cfg.trust.networks.contains(*c.ip);
-    if (c.network_trusted) return c;
+    ConnectFacts c = connect_without_lookups(ctx, cfg);
+    if (c.unknown_client || c.network_trusted) return c;
     const net::Address ip = *c.ip;
     // By value: a pool job may outlive this frame when it unwinds.
     auto ask = [make, ip, deadline](const config::Registry& zone) {
