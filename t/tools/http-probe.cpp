@@ -34,6 +34,7 @@
 #include <string>
 #include <thread>
 
+#include "../support/unescape.hpp"
 #include "net/endpoint.hpp"
 #include "util/cli.hpp"
 
@@ -46,23 +47,7 @@ const char usage_text[] =
     "usage: http-probe --connect IP:PORT [--send TEXT]... [--pad N] [--hold-ms MS] [--timeout-ms MS] "
     "[--body]\n";
 
-std::string unescape(std::string_view s) {
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] != '\\' || i + 1 >= s.size()) {
-            out += s[i];
-            continue;
-        }
-        char n = s[++i];
-        if (n == 'x' && i + 2 < s.size()) {
-            out += char(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-            i += 2;
-        } else {
-            out += n == 'r' ? '\r' : n == 'n' ? '\n' : n == 't' ? '\t' : n == '0' ? '\0' : n;
-        }
-    }
-    return out;
-}
+using testing::unescape;
 
 long ms_since(Clock::time_point t) {
     return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count());

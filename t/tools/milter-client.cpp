@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "../support/milter_client.hpp"
+#include "../support/unescape.hpp"
 #include "net/address.hpp"
 #include "net/endpoint.hpp"
 #include "util/cli.hpp"
@@ -57,32 +58,7 @@ const char usage_text[] =
     "usage: milter-client --socket unix:PATH|inet:PORT@HOST|inet6:PORT@HOST [--timeout-ms MS]\n"
     "                     [--max-seconds S] [--as-mta] [SCRIPT]\n";
 
-// \xHH, \0, \t, \n, \r, \\ in script values.
-std::string unescape(std::string_view s) {
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] != '\\' || i + 1 >= s.size()) {
-            out += s[i];
-            continue;
-        }
-        char n = s[++i];
-        if (n == 'x' && i + 2 < s.size()) {
-            out += char(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-            i += 2;
-        } else if (n == '0') {
-            out += '\0';
-        } else if (n == 't') {
-            out += '\t';
-        } else if (n == 'n') {
-            out += '\n';
-        } else if (n == 'r') {
-            out += '\r';
-        } else {
-            out += n;
-        }
-    }
-    return out;
-}
+using testing::unescape;
 
 // Glob match with '*' as the only special character.
 bool matches(std::string_view text, std::string_view pattern) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/milter_client.hpp"
 #include "milter/packet.hpp"
 
 using namespace regmilter;
@@ -14,17 +15,10 @@ using milter::Frame;
 
 namespace {
 
-std::string z(const std::string& s) {
-    return s + '\0';
-}
-
-std::string be32(uint32_t v) {
-    return {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
-}
-
-std::string negotiate(uint32_t version, uint32_t actions, uint32_t protocol) {
-    return be32(version) + be32(actions) + be32(protocol);
-}
+// The milter packet bodies of the test support library.
+constexpr auto& z = testing::nul_terminated;
+constexpr auto& negotiate = testing::negotiate_body;
+using testing::be32;
 
 std::string connect(const std::string& host, char family, const std::string& address) {
     return z(host) + family + std::string("\x61\xa8", 2) + z(address);
