@@ -11,12 +11,14 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -24,7 +26,6 @@
 #include "health_monitor.hpp"
 #include "log.hpp"
 #include "policy/policy.hpp"
-#include "registry/registry.hpp"
 #include "service.hpp"
 #include "stats_server.hpp"
 #include "util/version.hpp"
@@ -110,12 +111,11 @@ std::vector<std::string> split_tabs(const std::string& s) {
 }
 
 // The lookups of a held MAIL FROM, ahead of its callback: SPF of the HELO
-// and MAIL FROM identities, each answer left in the shared DNS cache, and
-// the wait for the registry answers the session itself asked at connect. The callback's
-// budget is the one these ran under (Environment::stage_deadline). On threads
-// of its own, not the pool's: a prefetch waits for the session's registry
-// lookups, which run on the pool, so a pool full of prefetches would leave
-// them deferred to the very MAIL FROM that is held.
+// and MAIL FROM identities and the registry answers of the client, each
+// answer left in the shared DNS cache. The callback's budget is the one
+// these ran under (Environment::stage_deadline). On threads of its own, not
+// the pool's: a burst of sessions on slow DNS fills the pool, and what a
+// full pool cannot take would wait for the very MAIL FROM that is held.
 class Prefetcher {
 public:
     // At most this many at once; more are answered "ready" at once (their
@@ -176,24 +176,31 @@ private:
             facts.connect.ip = ctx.ip->unmapped();
             facts.connect.network_trusted = cfg.trust.networks.contains(*facts.connect.ip);
             if (facts.connect.network_trusted) return;  // neither the registry nor SPF is asked
-            std::unique_ptr<dns::Resolver> resolver = rt.make_resolver();
+            policy::ResolverFactory make = [&rt] { return rt.make_resolver(); };
+            // The registry answers, beside SPF. The session asked them at
+            // connect on the pool; a question still in flight is joined, not
+            // asked twice (the cache's single flight), and one that the session
+            // could not start because the pool was full (it would run in the
+            // callback of this very MAIL FROM, which is held for this prefetch)
+            // is asked here. When they are in, so are their answers.
+            std::future<void> registry;
+            if (!cfg.registries.empty()) {
+                try {
+                    registry = std::async(std::launch::async, [&] {
+                        policy::gather_connect(ctx, cfg, make, deadline, rt.pool);
+                    });
+                } catch (const std::system_error&) {
+                    // No thread: asked below, after SPF.
+                }
+            }
             // HELO's evaluation beside MAIL FROM's on the process's pool, as a
             // session does (the longer of the two, not their sum).
-            policy::ResolverFactory make = [&rt] { return rt.make_resolver(); };
-            if (resolver) policy::gather_mail(ctx, facts, cfg, *resolver, deadline, {}, rt.pool, make);
-            // The session's own registry lookups, begun at connect, are
-            // asked by it alone (never twice at once); "ready" waits until
-            // their answers are in the cache, so that the callback does not
-            // wait for them either, or until the deadline.
-            while (rt.cache && dns::Clock::now() < deadline) {
-                bool all = true;
-                for (const auto& zone : cfg.registries)
-                    if (!rt.cache->has(registry::query_name(*facts.connect.ip, zone.format, zone.zone),
-                                       dns::RrType::a))
-                        all = false;
-                if (all) break;
-                std::this_thread::sleep_for(std::chrono::milliseconds(10));
-            }
+            if (std::unique_ptr<dns::Resolver> resolver = rt.make_resolver())
+                policy::gather_mail(ctx, facts, cfg, *resolver, deadline, {}, rt.pool, make);
+            if (registry.valid())
+                registry.get();
+            else if (!cfg.registries.empty())
+                policy::gather_connect(ctx, cfg, make, deadline, rt.pool);
         } catch (...) {
             // The callback looks up by itself; nothing is lost but time.
         }
