@@ -26,8 +26,10 @@
 #include "health_monitor.hpp"
 #include "log.hpp"
 #include "policy/policy.hpp"
+#include "registry/registry.hpp"
 #include "service.hpp"
 #include "stats_server.hpp"
+#include "util/pool.hpp"
 #include "util/version.hpp"
 
 namespace regmilter::daemon {
@@ -119,8 +121,10 @@ std::vector<std::string> split_tabs(const std::string& s) {
 class Prefetcher {
 public:
     // At most this many at once; more are answered "ready" at once (their
-    // callback then looks up by itself, as without a master).
-    static constexpr int max_threads = 512;
+    // callback then looks up by itself, as without a master). Kept threads:
+    // a warm transaction's prefetch takes microseconds, less than starting
+    // a thread would.
+    static constexpr size_t max_threads = 512;
 
     Prefetcher(Service& service, int channel) : service_(service), channel_(channel) {}
 
@@ -133,21 +137,11 @@ public:
             if (deadlines_.size() > 100000) deadlines_.clear();  // sessions that never came: bounded
             deadlines_[id] = deadline;
         }
-        if (active_.fetch_add(1) >= max_threads) {
-            active_--;
+        bool taken = threads_.run([this, rt, id, address, helo, mail, deadline] {
+            run(*rt, address, helo, mail, deadline);
             ready(id);
-            return;
-        }
-        try {
-            std::thread([this, rt, id, address, helo, mail, deadline] {
-                run(*rt, address, helo, mail, deadline);
-                ready(id);
-                active_--;
-            }).detach();
-        } catch (const std::system_error&) {
-            active_--;
-            ready(id);
-        }
+        });
+        if (!taken) ready(id);
     }
 
     // Environment::stage_deadline: the deadline of session `id`'s prefetch, once.
@@ -162,8 +156,8 @@ public:
     }
 
 private:
-    static void run(const policy::Runtime& rt, const std::string& address, const std::string& helo,
-                    const std::string& mail, dns::Deadline deadline) noexcept {
+    void run(const policy::Runtime& rt, const std::string& address, const std::string& helo,
+             const std::string& mail, dns::Deadline deadline) noexcept {
         try {
             policy::Context ctx;
             ctx.ip = net::Address::parse(address);
@@ -183,24 +177,25 @@ private:
             // could not start because the pool was full (it would run in the
             // callback of this very MAIL FROM, which is held for this prefetch)
             // is asked here. When they are in, so are their answers.
+            bool cached = true;
+            for (const auto& zone : cfg.registries)
+                if (!rt.cache || !rt.cache->has(registry::query_name(*facts.connect.ip, zone.format, zone.zone),
+                                                dns::RrType::a))
+                    cached = false;
+            // On a thread of this pool; when it has none free, after SPF here.
+            // It uses this frame: waited for before the frame ends, whatever
+            // SPF does.
             std::future<void> registry;
-            if (!cfg.registries.empty()) {
-                try {
-                    registry = std::async(std::launch::async, [&] {
-                        policy::gather_connect(ctx, cfg, make, deadline, rt.pool);
-                    });
-                } catch (const std::system_error&) {
-                    // No thread: asked below, after SPF.
-                }
+            if (!cached)
+                registry = threads_.submit([&] { policy::gather_connect(ctx, cfg, make, deadline, rt.pool); });
+            try {
+                // HELO's evaluation beside MAIL FROM's on the process's pool,
+                // as a session does (the longer of the two, not their sum).
+                if (std::unique_ptr<dns::Resolver> resolver = rt.make_resolver())
+                    policy::gather_mail(ctx, facts, cfg, *resolver, deadline, {}, rt.pool, make);
+            } catch (...) {
             }
-            // HELO's evaluation beside MAIL FROM's on the process's pool, as a
-            // session does (the longer of the two, not their sum).
-            if (std::unique_ptr<dns::Resolver> resolver = rt.make_resolver())
-                policy::gather_mail(ctx, facts, cfg, *resolver, deadline, {}, rt.pool, make);
-            if (registry.valid())
-                registry.get();
-            else if (!cfg.registries.empty())
-                policy::gather_connect(ctx, cfg, make, deadline, rt.pool);
+            if (registry.valid()) registry.wait();
         } catch (...) {
             // The callback looks up by itself; nothing is lost but time.
         }
@@ -210,9 +205,9 @@ private:
 
     Service& service_;
     int channel_;
-    std::atomic<int> active_{0};
     std::mutex mu_;
     std::map<std::string, dns::Deadline> deadlines_;  // guarded by mu_
+    util::Pool threads_{util::Pool::Options{max_threads, std::chrono::seconds(30)}};  // last: its jobs use the rest
 };
 
 pthread_t g_main_thread;
