@@ -11,9 +11,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <future>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -179,15 +179,17 @@ private:
             // is asked here. When they are in, so are their answers.
             bool cached = true;
             for (const auto& zone : cfg.registries)
-                if (!rt.cache || !rt.cache->has(registry::query_name(*facts.connect.ip, zone.format, zone.zone),
-                                                dns::RrType::a))
+                if (!rt.cache ||
+                    !rt.cache->has(registry::query_name(*facts.connect.ip, zone.format, zone.zone),
+                                   dns::RrType::a))
                     cached = false;
             // On a thread of this pool; when it has none free, after SPF here.
             // It uses this frame: waited for before the frame ends, whatever
             // SPF does.
             std::future<void> registry;
             if (!cached)
-                registry = threads_.submit([&] { policy::gather_connect(ctx, cfg, make, deadline, rt.pool); });
+                registry =
+                    threads_.submit([&] { policy::gather_connect(ctx, cfg, make, deadline, rt.pool); });
             try {
                 // HELO's evaluation beside MAIL FROM's on the process's pool,
                 // as a session does (the longer of the two, not their sum).
@@ -207,7 +209,8 @@ private:
     int channel_;
     std::mutex mu_;
     std::map<std::string, dns::Deadline> deadlines_;  // guarded by mu_
-    util::Pool threads_{util::Pool::Options{max_threads, std::chrono::seconds(30)}};  // last: its jobs use the rest
+    util::Pool threads_{
+        util::Pool::Options{max_threads, std::chrono::seconds(30)}};  // last: its jobs use the rest
 };
 
 pthread_t g_main_thread;
