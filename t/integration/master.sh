@@ -147,6 +147,7 @@ while [ $round -lt "$rounds" ] && [ $(($(now_ms) - start)) -lt 400000 ]; do
         good=$((good + 1))
     else
         echo "# round $round: $verdict took ${took}ms: $out"
+        tail -n 15 "$MILTER_LOG" | sed 's/^/#   /'
     fi
     MILTER_PID=""
 done
