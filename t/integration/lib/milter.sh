@@ -22,7 +22,8 @@
 # milter_kill       SIGKILL (no clean-up: the socket file stays); forgets MILTER_PID
 # milter_sanitizer_reports
 #       the number of AddressSanitizer/LeakSanitizer/UBSan reports in every
-#       log of $MILTER_DIR (SANITIZE builds; leaks are reported at exit)
+#       log of $MILTER_DIR (SANITIZE builds; leaks are reported at exit), a
+#       sanitizer that could not run its check (exit status 1) included
 # milter_reload [expect-refusal]
 #       SIGHUP, then waits for the log line of the next generation (or of the
 #       refusal); sets MILTER_GENERATION.
@@ -115,7 +116,8 @@ milter_kill() {
 }
 
 milter_sanitizer_reports() {
-    cat "$MILTER_DIR"/milter-*.log 2>/dev/null | grep -c -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:'
+    cat "$MILTER_DIR"/milter-*.log 2>/dev/null |
+        grep -c -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|Sanitizer has encountered a fatal error'
 }
 
 _milter_gone() { ! kill -0 "$1" 2>/dev/null; }
