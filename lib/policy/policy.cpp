@@ -8,6 +8,7 @@
 #include <future>
 #include <system_error>
 
+#include "dns/cache.hpp"
 #include "policy/auth_results.hpp"
 #include "policy/checks.hpp"
 #include "policy/replies.hpp"
@@ -131,6 +132,12 @@ ConnectFacts gather_connect(const Context& ctx, const Config& cfg, const Resolve
     for (auto& f : running) c.registry.push_back(f.get());
     for (size_t i = started; i < cfg.registries.size(); ++i) c.registry.push_back(ask(cfg.registries[i]));
     return c;
+}
+
+bool registry_cached(dns::Cache& cache, const net::Address& ip, const Config& cfg) {
+    for (const auto& zone : cfg.registries)
+        if (!cache.has(registry::query_name(ip, zone.format, zone.zone), dns::RrType::a)) return false;
+    return true;
 }
 
 bulk::Signals envelope_signals(const Context& ctx, const ConnectFacts& c, const Config& cfg) {

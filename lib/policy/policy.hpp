@@ -27,6 +27,10 @@
 #include "spf/check_host.hpp"
 #include "util/pool.hpp"
 
+namespace regmilter::dns {
+class Cache;
+}
+
 namespace regmilter::policy {
 
 using Header = bulk::HeaderField;  // {name, value}, value without the leading space
@@ -211,6 +215,9 @@ using ResolverFactory = std::function<std::unique_ptr<dns::Resolver>()>;
 // instead of threads of their own.
 ConnectFacts gather_connect(const Context& ctx, const config::Config& cfg, const ResolverFactory& make,
                             dns::Deadline deadline, util::Pool* pool = nullptr);
+// True when the shared cache holds the A answer of every [registry] zone for
+// `ip` (then gather_connect() asks no nameserver). A peek: no hit counted.
+bool registry_cached(dns::Cache& cache, const net::Address& ip, const config::Config& cfg);
 // ConnectFacts as gather_connect() gives them before any DNS: the client,
 // whether it is trusted by network; no registry entries.
 ConnectFacts connect_without_lookups(const Context& ctx, const config::Config& cfg);

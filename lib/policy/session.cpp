@@ -190,10 +190,7 @@ void Session::start_connect_lookups() {
     const config::Config& c = cfg();
     net::Address ip = ctx_.ip->unmapped();
     bool local = c.registries.empty() || c.trust.networks.contains(ip);
-    bool cached = true;
-    for (const auto& zone : c.registries)
-        if (!rt_->cache->has(registry::query_name(ip, zone.format, zone.zone), dns::RrType::a))
-            cached = false;
+    bool cached = registry_cached(*rt_->cache, ip, c);
     dns::Deadline deadline = stage_deadline(c);
     if (env_.trace) {
         // regmilter-query --trace: here and now, each registry query traced.

@@ -26,7 +26,6 @@
 #include "health_monitor.hpp"
 #include "log.hpp"
 #include "policy/policy.hpp"
-#include "registry/registry.hpp"
 #include "service.hpp"
 #include "stats_server.hpp"
 #include "util/pool.hpp"
@@ -177,17 +176,11 @@ private:
             // could not start because the pool was full (it would run in the
             // callback of this very MAIL FROM, which is held for this prefetch)
             // is asked here. When they are in, so are their answers.
-            bool cached = true;
-            for (const auto& zone : cfg.registries)
-                if (!rt.cache ||
-                    !rt.cache->has(registry::query_name(*facts.connect.ip, zone.format, zone.zone),
-                                   dns::RrType::a))
-                    cached = false;
             // On a thread of this pool; when it has none free, after SPF here.
             // It uses this frame: waited for before the frame ends, whatever
             // SPF does.
             std::future<void> registry;
-            if (!cached)
+            if (!rt.cache || !policy::registry_cached(*rt.cache, *facts.connect.ip, cfg))
                 registry =
                     threads_.submit([&] { policy::gather_connect(ctx, cfg, make, deadline, rt.pool); });
             try {
