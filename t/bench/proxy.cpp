@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "milter/daemon/proxy.hpp"
+#include "t/support/milter_client.hpp"
 
 using namespace regmilter;
 
@@ -42,19 +43,9 @@ std::string here() {
     return std::filesystem::path(std::string(self, size_t(n))).parent_path();
 }
 
-bool can_connect(const std::string& path) {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un sa{};
-    sa.sun_family = AF_UNIX;
-    std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
-    bool ok = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-    close(fd);
-    return ok;
-}
-
 bool wait_for(const std::string& path) {
     for (int i = 0; i < 500; ++i) {
-        if (can_connect(path)) return true;
+        if (testing::unix_socket_answers(path)) return true;
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     return false;

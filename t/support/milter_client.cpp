@@ -112,6 +112,14 @@ MilterConnection::~MilterConnection() {
     close();
 }
 
+bool unix_socket_answers(const std::string& path) {
+    net::SocketSpec spec;
+    spec.path = path;
+    MilterConnection c;
+    std::string error;
+    return c.open(spec, error);
+}
+
 void MilterConnection::close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;

@@ -39,6 +39,10 @@ struct MilterResponse {
     bool final() const;
 };
 
+// True when a connection to the unix socket at `path` is taken (a server
+// listens there); the connection is closed at once.
+bool unix_socket_answers(const std::string& path);
+
 class MilterConnection {
 public:
     MilterConnection() = default;

@@ -364,15 +364,7 @@ struct EchoMilter {
             _exit(127);
         }
         // Listening (libmilter binds before it listens): a connection is taken.
-        REQUIRE(eventually([&] {
-            int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-            sockaddr_un sa{};
-            sa.sun_family = AF_UNIX;
-            std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
-            bool ok = connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-            close(fd);
-            return ok;
-        }));
+        REQUIRE(eventually([&] { return testing::unix_socket_answers(path); }));
     }
     bool alive() const { return kill(pid, 0) == 0 && waitpid(pid, nullptr, WNOHANG) == 0; }
     // How it ended (waits for it).
