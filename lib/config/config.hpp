@@ -116,6 +116,7 @@ struct State {
     std::string snapshot;                                // memory: the snapshot file; empty: none
     int snapshot_interval = 0;                           // seconds between snapshot saves
     long max_entries = 0;                                // memory: entries kept at most
+    int pass_cache = 0;  // redis: seconds a pass is given again without asking Redis; 0: never
 };
 
 // [bulk]: the opt-out settings the bulk library decides with, and what the

@@ -451,6 +451,10 @@ std::vector<Option> state_rows() {
         row<Type::integer, &State::max_entries>(
             "max_entries", "1000000", range(1000, 100000000),
             "backend = memory: entries kept at most (soonest-expiring dropped)."),
+        row<Type::integer, &State::pass_cache>(
+            "pass_cache", "60", range(0, 3600),
+            "backend = redis: seconds this host answers a passed triplet or allowed client "
+            "again without asking Redis; 0: ask every time."),
     };
 }
 

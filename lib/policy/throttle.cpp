@@ -2,6 +2,7 @@
 
 #include "policy/checks.hpp"
 #include "policy/replies.hpp"
+#include "state/pass_memory.hpp"
 #include "state/redis_store.hpp"
 #include "util/text.hpp"
 
@@ -166,6 +167,11 @@ MadeStore make_store(const config::State& s) {
     o.timeout = std::chrono::milliseconds(s.timeout_ms);
     o.password = s.password;
     m.store = std::make_shared<state::RedisStore>(std::move(o));
+    if (s.pass_cache > 0) {
+        state::PassMemoryOptions p;
+        p.remember = s.pass_cache;
+        m.store = std::make_shared<state::PassMemory>(std::move(m.store), p);
+    }
     return m;
 }
 
@@ -173,7 +179,7 @@ bool same_store(const config::State& a, const config::State& b) {
     if (a.backend != b.backend) return false;
     if (a.backend == StateBackend::memory) return a.max_entries == b.max_entries;
     return a.redis == b.redis && a.prefix == b.prefix && a.timeout_ms == b.timeout_ms &&
-           a.password == b.password;
+           a.password == b.password && a.pass_cache == b.pass_cache;
 }
 
 std::string describe_store(const config::State& s) {
@@ -181,7 +187,8 @@ std::string describe_store(const config::State& s) {
         return "memory (at most " + std::to_string(s.max_entries) + " entries" +
                (s.snapshot.empty() ? std::string(", no snapshot") : ", snapshot " + s.snapshot) + ")";
     return "redis " + s.redis + " (prefix " + s.prefix + ", timeout " + std::to_string(s.timeout_ms) + " ms" +
-           (s.password.empty() ? "" : ", with a password") + ")";
+           (s.password.empty() ? "" : ", with a password") +
+           (s.pass_cache > 0 ? ", passes remembered " + std::to_string(s.pass_cache) + " s" : "") + ")";
 }
 
 }  // namespace regmilter::policy

@@ -8,6 +8,8 @@
 # as two MX hosts) share one redis-server started here:
 #   - a triplet greylisted on A is early on B before the 2 s delay and
 #     passes on B after it (and on A); a registered client is never delayed
+#   - A remembers a pass (pass_cache, 60 s): its repeats do not ask Redis;
+#     B (pass_cache = 0) asks every time
 #   - a rate limit counts across both hosts
 #   - regmilter-query --state-peek reads the shared state and writes nothing
 #   - killing Redis mid-run: mail is accepted (on_error = accept), each host
@@ -149,7 +151,8 @@ timeout_ms = 300"
 [state]
 backend = redis
 redis = $REDIS_UNIX
-timeout_ms = 300"
+timeout_ms = 300
+pass_cache = 0"
     host_start A
     host_start B
 
@@ -165,6 +168,15 @@ timeout_ms = 300"
 data: continue"
     check "A: passed there too" "$(send A 198.51.100.66 carol@pass.spf.e2e.test dave@dest.test)" "continue
 data: continue"
+    # [state] pass_cache (default 60 s): A remembers the pass it just got from
+    # Redis; the next three sends of the triplet do not ask Redis.
+    evalsha() { redis_cli INFO commandstats | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p'; }
+    _before=$(evalsha)
+    for i in 1 2 3; do send A 198.51.100.66 carol@pass.spf.e2e.test dave@dest.test > /dev/null; done
+    check "pass_cache: three more sends of the passed triplet on A, no Redis call" "$(($(evalsha) - _before))" 0
+    _before=$(evalsha)
+    for i in 1 2 3; do send B 198.51.100.66 carol@pass.spf.e2e.test dave@dest.test > /dev/null; done
+    check "pass_cache = 0: the same on B asks Redis each time" "$(($(evalsha) - _before))" 3
     check "A: another recipient is a new triplet" \
         "$(send A 198.51.100.66 carol@pass.spf.e2e.test erin@dest.test)" \
         "451 4.7.1 greylisted, please retry in 2 seconds"

@@ -18,6 +18,7 @@
 
 #include "../support/state_scenarios.hpp"
 #include "state/memory_store.hpp"
+#include "state/pass_memory.hpp"
 #include "state/redis_store.hpp"
 
 using namespace regmilter;
@@ -353,4 +354,123 @@ TEST_CASE("RedisStore without a server: an error per call, one outage event, the
     auto c = store.greylist(tkey(1), ckey(1), rules, T0, Mode::peek, Clock::now());
     CHECK(c.status == Status::timeout);  // no time left: not even the backoff check
     CHECK(c.event == Event::none);
+}
+
+namespace {
+
+// The store behind a PassMemory, counting what reaches it.
+class Counting : public Store {
+public:
+    MemoryStore inner;
+    int greylists = 0, counts = 0;
+    bool failing = false;
+    GreylistAnswer greylist(const Key& t, const Key& c, const GreylistRules& r, UnixTime now, Mode mode,
+                            Deadline d) override {
+        ++greylists;
+        if (failing) {
+            GreylistAnswer a;
+            a.status = Status::unreachable;
+            a.reason = "down";
+            return a;
+        }
+        return inner.greylist(t, c, r, now, mode, d);
+    }
+    CounterAnswer count(const Key& k, uint64_t n, uint64_t limit, UnixTime expires, UnixTime now, Mode mode,
+                        Deadline d) override {
+        ++counts;
+        return inner.count(k, n, limit, expires, now, mode, d);
+    }
+    std::string describe() const override { return "counting"; }
+};
+
+GreylistAnswer step(Store& s, int triplet, int client, UnixTime now, const GreylistRules& r = rules) {
+    return s.greylist(tkey(triplet), ckey(client), r, now, Mode::update, soon());
+}
+
+}  // namespace
+
+TEST_CASE("PassMemory answers a passed triplet again for `remember` seconds without asking", "[state]") {
+    auto behind = std::make_shared<Counting>();
+    PassMemory pm(behind, PassMemoryOptions{60, 1000});
+    CHECK(step(pm, 1, 1, T0).state == TripletState::created);
+    CHECK(step(pm, 1, 1, T0 + 10).state == TripletState::early);
+    CHECK(step(pm, 1, 1, T0 + 300).state == TripletState::passed_now);
+    CHECK(behind->greylists == 3);  // created and early are never remembered
+    GreylistAnswer a = step(pm, 1, 1, T0 + 301);
+    CHECK(a.ok());
+    CHECK(a.state == TripletState::passed);
+    CHECK(a.first_seen == T0);
+    CHECK(a.client_passes == 1);
+    CHECK(step(pm, 1, 1, T0 + 359).state == TripletState::passed);
+    CHECK(behind->greylists == 3);
+    CHECK(pm.hits() == 2);
+    // At until (T0 + 300 + 60) the store is asked again, and its answer remembered anew.
+    CHECK(step(pm, 1, 1, T0 + 360).state == TripletState::passed);
+    CHECK(behind->greylists == 4);
+    CHECK(step(pm, 1, 1, T0 + 419).state == TripletState::passed);
+    CHECK(behind->greylists == 4);
+    // Another triplet of the same client is its own.
+    CHECK(step(pm, 2, 1, T0 + 400).state == TripletState::created);
+    CHECK(behind->greylists == 5);
+}
+
+TEST_CASE("PassMemory: an allowed client is remembered while auto_allow is on", "[state]") {
+    auto behind = std::make_shared<Counting>();
+    PassMemory pm(behind, PassMemoryOptions{60, 1000});
+    const GreylistRules one{300, 14400, 3110400, 1};  // one passed triplet allows the client
+    step(pm, 1, 7, T0, one);
+    REQUIRE(step(pm, 1, 7, T0 + 300, one).state == TripletState::passed_now);
+    REQUIRE(step(pm, 2, 7, T0 + 301, one).state == TripletState::allowed);
+    int asked = behind->greylists;
+    GreylistAnswer a = step(pm, 3, 7, T0 + 302, one);  // a new triplet of the allowed client
+    CHECK(a.state == TripletState::allowed);
+    CHECK(a.client_passes == 1);
+    CHECK(behind->greylists == asked);
+    // auto_allow turned off (a reload): the remembered client does not count.
+    GreylistRules off = one;
+    off.auto_allow = 0;
+    CHECK(step(pm, 4, 7, T0 + 303, off).state == TripletState::created);
+    CHECK(behind->greylists == asked + 1);
+}
+
+TEST_CASE("PassMemory: peeks, counts and failures always reach the store", "[state]") {
+    auto behind = std::make_shared<Counting>();
+    PassMemory pm(behind, PassMemoryOptions{60, 1000});
+    step(pm, 1, 1, T0);
+    step(pm, 1, 1, T0 + 300);  // passed_now, remembered
+    int asked = behind->greylists;
+    CHECK(pm.greylist(tkey(1), ckey(1), rules, T0 + 301, Mode::peek, soon()).state == TripletState::passed);
+    CHECK(behind->greylists == asked + 1);
+    CHECK(pm.count(rkey(1), 1, 10, T0 + 3600, T0, Mode::update, soon()).admitted);
+    CHECK(pm.count(rkey(1), 1, 10, T0 + 3600, T0, Mode::update, soon()).value == 2);
+    CHECK(behind->counts == 2);
+    // The store fails: a remembered pass is still a pass; nothing new is remembered.
+    behind->failing = true;
+    CHECK(step(pm, 1, 1, T0 + 302).state == TripletState::passed);
+    GreylistAnswer f = step(pm, 2, 1, T0 + 302);
+    CHECK(f.status == Status::unreachable);
+    CHECK(step(pm, 2, 1, T0 + 303).status == Status::unreachable);
+    CHECK(pm.describe() == "counting");
+}
+
+TEST_CASE("PassMemory: bounded, and never longer than pass_lifetime", "[state]") {
+    auto behind = std::make_shared<Counting>();
+    PassMemory pm(behind, PassMemoryOptions{60, 3});
+    for (int i = 1; i <= 5; ++i) {
+        step(pm, i, i, T0);
+        REQUIRE(step(pm, i, i, T0 + 300).state == TripletState::passed_now);
+        CHECK(pm.size() <= 3);
+    }
+    CHECK(pm.size() >= 1);
+    // A pass_lifetime shorter than `remember` bounds it: the store is asked after 10 s.
+    auto b2 = std::make_shared<Counting>();
+    PassMemory short_lived(b2, PassMemoryOptions{60, 1000});
+    const GreylistRules brief{300, 14400, 10, 0};
+    step(short_lived, 1, 1, T0, brief);
+    REQUIRE(step(short_lived, 1, 1, T0 + 300, brief).state == TripletState::passed_now);
+    int asked = b2->greylists;
+    CHECK(step(short_lived, 1, 1, T0 + 309, brief).state == TripletState::passed);
+    CHECK(b2->greylists == asked);
+    step(short_lived, 1, 1, T0 + 310, brief);
+    CHECK(b2->greylists == asked + 1);
 }

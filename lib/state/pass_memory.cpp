@@ -1,0 +1,82 @@
+#include "state/pass_memory.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+namespace regmilter::state {
+
+size_t PassMemory::KeyHash::operator()(const Key& k) const {
+    // The digest is SHA-256: any 8 of its bytes are as good a hash as any.
+    uint64_t h;
+    std::memcpy(&h, k.digest.data(), sizeof h);
+    return size_t(h ^ uint64_t(k.kind));
+}
+
+PassMemory::PassMemory(std::shared_ptr<Store> behind, PassMemoryOptions options)
+    : behind_(std::move(behind)), options_(options) {}
+
+GreylistAnswer PassMemory::greylist(const Key& triplet, const Key& client, const GreylistRules& rules,
+                                    UnixTime now, Mode mode, Deadline deadline) {
+    if (mode == Mode::update && options_.remember > 0) {
+        auto m = memory_.lock();
+        auto given = [&](const Key& k) -> const Remembered* {
+            auto it = m->entries.find(k);
+            if (it == m->entries.end()) return nullptr;
+            if (now < it->second.until) return &it->second;
+            m->entries.erase(it);
+            return nullptr;
+        };
+        // The store's own order: an allowed client first (while auto_allow is on).
+        if (const Remembered* r = rules.auto_allow > 0 ? given(client) : nullptr) {
+            m->hits++;
+            GreylistAnswer a;
+            a.state = TripletState::allowed;
+            a.client_passes = r->client_passes;
+            return a;
+        }
+        if (const Remembered* r = given(triplet)) {
+            m->hits++;
+            GreylistAnswer a;
+            a.state = TripletState::passed;
+            a.first_seen = r->first_seen;
+            a.client_passes = r->client_passes;
+            return a;
+        }
+    }
+    GreylistAnswer a = behind_->greylist(triplet, client, rules, now, mode, deadline);
+    if (mode == Mode::update && options_.remember > 0 && a.ok()) {
+        UnixTime until = now + std::min(options_.remember, rules.pass_lifetime);
+        if (a.state == TripletState::allowed)
+            remember(client, a, now, until);
+        else if (a.state == TripletState::passed || a.state == TripletState::passed_now)
+            remember(triplet, a, now, until);
+    }
+    return a;
+}
+
+void PassMemory::remember(const Key& key, const GreylistAnswer& a, UnixTime now, UnixTime until) {
+    if (options_.max_entries == 0) return;
+    auto m = memory_.lock();
+    if (m->entries.size() >= options_.max_entries) {
+        for (auto it = m->entries.begin(); it != m->entries.end();)
+            it = it->second.until <= now ? m->entries.erase(it) : std::next(it);
+        if (m->entries.size() >= options_.max_entries) m->entries.clear();
+    }
+    m->entries[key] = Remembered{until, a.first_seen, a.client_passes};
+}
+
+CounterAnswer PassMemory::count(const Key& counter, uint64_t n, uint64_t limit, UnixTime expires,
+                                UnixTime now, Mode mode, Deadline deadline) {
+    return behind_->count(counter, n, limit, expires, now, mode, deadline);
+}
+
+size_t PassMemory::size() {
+    return memory_.lock()->entries.size();
+}
+
+uint64_t PassMemory::hits() {
+    return memory_.lock()->hits;
+}
+
+}  // namespace regmilter::state
