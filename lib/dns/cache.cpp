@@ -92,6 +92,13 @@ std::optional<DnsAnswer> Cache::get(std::string_view name, RrType type) {
     return a;
 }
 
+std::optional<DnsAnswer> Cache::look(std::string_view name, RrType type) {
+    const std::string key = key_of(name, type);
+    const auto now = now_();
+    auto s = state_.lock();
+    return find_locked(*s, key, now);
+}
+
 bool Cache::has(std::string_view name, RrType type) {
     const std::string key = key_of(name, type);
     const auto now = now_();
@@ -274,6 +281,15 @@ DnsAnswer CachingResolver::query(std::string_view name, RrType type, Deadline de
     }
     shared.detail = "shared; " + shared.detail;
     return shared;
+}
+
+DnsAnswer CacheOnlyResolver::query(std::string_view name, RrType type, Deadline) {
+    if (std::optional<DnsAnswer> a = cache_.look(name, type)) return *a;
+    missed_ = true;
+    DnsAnswer a;
+    a.status = DnsStatus::servfail;
+    a.detail = "not cached (this resolver asks no nameserver)";
+    return a;
 }
 
 }  // namespace regmilter::dns

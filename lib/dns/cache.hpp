@@ -67,6 +67,9 @@ public:
     // True when an unexpired answer is stored. A peek: no copy, no hit/miss
     // counted, the LRU order untouched (for deciding how to look up, not for answers).
     bool has(std::string_view name, RrType type);
+    // The same as get() without counting a hit or a miss: for a look-ahead
+    // whose asker asks again (and is counted) later.
+    std::optional<DnsAnswer> look(std::string_view name, RrType type);
     // Stores `answer` under (name, type) as CacheOptions says (maybe not at all).
     void put(std::string_view name, RrType type, const DnsAnswer& answer);
 
@@ -160,6 +163,22 @@ private:
     Factory make_;
     std::shared_ptr<Cache> cache_;
     util::Pool* pool_ = nullptr;
+};
+
+// A Resolver that answers only what `cache` holds (Cache::look: nothing
+// counted) and never asks a nameserver: a question it does not hold is
+// answered servfail and noted in missed(). For a look-ahead that must not
+// wait: can a stage be decided from the cache alone? One thread, like every
+// Resolver.
+class CacheOnlyResolver : public Resolver {
+public:
+    explicit CacheOnlyResolver(Cache& cache) : cache_(cache) {}
+    DnsAnswer query(std::string_view name, RrType type, Deadline deadline) override;
+    bool missed() const { return missed_; }
+
+private:
+    Cache& cache_;
+    bool missed_ = false;
 };
 
 }  // namespace regmilter::dns

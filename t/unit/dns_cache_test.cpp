@@ -139,6 +139,35 @@ TEST_CASE("cache: has() peeks without counting, copying or reordering", "[dns][c
     CHECK_FALSE(c.has("b.example", RrType::a));  // expired
 }
 
+TEST_CASE("cache-only resolver: stored answers without counting, a miss noted and never asked",
+          "[dns][cache]") {
+    FakeClock clk;
+    Cache c(CacheOptions{}, clk.fn());
+    c.put("a.example", RrType::a, answer(DnsStatus::ok, 10, {"192.0.2.1"}));
+    c.put("gone.example", RrType::txt, answer(DnsStatus::nxdomain, 10));
+    CacheOnlyResolver r(c);
+    clk.advance(seconds(4));
+    DnsAnswer a = r.query("a.example", RrType::a, Deadline::max());
+    CHECK(a.status == DnsStatus::ok);
+    CHECK(a.rdata == std::vector<std::string>{"192.0.2.1"});
+    CHECK(a.ttl == 6);  // counted down, as get() does
+    CHECK(a.cached);
+    CHECK(r.query("gone.example", RrType::txt, Deadline::max()).status == DnsStatus::nxdomain);
+    CHECK_FALSE(r.missed());
+    DnsAnswer m = r.query("a.example", RrType::txt, Deadline::max());
+    CHECK(m.status == DnsStatus::servfail);
+    CHECK(m.detail.find("not cached") != std::string::npos);
+    CHECK(r.missed());
+    CacheStats st = c.stats();
+    CHECK(st.hits == 0);
+    CHECK(st.misses == 0);
+    // Expired: a miss, not a stale answer.
+    CacheOnlyResolver later(c);
+    clk.advance(seconds(7));
+    CHECK(later.query("a.example", RrType::a, Deadline::max()).status == DnsStatus::servfail);
+    CHECK(later.missed());
+}
+
 TEST_CASE("cache: keys ignore case and a trailing dot; types are separate", "[dns][cache]") {
     FakeClock clk;
     Cache c({}, clk.fn());
