@@ -15,7 +15,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
-#include <set>
 #include <thread>
 
 #include "log.hpp"
@@ -83,19 +82,16 @@ public:
     void reload() { send("reload"); }
 
     // The Proxy's hold hook (relay thread): holds a MAIL FROM while the
-    // worker prefetches its answers; never when the channel cannot take
-    // the request at once.
-    bool hold(const HoldRequest& h) {
-        if (h.command != 'M') return false;
+    // worker prefetches its answers, asked on the hold channel, which the
+    // Proxy reads the worker's "ready" from; never when the channel cannot
+    // take the request at once.
+    static bool hold(const HoldRequest& h) {
+        if (h.command != 'M' || h.channel < 0) return false;
         std::string mail(h.data.data(), strnlen(h.data.data(), h.data.size()));
         std::string m = "prefetch\t" + std::to_string(h.id) + "\t" + clean(h.client_address) + "\t" +
                         clean(h.helo) + "\t" + clean(mail);
-        std::lock_guard<std::mutex> lock(mu_);
-        if (channel_ < 0 || m.size() > 4000) return false;
-        if (::send(channel_, m.data(), m.size(), MSG_DONTWAIT | MSG_NOSIGNAL) != ssize_t(m.size()))
-            return false;
-        held_.insert(h.id);
-        return true;
+        if (m.size() > 4000) return false;
+        return ::send(h.channel, m.data(), m.size(), MSG_DONTWAIT | MSG_NOSIGNAL) == ssize_t(m.size());
     }
 
 private:
@@ -116,28 +112,29 @@ private:
         if (channel_ >= 0) ::send(channel_, m.data(), m.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     }
 
-    // The channel is gone: nothing held waits for it.
+    // The channel is gone. (What is held waits on the hold channel, which
+    // ended with the worker: the Proxy releases it.)
     void channel_gone() {
-        std::set<SessionId> held;
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            if (channel_ >= 0) ::close(channel_);
-            channel_ = -1;
-            std::swap(held, held_);
-        }
-        for (SessionId id : held) proxy_.release(id);
+        std::lock_guard<std::mutex> lock(mu_);
+        if (channel_ >= 0) ::close(channel_);
+        channel_ = -1;
     }
 
     // fork + exec of this binary as a worker. The child does nothing but
     // async-signal-safe calls before execve.
     pid_t spawn() {
-        int sv[2];
+        int sv[2], hv[2];  // the channel, the hold channel
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
             log_line(LOG_ERR, std::string("cannot start a worker: socketpair: ") + std::strerror(errno));
             return -1;
         }
-        std::string env_value =
-            std::string(worker_env) + "=" + std::to_string(sv[1]) + ":" + place_.private_dir;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, hv) != 0) {
+            log_line(LOG_ERR, std::string("cannot start a worker: socketpair: ") + std::strerror(errno));
+            for (int fd : sv) ::close(fd);
+            return -1;
+        }
+        std::string env_value = std::string(worker_env) + "=" + std::to_string(sv[1]) + ":" +
+                                std::to_string(hv[1]) + ":" + place_.private_dir;
         std::vector<std::string> args = {"regmilter", "-c", place_.config_path};
         if (place_.foreground) args.push_back("-f");
         std::vector<char*> argv;
@@ -151,17 +148,21 @@ private:
         envp.push_back(nullptr);
         pid_t pid = fork();
         if (pid == 0) {
-            fcntl(sv[1], F_SETFD, 0);  // the worker's end survives execve
-            setsid();                  // a terminal's signals are the master's alone
+            fcntl(sv[1], F_SETFD, 0);  // the worker's ends survive execve
+            fcntl(hv[1], F_SETFD, 0);
+            setsid();  // a terminal's signals are the master's alone
             execve("/proc/self/exe", argv.data(), envp.data());
             _exit(127);
         }
         ::close(sv[1]);
+        ::close(hv[1]);
         if (pid < 0) {
             log_line(LOG_ERR, std::string("cannot start a worker: fork: ") + std::strerror(errno));
             ::close(sv[0]);
+            ::close(hv[0]);
             return -1;
         }
+        proxy_.hold_channel(hv[0]);
         std::lock_guard<std::mutex> lock(mu_);
         channel_ = sv[0];
         return pid;
@@ -244,14 +245,6 @@ private:
             if (m == "up") {
                 log_line(LOG_INFO, "worker pid " + std::to_string(pid) + " up");
                 proxy_.worker_up(sock);
-            } else if (m.rfind("ready\t", 0) == 0) {
-                SessionId id = std::strtoull(m.c_str() + 6, nullptr, 10);
-                bool was_held;
-                {
-                    std::lock_guard<std::mutex> lock(mu_);
-                    was_held = held_.erase(id) > 0;
-                }
-                if (was_held) proxy_.release(id);
             }
         }
     }
@@ -276,18 +269,17 @@ private:
     std::atomic<bool> stopping_{false};
     std::mutex mu_;
     int channel_ = -1;          // guarded by mu_
-    std::set<SessionId> held_;  // guarded by mu_: held for a prefetch
     std::thread thread_;
 };
 
-ProxySettings proxy_settings(const MasterSettings& m, Supervisor*& sup) {
+ProxySettings proxy_settings(const MasterSettings& m) {
     ProxySettings s;
     s.on_internal_error = m.on_internal_error;
     // A held MAIL FROM is released by the worker's answer within
     // stage_timeout_ms; the limit is a backstop. A connection waits as long
     // for a worker that is starting.
     s.hold_limit = milliseconds(std::max(5000, m.stage_timeout_ms + 500));
-    s.hold = [&sup](const HoldRequest& h) { return sup && sup->hold(h); };
+    s.hold = [](const HoldRequest& h) { return Supervisor::hold(h); };
     return s;
 }
 
@@ -339,10 +331,8 @@ void remove_private_dir(const std::string& dir) {
 
 int run_master(const MasterPlace& place, const config::Config& cfg) {
     MasterSettings settings = settings_of(cfg);
-    Supervisor* sup_ptr = nullptr;
-    Proxy proxy(place.listen_fd, proxy_settings(settings, sup_ptr));
+    Proxy proxy(place.listen_fd, proxy_settings(settings));
     Supervisor sup(proxy, place);
-    sup_ptr = &sup;
     std::thread relay([&proxy] {
         try {
             proxy.run();
@@ -413,7 +403,6 @@ int run_master(const MasterPlace& place, const config::Config& cfg) {
     proxy.stop();
     relay.join();
     sup.stop();
-    sup_ptr = nullptr;
     return 0;
 }
 

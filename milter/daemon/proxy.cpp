@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -36,6 +37,7 @@ using Clock = std::chrono::steady_clock;
 
 // epoll tags: the listening socket, the wakeup eventfd, then two per session.
 constexpr uint64_t listen_tag = 0, wake_tag = 1;
+constexpr uint64_t hold_tag = ~uint64_t(0);  // no session's: their ids stay far below 2^63
 enum Side : uint64_t { mta_side = 0, worker_side = 1 };
 uint64_t tag_of(SessionId id, Side side) {
     return id << 1 | side;
@@ -147,6 +149,7 @@ struct Requests {
     bool take_backlog = false;
     bool close_idle = false;
     std::vector<SessionId> releases;
+    std::vector<int> hold_channels;  // the last one is kept, the others closed
     std::optional<std::pair<policy::OnInternalError, std::string>> answers;
 };
 
@@ -175,6 +178,7 @@ struct Proxy::Impl {
     Clock::time_point accept_again = Clock::time_point::max();
     Clock::time_point next_retry = Clock::time_point::max();
     bool emfile_logged = false;
+    int hold_fd = -1;  // hold_channel()'s
 
     void wakeup() {
         uint64_t one = 1;
@@ -354,7 +358,7 @@ struct Proxy::Impl {
             char c = p.frame.command;
             if ((c == m::command::mail || c == m::command::rcpt) && !p.asked && settings.hold) {
                 p.asked = true;
-                if (settings.hold(HoldRequest{s.id, c, p.frame.data, s.client_address, s.helo})) {
+                if (settings.hold(HoldRequest{s.id, c, p.frame.data, s.client_address, s.helo, hold_fd})) {
                     s.held = true;
                     set_deadline(s, Clock::now() + settings.hold_limit);
                     break;
@@ -668,12 +672,59 @@ struct Proxy::Impl {
             for (const auto& [id, s] : sessions) ids.push_back(id);
             for (SessionId id : ids) after(id);
         }
-        for (SessionId id : r.releases) {
-            auto it = sessions.find(id);
-            if (it == sessions.end() || !it->second->held) continue;
-            release_session(*it->second);
-            after(id);
+        for (SessionId id : r.releases) release_held(id);
+        for (size_t i = 0; i < r.hold_channels.size(); ++i) {
+            if (i + 1 < r.hold_channels.size()) {
+                ::close(r.hold_channels[i]);
+                continue;
+            }
+            close_hold_channel();
+            hold_fd = r.hold_channels[i];
+            epoll_event ev{};
+            ev.events = EPOLLIN;
+            ev.data.u64 = hold_tag;
+            if (epoll_ctl(epoll, EPOLL_CTL_ADD, hold_fd, &ev) != 0) {
+                log_line(LOG_ERR, "proxy: epoll_ctl (hold channel): " + errno_text(errno));
+                ::close(hold_fd);
+                hold_fd = -1;
+            }
         }
+    }
+
+    void release_held(SessionId id) {
+        auto it = sessions.find(id);
+        if (it == sessions.end() || !it->second->held) return;
+        release_session(*it->second);
+        after(id);
+    }
+
+    // "ready\tID" packets; at the end of the channel every held session goes on.
+    void read_hold_channel() {
+        for (;;) {
+            char buf[64];
+            ssize_t n = ::recv(hold_fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+            if (n <= 0) {
+                close_hold_channel();
+                return;
+            }
+            std::string_view m(buf, size_t(n));
+            constexpr std::string_view ready = "ready\t";
+            if (m.substr(0, ready.size()) == ready)
+                release_held(std::strtoull(std::string(m.substr(ready.size())).c_str(), nullptr, 10));
+        }
+    }
+
+    void close_hold_channel() {
+        if (hold_fd < 0) return;
+        epoll_ctl(epoll, EPOLL_CTL_DEL, hold_fd, nullptr);
+        ::close(hold_fd);
+        hold_fd = -1;
+        std::vector<SessionId> held;
+        for (const auto& [id, s] : sessions)
+            if (s->held) held.push_back(id);
+        for (SessionId id : held) release_held(id);
     }
 
     void release_session(Session& s) {
@@ -742,6 +793,8 @@ struct Proxy::Impl {
                 uint64_t tag = events[i].data.u64;
                 if (tag == listen_tag) {
                     if (accepting) accept_all(now);
+                } else if (tag == hold_tag) {
+                    if (hold_fd >= 0) read_hold_channel();
                 } else if (tag != wake_tag) {
                     on_event(tag, events[i].events);
                 }
@@ -778,6 +831,8 @@ Proxy::~Proxy() {
     std::vector<SessionId> ids;
     for (const auto& [id, s] : impl_->sessions) ids.push_back(id);
     for (SessionId id : ids) impl_->close_session(*impl_->sessions.at(id));
+    if (impl_->hold_fd >= 0) ::close(impl_->hold_fd);
+    for (int fd : impl_->requests.lock()->hold_channels) ::close(fd);
     ::close(impl_->wake);
     ::close(impl_->epoll);
 }
@@ -817,6 +872,11 @@ void Proxy::close_idle() {
 
 void Proxy::release(SessionId id) {
     impl_->requests.lock()->releases.push_back(id);
+    impl_->wakeup();
+}
+
+void Proxy::hold_channel(int fd) {
+    impl_->requests.lock()->hold_channels.push_back(fd);
     impl_->wakeup();
 }
 

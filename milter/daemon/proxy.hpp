@@ -10,7 +10,8 @@
 // up, the MTA's bytes are held for up to hold_limit. It decides nothing about
 // mail and starts no process: the supervisor says where the worker is.
 // Thread-safety: run() on one thread; stop(), worker_up(), worker_down(),
-// begin_drain(), close_idle(), release() and counters() from any thread.
+// begin_drain(), close_idle(), release(), hold_channel() and counters() from
+// any thread.
 #pragma once
 
 #include <chrono>
@@ -38,6 +39,7 @@ struct HoldRequest {
     std::string_view data;            // the packet's data: NUL-terminated arguments
     std::string_view client_address;  // the connect packet's address ("" for a unix or unknown client)
     std::string_view helo;            // the HELO argument, "" before one
+    int channel = -1;                 // the hold channel (Proxy::hold_channel), -1 when none
 };
 
 struct ProxySettings {
@@ -57,7 +59,8 @@ struct ProxySettings {
     std::size_t buffer_limit = 256 * 1024;
     // Called on the relay's thread before a MAIL ('M') or RCPT ('R') packet
     // goes to the worker; true holds it, and everything after it in the
-    // session, until release(id) or hold_limit. May be empty. Must not block.
+    // session, until release(id), a release message on the hold channel or
+    // hold_limit. May be empty. Must not block.
     std::function<bool(const HoldRequest&)> hold;
 };
 
@@ -98,6 +101,13 @@ public:
     void close_idle();
     // Forward the MAIL or RCPT that the hold hook held for `id`.
     void release(SessionId id);
+    // The relay's thread reads releases from `fd` (SOCK_SEQPACKET, one
+    // "ready\tID" per packet: release(ID) without another thread in
+    // between) and gives it to the hold hook as HoldRequest::channel, to ask
+    // for them on. The proxy owns `fd`: it closes it at its end of file (then
+    // every held session is released), at the next hold_channel(), and at
+    // destruction.
+    void hold_channel(int fd);
     // What the master answers in a broken session from now on (SIGHUP).
     void set_answers(policy::OnInternalError on_internal_error, std::string tempfail_text);
     // True once the relay's thread took begin_drain(): it no longer touches

@@ -250,9 +250,25 @@ void* milter_main(void*) {
     return nullptr;
 }
 
+// Reads the master's prefetch requests until the hold channel ends (the
+// channel's end ends the process).
+void read_holds(int fd, Prefetcher& prefetcher) {
+    char buf[8192];
+    for (;;) {
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        std::vector<std::string> f = split_tabs(std::string(buf, size_t(n)));
+        if (f[0] == "prefetch" && f.size() == 5)
+            prefetcher.start(f[1], f[2], f[3], f[4]);
+        else
+            log_line(LOG_WARNING, "worker: unknown message on the hold channel ignored");
+    }
+}
+
 // Reads the master's messages until the channel ends, then saves the state
 // snapshot and ends the process.
-void read_channel(int fd, Reloader& reloader, Prefetcher& prefetcher, StateKeeper& state) {
+void read_channel(int fd, Reloader& reloader, StateKeeper& state) {
     char buf[8192];
     for (;;) {
         ssize_t n = ::recv(fd, buf, sizeof buf, 0);
@@ -261,8 +277,6 @@ void read_channel(int fd, Reloader& reloader, Prefetcher& prefetcher, StateKeepe
         std::vector<std::string> f = split_tabs(std::string(buf, size_t(n)));
         if (f[0] == "reload") {
             reloader.request();
-        } else if (f[0] == "prefetch" && f.size() == 5) {
-            prefetcher.start(f[1], f[2], f[3], f[4]);
         } else {
             log_line(LOG_WARNING, "worker: unknown message from the master ignored");
         }
@@ -275,17 +289,28 @@ void read_channel(int fd, Reloader& reloader, Prefetcher& prefetcher, StateKeepe
 
 }  // namespace
 
-bool parse_worker_env(const std::string& value, WorkerPlace& out) {
-    size_t colon = value.find(':');
-    if (colon == std::string::npos || colon == 0 || colon + 1 >= value.size()) return false;
-    int fd = 0;
-    for (size_t i = 0; i < colon; ++i) {
+namespace {
+
+// A descriptor number up to the next ':' from `pos` (moved past the ':').
+bool parse_fd(const std::string& value, size_t& pos, int& fd) {
+    size_t colon = value.find(':', pos);
+    if (colon == std::string::npos || colon == pos) return false;
+    fd = 0;
+    for (size_t i = pos; i < colon; ++i) {
         if (value[i] < '0' || value[i] > '9' || fd > 100000) return false;
         fd = fd * 10 + (value[i] - '0');
     }
-    out.channel = fd;
-    out.dir = value.substr(colon + 1);
-    return out.dir.front() == '/';
+    pos = colon + 1;
+    return true;
+}
+
+}  // namespace
+
+bool parse_worker_env(const std::string& value, WorkerPlace& out) {
+    size_t pos = 0;
+    if (!parse_fd(value, pos, out.channel) || !parse_fd(value, pos, out.hold)) return false;
+    out.dir = value.substr(pos);
+    return !out.dir.empty() && out.dir.front() == '/';
 }
 
 std::string worker_socket(const std::string& dir) {
@@ -331,7 +356,7 @@ int run_worker(const std::string& config_path, bool foreground, const WorkerPlac
     if (!stats_error.empty()) log_line(LOG_ERR, "worker: " + stats_error + "; no statistics");
     if (stats) serve_stats(*stats, service, metrics);
 
-    Prefetcher prefetcher(service, place.channel);
+    Prefetcher prefetcher(service, place.hold);
     service.set_stage_deadline(
         [&prefetcher](policy::Stage st, const std::string& id) { return prefetcher.deadline_of(st, id); });
 
@@ -344,8 +369,10 @@ int run_worker(const std::string& config_path, bool foreground, const WorkerPlac
     Reloader reloader(service);
     service.state().start_saver();
     HealthMonitor health(service);  // the registry zones' RFC 5782 §5 checks; ends with the process
-    std::thread channel([&] { read_channel(place.channel, reloader, prefetcher, service.state()); });
+    std::thread channel([&] { read_channel(place.channel, reloader, service.state()); });
     channel.detach();
+    std::thread holds([&] { read_holds(place.hold, prefetcher); });
+    holds.detach();
     log_line(LOG_INFO, "worker: serving on " + conn);
     if (!send_message(place.channel, "up")) {
         std::fflush(nullptr);

@@ -1,16 +1,20 @@
 // daemon worker: the libmilter process. The master (master.hpp) starts it
-// by executing its own binary again with REGMILTER_WORKER=FD:DIR in the
-// environment: it serves libmilter on DIR/worker.sock (a private directory
-// of the master's, mode 0700) and talks to the master over FD, a
-// SOCK_SEQPACKET socket pair, one message a packet:
+// by executing its own binary again with REGMILTER_WORKER=FD:HOLD:DIR in
+// the environment: it serves libmilter on DIR/worker.sock (a private
+// directory of the master's, mode 0700) and talks to the master over two
+// SOCK_SEQPACKET socket pairs, one message a packet. FD, the channel (the
+// master's supervisor thread):
 //
 //   worker -> master   "up"             listening: the master may connect sessions
-//                      "ready\tID"      the prefetch of session ID is done (or ran out of time)
 //   master -> worker   "reload"         SIGHUP reached the master: configuration and table again
-//                      "prefetch\tID\tADDRESS\tHELO\tMAIL"
+//
+// HOLD, the hold channel (the master's relay thread, Proxy::hold_channel):
+//
+//   master -> worker   "prefetch\tID\tADDRESS\tHELO\tMAIL"
 //                                       the master holds session ID's MAIL FROM: look up
 //                                       what its callback will ask, on a thread of the worker's
 //                                       own, bounded by stage_timeout_ms
+//   worker -> master   "ready\tID"      the prefetch of session ID is done (or ran out of time)
 //
 // The end of the channel (the master exits or dies) ends the worker at once.
 // Signals: every thread blocks all of them; the main thread takes SIGHUP,
@@ -29,12 +33,13 @@ namespace regmilter::daemon {
 // user interface.
 constexpr const char* worker_env = "REGMILTER_WORKER";
 
-// What a worker is told at start: its channel and private directory.
+// What a worker is told at start: its channels and private directory.
 struct WorkerPlace {
     int channel = -1;
+    int hold = -1;
     std::string dir;
 };
-// Parses REGMILTER_WORKER's value ("FD:DIR"); false when malformed.
+// Parses REGMILTER_WORKER's value ("FD:HOLD:DIR"); false when malformed.
 bool parse_worker_env(const std::string& value, WorkerPlace& out);
 
 // The socket of the worker in `dir`.

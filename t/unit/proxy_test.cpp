@@ -769,6 +769,58 @@ TEST_CASE("proxy: the hold hook holds a MAIL until release() or hold_limit", "[p
     }
 }
 
+TEST_CASE("proxy: a hold channel carries the hold's request and its release; its end releases all",
+          "[proxy]") {
+    TempDir dir;
+    Logs logs;
+    FakeWorker worker(dir.path + "/worker.sock", {});
+    int sp[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
+    daemon::ProxySettings s = settings_with(10s);
+    s.hold = [](const daemon::HoldRequest& h) {
+        if (h.command != 'M' || h.channel < 0) return false;
+        std::string m = "prefetch\t" + std::to_string(h.id);
+        return ::send(h.channel, m.data(), m.size(), MSG_DONTWAIT | MSG_NOSIGNAL) == ssize_t(m.size());
+    };
+    Relay relay(dir.path + "/public.sock", s);
+    relay.proxy->worker_up(dir.path + "/worker.sock");
+    relay.proxy->hold_channel(sp[0]);  // the proxy's from now on
+    // What the worker's end receives within 2 s ("" when nothing).
+    auto request = [&] {
+        pollfd p{sp[1], POLLIN, 0};
+        if (poll(&p, 1, 2000) != 1) return std::string();
+        char buf[64];
+        ssize_t n = ::recv(sp[1], buf, sizeof buf, 0);
+        return n > 0 ? std::string(buf, size_t(n)) : std::string();
+    };
+    auto start = [&](Mta& mta) {
+        CHECK(mta.ask('O', negotiate(6, 0x1ff, 0x1fffff)) == "negotiate");
+        CHECK(mta.ask('C', connect_data("c.example", "192.0.2.7")) == "continue");
+        mta.send('M', z("<a@example.net>"));
+    };
+    Mta first(relay.path);
+    start(first);
+    CHECK(request() == "prefetch\t1");
+    CHECK(first.answer(200ms) == "error: timeout");  // held
+    const std::string stray = "ready\t999", ready = "ready\t1";
+    REQUIRE(::send(sp[1], stray.data(), stray.size(), 0) == ssize_t(stray.size()));  // no such session
+    CHECK(first.answer(200ms) == "error: timeout");
+    REQUIRE(::send(sp[1], ready.data(), ready.size(), 0) == ssize_t(ready.size()));
+    CHECK(first.answer() == "continue");
+    CHECK(worker.commands(0).find('M') != std::string::npos);
+    // The worker's end goes away (the worker died): what is held goes on.
+    Mta second(relay.path);
+    start(second);
+    CHECK(request() == "prefetch\t2");
+    CHECK(second.answer(200ms) == "error: timeout");
+    ::close(sp[1]);
+    CHECK(second.answer() == "continue");
+    // No hold channel now: nothing is held.
+    Mta third(relay.path);
+    start(third);
+    CHECK(third.answer() == "continue");
+}
+
 TEST_CASE("proxy: libmilter sees the session macro the master adds, never the MTA's own",
           "[proxy][libmilter]") {
     TempDir dir;
