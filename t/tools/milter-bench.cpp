@@ -11,6 +11,7 @@
 //                     [--count N] [--concurrency C] [--max-seconds S]
 //                     [--ip-base A.B.C.] [--ip-first N] [--ip-span K] [--from ADDR] [--rcpt ADDR]
 //                     [--helo NAME] [--workload FILE] [--cpu NAME=PID]... [--label TEXT] [--hold yes]
+//                     [--latencies FILE]
 //
 // --workload FILE: one transaction per line, "IP HOSTNAME HELO MAIL-FROM RCPT"
 //   (addresses without <>; "-" for an empty MAIL FROM); transaction n uses
@@ -22,6 +23,8 @@
 // --hold yes: every thread opens its first connection and negotiates, then waits
 //   until all --concurrency connections are open (at most 30 s) before its
 //   first transaction goes on: that many connections open at once (a burst).
+// --latencies FILE: also append every answered transaction's latency (ms, one
+//   a line) to FILE, to pool the transactions of several runs.
 // Errors: "errors" counts transactions without a final answer, "refused"
 //   those of them whose connection could not be opened at all.
 // Exit status 0 when every transaction got a final answer, 1 otherwise, 2 on bad arguments.
@@ -79,6 +82,7 @@ struct Options {
     std::string rcpt = "<someone@mx.e2e.test>";
     std::string helo = "mx.spf.e2e.test";
     std::string label = "milter";
+    std::string latencies;  // --latencies: appended to
     std::vector<Envelope> workload;                    // --workload: one per line
     std::vector<std::pair<std::string, long>> cpu_of;  // --cpu NAME=PID
     bool hold = false;
@@ -289,7 +293,7 @@ long tree_kib(long root, const char* key) {
                  "milter-bench: %s\nusage: milter-bench --socket SPEC --pid PID [--count N] "
                  "[--concurrency C] [--max-seconds S] [--ip-base A.B.C.] [--ip-first N] "
                  "[--ip-span K] [--from <ADDR>] [--rcpt <ADDR>] [--helo NAME] [--workload FILE] "
-                 "[--cpu NAME=PID]... [--label TEXT] [--hold yes]\n",
+                 "[--cpu NAME=PID]... [--label TEXT] [--hold yes] [--latencies FILE]\n",
                  why.c_str());
     std::exit(2);
 }
@@ -361,6 +365,8 @@ int main(int argc, char** argv) {
             o.rcpt = v;
         else if (a == "--helo")
             o.helo = v;
+        else if (a == "--latencies")
+            o.latencies = v;
         else if (a == "--label")
             o.label = v;
         else if (a == "--hold")
@@ -414,6 +420,12 @@ int main(int argc, char** argv) {
     for (auto& t : threads) t.join();
     double wall = std::chrono::duration<double>(Clock::now() - t0).count();
     double cpu = cpu_seconds(o.pid) - cpu0;
+    if (!o.latencies.empty()) {
+        FILE* f = std::fopen(o.latencies.c_str(), "a");
+        if (!f) usage("cannot append to " + o.latencies);
+        for (double ms : lat) std::fprintf(f, "%.3f\n", ms);
+        std::fclose(f);
+    }
     std::sort(lat.begin(), lat.end());
     size_t done = lat.size();
     auto pct = [&](double q) { return done ? lat[std::min(done - 1, size_t(q * double(done)))] : 0.0; };
