@@ -268,7 +268,7 @@ private:
     int wake_ = -1;
     std::atomic<bool> stopping_{false};
     std::mutex mu_;
-    int channel_ = -1;          // guarded by mu_
+    int channel_ = -1;  // guarded by mu_
     std::thread thread_;
 };
 

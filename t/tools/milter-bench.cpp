@@ -82,7 +82,7 @@ struct Options {
     std::string rcpt = "<someone@mx.e2e.test>";
     std::string helo = "mx.spf.e2e.test";
     std::string label = "milter";
-    std::string latencies;  // --latencies: appended to
+    std::string latencies;                             // --latencies: appended to
     std::vector<Envelope> workload;                    // --workload: one per line
     std::vector<std::pair<std::string, long>> cpu_of;  // --cpu NAME=PID
     bool hold = false;
