@@ -17,6 +17,7 @@
 #include <mutex>
 #include <thread>
 
+#include "channel.hpp"
 #include "log.hpp"
 #include "policy/replies.hpp"
 #include "proxy.hpp"
@@ -232,16 +233,14 @@ private:
     }
 
     void read_channel(int ch, pid_t pid, const std::string& sock) {
-        char buf[512];
+        std::string m;
         for (;;) {
-            ssize_t n = ::recv(ch, buf, sizeof buf, MSG_DONTWAIT);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-            if (n <= 0) {
+            Received r = receive_message(ch, m, false);
+            if (r == Received::nothing) return;
+            if (r == Received::ended) {
                 channel_gone();
                 return;
             }
-            std::string m(buf, size_t(n));
             if (m == "up") {
                 log_line(LOG_INFO, "worker pid " + std::to_string(pid) + " up");
                 proxy_.worker_up(sock);

@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "channel.hpp"
 #include "log.hpp"
 #include "milter/packet.hpp"
 #include "util/lock_guarded.hpp"
@@ -700,19 +701,15 @@ struct Proxy::Impl {
 
     // "ready\tID" packets; at the end of the channel every held session goes on.
     void read_hold_channel() {
+        std::string m;
         for (;;) {
-            char buf[64];
-            ssize_t n = ::recv(hold_fd, buf, sizeof buf, MSG_DONTWAIT);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-            if (n <= 0) {
+            Received r = receive_message(hold_fd, m, false);
+            if (r == Received::nothing) return;
+            if (r == Received::ended) {
                 close_hold_channel();
                 return;
             }
-            std::string_view m(buf, size_t(n));
-            constexpr std::string_view ready = "ready\t";
-            if (m.substr(0, ready.size()) == ready)
-                release_held(std::strtoull(std::string(m.substr(ready.size())).c_str(), nullptr, 10));
+            if (m.rfind("ready\t", 0) == 0) release_held(std::strtoull(m.c_str() + 6, nullptr, 10));
         }
     }
 

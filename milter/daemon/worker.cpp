@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "callbacks.hpp"
+#include "channel.hpp"
 #include "dns/cache.hpp"
 #include "health_monitor.hpp"
 #include "log.hpp"
@@ -91,15 +92,6 @@ private:
     bool stop_ = false;         // guarded by mu_
     std::thread thread_;
 };
-
-// One message on the channel (SOCK_SEQPACKET: whole or not at all).
-bool send_message(int fd, const std::string& m) {
-    for (;;) {
-        ssize_t n = ::send(fd, m.data(), m.size(), MSG_NOSIGNAL);
-        if (n >= 0) return true;
-        if (errno != EINTR) return false;
-    }
-}
 
 std::vector<std::string> split_tabs(const std::string& s) {
     std::vector<std::string> out;
@@ -253,12 +245,9 @@ void* milter_main(void*) {
 // Reads the master's prefetch requests until the hold channel ends (the
 // channel's end ends the process).
 void read_holds(int fd, Prefetcher& prefetcher) {
-    char buf[8192];
-    for (;;) {
-        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return;
-        std::vector<std::string> f = split_tabs(std::string(buf, size_t(n)));
+    std::string m;
+    while (receive_message(fd, m, true) == Received::message) {
+        std::vector<std::string> f = split_tabs(m);
         if (f[0] == "prefetch" && f.size() == 5)
             prefetcher.start(f[1], f[2], f[3], f[4]);
         else
@@ -269,13 +258,9 @@ void read_holds(int fd, Prefetcher& prefetcher) {
 // Reads the master's messages until the channel ends, then saves the state
 // snapshot and ends the process.
 void read_channel(int fd, Reloader& reloader, StateKeeper& state) {
-    char buf[8192];
-    for (;;) {
-        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        std::vector<std::string> f = split_tabs(std::string(buf, size_t(n)));
-        if (f[0] == "reload") {
+    std::string m;
+    while (receive_message(fd, m, true) == Received::message) {
+        if (m == "reload") {
             reloader.request();
         } else {
             log_line(LOG_WARNING, "worker: unknown message from the master ignored");
