@@ -362,7 +362,7 @@ namespace {
 class Counting : public Store {
 public:
     MemoryStore inner;
-    int greylists = 0, counts = 0;
+    std::atomic<int> greylists{0}, counts{0};
     bool failing = false;
     GreylistAnswer greylist(const Key& t, const Key& c, const GreylistRules& r, UnixTime now, Mode mode,
                             Deadline d) override {
@@ -473,4 +473,26 @@ TEST_CASE("PassMemory: bounded, and never longer than pass_lifetime", "[state]")
     CHECK(b2->greylists == asked);
     step(short_lived, 1, 1, T0 + 310, brief);
     CHECK(b2->greylists == asked + 1);
+}
+
+TEST_CASE("PassMemory: 8 threads passing and repeating triplets get the answers one thread would",
+          "[state][threads]") {
+    auto behind = std::make_shared<Counting>();
+    PassMemory pm(behind, PassMemoryOptions{60, 64});  // small: the bound is hit while threads race
+    const GreylistRules no_auto{300, 14400, 3110400, 0};
+    for (int i = 0; i < 200; ++i) step(pm, i, i, T0, no_auto);  // created, one thread
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t)
+        threads.emplace_back([&, t] {
+            for (int round = 0; round < 20; ++round)
+                for (int i = 0; i < 200; ++i) {
+                    TripletState st = step(pm, (i + t * 25) % 200, 0, T0 + 300 + round, no_auto).state;
+                    if (st != TripletState::passed && st != TripletState::passed_now) ++wrong;
+                }
+        });
+    for (auto& th : threads) th.join();
+    CHECK(wrong == 0);
+    CHECK(pm.size() <= 64);
+    CHECK(pm.hits() > 0);
 }
