@@ -149,7 +149,6 @@ struct Requests {
     bool drain = false;
     bool take_backlog = false;
     bool close_idle = false;
-    std::vector<SessionId> releases;
     std::vector<int> hold_channels;  // the last one is kept, the others closed
     std::optional<std::pair<policy::OnInternalError, std::string>> answers;
 };
@@ -673,7 +672,6 @@ struct Proxy::Impl {
             for (const auto& [id, s] : sessions) ids.push_back(id);
             for (SessionId id : ids) after(id);
         }
-        for (SessionId id : r.releases) release_held(id);
         for (size_t i = 0; i < r.hold_channels.size(); ++i) {
             if (i + 1 < r.hold_channels.size()) {
                 ::close(r.hold_channels[i]);
@@ -864,11 +862,6 @@ void Proxy::begin_drain(bool take_backlog) {
 
 void Proxy::close_idle() {
     impl_->requests.lock()->close_idle = true;
-    impl_->wakeup();
-}
-
-void Proxy::release(SessionId id) {
-    impl_->requests.lock()->releases.push_back(id);
     impl_->wakeup();
 }
 

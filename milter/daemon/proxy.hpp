@@ -10,8 +10,8 @@
 // up, the MTA's bytes are held for up to hold_limit. It decides nothing about
 // mail and starts no process: the supervisor says where the worker is.
 // Thread-safety: run() on one thread; stop(), worker_up(), worker_down(),
-// begin_drain(), close_idle(), release(), hold_channel() and counters() from
-// any thread.
+// begin_drain(), close_idle(), hold_channel() and counters() from any
+// thread.
 #pragma once
 
 #include <chrono>
@@ -52,15 +52,14 @@ struct ProxySettings {
     policy::OnInternalError on_internal_error = policy::OnInternalError::tempfail;
     std::string tempfail_text = policy::replies::internal_error_text;
     // How long the MTA's bytes wait for a worker (none up, or its socket
-    // refusing), and how long a held MAIL or RCPT waits for release().
+    // refusing), and how long a held MAIL or RCPT waits for its release.
     std::chrono::milliseconds hold_limit{5000};
     // Bytes queued toward one side (per session and direction) beyond which
     // the other side is no longer read until they drain (back-pressure).
     std::size_t buffer_limit = 256 * 1024;
     // Called on the relay's thread before a MAIL ('M') or RCPT ('R') packet
     // goes to the worker; true holds it, and everything after it in the
-    // session, until release(id), a release message on the hold channel or
-    // hold_limit. May be empty. Must not block.
+    // session, until a release message on the hold channel or hold_limit. May be empty. Must not block.
     std::function<bool(const HoldRequest&)> hold;
 };
 
@@ -99,11 +98,9 @@ public:
     // Close every session that is between transactions (no answer owed, no
     // message under way), now and from then on as each one gets there.
     void close_idle();
-    // Forward the MAIL or RCPT that the hold hook held for `id`.
-    void release(SessionId id);
     // The relay's thread reads releases from `fd` (SOCK_SEQPACKET, one
-    // "ready\tID" per packet: release(ID) without another thread in
-    // between) and gives it to the hold hook as HoldRequest::channel, to ask
+    // "ready\tID" per packet: the MAIL or RCPT the hold hook held for ID
+    // goes on) and gives it to the hold hook as HoldRequest::channel, to ask
     // for them on. The proxy owns `fd`: it closes it at its end of file (then
     // every held session is released), at the next hold_channel(), and at
     // destruction.

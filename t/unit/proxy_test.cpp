@@ -732,7 +732,8 @@ TEST_CASE("proxy: drain stops accepting; close_idle closes sessions between tran
     CHECK(eventually([&] { return relay.proxy->counters().open == 0; }));
 }
 
-TEST_CASE("proxy: the hold hook holds a MAIL until release() or hold_limit", "[proxy]") {
+TEST_CASE("proxy: the hold hook holds a MAIL until its release on the hold channel or hold_limit",
+          "[proxy]") {
     for (bool released : {true, false}) {
         INFO((released ? "released" : "hold_limit runs out"));
         TempDir dir;
@@ -749,6 +750,9 @@ TEST_CASE("proxy: the hold hook holds a MAIL until release() or hold_limit", "[p
         };
         Relay relay(dir.path + "/public.sock", s);
         relay.proxy->worker_up(dir.path + "/worker.sock");
+        int sp[2];
+        REQUIRE(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
+        relay.proxy->hold_channel(sp[0]);  // the proxy's from now on
         Mta mta(relay.path);
         CHECK(mta.ask('O', negotiate(6, 0x1ff, 0x1fffff)) == "negotiate");
         CHECK(mta.ask('C', connect_data("c.example", "192.0.2.7")) == "continue");
@@ -757,7 +761,8 @@ TEST_CASE("proxy: the hold hook holds a MAIL until release() or hold_limit", "[p
         if (released) {
             CHECK(mta.answer(200ms) == "error: timeout");
             CHECK(worker.commands(0).find('M') == std::string::npos);
-            relay.proxy->release(1);
+            const std::string ready = "ready\t1";
+            REQUIRE(::send(sp[1], ready.data(), ready.size(), 0) == ssize_t(ready.size()));
         }
         CHECK(mta.answer() == "continue");
         CHECK(worker.commands(0).find('M') != std::string::npos);
@@ -766,6 +771,7 @@ TEST_CASE("proxy: the hold hook holds a MAIL until release() or hold_limit", "[p
         CHECK(calls == std::vector<std::string>{
                            "1 M <a@example.net>" + std::string(1, '\0') + " 192.0.2.7 helo.example",
                            "1 R <b@example.org>" + std::string(1, '\0') + " 192.0.2.7 helo.example"});
+        ::close(sp[1]);
     }
 }
 
