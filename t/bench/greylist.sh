@@ -10,8 +10,8 @@
 # seconds, so all are measured in ONE regmilter process, switched by
 # SIGHUP (a reload keeps the DNS cache; memory <-> Redis carries the
 # greylisting state over through a snapshot file), in short runs that
-# alternate off, rcpt, memory, redis, redis-direct (a rotating order) round
-# after round. "redis" is the default configuration ([state] pass_cache = 60:
+# alternate off, rcpt, memory, redis, redis-direct (in a shuffled order
+# each round) round after round. "redis" is the default configuration ([state] pass_cache = 60:
 # a pass Redis gave is answered again for 60 s without asking it);
 # "redis-direct" has pass_cache = 0, a Redis round trip for every recipient.
 # The targets are the medians of the per-round ratios on ÷ off and p99
@@ -136,9 +136,11 @@ sleep 1.1
 : > "$T/runs"
 for c in $(echo "$conc" | tr ',' ' '); do
     r=1
-    set -- off rcpt memory redis redis-direct
     while [ "$r" -le "$rounds" ]; do
-        for v in "$@"; do
+        # A shuffled order each round (seeded by c and the round: a rerun
+        # repeats it), so that no variant always follows the same one.
+        for v in $(printf '%s\n' off rcpt memory redis redis-direct |
+            awk -v seed="$((c * 1000 + r))" 'BEGIN { srand(seed) } { print rand(), $0 }' | sort -n | cut -d' ' -f2); do
             switch "$v"
             bench "$c" 1000000 "$seconds" measured "$T/lat-$v-$c" | awk -v v="$v" -v c="$c" -v r="$r" '
                 /^measured: / {
@@ -147,7 +149,6 @@ for c in $(echo "$conc" | tr ',' ' '); do
                         v, c, r, x["tx_per_s"], x["p50_ms"], x["p99_ms"], x["milter_cpu_ms_per_tx"], x["redis_cpu_ms_per_tx"], x["answers"]
                 }' | tee -a "$T/runs"
         done
-        set -- "$2" "$3" "$4" "$5" "$1"
         r=$((r + 1))
     done
 done
@@ -155,7 +156,7 @@ stop_pid "$GREY_PID" 1
 GREY_PID=""
 
 # pooled: p99 over every transaction a variant served in all its rounds
-# (the rotating order gives each variant the same mix of the machine's
+# (the shuffled order gives each variant the same mix of the machine's
 # moments), against off's. A run's p99 at c=32 moves by several ms from one
 # run to the next on this machine; the pooled p99 of 7 rounds rests on
 # about 70 times as many transactions in its tail.
