@@ -6,9 +6,9 @@
 
 namespace regmilter::daemon {
 
-bool send_message(int fd, const std::string& m) {
+bool send_message(int fd, const std::string& m, bool wait) {
     for (;;) {
-        ssize_t n = ::send(fd, m.data(), m.size(), MSG_NOSIGNAL);
+        ssize_t n = ::send(fd, m.data(), m.size(), MSG_NOSIGNAL | (wait ? 0 : MSG_DONTWAIT));
         if (n >= 0) return true;
         if (errno != EINTR) return false;
     }

@@ -8,9 +8,10 @@
 
 namespace regmilter::daemon {
 
-// Sends `m` as one packet (retried on EINTR; no SIGPIPE). False when the
-// channel is gone or full.
-bool send_message(int fd, const std::string& m);
+// Sends `m` as one packet (retried on EINTR; no SIGPIPE). `wait`: blocks
+// while the channel is full. False when the channel is gone, or full and
+// not `wait`.
+bool send_message(int fd, const std::string& m, bool wait = true);
 
 enum class Received {
     message,  // `out` holds the packet (at most 8192 bytes)

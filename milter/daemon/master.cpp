@@ -92,7 +92,7 @@ public:
         std::string m = "prefetch\t" + std::to_string(h.id) + "\t" + clean(h.client_address) + "\t" +
                         clean(h.helo) + "\t" + clean(mail);
         if (m.size() > 4000) return false;
-        return ::send(h.channel, m.data(), m.size(), MSG_DONTWAIT | MSG_NOSIGNAL) == ssize_t(m.size());
+        return send_message(h.channel, m, false);
     }
 
 private:
@@ -110,7 +110,7 @@ private:
 
     void send(const std::string& m) {
         std::lock_guard<std::mutex> lock(mu_);
-        if (channel_ >= 0) ::send(channel_, m.data(), m.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (channel_ >= 0) send_message(channel_, m, false);
     }
 
     // The channel is gone. (What is held waits on the hold channel, which
