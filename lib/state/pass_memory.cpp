@@ -59,9 +59,12 @@ void PassMemory::remember(const Key& key, const GreylistAnswer& a, UnixTime now,
     if (options_.max_entries == 0) return;
     auto m = memory_.lock();
     if (m->entries.size() >= options_.max_entries) {
+        // One pass drops what expired; when that freed less than a quarter,
+        // everything goes, so that a full memory is not walked again at the
+        // next insert (the walk stays off the per-message path).
         for (auto it = m->entries.begin(); it != m->entries.end();)
             it = it->second.until <= now ? m->entries.erase(it) : std::next(it);
-        if (m->entries.size() >= options_.max_entries) m->entries.clear();
+        if (m->entries.size() >= options_.max_entries - options_.max_entries / 4) m->entries.clear();
     }
     m->entries[key] = Remembered{until, a.first_seen, a.client_passes};
 }

@@ -7,7 +7,8 @@
 // pass_lifetime (weeks) and is extended by the next call after `remember`.
 // Everything else goes to the store behind it: created and early answers,
 // peeks, rate-limit counts and every failure. Bounded: at most max_entries
-// remembered; when full, what expired goes, then everything. Thread-safe.
+// remembered; when full, what expired goes, and everything when that frees
+// less than a quarter. Thread-safe.
 #pragma once
 
 #include <cstddef>

@@ -496,3 +496,38 @@ TEST_CASE("PassMemory: 8 threads passing and repeating triplets get the answers 
     CHECK(pm.size() <= 64);
     CHECK(pm.hits() > 0);
 }
+
+TEST_CASE("PassMemory: a full memory drops what expired, and everything when that frees under a quarter",
+          "[state]") {
+    auto behind = std::make_shared<Counting>();
+    PassMemory pm(behind, PassMemoryOptions{60, 4});
+    auto pass = [&](int i, UnixTime at) {
+        step(pm, i, i, at - 300);
+        REQUIRE(step(pm, i, i, at).state == TripletState::passed_now);
+    };
+    pass(1, T0);
+    pass(2, T0);  // both remembered until T0 + 60
+    pass(3, T0 + 50);
+    pass(4, T0 + 50);
+    REQUIRE(pm.size() == 4);
+    pass(5, T0 + 70);  // full: 1 and 2 expired (half): 3 and 4 stay
+    CHECK(pm.size() == 3);
+    int asked = behind->greylists;
+    CHECK(step(pm, 3, 3, T0 + 71).state == TripletState::passed);
+    CHECK(behind->greylists == asked);  // still remembered
+    pass(6, T0 + 71);
+    REQUIRE(pm.size() == 4);
+    pass(7, T0 + 72);  // full, nothing expired: everything goes, then 7
+    CHECK(pm.size() == 1);
+    // Too little expired (1 of 8): not walked again at the next insert, cleared.
+    PassMemory eight(behind, PassMemoryOptions{60, 8});
+    auto pass8 = [&](int i, UnixTime at) {
+        step(eight, i, i, at - 300);
+        REQUIRE(step(eight, i, i, at).state == TripletState::passed_now);
+    };
+    pass8(100, T0);
+    for (int i = 101; i < 108; ++i) pass8(i, T0 + 50);
+    REQUIRE(eight.size() == 8);
+    pass8(108, T0 + 61);
+    CHECK(eight.size() == 1);
+}
