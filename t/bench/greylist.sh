@@ -10,20 +10,40 @@
 # seconds, so all are measured in ONE regmilter process, switched by
 # SIGHUP (a reload keeps the DNS cache; memory <-> Redis carries the
 # greylisting state over through a snapshot file), in short runs that
-# alternate off, rcpt, memory, redis, redis-direct (in a shuffled order
-# each round) round after round. "redis" is the default configuration ([state] pass_cache = 60:
-# a pass Redis gave is answered again for 60 s without asking it);
-# "redis-direct" has pass_cache = 0, a Redis round trip for every recipient.
-# The targets are the medians of the per-round ratios on ÷ off and p99
-# rises. "rcpt" is greylisting off with RCPT TO answered (exempt_recipients),
-# the negotiation greylisting needs: the second table splits greylisting's
-# cost into the protocol's (one more answered command per transaction) and
-# the store's.
+# alternate off, off-again, rcpt, memory, redis, redis-direct (in a shuffled
+# order each round) round after round. "redis" is the default configuration
+# ([state] pass_cache = 60: a pass Redis gave is answered again for 60 s
+# without asking it); "redis-direct" has pass_cache = 0, a Redis round trip
+# for every recipient. "off-again" is off once more, the control: how far
+# two runs of the same configuration land apart is what the method can
+# resolve. "rcpt" is greylisting off with RCPT TO answered
+# (exempt_recipients), the negotiation greylisting needs: the last table
+# splits greylisting's cost into the protocol's (one more answered command
+# per transaction) and the store's.
 #
-#   t/bench/greylist.sh [--rounds N] [--concurrency C[,C...]] [--seconds S] [--lines K] [--quick]
+# Two kinds of run:
+# - closed loop (milter-bench --concurrency C): C sessions, each starting
+#   its next transaction when the last is answered; the milter is saturated
+#   from c = 8 on, and a transaction's latency is mostly its wait in the
+#   queue (Little's law: mean latency = C ÷ throughput, so a few per cent of
+#   throughput is a few per cent of latency);
+# - open loop (milter-bench --rate R, at most C in flight, C the largest of
+#   --concurrency): transactions arrive at a constant rate R = L × off's
+#   closed-loop throughput at that C (the median of its rounds), L from
+#   --loads; a latency counts from the arrival, waits included. This is the
+#   latency a relay sees below saturation.
+# The targets are the medians of the per-round ratios on ÷ off and p99
+# rises, and the p99 over every transaction of all rounds (pooled).
+#
+#   t/bench/greylist.sh [--rounds N] [--concurrency C[,C...]] [--loads L[,L...]] [--seconds S] [--lines K] [--quick]
 #
 #   --rounds       rounds (default 7; --quick: 3)
 #   --concurrency  default 1,8,32 (--quick: 8)
+#   --loads        open-loop loads, fractions of off's throughput (default
+#                  0.5; "none": no open-loop runs). Nearer 1 the queue a
+#                  stall of the machine leaves takes ever longer to drain
+#                  (at 0.7 a 10 ms stall costs 23 ms more), and p99 measures
+#                  the stalls.
 #   --seconds      per run (default 2; --quick: 1)
 #   --lines        workload lines (default 2000; --quick: 400)
 # Every workload line is sent once under memory and once under Redis first
@@ -41,15 +61,16 @@ top=$(cd "$here/../.." && pwd)
 BUILD=$(cd "${BUILD:-$top/build}" && pwd) || exit 1
 export BUILD
 
-rounds=7 conc=1,8,32 seconds=2 lines=2000 args="$*"
+rounds=7 conc=1,8,32 loads=0.5 seconds=2 lines=2000 args="$*"
 while [ $# -gt 0 ]; do
     case $1 in
-    --quick) rounds=3 conc=8 seconds=1 lines=400; shift; continue ;;
+    --quick) rounds=3 conc=8 loads=0.5 seconds=1 lines=400; shift; continue ;;
     --rounds) rounds=$2 ;;
     --concurrency) conc=$2 ;;
+    --loads) loads=$2 ;;
     --seconds) seconds=$2 ;;
     --lines) lines=$2 ;;
-    *) echo "usage: greylist.sh [--rounds N] [--concurrency C[,C...]] [--seconds S] [--lines K] [--quick]" >&2; exit 2 ;;
+    *) echo "usage: greylist.sh [--rounds N] [--concurrency C[,C...]] [--loads L[,L...]|none] [--seconds S] [--lines K] [--quick]" >&2; exit 2 ;;
     esac
     shift 2 || exit 2
 done
@@ -85,12 +106,12 @@ nsd_start "$WORKLOAD" || exit 1
 unbound_start "$NSD_PORT" || exit 1
 redis_bench_start || { echo "# skip: $MILTER_SKIP"; exit 77; }
 
-# The three configurations of one process; the memory store's snapshot
+# The configurations of one process; the memory store's snapshot
 # carries its state over a switch to Redis and back.
 MILTER_SOCK=$T/regmilter.sock
 variant_ini() {
     case $1 in
-    off) regmilter_ini tag memory "snapshot = $T/state" ;;
+    off | off-again) regmilter_ini tag memory "snapshot = $T/state" ;;
     # Greylisting off, but RCPT TO answered as greylisting needs it
     # (policy::stage_needs): the protocol's share of greylisting's cost. No
     # workload recipient is abuse@ (they are postmaster@): SPF refusals move
@@ -117,43 +138,78 @@ switch() {
 }
 _reloaded() { [ "$(grep -c 'reloaded ' "$T/regmilter.log")" -gt "$1" ]; }
 
-# bench C COUNT SECONDS LABEL [LATENCIES]: milter-bench's line; every
-# transaction's latency appended to LATENCIES.
+# bench C COUNT SECONDS LABEL [LATENCIES [RATE]]: milter-bench's line; every
+# transaction's latency appended to LATENCIES; RATE: open loop.
 bench() {
     "$BUILD/t/milter-bench" --socket "unix:$MILTER_SOCK" --pid "$GREY_PID" --cpu "resolver=$UNBOUND_PID" \
         --cpu "redis=$REDIS_BENCH_PID" --workload "$T/lines" --concurrency "$1" --count "$2" \
-        --max-seconds "$3" --label "$4" ${5:+--latencies "$5"}
+        --max-seconds "$3" --label "$4" ${5:+--latencies "$5"} ${6:+--rate "$6"}
+}
+
+VARIANTS="off off-again rcpt memory redis redis-direct"
+
+# round KEY C ROUND SEED [RATE]: every variant once, in an order shuffled by
+# SEED (a rerun repeats it, and no variant always follows the same one),
+# each run's line appended to $T/runs under c=KEY.
+round() {
+    for v in $(printf '%s\n' $VARIANTS |
+        awk -v seed="$4" 'BEGIN { srand(seed) } { print rand(), $0 }' | sort -n | cut -d' ' -f2); do
+        switch "$v"
+        # A reload swaps the store (the memory store saves and loads its
+        # snapshot): not what is measured, so every variant starts settled.
+        sleep 0.3
+        bench "$2" 1000000 "$seconds" measured "$T/lat-$v-$1" ${5:-} | awk -v v="$v" -v c="$1" -v r="$3" '
+            /^measured: / {
+                for (i = 2; i <= NF; i++) { split($i, kv, "="); x[kv[1]] = kv[2] }
+                printf "run variant=%s c=%s round=%s tx_per_s=%s p50_ms=%s p99_ms=%s milter_cpu_ms=%s redis_cpu_ms=%s rate=%s answers=%s\n", \
+                    v, c, r, x["tx_per_s"], x["p50_ms"], x["p99_ms"], x["milter_cpu_ms_per_tx"], x["redis_cpu_ms_per_tx"], x["rate"], x["answers"]
+            }' | tee -a "$T/runs"
+    done
 }
 
 echo "# greylisting on ÷ off: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# one regmilter switched by SIGHUP; $rounds round(s) of off, rcpt, memory, redis, redis-direct at c=$conc, $seconds s a run," \
-    "$lines workload lines"
+echo "# one regmilter switched by SIGHUP; $rounds round(s) of $VARIANTS at c=$conc (closed loop)" \
+    "and at loads $loads of off's throughput (open loop), $seconds s a run, $lines workload lines"
 for v in memory redis; do
     switch "$v"
     bench 8 "$lines" 300 "warm-up-$v" | sed 's/^/# /'
 done
 sleep 1.1
 : > "$T/runs"
+keys=""
+cmax=0
 for c in $(echo "$conc" | tr ',' ' '); do
     r=1
     while [ "$r" -le "$rounds" ]; do
-        # A shuffled order each round (seeded by c and the round: a rerun
-        # repeats it), so that no variant always follows the same one.
-        for v in $(printf '%s\n' off rcpt memory redis redis-direct |
-            awk -v seed="$((c * 1000 + r))" 'BEGIN { srand(seed) } { print rand(), $0 }' | sort -n | cut -d' ' -f2); do
-            switch "$v"
-            bench "$c" 1000000 "$seconds" measured "$T/lat-$v-$c" | awk -v v="$v" -v c="$c" -v r="$r" '
-                /^measured: / {
-                    for (i = 2; i <= NF; i++) { split($i, kv, "="); x[kv[1]] = kv[2] }
-                    printf "run variant=%s c=%s round=%s tx_per_s=%s p50_ms=%s p99_ms=%s milter_cpu_ms=%s redis_cpu_ms=%s answers=%s\n", \
-                        v, c, r, x["tx_per_s"], x["p50_ms"], x["p99_ms"], x["milter_cpu_ms_per_tx"], x["redis_cpu_ms_per_tx"], x["answers"]
-                }' | tee -a "$T/runs"
-        done
+        round "$c" "$c" "$r" "$((c * 1000 + r))"
         r=$((r + 1))
     done
+    keys="$keys${keys:+,}$c"
+    [ "$c" -gt "$cmax" ] && cmax=$c
+done
+# Open loop: L × off's closed-loop throughput at the largest c (the median
+# of its rounds), at most that many transactions in flight.
+off_tx=$(awk -v c="$cmax" '$2 == "variant=off" && $3 == "c=" c { split($5, a, "="); print a[2] }' "$T/runs" |
+    sort -n | awk '{ a[NR] = $1 } END { if (NR) print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }')
+[ "$loads" = none ] && loads=""
+li=0
+for l in $(echo "$loads" | tr ',' ' '); do
+    li=$((li + 1))
+    rate=$(awk -v l="$l" -v t="${off_tx:-0}" 'BEGIN { printf "%.0f", l * t }')
+    [ "$rate" -ge 1 ] || { echo "greylist: no closed-loop throughput of off at c=$cmax for --loads" >&2; exit 1; }
+    echo "# open loop at $l × off's $off_tx tx/s at c=$cmax: $rate transactions/s, at most $cmax in flight"
+    r=1
+    while [ "$r" -le "$rounds" ]; do
+        round "open$l" "$cmax" "$r" "$((9000000 + li * 1000 + r))" "$rate"
+        r=$((r + 1))
+    done
+    keys="$keys,open$l"
 done
 stop_pid "$GREY_PID" 1
 GREY_PID=""
+
+# The c column: "32" for a closed-loop run, "32 @ 0.8× load" for open loop.
+SHOW_KEY='function show(k) { return k ~ /^open/ ? cmax " @ " substr(k, 5) "× load" : k }'
 
 # pooled: p99 over every transaction a variant served in all its rounds
 # (the shuffled order gives each variant the same mix of the machine's
@@ -166,26 +222,30 @@ echo "## p99 over all rounds' transactions, greylisting on against off"
 echo
 echo "| c | variant | transactions | p99 ms | rise over off ms | ≤ +0.5 ms |"
 echo "|---:|---|---:|---:|---:|---|"
-for c in $(echo "$conc" | tr ',' ' '); do
+for k in $(echo "$keys" | tr ',' ' '); do
     off_p99=""
-    for v in off rcpt memory redis redis-direct; do
-        f=$T/lat-$v-$c
+    for v in $VARIANTS; do
+        f=$T/lat-$v-$k
         [ -s "$f" ] || continue
         set -- $(sort -n "$f" | awk '{ a[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; print NR, a[i] }')
         [ "$v" = off ] && off_p99=$2
-        awk -v c="$c" -v v="$v" -v n="$1" -v p="$2" -v o="$off_p99" 'BEGIN {
-            if (v == "off") { printf "| %s | %s | %d | %.2f | | |\n", c, v, n, p; exit }
-            r = p - o; printf "| %s | %s | %d | %.2f | %+.2f | %s |\n", c, v, n, p, r, (v == "rcpt" ? "(reference)" : r <= 0.5 ? "yes" : "**no**") }'
+        awk -v k="$k" -v cmax="$cmax" -v v="$v" -v n="$1" -v p="$2" -v o="$off_p99" "$SHOW_KEY"'
+        BEGIN {
+            if (v == "off") { printf "| %s | %s | %d | %.2f | | |\n", show(k), v, n, p; exit }
+            r = p - o
+            mark = v == "rcpt" ? "(reference)" : v == "off-again" ? "(control)" : r <= 0.5 ? "yes" : "**no**"
+            printf "| %s | %s | %d | %.2f | %+.2f | %s |\n", show(k), v, n, p, r, mark }'
     done
 done
 }
 
-# table BASE TITLE: greylisting on against the runs of variant BASE.
+# table BASE TITLE: greylisting on (and the control) against the runs of
+# variant BASE.
 table() {
 echo
 echo "## $2 (medians of $rounds round(s); ratios within each round)"
 echo
-awk -v conc="$conc" -v base="$1" '
+awk -v keys="$keys" -v cmax="$cmax" -v base="$1" "$SHOW_KEY"'
 function median(list,    n, a, i, j, t) {
     n = split(list, a, " ")
     for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
@@ -200,13 +260,13 @@ function add(key, x) { lists[key] = lists[key] (lists[key] == "" ? "" : " ") x }
     rounds[kv["round"]] = 1
 }
 END {
-    nc = split(conc, cs, ",")
-    print "| c | store | off tx/s | on tx/s | on ÷ off | ≥ 0.9× | off p99 ms | on p99 ms | p99 rise ms | ≤ +0.5 ms | milter CPU ms/tx, off → on | Redis CPU ms/tx |"
+    nc = split(keys, cs, ",")
+    print "| c | store | " base " tx/s | on tx/s | on ÷ " base " | ≥ 0.9× | " base " p99 ms | on p99 ms | p99 rise ms | ≤ +0.5 ms | milter CPU ms/tx, " base " → on | Redis CPU ms/tx |"
     print "|---:|---|---:|---:|---:|---|---:|---:|---:|---|---|---:|"
     for (ci = 1; ci <= nc; ci++) {
         c = cs[ci]
-        for (bi = 1; bi <= 3; bi++) {
-            b = bi == 1 ? "memory" : bi == 2 ? "redis" : "redis-direct"
+        for (bi = 1; bi <= 4; bi++) {
+            b = bi == 1 ? "memory" : bi == 2 ? "redis" : bi == 3 ? "redis-direct" : "off-again"
             delete lists
             for (rd in rounds) {
                 off = rd SUBSEP base SUBSEP c; on = rd SUBSEP b SUBSEP c
@@ -217,10 +277,12 @@ END {
             }
             if (lists["ratio"] == "") continue
             ratio = median(lists["ratio"]); rise = median(lists["rise"])
-            printf "| %s | %s | %.0f | %.0f | %.2f× | %s | %.2f | %.2f | %+.2f | %s | %.3f → %.3f | %s |\n", c, b, \
-                median(lists["offtx"]), median(lists["ontx"]), ratio, (ratio >= 0.9 ? "yes" : "**no**"), \
-                median(lists["offp99"]), median(lists["onp99"]), rise, (rise <= 0.5 ? "yes" : "**no**"), \
-                median(lists["offcpu"]), median(lists["oncpu"]), (b != "memory" ? sprintf("%.3f", median(lists["redis"])) : "-")
+            control = b == "off-again"
+            printf "| %s | %s | %.0f | %.0f | %.2f× | %s | %.2f | %.2f | %+.2f | %s | %.3f → %.3f | %s |\n", show(c), \
+                control ? "off-again (control)" : b, median(lists["offtx"]), median(lists["ontx"]), ratio, \
+                (control ? "" : ratio >= 0.9 ? "yes" : "**no**"), median(lists["offp99"]), median(lists["onp99"]), rise, \
+                (control ? "" : rise <= 0.5 ? "yes" : "**no**"), median(lists["offcpu"]), median(lists["oncpu"]), \
+                (b ~ /^redis/ ? sprintf("%.3f", median(lists["redis"])) : "-")
         }
     }
 }' "$T/runs"

@@ -71,6 +71,18 @@ for shape in all floor; do
     check_match "milter-bench against the $shape shape: every transaction continues" \
         "$(cat "$work/$shape.out")" "*transactions=50 errors=0 *answers=c:50"
 done
+# Open loop: transaction n is due at n ÷ 100 s, none started after the 1 s
+# limit, so exactly 101 of the 1,000 (a closed loop does them all at once).
+"$BUILD/t/milter-bench" --socket "unix:$work/all.sock" --pid "$pid" --workload "$W/workload" \
+    --count 1000 --concurrency 4 --max-seconds 1 --rate 100 --label open > "$work/open.out" 2>&1
+check "milter-bench --rate: a count it does not reach is exit status 1" "$?" 1
+check_match "milter-bench --rate 100 for 1 s starts 101 transactions, all answered" \
+    "$(cat "$work/open.out")" "*transactions=101 errors=0 * rate=100 *answers=c:101"
+"$BUILD/t/milter-bench" --socket "unix:$work/all.sock" --pid "$pid" --count 5 --rate 0.5 > /dev/null 2> "$work/rate.err"
+check "milter-bench: --rate under 1 is bad usage" "$?" 2
+check_match "milter-bench says the --rate range" "$(cat "$work/rate.err")" "*--rate 1..100000*"
+"$BUILD/t/milter-bench" --socket "unix:$work/all.sock" --pid "$pid" --count 5 --rate 10 --hold yes > /dev/null 2> "$work/rate.err"
+check "milter-bench: --rate with --hold is bad usage" "$?" 2
 printf '198.18.0.2 host helo user@d0001.bench\n' > "$work/short"
 "$BUILD/t/milter-bench" --socket "unix:$work/all.sock" --pid 1 --workload "$work/short" > /dev/null 2> "$work/short.err"
 check "milter-bench: a short workload line is bad usage" "$?" 2

@@ -11,7 +11,7 @@
 //                     [--count N] [--concurrency C] [--max-seconds S]
 //                     [--ip-base A.B.C.] [--ip-first N] [--ip-span K] [--from ADDR] [--rcpt ADDR]
 //                     [--helo NAME] [--workload FILE] [--cpu NAME=PID]... [--label TEXT] [--hold yes]
-//                     [--latencies FILE]
+//                     [--latencies FILE] [--rate R]
 //
 // --workload FILE: one transaction per line, "IP HOSTNAME HELO MAIL-FROM RCPT"
 //   (addresses without <>; "-" for an empty MAIL FROM); transaction n uses
@@ -25,6 +25,13 @@
 //   first transaction goes on: that many connections open at once (a burst).
 // --latencies FILE: also append every answered transaction's latency (ms, one
 //   a line) to FILE, to pool the transactions of several runs.
+// --rate R: open loop. Transaction n is due R-th of a second after n-1 (a
+//   constant arrival rate, as from many independent clients), whatever the
+//   milter's answers; --concurrency caps the transactions in flight. A
+//   latency counts from the due time, so one that waited for a free slot
+//   counts its wait (no coordinated omission). Without --rate each of the
+//   --concurrency slots starts its next transaction when the last one is
+//   answered (closed loop, the milter saturated). Not with --hold.
 // Errors: "errors" counts transactions without a final answer, "refused"
 //   those of them whose connection could not be opened at all.
 // Exit status 0 when every transaction got a final answer, 1 otherwise, 2 on bad arguments.
@@ -86,6 +93,7 @@ struct Options {
     std::vector<Envelope> workload;                    // --workload: one per line
     std::vector<std::pair<std::string, long>> cpu_of;  // --cpu NAME=PID
     bool hold = false;
+    double rate = 0;  // --rate: transactions per second, open loop; 0 = closed loop
 };
 
 // --hold: the first transaction of each thread waits here, once connected.
@@ -160,9 +168,10 @@ Envelope envelope_for(const Options& o, int n) {
     return Envelope{ip, "client.example", o.helo, o.from, o.rcpt};
 }
 
-Result transaction(const Options& o, int n, Gate* gate) {
+// `due`: when the transaction was due (--rate), the start of its latency.
+Result transaction(const Options& o, int n, Gate* gate, const Clock::time_point* due) {
     Result res;
-    auto t0 = Clock::now();
+    auto t0 = due ? *due : Clock::now();
     const Envelope e = envelope_for(o, n);
     Session s;
     std::string error;
@@ -293,7 +302,7 @@ long tree_kib(long root, const char* key) {
                  "milter-bench: %s\nusage: milter-bench --socket SPEC --pid PID [--count N] "
                  "[--concurrency C] [--max-seconds S] [--ip-base A.B.C.] [--ip-first N] "
                  "[--ip-span K] [--from <ADDR>] [--rcpt <ADDR>] [--helo NAME] [--workload FILE] "
-                 "[--cpu NAME=PID]... [--label TEXT] [--hold yes] [--latencies FILE]\n",
+                 "[--cpu NAME=PID]... [--label TEXT] [--hold yes] [--latencies FILE] [--rate R]\n",
                  why.c_str());
     std::exit(2);
 }
@@ -367,6 +376,8 @@ int main(int argc, char** argv) {
             o.helo = v;
         else if (a == "--latencies")
             o.latencies = v;
+        else if (a == "--rate")
+            o.rate = std::atof(v.c_str());
         else if (a == "--label")
             o.label = v;
         else if (a == "--hold")
@@ -385,6 +396,8 @@ int main(int argc, char** argv) {
     if (o.count < 1 || o.count > 1000000 || o.concurrency < 1 || o.concurrency > 4000 || o.max_seconds < 1 ||
         o.max_seconds > 3600)
         usage("--count 1..1000000, --concurrency 1..4000, --max-seconds 1..3600");
+    if (o.rate != 0 && !(o.rate >= 1 && o.rate <= 100000)) usage("--rate 1..100000 transactions per second");
+    if (o.rate != 0 && o.hold) usage("--rate and --hold do not go together");
 
     std::atomic<int> next{0};
     std::mutex mu;
@@ -404,8 +417,16 @@ int main(int argc, char** argv) {
             bool first = true;
             for (;;) {
                 int n = next++;
-                if (n >= o.count || Clock::now() > stop_at) return;
-                Result r = transaction(o, n, o.hold && first ? &gate : nullptr);
+                if (n >= o.count) return;
+                Clock::time_point due;
+                if (o.rate > 0) {
+                    due = t0 + std::chrono::duration_cast<Clock::duration>(
+                                   std::chrono::duration<double>(n / o.rate));
+                    if (due > stop_at) return;
+                    std::this_thread::sleep_until(due);
+                } else if (Clock::now() > stop_at)
+                    return;
+                Result r = transaction(o, n, o.hold && first ? &gate : nullptr, o.rate > 0 ? &due : nullptr);
                 first = false;
                 std::lock_guard<std::mutex> lock(mu);
                 if (!r.ok) {
@@ -431,10 +452,11 @@ int main(int argc, char** argv) {
     auto pct = [&](double q) { return done ? lat[std::min(done - 1, size_t(q * double(done)))] : 0.0; };
     auto per_tx_ms = [&](double seconds) { return done ? seconds * 1e3 / double(done) : 0.0; };
     std::printf(
-        "%s: transactions=%zu errors=%d refused=%d concurrency=%d seconds=%.2f tx_per_s=%.1f p50_ms=%.2f "
+        "%s: transactions=%zu errors=%d refused=%d concurrency=%d rate=%.0f seconds=%.2f tx_per_s=%.1f "
+        "p50_ms=%.2f "
         "p99_ms=%.2f max_ms=%.2f cpu_us_per_tx=%.0f milter_cpu_ms_per_tx=%.4f",
-        o.label.c_str(), done, errors, refused, o.concurrency, wall, done / wall, pct(0.50), pct(0.99),
-        done ? lat.back() : 0.0, per_tx_ms(cpu) * 1e3, per_tx_ms(cpu));
+        o.label.c_str(), done, errors, refused, o.concurrency, o.rate, wall, done / wall, pct(0.50),
+        pct(0.99), done ? lat.back() : 0.0, per_tx_ms(cpu) * 1e3, per_tx_ms(cpu));
     for (size_t i = 0; i < o.cpu_of.size(); ++i)
         std::printf(" %s_cpu_ms_per_tx=%.4f", o.cpu_of[i].first.c_str(),
                     per_tx_ms(cpu_seconds(o.cpu_of[i].second) - others0[i]));
