@@ -64,7 +64,7 @@ export BUILD
 rounds=7 conc=1,8,32 loads=0.5 seconds=2 lines=2000 args="$*"
 while [ $# -gt 0 ]; do
     case $1 in
-    --quick) rounds=3 conc=8 loads=0.5 seconds=1 lines=400; shift; continue ;;
+    --quick) rounds=3 conc=8 seconds=1 lines=400; shift; continue ;;
     --rounds) rounds=$2 ;;
     --concurrency) conc=$2 ;;
     --loads) loads=$2 ;;
@@ -73,6 +73,11 @@ while [ $# -gt 0 ]; do
     *) echo "usage: greylist.sh [--rounds N] [--concurrency C[,C...]] [--loads L[,L...]|none] [--seconds S] [--lines K] [--quick]" >&2; exit 2 ;;
     esac
     shift 2 || exit 2
+done
+[ "$loads" = none ] && loads=""
+for l in $(echo "$loads" | tr ',' ' '); do
+    awk -v l="$l" 'BEGIN { exit !(l ~ /^(0?\.[0-9]+|1(\.0*)?)$/ && l + 0 > 0) }' ||
+        { echo "greylist: --loads wants fractions in (0, 1], got $l" >&2; exit 2; }
 done
 
 # Into a private network and mount namespace, as compare.sh does.
@@ -191,7 +196,6 @@ done
 # of its rounds), at most that many transactions in flight.
 off_tx=$(awk -v c="$cmax" '$2 == "variant=off" && $3 == "c=" c { split($5, a, "="); print a[2] }' "$T/runs" |
     sort -n | awk '{ a[NR] = $1 } END { if (NR) print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }')
-[ "$loads" = none ] && loads=""
 li=0
 for l in $(echo "$loads" | tr ',' ' '); do
     li=$((li + 1))

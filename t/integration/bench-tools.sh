@@ -81,6 +81,8 @@ check_match "milter-bench --rate 100 for 1 s starts 101 transactions, all answer
 "$BUILD/t/milter-bench" --socket "unix:$work/all.sock" --pid "$pid" --count 5 --rate 0.5 > /dev/null 2> "$work/rate.err"
 check "milter-bench: --rate under 1 is bad usage" "$?" 2
 check_match "milter-bench says the --rate range" "$(cat "$work/rate.err")" "*--rate 1..100000*"
+"$BUILD/t/milter-bench" --socket "unix:$work/all.sock" --pid "$pid" --count 5 --rate 10x > /dev/null 2> "$work/rate.err"
+check "milter-bench: --rate 10x is bad usage, not a closed loop" "$?" 2
 "$BUILD/t/milter-bench" --socket "unix:$work/all.sock" --pid "$pid" --count 5 --rate 10 --hold yes > /dev/null 2> "$work/rate.err"
 check "milter-bench: --rate with --hold is bad usage" "$?" 2
 printf '198.18.0.2 host helo user@d0001.bench\n' > "$work/short"

@@ -25,7 +25,7 @@
 //   first transaction goes on: that many connections open at once (a burst).
 // --latencies FILE: also append every answered transaction's latency (ms, one
 //   a line) to FILE, to pool the transactions of several runs.
-// --rate R: open loop. Transaction n is due R-th of a second after n-1 (a
+// --rate R: open loop. Transaction n is due n/R seconds after the start (a
 //   constant arrival rate, as from many independent clients), whatever the
 //   milter's answers; --concurrency caps the transactions in flight. A
 //   latency counts from the due time, so one that waited for a free slot
@@ -376,9 +376,12 @@ int main(int argc, char** argv) {
             o.helo = v;
         else if (a == "--latencies")
             o.latencies = v;
-        else if (a == "--rate")
-            o.rate = std::atof(v.c_str());
-        else if (a == "--label")
+        else if (a == "--rate") {
+            char* end = nullptr;
+            o.rate = std::strtod(v.c_str(), &end);
+            if (v.empty() || *end != '\0' || !(o.rate >= 1 && o.rate <= 100000))
+                usage("--rate 1..100000 transactions per second, got " + v);
+        } else if (a == "--label")
             o.label = v;
         else if (a == "--hold")
             o.hold = v == "yes" || v == "1";
@@ -396,7 +399,6 @@ int main(int argc, char** argv) {
     if (o.count < 1 || o.count > 1000000 || o.concurrency < 1 || o.concurrency > 4000 || o.max_seconds < 1 ||
         o.max_seconds > 3600)
         usage("--count 1..1000000, --concurrency 1..4000, --max-seconds 1..3600");
-    if (o.rate != 0 && !(o.rate >= 1 && o.rate <= 100000)) usage("--rate 1..100000 transactions per second");
     if (o.rate != 0 && o.hold) usage("--rate and --hold do not go together");
 
     std::atomic<int> next{0};
