@@ -450,6 +450,17 @@ Reply decide_rcpt(const Facts& facts, const Recipient& rcpt, const Config& cfg) 
     }
 }
 
+bool rcpt_always_continues(const Facts& facts, const Config& cfg) noexcept {
+    try {
+        // decide_rcpt's refusals: a deferred MAIL FROM verdict, the opt-outs
+        // of bulk mail; throttle_rcpt's: greylisting, the recipients' limit.
+        if (!cfg.exemptions.recipients.empty() && refuses(mail_verdict(facts, cfg).action)) return false;
+        return !facts.mail.envelope_bulk.any() && !facts.throttle.greylist && !facts.throttle.limited;
+    } catch (...) {
+        return false;
+    }
+}
+
 namespace {
 
 // The data stage's bulk verdict per recipient (DESIGN "[bulk] action") into

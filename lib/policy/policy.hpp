@@ -274,6 +274,12 @@ Reply decide_helo(const Facts& facts, const config::Config& cfg) noexcept;
 // recipient but the exempt ones, which are accepted ("exempt:...").
 Reply decide_mail(const Facts& facts, const config::Config& cfg) noexcept;
 Reply decide_rcpt(const Facts& facts, const Recipient& rcpt, const config::Config& cfg) noexcept;
+// After a MAIL FROM that went on (facts.throttle planned): true when every
+// recipient of the transaction is answered continue at RCPT TO, whoever it
+// is: no MAIL FROM refusal deferred to the recipients, no bulk signal (so no
+// opt-out refusal), neither greylisting nor a rate limit for this client.
+// The master answers such a transaction's RCPT TO itself (daemon proxy).
+bool rcpt_always_continues(const Facts& facts, const config::Config& cfg) noexcept;
 // `rcpt` (without <>) is one of [policy] exempt_recipients: the address, or
 // its local part (with or without its +detail) at any domain when the entry
 // is "local@". RCPT TO:<Postmaster> (no domain) matches "postmaster@".

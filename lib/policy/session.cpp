@@ -310,6 +310,10 @@ Reply Session::rcpt(std::string_view arg, const Macros& macros) noexcept {
     });
 }
 
+bool Session::rcpt_continues() const noexcept {
+    return rt_ && !degraded_ && !accepted_ && failure_.empty() && rcpt_always_continues(facts_, cfg());
+}
+
 Reply Session::header(std::string_view name, std::string_view value) noexcept {
     observe_header(facts_.data, name, value, facts_.authserv_id);
     try {

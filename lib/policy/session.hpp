@@ -90,6 +90,10 @@ public:
     // `arg`: the MTA's first argument ("<alice@example.org>", "<>").
     Reply mail(std::string_view arg, const Macros& macros) noexcept;
     Reply rcpt(std::string_view arg, const Macros& macros) noexcept;
+    // Right after mail() answered continue: every RCPT TO of this
+    // transaction will be answered continue (policy::rcpt_always_continues),
+    // and no failure is pending that a later answer would carry.
+    bool rcpt_continues() const noexcept;
     // One header; never refuses (the MTA may not take a reply here): a
     // failure is answered at end of headers.
     Reply header(std::string_view name, std::string_view value) noexcept;

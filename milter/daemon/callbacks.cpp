@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "channel.hpp"
 #include "log.hpp"
 #include "mta.hpp"
 #include "policy/session.hpp"
@@ -23,6 +24,7 @@ using policy::Reply;
 using policy::Stage;
 
 Service* g_service = nullptr;  // set once by install_service() before smfi_main
+int g_hint_channel = -1;       // set once by set_rcpt_hints() before smfi_main
 
 // The macros the policy reads, asked for with smfi_setsymlist at the stage
 // where the MTA knows them.
@@ -89,6 +91,7 @@ struct Connection {
     std::optional<policy::Reply> held;
     Stage held_stage = Stage::helo;
     bool header_noreply = false;  // SMFIP_NR_HDR negotiated
+    uint64_t mails = 0;           // MAIL FROM callbacks so far (the master counts them too)
     policy::Session session;      // last: its environment reads the members above
 };
 
@@ -227,11 +230,26 @@ sfsistat on_helo(SMFICTX* ctx, char* helo) noexcept {
     });
 }
 
+// Tells the master that this transaction's RCPT TO are all answered
+// continue (set_rcpt_hints), before libmilter sends the MAIL FROM reply.
+// A hint that cannot go (no master, a full channel) only leaves the
+// answering to this process, as without it.
+void hint_rcpt(SMFICTX* ctx, const Connection& c) {
+    const char* session = smfi_getsymval(ctx, const_cast<char*>("{regmilter_session}"));
+    if (!session || !*session) return;
+    send_message(g_hint_channel, std::string("rcpt\t") + session + "\t" + std::to_string(c.mails), false);
+}
+
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) noexcept {
     return guarded("mail", [&] {
         Connection& c = ensure_connection(ctx);
+        ++c.mails;
         const char* arg = argv && argv[0] ? argv[0] : "";
-        return answer(ctx, c, Stage::mail, c.session.mail(arg, macros_of(ctx)));
+        sfsistat status = answer(ctx, c, Stage::mail, c.session.mail(arg, macros_of(ctx)));
+        if (status == SMFIS_CONTINUE && g_hint_channel >= 0 && !c.held && !(c.protocol & SMFIP_NR_RCPT) &&
+            c.session.rcpt_continues())
+            hint_rcpt(ctx, c);
+        return status;
     });
 }
 
@@ -300,6 +318,10 @@ smfiDesc g_description = {
 };
 
 }  // namespace
+
+void set_rcpt_hints(int channel) {
+    g_hint_channel = channel;
+}
 
 smfiDesc& filter_description(Service& service) {
     g_service = &service;

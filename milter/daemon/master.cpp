@@ -402,6 +402,10 @@ int run_master(const MasterPlace& place, const config::Config& cfg) {
     proxy.stop();
     relay.join();
     sup.stop();
+    ProxyCounters c = proxy.counters();
+    log_line(LOG_INFO, "relayed " + std::to_string(c.accepted) + " session(s): " +
+                           std::to_string(c.master_answers) + " answer(s) in a worker's place, " +
+                           std::to_string(c.early_rcpts) + " RCPT TO answered at once on the worker's hint");
     return 0;
 }
 

@@ -139,6 +139,13 @@ struct Session {
     bool connect_macros = false;  // a connect-stage 'D' went since the last connect
     bool dropped_own_macro = false;
     Clock::time_point deadline = Clock::time_point::max();
+    // RCPT TO answered here (the worker's "rcpt" hint, read_hold_channel):
+    // MAIL commands libmilter took (its MAIL FROM callbacks), the one whose
+    // recipients the worker said all continue, and beside each reply
+    // conv.awaited() lists whether the MTA has it already.
+    uint64_t mails_taken = 0;
+    uint64_t rcpt_continue = 0;
+    std::deque<bool> answered_early;
 
     bool waiting_for_worker() const { return worker < 0 && !orphan && !closing; }
 };
@@ -164,7 +171,8 @@ struct Proxy::Impl {
     util::LockGuarded<Requests> requests;
 
     // Counters, read from any thread.
-    std::atomic<uint64_t> n_open{0}, n_accepted{0}, n_refused{0}, n_orphaned{0}, n_master{0}, n_worker{0};
+    std::atomic<uint64_t> n_open{0}, n_accepted{0}, n_refused{0}, n_orphaned{0}, n_master{0}, n_worker{0},
+        n_early{0};
     std::atomic<bool> listen_released{false};
 
     // Everything below: the relay's thread only.
@@ -394,12 +402,38 @@ struct Proxy::Impl {
                                    policy::replies::internal_error.xcode, settings.tempfail_text);
     }
 
+    // Whether the reply to the oldest command awaited went to the MTA from
+    // here already (answer_early); its entry goes once the reply is in.
+    static bool early_front(const Session& s) {
+        return !s.answered_early.empty() && s.answered_early.front();
+    }
+    static void reply_done(Session& s) {
+        if (!s.answered_early.empty()) s.answered_early.pop_front();
+    }
+
+    // An RCPT TO of the transaction the worker said every recipient
+    // continues in, with no answer before it still owed to the MTA: answered
+    // continue now, one hop instead of three, and relayed all the same (the
+    // worker's own continue is dropped).
+    bool answer_early(Session& s, char command, const m::Conversation::Step& step) {
+        if (command != m::command::rcpt || !step.taken || s.orphan || s.mails_taken == 0 ||
+            s.rcpt_continue != s.mails_taken ||
+            std::find(s.answered_early.begin(), s.answered_early.end(), false) != s.answered_early.end())
+            return false;
+        s.to_mta.append(m::encode(m::continue_reply()));
+        n_early++;
+        return true;
+    }
+
     // Answers every command the MTA still waits for. Returns how many.
     size_t answer_owed(Session& s) {
         size_t n = 0;
         while (!s.conv.awaited().empty()) {
             m::Frame f = master_answer(s, s.conv.awaited().front());
             s.conv.reply(f);
+            bool early = early_front(s);
+            reply_done(s);
+            if (early) continue;  // the MTA has its answer
             s.to_mta.append(m::encode(f));
             ++n;
         }
@@ -522,6 +556,8 @@ struct Proxy::Impl {
         if (c == m::command::connect) note_connect(s, f.data);
         if (c == m::command::helo) s.helo = std::string(f.data.c_str());
         m::Conversation::Step step = s.conv.command(f);
+        if (c == m::command::mail && step.taken) ++s.mails_taken;
+        if (step.answered) s.answered_early.push_back(answer_early(s, c, step));
         if (s.orphan) {
             if (step.answered) answer_owed(s);
             return;
@@ -588,6 +624,16 @@ struct Proxy::Impl {
                 return;
             }
             if (r.command == m::command::negotiate) s.from_mta.set_max_data(s.conv.max_data());
+            bool early = early_front(s);
+            if (r.effect == m::Conversation::Effect::answered) reply_done(s);
+            if (early) {  // the MTA has its answer: the worker's goes no further
+                if (r.effect == m::Conversation::Effect::answered && f.command != m::reply::continue_)
+                    log_line(LOG_WARNING,
+                             who(s) + " worker answered '" +
+                                 util::sanitize(std::string(1, f.command), util::TextUse::log_value) +
+                                 "' to an RCPT TO the master had answered continue");
+                continue;
+            }
             s.to_mta.append(m::encode(f));
         }
         flush_mta(s);
@@ -697,6 +743,20 @@ struct Proxy::Impl {
         after(id);
     }
 
+    // "rcpt\tID\tN": the worker's hint that the session's N-th transaction
+    // answers every RCPT TO continue. Taken only for the transaction open now
+    // (a late hint never reaches the next one).
+    void note_rcpt_hint(const std::string& rest) {
+        char* end = nullptr;
+        SessionId id = std::strtoull(rest.c_str(), &end, 10);
+        if (*end != '\t') return;
+        uint64_t n = std::strtoull(end + 1, nullptr, 10);
+        auto it = sessions.find(id);
+        if (it == sessions.end() || it->second->mails_taken != n || !it->second->conv.in_transaction())
+            return;
+        it->second->rcpt_continue = n;
+    }
+
     // "ready\tID" packets; at the end of the channel every held session goes on.
     void read_hold_channel() {
         std::string m;
@@ -708,6 +768,7 @@ struct Proxy::Impl {
                 return;
             }
             if (m.rfind("ready\t", 0) == 0) release_held(std::strtoull(m.c_str() + 6, nullptr, 10));
+            if (m.rfind("rcpt\t", 0) == 0) note_rcpt_hint(m.substr(5));
         }
     }
 
@@ -887,6 +948,7 @@ ProxyCounters Proxy::counters() const {
     c.orphaned = impl_->n_orphaned;
     c.master_answers = impl_->n_master;
     c.worker_connects = impl_->n_worker;
+    c.early_rcpts = impl_->n_early;
     return c;
 }
 

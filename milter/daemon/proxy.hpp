@@ -71,6 +71,7 @@ struct ProxyCounters {
     std::uint64_t orphaned = 0;         // sessions whose worker connection broke, or that never got one
     std::uint64_t master_answers = 0;   // answers the master gave in a worker's place
     std::uint64_t worker_connects = 0;  // connections made to a worker
+    std::uint64_t early_rcpts = 0;      // RCPT TO answered at once on the worker's hint
 };
 
 class Proxy {

@@ -342,6 +342,7 @@ int run_worker(const std::string& config_path, bool foreground, const WorkerPlac
     if (stats) serve_stats(*stats, service, metrics);
 
     Prefetcher prefetcher(service, place.hold);
+    set_rcpt_hints(place.hold);
     service.set_stage_deadline(
         [&prefetcher](policy::Stage st, const std::string& id) { return prefetcher.deadline_of(st, id); });
 

@@ -346,5 +346,10 @@ data: continue"
     check "memory: ... a registered client passes" "$(send M 198.51.100.7 carol@pass.spf.e2e.test h@dest.test)" "continue
 data: continue"
     host_stop M
+    # The registered client's RCPT TO can only continue: the worker said so
+    # after its MAIL FROM and the master answered it at once; the greylisted
+    # client's was the worker's to answer.
+    check_match "memory: one RCPT TO (the registered client's) answered by the master on the worker's hint" \
+        "$(grep -F 'RCPT TO answered at once' "$T/M.log" | tail -n 1)" "*, 1 RCPT TO answered at once on the worker's hint"
 fi
 finish

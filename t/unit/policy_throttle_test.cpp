@@ -509,3 +509,45 @@ TEST_CASE("regmilter-query's JSON: the state, greylist and ratelimit facts besid
     CHECK(contains(
         json, "\"code\":\"451\",\"xcode\":\"4.7.1\",\"text\":\"greylisted, please retry in 300 seconds\""));
 }
+
+TEST_CASE("rcpt_continues: after MAIL FROM, only when no recipient can be answered anything but continue",
+          "[throttle]") {
+    // After mail() answered continue, as the worker asks it.
+    auto continues = [](Rig& rig, const char* ip) {
+        policy::Session s(rig.env());
+        policy::ConnectInfo c;
+        c.ip = net::Address::parse(ip);
+        c.hostname = "mail.example.com";
+        s.connect(c);
+        s.helo("mail.example.com", {});
+        policy::Reply mail = s.mail("<alice@example.com>", {});
+        REQUIRE(mail.action == Action::continue_);
+        bool out = s.rcpt_continues();
+        // What it promised: every recipient continues.
+        if (out)
+            for (const char* r : {"<bob@example.org>", "<abuse@example.org>", "<postmaster@example.org>"})
+                CHECK(s.rcpt(r, {}).action == Action::continue_);
+        s.close();
+        return out;
+    };
+    SECTION("greylisting") {
+        Rig rig(cfg_text(""));
+        CHECK(continues(rig, "192.0.2.7"));          // registered
+        CHECK(continues(rig, "10.1.2.3"));           // trusted
+        CHECK_FALSE(continues(rig, "192.0.2.66"));   // unregistered: greylisted at RCPT TO
+        CHECK(continues(rig, "192.0.2.99"));         // registered and block-listed: never greylisted
+        CHECK_FALSE(continues(rig, "203.0.113.5"));  // unregistered and block-listed
+    }
+    SECTION("rate limits: a registered client counts its recipients") {
+        Rig rig(cfg_text("[ratelimit]\nregistered_recipients = 4\n"));
+        CHECK_FALSE(continues(rig, "192.0.2.7"));
+        CHECK(continues(rig, "10.1.2.3"));  // trusted: never limited
+    }
+    SECTION("exempt_recipients: a refused MAIL FROM waits for the recipients") {
+        Rig rig(
+            "[milter]\nauthserv_id = mx.example.org\n[registry reg]\nzone = reg.example\n"
+            "unregistered = reject\n[spf]\ncheck_helo = no\n[policy]\nexempt_recipients = abuse@\n");
+        CHECK(continues(rig, "192.0.2.7"));
+        CHECK_FALSE(continues(rig, "192.0.2.66"));  // refused, but abuse@ is accepted
+    }
+}

@@ -142,6 +142,7 @@ public:
     struct Options {
         uint32_t protocol = 0;
         char die_on = 0;
+        char tempfail_on = 0;  // answers that command with a 451 instead of continue
     };
     FakeWorker(std::string path, Options o) : path_(std::move(path)), opt_(o), listen_(listen_unix(path_)) {
         acceptor_ = std::thread([this] { accept_loop(); });
@@ -271,7 +272,9 @@ private:
                            send(fd, index, m::continue_reply());
                 } else if (std::string_view("CHMRTLNBU").find(c) != std::string_view::npos &&
                            !(opt_.protocol & no_reply_flag(c))) {
-                    open = send(fd, index, m::continue_reply());
+                    open = send(fd, index,
+                                c == opt_.tempfail_on ? m::reply_code_reply("451", "4.7.1", "not now")
+                                                      : m::continue_reply());
                 }
             }
         }
@@ -825,6 +828,76 @@ TEST_CASE("proxy: a hold channel carries the hold's request and its release; its
     Mta third(relay.path);
     start(third);
     CHECK(third.answer() == "continue");
+}
+
+TEST_CASE("proxy: the worker's rcpt hint: that transaction's RCPT TO answered by the master at once",
+          "[proxy]") {
+    TempDir dir;
+    Logs logs;
+    char tempfail_on = 0, die_on = 0;
+    SECTION("answered early, the worker's own continue dropped") {}
+    SECTION("a worker that answers otherwise: a warning, the MTA keeps the master's answer") {
+        tempfail_on = 'R';
+    }
+    SECTION("a worker that dies after an early answer: nothing answered twice") {
+        die_on = 'R';
+    }
+    FakeWorker::Options o;
+    o.tempfail_on = tempfail_on;
+    o.die_on = die_on;
+    FakeWorker worker(dir.path + "/worker.sock", o);
+    int sp[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
+    Relay relay(dir.path + "/public.sock", settings_with(10s));
+    relay.proxy->worker_up(dir.path + "/worker.sock");
+    relay.proxy->hold_channel(sp[0]);
+    auto hint = [&](const std::string& m) {
+        REQUIRE(::send(sp[1], m.data(), m.size(), 0) == ssize_t(m.size()));
+        std::this_thread::sleep_for(100ms);  // read by the relay before the MTA's next command
+    };
+    Mta mta(relay.path);
+    CHECK(mta.ask('O', negotiate(6, 0x1ff, 0x1fffff)) == "negotiate");
+    CHECK(mta.ask('C', connect_data("c.example", "192.0.2.7")) == "continue");
+    // Transaction 1, hinted: the RCPT TO is answered while the worker reads nothing.
+    CHECK(mta.ask('M', z("<a@example.net>")) == "continue");
+    hint("rcpt\t1\t1");
+    worker.pause_reading(true);
+    std::this_thread::sleep_for(50ms);  // past the fake worker's 20 ms poll
+    CHECK(mta.ask('R', z("<b@example.org>"), 2s) == "continue");
+    CHECK(mta.ask('R', z("<c@example.org>"), 2s) == "continue");
+    CHECK(relay.proxy->counters().early_rcpts == 2);
+    worker.pause_reading(false);
+    if (die_on) {
+        // The master answers what follows; the two early answers stay the only ones.
+        CHECK(mta.ask('T', "") == tempfail);
+        CHECK(mta.answer(300ms) == "error: timeout");
+        return;
+    }
+    CHECK(mta.ask('T', "") == "continue");  // the worker's continues to the RCPTs went no further
+    CHECK(mta.answer(300ms) == "error: timeout");
+    CHECK(mta.ask('N', "") == "continue");
+    CHECK(worker.commands(0).find("RRT") != std::string::npos);  // relayed all the same
+    if (tempfail_on) {
+        CHECK(eventually(
+            [&] { return logs.has("worker answered 'y' to an RCPT TO the master had answered continue"); }));
+        return;
+    }
+    CHECK(mta.ask('E', "") == "continue");
+    // Transaction 2: a late hint for transaction 1 is not taken; nor one for a
+    // transaction not begun.
+    CHECK(mta.ask('M', z("<a@example.net>")) == "continue");
+    hint("rcpt\t1\t1");
+    hint("rcpt\t1\t3");
+    hint("rcpt\t999\t2");  // no such session
+    worker.pause_reading(true);
+    std::this_thread::sleep_for(50ms);
+    mta.send('R', z("<b@example.org>"));
+    CHECK(mta.answer(300ms) == "error: timeout");  // the worker's to give
+    worker.pause_reading(false);
+    CHECK(mta.answer() == "continue");
+    CHECK(mta.ask('T', "") == "continue");
+    CHECK(mta.answer(300ms) == "error: timeout");
+    CHECK(relay.proxy->counters().early_rcpts == 2);  // none in transaction 2
 }
 
 TEST_CASE("proxy: libmilter sees the session macro the master adds, never the MTA's own",
