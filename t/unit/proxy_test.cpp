@@ -831,7 +831,7 @@ TEST_CASE("proxy: a hold channel carries the hold's request and its release; its
 }
 
 TEST_CASE("proxy: the worker's rcpt hint: that transaction's RCPT TO answered by the master at once",
-          "[proxy]") {
+          "[proxy][threads]") {
     TempDir dir;
     Logs logs;
     char tempfail_on = 0, die_on = 0;
