@@ -101,8 +101,11 @@ public:
     void close_idle();
     // The relay's thread reads releases from `fd` (SOCK_SEQPACKET, one
     // "ready\tID" per packet: the MAIL or RCPT the hold hook held for ID
-    // goes on) and gives it to the hold hook as HoldRequest::channel, to ask
-    // for them on. The proxy owns `fd`: it closes it at its end of file (then
+    // goes on) and hints ("rcpt\tID\tN": every RCPT TO of session ID's N-th
+    // MAIL, counting those libmilter took, is continue: the relay answers
+    // them at once, relays them still, and drops the worker's answers), and
+    // gives `fd` to the hold hook as HoldRequest::channel, to ask for
+    // releases on. The proxy owns `fd`: it closes it at its end of file (then
     // every held session is released), at the next hold_channel(), and at
     // destruction.
     void hold_channel(int fd);

@@ -15,6 +15,9 @@
 //                                       what its callback will ask, on a thread of the worker's
 //                                       own, bounded by stage_timeout_ms
 //   worker -> master   "ready\tID"      the prefetch of session ID is done (or ran out of time)
+//   worker -> master   "rcpt\tID\tN"    every RCPT TO of session ID's N-th transaction is
+//                                       answered continue (the MAIL FROM callback, before
+//                                       its reply): the master answers them itself
 //
 // The end of the channel (the master exits or dies) ends the worker at once.
 // Signals: every thread blocks all of them; the main thread takes SIGHUP,

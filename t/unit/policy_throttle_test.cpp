@@ -138,14 +138,19 @@ struct Tx {
     policy::Reply data;  // end of message, when a recipient was accepted
 };
 
-Tx send(Rig& rig, const char* ip, const std::vector<std::string>& rcpts, const policy::Macros& macros = {},
-        const char* from = "<alice@example.com>") {
-    policy::Session s(rig.env());
+// Connects `s` from `ip` and says HELO, as an MTA opens a session.
+void open_session(policy::Session& s, const char* ip) {
     policy::ConnectInfo c;
     c.ip = net::Address::parse(ip);
     c.hostname = "mail.example.com";
     s.connect(c);
     s.helo("mail.example.com", {});
+}
+
+Tx send(Rig& rig, const char* ip, const std::vector<std::string>& rcpts, const policy::Macros& macros = {},
+        const char* from = "<alice@example.com>") {
+    policy::Session s(rig.env());
+    open_session(s, ip);
     Tx t;
     t.mail = s.mail(from, macros);
     bool any = false;
@@ -515,11 +520,7 @@ TEST_CASE("rcpt_continues: after MAIL FROM, only when no recipient can be answer
     // After mail() answered continue, as the worker asks it.
     auto continues = [](Rig& rig, const char* ip) {
         policy::Session s(rig.env());
-        policy::ConnectInfo c;
-        c.ip = net::Address::parse(ip);
-        c.hostname = "mail.example.com";
-        s.connect(c);
-        s.helo("mail.example.com", {});
+        open_session(s, ip);
         policy::Reply mail = s.mail("<alice@example.com>", {});
         REQUIRE(mail.action == Action::continue_);
         bool out = s.rcpt_continues();
