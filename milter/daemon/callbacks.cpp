@@ -246,7 +246,7 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) noexcept {
         ++c.mails;
         const char* arg = argv && argv[0] ? argv[0] : "";
         sfsistat status = answer(ctx, c, Stage::mail, c.session.mail(arg, macros_of(ctx)));
-        if (status == SMFIS_CONTINUE && g_hint_channel >= 0 && !c.held && !(c.protocol & SMFIP_NR_RCPT) &&
+        if (status == SMFIS_CONTINUE && g_hint_channel >= 0 && !(c.protocol & SMFIP_NR_RCPT) &&
             c.session.rcpt_continues())
             hint_rcpt(ctx, c);
         return status;

@@ -141,11 +141,13 @@ struct Session {
     Clock::time_point deadline = Clock::time_point::max();
     // RCPT TO answered here (the worker's "rcpt" hint, read_hold_channel):
     // MAIL commands libmilter took (its MAIL FROM callbacks), the one whose
-    // recipients the worker said all continue, and beside each reply
-    // conv.awaited() lists whether the MTA has it already.
+    // recipients the worker said all continue, and how many of the oldest
+    // replies conv.awaited() lists the MTA has already (answer_early gives
+    // one only when every reply awaited before it is such a one, so they
+    // are always the first ones).
     uint64_t mails_taken = 0;
     uint64_t rcpt_continue = 0;
-    std::deque<bool> answered_early;
+    size_t answered_early = 0;
 
     bool waiting_for_worker() const { return worker < 0 && !orphan && !closing; }
 };
@@ -402,27 +404,17 @@ struct Proxy::Impl {
                                    policy::replies::internal_error.xcode, settings.tempfail_text);
     }
 
-    // Whether the reply to the oldest command awaited went to the MTA from
-    // here already (answer_early); its entry goes once the reply is in.
-    static bool early_front(const Session& s) {
-        return !s.answered_early.empty() && s.answered_early.front();
-    }
-    static void reply_done(Session& s) {
-        if (!s.answered_early.empty()) s.answered_early.pop_front();
-    }
-
     // An RCPT TO of the transaction the worker said every recipient
     // continues in, with no answer before it still owed to the MTA: answered
     // continue now, one hop instead of three, and relayed all the same (the
     // worker's own continue is dropped).
-    bool answer_early(Session& s, char command, const m::Conversation::Step& step) {
-        if (command != m::command::rcpt || !step.taken || s.orphan || s.mails_taken == 0 ||
-            s.rcpt_continue != s.mails_taken ||
-            std::find(s.answered_early.begin(), s.answered_early.end(), false) != s.answered_early.end())
-            return false;
+    void answer_early(Session& s, char command, const m::Conversation::Step& step) {
+        if (command != m::command::rcpt || !step.answered || s.orphan || s.mails_taken == 0 ||
+            s.rcpt_continue != s.mails_taken || s.conv.awaited().size() != s.answered_early + 1)
+            return;
         s.to_mta.append(m::encode(m::continue_reply()));
+        s.answered_early++;
         n_early++;
-        return true;
     }
 
     // Answers every command the MTA still waits for. Returns how many.
@@ -431,9 +423,10 @@ struct Proxy::Impl {
         while (!s.conv.awaited().empty()) {
             m::Frame f = master_answer(s, s.conv.awaited().front());
             s.conv.reply(f);
-            bool early = early_front(s);
-            reply_done(s);
-            if (early) continue;  // the MTA has its answer
+            if (s.answered_early > 0) {  // the MTA has its answer
+                s.answered_early--;
+                continue;
+            }
             s.to_mta.append(m::encode(f));
             ++n;
         }
@@ -557,7 +550,7 @@ struct Proxy::Impl {
         if (c == m::command::helo) s.helo = std::string(f.data.c_str());
         m::Conversation::Step step = s.conv.command(f);
         if (c == m::command::mail && step.taken) ++s.mails_taken;
-        if (step.answered) s.answered_early.push_back(answer_early(s, c, step));
+        answer_early(s, c, step);
         if (s.orphan) {
             if (step.answered) answer_owed(s);
             return;
@@ -624,10 +617,10 @@ struct Proxy::Impl {
                 return;
             }
             if (r.command == m::command::negotiate) s.from_mta.set_max_data(s.conv.max_data());
-            bool early = early_front(s);
-            if (r.effect == m::Conversation::Effect::answered) reply_done(s);
-            if (early) {  // the MTA has its answer: the worker's goes no further
-                if (r.effect == m::Conversation::Effect::answered && f.command != m::reply::continue_)
+            if (s.answered_early > 0) {  // the MTA has its answer: the worker's goes no further
+                if (r.effect != m::Conversation::Effect::answered) continue;
+                s.answered_early--;
+                if (f.command != m::reply::continue_)
                     log_line(LOG_WARNING,
                              who(s) + " worker answered '" +
                                  util::sanitize(std::string(1, f.command), util::TextUse::log_value) +
@@ -746,9 +739,9 @@ struct Proxy::Impl {
     // "rcpt\tID\tN": the worker's hint that the session's N-th transaction
     // answers every RCPT TO continue. Taken only for the transaction open now
     // (a late hint never reaches the next one).
-    void note_rcpt_hint(const std::string& rest) {
+    void note_rcpt_hint(const char* rest) {
         char* end = nullptr;
-        SessionId id = std::strtoull(rest.c_str(), &end, 10);
+        SessionId id = std::strtoull(rest, &end, 10);
         if (*end != '\t') return;
         uint64_t n = std::strtoull(end + 1, nullptr, 10);
         auto it = sessions.find(id);
@@ -768,7 +761,7 @@ struct Proxy::Impl {
                 return;
             }
             if (m.rfind("ready\t", 0) == 0) release_held(std::strtoull(m.c_str() + 6, nullptr, 10));
-            if (m.rfind("rcpt\t", 0) == 0) note_rcpt_hint(m.substr(5));
+            if (m.rfind("rcpt\t", 0) == 0) note_rcpt_hint(m.c_str() + 5);
         }
     }
 
