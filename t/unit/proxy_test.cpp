@@ -867,6 +867,9 @@ TEST_CASE("proxy: the worker's rcpt hint: that transaction's RCPT TO answered by
     CHECK(mta.ask('R', z("<c@example.org>"), 2s) == "continue");
     CHECK(relay.proxy->counters().early_rcpts == 2);
     worker.pause_reading(false);
+    // They wait in the master for the next command the worker answers.
+    std::this_thread::sleep_for(100ms);
+    CHECK(worker.commands(0).find('R') == std::string::npos);
     if (die_on) {
         // The master answers what follows; the two early answers stay the only ones.
         CHECK(mta.ask('T', "") == tempfail);
@@ -876,7 +879,7 @@ TEST_CASE("proxy: the worker's rcpt hint: that transaction's RCPT TO answered by
     CHECK(mta.ask('T', "") == "continue");  // the worker's continues to the RCPTs went no further
     CHECK(mta.answer(300ms) == "error: timeout");
     CHECK(mta.ask('N', "") == "continue");
-    CHECK(worker.commands(0).find("RRT") != std::string::npos);  // relayed all the same
+    CHECK(worker.commands(0).find("RRT") != std::string::npos);  // relayed all the same, with the DATA
     if (tempfail_on) {
         CHECK(eventually(
             [&] { return logs.has("worker answered 'y' to an RCPT TO the master had answered continue"); }));
@@ -898,6 +901,19 @@ TEST_CASE("proxy: the worker's rcpt hint: that transaction's RCPT TO answered by
     CHECK(mta.ask('T', "") == "continue");
     CHECK(mta.answer(300ms) == "error: timeout");
     CHECK(relay.proxy->counters().early_rcpts == 2);  // none in transaction 2
+    // Transaction 3, hinted, and the MTA hangs up after its RCPT TO: the
+    // RCPT TO the master kept back still reaches the worker before the end.
+    CHECK(mta.ask('N', "") == "continue");
+    CHECK(mta.ask('E', "") == "continue");
+    CHECK(mta.ask('M', z("<a@example.net>")) == "continue");
+    hint("rcpt\t1\t3");
+    CHECK(mta.ask('R', z("<d@example.org>")) == "continue");
+    CHECK(relay.proxy->counters().early_rcpts == 3);
+    std::this_thread::sleep_for(100ms);
+    CHECK(worker.commands(0).substr(worker.commands(0).size() - 1) == "M");
+    mta.c.close();
+    CHECK(eventually([&] { return worker.closed(0); }));
+    CHECK(worker.commands(0).substr(worker.commands(0).size() - 2) == "MR");
 }
 
 TEST_CASE("proxy: libmilter sees the session macro the master adds, never the MTA's own",
