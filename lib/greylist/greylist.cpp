@@ -136,6 +136,21 @@ Result peek(state::Store& store, const Settings& s, const Request& r, state::Uni
     return run(store, s, r, now, deadline, state::Mode::peek);
 }
 
+std::optional<Result> check_client(state::Store& store, const Settings& s, const net::Address& client,
+                                   state::UnixTime now, state::Deadline deadline, state::Mode mode,
+                                   state::Outcome& store_outcome) {
+    if (s.auto_allow == 0) return std::nullopt;
+    Result res;
+    res.network = state::client_network(client, prefixes_of(s));
+    state::GreylistAnswer a =
+        store.client(client_key_in(res.network.str()), rules_of(s), now, mode, deadline);
+    store_outcome = static_cast<const state::Outcome&>(a);
+    if (!a.ok() || a.state != state::TripletState::allowed) return std::nullopt;
+    res.outcome = Outcome::allowed;
+    res.client_passes = a.client_passes;
+    return res;
+}
+
 std::string reply_text(const Result& r) {
     return "greylisted, please retry in " + std::to_string(r.wait) + (r.wait == 1 ? " second" : " seconds");
 }

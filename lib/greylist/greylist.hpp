@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -87,6 +88,15 @@ Result check(state::Store& store, const Settings& s, const Request& r, state::Un
 // What check() would answer at `now`, changing nothing (regmilter-query --state-peek).
 Result peek(state::Store& store, const Settings& s, const Request& r, state::UnixTime now,
             state::Deadline deadline);
+
+// At MAIL FROM, before any recipient: when the client's network is allowed
+// (auto_allow), the result every recipient's check() would give (outcome
+// allowed; update also renews the network, as check() does), else nullopt:
+// each recipient's triplet decides. `store_outcome` gets the call's outcome (a
+// failure is nullopt here; the recipients' calls then apply on_error).
+std::optional<Result> check_client(state::Store& store, const Settings& s, const net::Address& client,
+                                   state::UnixTime now, state::Deadline deadline, state::Mode mode,
+                                   state::Outcome& store_outcome);
 
 // The reply text for new/early: "greylisted, please retry in 300 seconds".
 std::string reply_text(const Result& r);

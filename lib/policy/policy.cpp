@@ -455,7 +455,8 @@ bool rcpt_always_continues(const Facts& facts, const Config& cfg) noexcept {
         // decide_rcpt's refusals: a deferred MAIL FROM verdict, the opt-outs
         // of bulk mail; throttle_rcpt's: greylisting, the recipients' limit.
         if (!cfg.exemptions.recipients.empty() && refuses(mail_verdict(facts, cfg).action)) return false;
-        return !facts.mail.envelope_bulk.any() && !facts.throttle.greylist && !facts.throttle.limited;
+        const ThrottleFacts& t = facts.throttle;
+        return !facts.mail.envelope_bulk.any() && (!t.greylist || t.allowed) && !t.limited;
     } catch (...) {
         return false;
     }

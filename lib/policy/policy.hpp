@@ -131,10 +131,11 @@ struct RcptThrottle {
 
 // Greylisting and rate limits of one transaction, planned at MAIL FROM.
 struct ThrottleFacts {
-    bool greylist = false;                      // a registry verdict asks for greylisting at RCPT
-    std::string greylist_reason;                // that check's reason ("registry:unregistered:reg.example")
-    bool registered = false;                    // the rate-limit class (registry error: registered)
-    bool limited = false;                       // a rate limit may apply (untrusted client)
+    bool greylist = false;                    // a registry verdict asks for greylisting at RCPT
+    std::string greylist_reason;              // that check's reason ("registry:unregistered:reg.example")
+    std::optional<greylist::Result> allowed;  // the client's network allowed at MAIL FROM: each RCPT's answer
+    bool registered = false;                  // the rate-limit class (registry error: registered)
+    bool limited = false;                     // a rate limit may apply (untrusted client)
     std::optional<ratelimit::Result> messages;  // MAIL FROM's count
     std::vector<RcptThrottle> rcpts;            // every RCPT that reached them, in order
     std::vector<std::string> observed;          // observe mode: X-Regmilter "would ..." values

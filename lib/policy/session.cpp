@@ -420,17 +420,30 @@ ratelimit::Result Session::count(ratelimit::Kind kind) {
 }
 
 // The messages' rate limit, counted once the MAIL FROM checks let the
-// transaction go on.
+// transaction go on; then, for a greylisted client, whether its network is
+// allowed: then every recipient passes, known now, with no store call each,
+// and the master may answer them (rcpt_continues).
 Reply Session::throttle_mail(Reply v) {
     ThrottleFacts& t = facts_.throttle;
-    t = plan_throttle(facts_, cfg());
-    if (!t.limited) return v;
-    ratelimit::Result r = count(ratelimit::Kind::messages);
-    if (r.outcome == ratelimit::Outcome::off) return v;
-    t.messages = r;
-    Reply l = observe(decide_ratelimit(r, cfg()), cfg(), t.observed);
-    if (refuses(l.action)) return l;
-    return take_observed(std::move(v), l);
+    const config::Config& c = cfg();
+    t = plan_throttle(facts_, c);
+    if (t.limited) {
+        ratelimit::Result r = count(ratelimit::Kind::messages);
+        if (r.outcome != ratelimit::Outcome::off) {
+            t.messages = r;
+            Reply l = observe(decide_ratelimit(r, c), c, t.observed);
+            if (refuses(l.action)) return l;
+            v = take_observed(std::move(v), l);
+        }
+    }
+    if (t.greylist) {
+        state::Outcome o;
+        t.allowed = greylist::check_client(store_ ? *store_ : no_store(), c.greylist, *facts_.connect.ip,
+                                           unix_time(env_), store_deadline(c),
+                                           env_.state_peek ? state::Mode::peek : state::Mode::update, o);
+        note(o);
+    }
+    return v;
 }
 
 // Greylisting of the triplet, then the recipients' rate limit (a greylisted
@@ -441,13 +454,17 @@ Reply Session::throttle_rcpt(const std::string& rcpt, Reply v, bool& log) {
     const config::Config& c = cfg();
     RcptThrottle& rt = t.rcpts.emplace_back();
     rt.rcpt = rcpt;
-    if (t.greylist) {
+    if (t.allowed) {
+        rt.greylist = t.allowed;
+    } else if (t.greylist) {
         state::Store& s = store_ ? *store_ : no_store();
         greylist::Request req{*facts_.connect.ip, ctx_.mail_from, rcpt};
         rt.greylist = env_.state_peek
                           ? greylist::peek(s, c.greylist, req, unix_time(env_), store_deadline(c))
                           : greylist::check(s, c.greylist, req, unix_time(env_), store_deadline(c));
         note(rt.greylist->store);
+    }
+    if (rt.greylist) {
         Reply g = observe(decide_greylist(*rt.greylist, t.greylist_reason, c), c, t.observed);
         if (refuses(g.action)) return g;
         log = log || !g.reason.empty();  // observe mode

@@ -128,6 +128,28 @@ size_t MemoryStore::purge(UnixTime now) {
     return table_.lock()->purge(now, std::numeric_limits<size_t>::max());
 }
 
+// Step 1: the client network's count into `ans`; auto_allow. The client's
+// entry, or null when it has none.
+MemoryStore::Entry* MemoryStore::client_step(Table& t, const Key& client, const GreylistRules& rules,
+                                             UnixTime now, bool update, GreylistAnswer& ans) {
+    Entry* c = t.find(client, now);
+    const int64_t n = c ? c->a : 0;
+    ans.client_passes = uint32_t(std::min<int64_t>(n, std::numeric_limits<uint32_t>::max()));
+    if (rules.auto_allow > 0 && n >= int64_t(rules.auto_allow)) {
+        if (update) t.set_expires(*c, now + rules.pass_lifetime);
+        ans.state = TripletState::allowed;
+    }
+    return c;
+}
+
+GreylistAnswer MemoryStore::client(const Key& client, const GreylistRules& rules, UnixTime now, Mode mode,
+                                   Deadline) {
+    GreylistAnswer ans;
+    auto t = table_.lock();
+    client_step(*t, client, rules, now, mode == Mode::update, ans);
+    return ans;
+}
+
 GreylistAnswer MemoryStore::greylist(const Key& triplet, const Key& client, const GreylistRules& rules,
                                      UnixTime now, Mode mode, Deadline) {
     const bool update = mode == Mode::update;
@@ -135,15 +157,9 @@ GreylistAnswer MemoryStore::greylist(const Key& triplet, const Key& client, cons
     auto t = table_.lock();
     if (update) t->purge(now, purge_per_call);
 
-    // Step 1: the client network's count; auto_allow.
-    Entry* c = t->find(client, now);
+    Entry* c = client_step(*t, client, rules, now, update, ans);
     const int64_t n = c ? c->a : 0;
-    ans.client_passes = uint32_t(std::min<int64_t>(n, std::numeric_limits<uint32_t>::max()));
-    if (rules.auto_allow > 0 && n >= int64_t(rules.auto_allow)) {
-        if (update) t->set_expires(*c, now + rules.pass_lifetime);
-        ans.state = TripletState::allowed;
-        return ans;
-    }
+    if (ans.state == TripletState::allowed) return ans;
     Entry* e = t->find(triplet, now);
     if (!e) {  // step 2
         ans.state = TripletState::created;

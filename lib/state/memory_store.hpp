@@ -47,6 +47,8 @@ public:
 
     GreylistAnswer greylist(const Key& triplet, const Key& client, const GreylistRules& rules, UnixTime now,
                             Mode mode, Deadline deadline) override;
+    GreylistAnswer client(const Key& client, const GreylistRules& rules, UnixTime now, Mode mode,
+                          Deadline deadline) override;
     CounterAnswer count(const Key& counter, uint64_t n, uint64_t limit, UnixTime expires, UnixTime now,
                         Mode mode, Deadline deadline) override;
     std::string describe() const override { return "memory"; }
@@ -124,6 +126,9 @@ private:
         std::vector<Node*> heap_;  // nodes of an unordered_map do not move on rehash
         uint64_t evictions_ = 0;
     };
+
+    static Entry* client_step(Table& t, const Key& client, const GreylistRules& rules, UnixTime now,
+                              bool update, GreylistAnswer& ans);
 
     const MemoryOptions options_;
     util::LockGuarded<Table> table_;

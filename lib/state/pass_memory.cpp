@@ -16,28 +16,44 @@ size_t PassMemory::KeyHash::operator()(const Key& k) const {
 PassMemory::PassMemory(std::shared_ptr<Store> behind, PassMemoryOptions options)
     : behind_(std::move(behind)), options_(options) {}
 
+const PassMemory::Remembered* PassMemory::given(Memory& m, const Key& key, UnixTime now) {
+    auto it = m.entries.find(key);
+    if (it == m.entries.end()) return nullptr;
+    if (now < it->second.until) return &it->second;
+    m.entries.erase(it);
+    return nullptr;
+}
+
+bool PassMemory::allowed(Memory& m, const Key& client, UnixTime now, GreylistAnswer& a) {
+    const Remembered* r = given(m, client, now);
+    if (!r) return false;
+    m.hits++;
+    a.state = TripletState::allowed;
+    a.client_passes = r->client_passes;
+    return true;
+}
+
+GreylistAnswer PassMemory::client(const Key& client, const GreylistRules& rules, UnixTime now, Mode mode,
+                                  Deadline deadline) {
+    if (mode == Mode::update && options_.remember > 0 && rules.auto_allow > 0) {
+        GreylistAnswer a;
+        if (allowed(*memory_.lock(), client, now, a)) return a;
+    }
+    GreylistAnswer a = behind_->client(client, rules, now, mode, deadline);
+    if (mode == Mode::update && options_.remember > 0 && a.ok() && a.state == TripletState::allowed)
+        remember(client, a, now, now + std::min(options_.remember, rules.pass_lifetime));
+    return a;
+}
+
 GreylistAnswer PassMemory::greylist(const Key& triplet, const Key& client, const GreylistRules& rules,
                                     UnixTime now, Mode mode, Deadline deadline) {
     if (mode == Mode::update && options_.remember > 0) {
         auto m = memory_.lock();
-        auto given = [&](const Key& k) -> const Remembered* {
-            auto it = m->entries.find(k);
-            if (it == m->entries.end()) return nullptr;
-            if (now < it->second.until) return &it->second;
-            m->entries.erase(it);
-            return nullptr;
-        };
         // The store's own order: an allowed client first (while auto_allow is on).
-        if (const Remembered* r = rules.auto_allow > 0 ? given(client) : nullptr) {
+        GreylistAnswer a;
+        if (rules.auto_allow > 0 && allowed(*m, client, now, a)) return a;
+        if (const Remembered* r = given(*m, triplet, now)) {
             m->hits++;
-            GreylistAnswer a;
-            a.state = TripletState::allowed;
-            a.client_passes = r->client_passes;
-            return a;
-        }
-        if (const Remembered* r = given(triplet)) {
-            m->hits++;
-            GreylistAnswer a;
             a.state = TripletState::passed;
             a.first_seen = r->first_seen;
             a.client_passes = r->client_passes;

@@ -33,6 +33,8 @@ public:
 
     GreylistAnswer greylist(const Key& triplet, const Key& client, const GreylistRules& rules, UnixTime now,
                             Mode mode, Deadline deadline) override;
+    GreylistAnswer client(const Key& client, const GreylistRules& rules, UnixTime now, Mode mode,
+                          Deadline deadline) override;
     CounterAnswer count(const Key& counter, uint64_t n, uint64_t limit, UnixTime expires, UnixTime now,
                         Mode mode, Deadline deadline) override;
     std::string describe() const override { return behind_->describe(); }
@@ -53,6 +55,10 @@ private:
         std::unordered_map<Key, Remembered, KeyHash> entries;
         uint64_t hits = 0;
     };
+    // What is remembered for `key` at `now`, or null (an expired entry is dropped).
+    static const Remembered* given(Memory& m, const Key& key, UnixTime now);
+    // A remembered allowed `client` into `a` (counted as a hit); false when none.
+    static bool allowed(Memory& m, const Key& client, UnixTime now, GreylistAnswer& a);
     void remember(const Key& key, const GreylistAnswer& a, UnixTime now, UnixTime until);
 
     const std::shared_ptr<Store> behind_;

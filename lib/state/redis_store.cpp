@@ -73,6 +73,25 @@ end
 return {3, f, n + 1}
 )lua";
 
+// The client step of store.hpp: greylist_lua's step 1 alone. KEYS: client.
+// ARGV: now, pass_lifetime, auto_allow, update (1) or peek (0), slack.
+// Returns {state, 0, client_passes}, state 5 allowed or 1 (not allowed).
+const char* const client_lua = R"lua(
+local now, life, auto = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local update, slack = ARGV[4] == '1', tonumber(ARGV[5])
+local c = redis.call('HMGET', KEYS[1], 'n', 'e')
+local n, ce = tonumber(c[1]), tonumber(c[2])
+if n == nil or ce == nil or ce < now then n = 0 end
+if auto > 0 and n >= auto then
+  if update then
+    redis.call('HSET', KEYS[1], 'e', now + life)
+    redis.call('EXPIRE', KEYS[1], life + slack)
+  end
+  return {5, 0, n}
+end
+return {1, 0, n}
+)lua";
+
 // The rate-limit step. KEYS: counter. ARGV: n, limit, expires, now, update,
 // slack. Returns {admitted 1|0, value}.
 const char* const count_lua = R"lua(
@@ -197,6 +216,10 @@ const RedisStore::Script& greylist_script() {
     static const RedisStore::Script s{greylist_lua, sha1_hex(greylist_lua), 3};
     return s;
 }
+const RedisStore::Script& client_script() {
+    static const RedisStore::Script s{client_lua, sha1_hex(client_lua), 3};
+    return s;
+}
 const RedisStore::Script& count_script() {
     static const RedisStore::Script s{count_lua, sha1_hex(count_lua), 2};
     return s;
@@ -272,6 +295,7 @@ std::vector<std::string> check_redis_options(const RedisOptions& o) {
 
 RedisStore::RedisStore(RedisOptions options) : options_(std::move(options)) {
     greylist_script();  // hash the scripts now, not on the first (timed) call
+    client_script();
     count_script();
 }
 
@@ -551,12 +575,26 @@ void RedisStore::note(Outcome& o) {
 
 GreylistAnswer RedisStore::greylist(const Key& triplet, const Key& client, const GreylistRules& rules,
                                     UnixTime now, Mode mode, Deadline deadline) {
+    return greylist_answer(
+        run(greylist_script(), {redis_key(triplet), redis_key(client)},
+            {std::to_string(now), std::to_string(rules.delay), std::to_string(rules.retry_window),
+             std::to_string(rules.pass_lifetime), std::to_string(rules.auto_allow),
+             mode == Mode::update ? "1" : "0", std::to_string(ttl_slack)},
+            deadline));
+}
+
+GreylistAnswer RedisStore::client(const Key& client, const GreylistRules& rules, UnixTime now, Mode mode,
+                                  Deadline deadline) {
+    return greylist_answer(
+        run(client_script(), {redis_key(client)},
+            {std::to_string(now), std::to_string(rules.pass_lifetime), std::to_string(rules.auto_allow),
+             mode == Mode::update ? "1" : "0", std::to_string(ttl_slack)},
+            deadline));
+}
+
+// A greylisting script's {state, first_seen, client_passes}.
+GreylistAnswer RedisStore::greylist_answer(Reply r) {
     GreylistAnswer ans;
-    Reply r = run(greylist_script(), {redis_key(triplet), redis_key(client)},
-                  {std::to_string(now), std::to_string(rules.delay), std::to_string(rules.retry_window),
-                   std::to_string(rules.pass_lifetime), std::to_string(rules.auto_allow),
-                   mode == Mode::update ? "1" : "0", std::to_string(ttl_slack)},
-                  deadline);
     ans.status = r.status;
     ans.reason = std::move(r.reason);
     if (ans.ok()) {

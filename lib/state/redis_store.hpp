@@ -61,6 +61,8 @@ public:
 
     GreylistAnswer greylist(const Key& triplet, const Key& client, const GreylistRules& rules, UnixTime now,
                             Mode mode, Deadline deadline) override;
+    GreylistAnswer client(const Key& client, const GreylistRules& rules, UnixTime now, Mode mode,
+                          Deadline deadline) override;
     CounterAnswer count(const Key& counter, uint64_t n, uint64_t limit, UnixTime expires, UnixTime now,
                         Mode mode, Deadline deadline) override;
     std::string describe() const override;
@@ -76,6 +78,7 @@ public:
 private:
     Reply run(const Script& script, const std::vector<std::string>& keys,
               const std::vector<std::string>& args, Deadline deadline);
+    GreylistAnswer greylist_answer(Reply r);
     std::unique_ptr<Connection> connect(Deadline deadline, Reply& failure);
     std::unique_ptr<Connection> take();
     void give_back(std::unique_ptr<Connection> c);

@@ -106,6 +106,11 @@ struct GreylistRules {
 //      client's count is not touched: it lives pass_lifetime after the last
 //      triplet that passed_now.)
 // With Mode::peek nothing is written and the answer is what update would say.
+//
+// The client step is step 1 alone, for a caller that knows the client but
+// not yet a recipient (MAIL FROM): allowed (and the client's expiry renewed,
+// with update) when step 1 would answer allowed; otherwise created, with
+// client_passes = n and nothing written: the triplets decide.
 enum class TripletState { created, early, passed_now, passed, allowed };
 const char* to_string(TripletState s);  // "created", "early", "passed-now", "passed", "allowed"
 
@@ -133,6 +138,11 @@ public:
     // The greylisting step above for `triplet` and its client network `client`.
     virtual GreylistAnswer greylist(const Key& triplet, const Key& client, const GreylistRules& rules,
                                     UnixTime now, Mode mode, Deadline deadline) = 0;
+
+    // The client step above for the client network `client`. This default
+    // never allows, so that every recipient's greylisting step decides.
+    virtual GreylistAnswer client(const Key& client, const GreylistRules& rules, UnixTime now, Mode mode,
+                                  Deadline deadline);
 
     // The rate-limit step above; limit 0 = no limit.
     virtual CounterAnswer count(const Key& counter, uint64_t n, uint64_t limit, UnixTime expires,

@@ -293,6 +293,10 @@ public:
                                    state::UnixTime now, state::Mode m, state::Deadline d) override {
         return inner_->greylist(t, c, r, now, m, d);
     }
+    state::GreylistAnswer client(const state::Key& c, const state::GreylistRules& r, state::UnixTime now,
+                                 state::Mode m, state::Deadline d) override {
+        return inner_->client(c, r, now, m, d);
+    }
     state::CounterAnswer count(const state::Key& k, uint64_t n, uint64_t limit, state::UnixTime expires,
                                state::UnixTime now, state::Mode m, state::Deadline d) override {
         return inner_->count(k, n, limit, expires, now, m, d);

@@ -340,16 +340,28 @@ data: continue"
     host_start M
     check_match "memory: a malformed snapshot is refused with FILE:LINE" \
         "$(grep -F 'state snapshot refused' "$T/M.log")" "*$T/state:2: bad key \"0123\"*starting with empty state"
+    first=$(date +%s)
     check "memory: ... and mail flows (the triplet is new again)" \
         "$(send M 198.51.100.66 carol@pass.spf.e2e.test grace@dest.test)" \
         "451 4.7.1 greylisted, please retry in 5 seconds"
     check "memory: ... a registered client passes" "$(send M 198.51.100.7 carol@pass.spf.e2e.test h@dest.test)" "continue
 data: continue"
+    # auto_allow = 1: once the triplet passed, its network is allowed, known
+    # at MAIL FROM, so a recipient never seen passes at once.
+    mem_config "auto_allow = 1" ""
+    host_reload M || not_ok "memory: reload for auto_allow = 1" "no reload line in the log"
+    while [ "$(date +%s)" -le $((first + 5)) ]; do sleep 0.2; done
+    check "memory: the retry passes, and allows its network" \
+        "$(send M 198.51.100.66 carol@pass.spf.e2e.test grace@dest.test)" "continue
+data: continue"
+    check "memory: a new recipient from the allowed network passes at once" \
+        "$(send M 198.51.100.66 carol@pass.spf.e2e.test ivan@dest.test)" "continue
+data: continue"
     host_stop M
-    # The registered client's RCPT TO can only continue: the worker said so
-    # after its MAIL FROM and the master answered it at once; the greylisted
-    # client's was the worker's to answer.
-    check_match "memory: one RCPT TO (the registered client's) answered by the master on the worker's hint" \
-        "$(grep -F 'RCPT TO answered at once' "$T/M.log" | tail -n 1)" "*, 1 RCPT TO answered at once on the worker's hint"
+    # The registered client's and the allowed network's RCPT TO can only
+    # continue: the worker said so after their MAIL FROM and the master
+    # answered them at once; the greylisted client's were the worker's to answer.
+    check_match "memory: two RCPT TO (the registered client's, the allowed network's) answered by the master" \
+        "$(grep -F 'RCPT TO answered at once' "$T/M.log" | tail -n 1)" "*, 2 RCPT TO answered at once on the worker's hint"
 fi
 finish

@@ -19,6 +19,12 @@ StoreStep gp(int64_t at, int triplet, int client, const char* want) {
     s.op = Op::greylist_peek;
     return s;
 }
+StoreStep cl(int64_t at, int client, const char* want, Op op = Op::client) {
+    StoreStep s{op, at};
+    s.client = client;
+    s.want = want;
+    return s;
+}
 StoreStep c(int64_t at, int counter, uint64_t n, uint64_t limit, int64_t expires, const char* want) {
     StoreStep s{Op::count, at};
     s.counter = counter;
@@ -95,6 +101,28 @@ const std::vector<StoreScenario>& store_scenarios() {
           g(0, 1, 1, "created first=0 passes=0"), gp(D - 1, 1, 1, "early first=0 passes=0"),
           gp(D, 1, 1, "passed-now first=0 passes=1"), gp(D, 1, 1, "passed-now first=0 passes=1"),
           g(D + 1, 1, 1, "passed-now first=0 passes=1"), gp(D + 2, 1, 1, "passed first=0 passes=1")}},
+        {"the client step: allowed from the auto_allow-th passed triplet on, and renewed",
+         rules,
+         {cl(0, 1, "not-allowed passes=0"), g(0, 1, 1, "created first=0 passes=0"),
+          g(0, 2, 1, "created first=0 passes=0"), g(0, 3, 1, "created first=0 passes=0"),
+          g(D, 1, 1, "passed-now first=0 passes=1"), g(D, 2, 1, "passed-now first=0 passes=2"),
+          cl(D, 1, "not-allowed passes=2"), g(D, 3, 1, "passed-now first=0 passes=3"),
+          cl(D + 1, 1, "allowed passes=3"), cl(D + L, 1, "allowed passes=3"),
+          cl(D + 2 * L, 1, "allowed passes=3", Op::client_peek), cl(D + 2 * L, 1, "allowed passes=3"),
+          g(D + 3 * L, 9, 1, "allowed passes=3"), cl(D + 4 * L + 1, 1, "not-allowed passes=0"),
+          cl(D + 4 * L + 1, 2, "not-allowed passes=0")}},
+        {"the client step: peek renews nothing, and it writes nothing when not allowed",
+         rules,
+         {cl(0, 1, "not-allowed passes=0"), g(0, 1, 1, "created first=0 passes=0"),
+          g(0, 2, 1, "created first=0 passes=0"), g(0, 3, 1, "created first=0 passes=0"),
+          g(D, 1, 1, "passed-now first=0 passes=1"), g(D, 2, 1, "passed-now first=0 passes=2"),
+          g(D, 3, 1, "passed-now first=0 passes=3"), cl(D + L, 1, "allowed passes=3", Op::client_peek),
+          cl(D + L + 1, 1, "not-allowed passes=0"), cl(D + L + 1, 1, "not-allowed passes=0"),
+          g(D + L + 1, 4, 1, "created first=3110701 passes=0")}},
+        {"the client step with auto_allow = 0 never allows",
+         no_auto,
+         {g(0, 1, 1, "created first=0 passes=0"), g(D, 1, 1, "passed-now first=0 passes=1"),
+          cl(D, 1, "not-allowed passes=1")}},
         {"limit 3: three pass, the fourth is refused and not counted",
          rules,
          {c(0, 1, 1, 3, 3599, "admitted 1"), c(1, 1, 1, 3, 3599, "admitted 2"),
@@ -143,7 +171,13 @@ std::vector<std::string> run_store_scenario(state::Store& store, const StoreScen
         const state::UnixTime now = base + step.at;
         std::string got;
         state::Outcome out;
-        if (step.op == Op::greylist || step.op == Op::greylist_peek) {
+        if (step.op == Op::client || step.op == Op::client_peek) {
+            auto a = store.client(key(state::KeyKind::client, step.client), s.rules, now,
+                                  step.op == Op::client ? state::Mode::update : state::Mode::peek, deadline);
+            out = a;
+            got = std::string(a.state == state::TripletState::allowed ? "allowed" : "not-allowed") +
+                  " passes=" + std::to_string(a.client_passes);
+        } else if (step.op == Op::greylist || step.op == Op::greylist_peek) {
             auto a = store.greylist(
                 key(state::KeyKind::triplet, step.triplet), key(state::KeyKind::client, step.client), s.rules,
                 now, step.op == Op::greylist ? state::Mode::update : state::Mode::peek, deadline);

@@ -14,10 +14,11 @@
 namespace regmilter::testing {
 
 struct StoreStep {
-    enum class Op { greylist, greylist_peek, count, count_peek };
+    enum class Op { greylist, greylist_peek, client, client_peek, count, count_peek };
     Op op;
     int64_t at;  // seconds after the scenario's start
-    // greylist: triplet and client numbers (keys distinct per scenario and run)
+    // greylist: triplet and client numbers (keys distinct per scenario and
+    // run); client: the client number alone
     int triplet = 0;
     int client = 0;
     // count: counter number, n, limit, the counter's expiry (offset)
@@ -28,6 +29,7 @@ struct StoreStep {
     // What the step answers, as describe() prints it:
     //   greylist: "created first=0 passes=0", "early first=0 passes=0",
     //             "passed-now first=0 passes=1", "passed first=0 passes=1", "allowed passes=3"
+    //   client:   "allowed passes=3", "not-allowed passes=2"
     //   count:    "admitted 3", "refused 4"
     const char* want = "";
 };

@@ -65,11 +65,21 @@ public:
     bool down = false;
     bool wrong_type = false;
     state::MemoryStore inner;
+    int greylist_calls = 0, client_calls = 0;
 
     state::GreylistAnswer greylist(const state::Key& t, const state::Key& c, const state::GreylistRules& r,
                                    state::UnixTime now, state::Mode m, state::Deadline d) override {
+        ++greylist_calls;
         state::GreylistAnswer a;
         if (!down && !wrong_type) a = inner.greylist(t, c, r, now, m, d);
+        note(a);
+        return a;
+    }
+    state::GreylistAnswer client(const state::Key& c, const state::GreylistRules& r, state::UnixTime now,
+                                 state::Mode m, state::Deadline d) override {
+        ++client_calls;
+        state::GreylistAnswer a;
+        if (!down && !wrong_type) a = inner.client(c, r, now, m, d);
         note(a);
         return a;
     }
@@ -252,6 +262,39 @@ TEST_CASE("greylisting: auto_allow lets a client network through from its Nth pa
     CHECK(send(rig, "198.51.100.9", {"never-seen@example.org"}).rcpts[0].action == Action::tempfail);
 }
 
+TEST_CASE("greylisting: an allowed network is known at MAIL FROM, its recipients need no store call",
+          "[throttle]") {
+    auto store = std::make_shared<FlakyStore>();
+    Rig rig(cfg_text("[greylist]\ndelay = 60\nauto_allow = 2\n"), store);
+    for (const char* r : {"a@example.org", "b@example.org"}) {
+        rig.now = t0;
+        send(rig, "192.0.2.66", {r});
+        rig.now = t0 + 60;
+        send(rig, "192.0.2.66", {r});
+    }
+    CHECK(store->client_calls == 4);  // one per MAIL FROM: not allowed yet
+    CHECK(store->greylist_calls == 4);
+    store->client_calls = store->greylist_calls = 0;
+    // Another address of the /24, three recipients: one client step, no triplet.
+    Tx t = send(rig, "192.0.2.67", {"c@example.org", "d@example.org", "e@example.org"});
+    CHECK(store->client_calls == 1);
+    CHECK(store->greylist_calls == 0);
+    for (const auto& r : t.rcpts) CHECK(r.action == Action::continue_);
+    CHECK(contains(t.data.log, "greylist=allowed "));
+    // The client step renews the network, as the triplet step does: 36 days
+    // (pass_lifetime) after this last use it is still allowed, a day later not.
+    rig.now = t0 + 60 + 3110400;
+    CHECK(send(rig, "192.0.2.67", {"f@example.org"}).rcpts[0].action == Action::continue_);
+    rig.now += 3110400 + 1;
+    CHECK(send(rig, "192.0.2.67", {"f@example.org"}).rcpts[0].action == Action::tempfail);
+    // The store failing at MAIL FROM: the recipients' own calls decide (on_error).
+    store->down = true;
+    t = send(rig, "192.0.2.66", {"g@example.org"});
+    CHECK(t.rcpts[0].action == Action::continue_);
+    CHECK(contains(t.data.log, "greylist=error "));
+    CHECK(rig.notices.size() == 1);  // one outage, one line
+}
+
 TEST_CASE("greylisting: never for trusted, authenticated or registered clients", "[throttle]") {
     Rig rig(cfg_text("[ratelimit]\nunregistered_messages = 1\nunregistered_recipients = 1\n"));
     struct Case {
@@ -425,8 +468,9 @@ TEST_CASE("a key of the wrong type: on_error for that call, a notice each time, 
     Tx t = send(rig, "192.0.2.66", {"bob@example.org"});
     CHECK(t.rcpts[0].action == Action::continue_);
     CHECK(contains(t.data.log, "greylist=error "));
-    REQUIRE(rig.notices.size() == 1);
+    REQUIRE(rig.notices.size() == 2);  // the MAIL FROM's client step, the RCPT TO's triplet step
     CHECK(contains(rig.notices[0], "WRONGTYPE"));
+    CHECK(contains(rig.notices[1], "WRONGTYPE"));
 }
 
 TEST_CASE("no store at all: greylisting follows on_error", "[throttle]") {
@@ -538,6 +582,17 @@ TEST_CASE("rcpt_continues: after MAIL FROM, only when no recipient can be answer
         CHECK_FALSE(continues(rig, "192.0.2.66"));   // unregistered: greylisted at RCPT TO
         CHECK(continues(rig, "192.0.2.99"));         // registered and block-listed: never greylisted
         CHECK_FALSE(continues(rig, "203.0.113.5"));  // unregistered and block-listed
+    }
+    SECTION("greylisting, the client's network allowed (auto_allow)") {
+        Rig rig(cfg_text("[greylist]\ndelay = 60\nauto_allow = 1\n"));
+        CHECK_FALSE(continues(rig, "192.0.2.66"));
+        send(rig, "192.0.2.66", {"bob@example.org"});
+        rig.now = t0 + 60;
+        CHECK_FALSE(continues(rig, "192.0.2.66"));  // not yet: bob's triplet has not passed
+        send(rig, "192.0.2.66", {"bob@example.org"});
+        CHECK(continues(rig, "192.0.2.66"));
+        CHECK(continues(rig, "192.0.2.67"));          // the same /24
+        CHECK_FALSE(continues(rig, "198.51.100.9"));  // another network
     }
     SECTION("rate limits: a registered client counts its recipients") {
         Rig rig(cfg_text("[ratelimit]\nregistered_recipients = 4\n"));

@@ -362,8 +362,13 @@ namespace {
 class Counting : public Store {
 public:
     MemoryStore inner;
-    std::atomic<int> greylists{0}, counts{0};
+    std::atomic<int> greylists{0}, clients{0}, counts{0};
     bool failing = false;
+    GreylistAnswer client(const Key& c, const GreylistRules& r, UnixTime now, Mode mode,
+                          Deadline d) override {
+        ++clients;
+        return inner.client(c, r, now, mode, d);
+    }
     GreylistAnswer greylist(const Key& t, const Key& c, const GreylistRules& r, UnixTime now, Mode mode,
                             Deadline d) override {
         ++greylists;
@@ -431,6 +436,35 @@ TEST_CASE("PassMemory: an allowed client is remembered while auto_allow is on", 
     off.auto_allow = 0;
     CHECK(step(pm, 4, 7, T0 + 303, off).state == TripletState::created);
     CHECK(behind->greylists == asked + 1);
+}
+
+TEST_CASE("PassMemory: the client step shares what is remembered of an allowed client", "[state]") {
+    auto behind = std::make_shared<Counting>();
+    PassMemory pm(behind, PassMemoryOptions{60, 1000});
+    const GreylistRules one{300, 14400, 3110400, 1};
+    auto client_step = [&](int client, UnixTime now, Mode mode = Mode::update) {
+        return pm.client(ckey(client), one, now, mode, soon());
+    };
+    CHECK(client_step(7, T0).state == TripletState::created);  // not allowed: asked, not remembered
+    CHECK(client_step(7, T0).state == TripletState::created);
+    CHECK(behind->clients == 2);
+    step(pm, 1, 7, T0, one);
+    REQUIRE(step(pm, 1, 7, T0 + 300, one).state == TripletState::passed_now);
+    // Allowed: asked once, then remembered for 60 s, by either step.
+    CHECK(client_step(7, T0 + 301).state == TripletState::allowed);
+    CHECK(behind->clients == 3);
+    GreylistAnswer a = client_step(7, T0 + 302);
+    CHECK(a.state == TripletState::allowed);
+    CHECK(a.client_passes == 1);
+    int asked = behind->greylists;
+    CHECK(step(pm, 2, 7, T0 + 303, one).state == TripletState::allowed);
+    CHECK(behind->clients == 3);
+    CHECK(behind->greylists == asked);
+    // A peek always asks; at until (T0 + 301 + 60) the store is asked again.
+    CHECK(client_step(7, T0 + 304, Mode::peek).state == TripletState::allowed);
+    CHECK(behind->clients == 4);
+    CHECK(client_step(7, T0 + 361).state == TripletState::allowed);
+    CHECK(behind->clients == 5);
 }
 
 TEST_CASE("PassMemory: peeks, counts and failures always reach the store", "[state]") {
