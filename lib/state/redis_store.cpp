@@ -28,25 +28,33 @@ namespace {
 // clock, so hosts whose clocks differ a little agree on what exists.
 constexpr int64_t ttl_slack = 60;
 
+// Step 1 of store.hpp's greylisting step, shared by the two scripts below:
+// the client network's count n (0 if absent); allowed when auto_allow says
+// so. Wants the locals now, life, auto, update, slack and ck (the client's key).
+const char* const client_step_lua = R"lua(
+local c = redis.call('HMGET', ck, 'n', 'e')
+local n, ce = tonumber(c[1]), tonumber(c[2])
+if n == nil or ce == nil or ce < now then n = 0 end
+if auto > 0 and n >= auto then
+  if update then
+    redis.call('HSET', ck, 'e', now + life)
+    redis.call('EXPIRE', ck, life + slack)
+  end
+  return {5, 0, n}
+end
+)lua";
+
 // The greylisting step of store.hpp, line for line (MemoryStore::greylist is
 // the same rule in C++; t/support/state_scenarios runs one table on both).
 // KEYS: triplet, client. ARGV: now, delay, retry_window, pass_lifetime,
 // auto_allow, update (1) or peek (0), slack. Returns {state, first_seen,
 // client_passes}; state 1 created, 2 early, 3 passed_now, 4 passed, 5 allowed.
 // An HMGET on a key of another type raises WRONGTYPE, which ends the script.
-const char* const greylist_lua = R"lua(
+const std::string greylist_lua = std::string(R"lua(
 local now, delay, window, life = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local auto, update, slack = tonumber(ARGV[5]), ARGV[6] == '1', tonumber(ARGV[7])
-local c = redis.call('HMGET', KEYS[2], 'n', 'e')
-local n, ce = tonumber(c[1]), tonumber(c[2])
-if n == nil or ce == nil or ce < now then n = 0 end
-if auto > 0 and n >= auto then
-  if update then
-    redis.call('HSET', KEYS[2], 'e', now + life)
-    redis.call('EXPIRE', KEYS[2], life + slack)
-  end
-  return {5, 0, n}
-end
+local ck = KEYS[2]
+)lua") + client_step_lua + R"lua(
 local t = redis.call('HMGET', KEYS[1], 'f', 'p', 'e')
 local f, p, e = tonumber(t[1]), tonumber(t[2]), tonumber(t[3])
 if f == nil or p == nil or e == nil or e < now then
@@ -67,28 +75,20 @@ if now - f < delay then return {2, f, n} end
 if update then
   redis.call('HSET', KEYS[1], 'p', now, 'e', now + life)
   redis.call('EXPIRE', KEYS[1], life + slack)
-  redis.call('HSET', KEYS[2], 'n', n + 1, 'e', now + life)
-  redis.call('EXPIRE', KEYS[2], life + slack)
+  redis.call('HSET', ck, 'n', n + 1, 'e', now + life)
+  redis.call('EXPIRE', ck, life + slack)
 end
 return {3, f, n + 1}
 )lua";
 
-// The client step of store.hpp: greylist_lua's step 1 alone. KEYS: client.
-// ARGV: now, pass_lifetime, auto_allow, update (1) or peek (0), slack.
-// Returns {state, 0, client_passes}, state 5 allowed or 1 (not allowed).
-const char* const client_lua = R"lua(
+// The client step of store.hpp: step 1 alone. KEYS: client. ARGV: now,
+// pass_lifetime, auto_allow, update (1) or peek (0), slack. Returns
+// {state, 0, client_passes}, state 5 allowed or 1 (not allowed).
+const std::string client_lua = std::string(R"lua(
 local now, life, auto = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local update, slack = ARGV[4] == '1', tonumber(ARGV[5])
-local c = redis.call('HMGET', KEYS[1], 'n', 'e')
-local n, ce = tonumber(c[1]), tonumber(c[2])
-if n == nil or ce == nil or ce < now then n = 0 end
-if auto > 0 and n >= auto then
-  if update then
-    redis.call('HSET', KEYS[1], 'e', now + life)
-    redis.call('EXPIRE', KEYS[1], life + slack)
-  end
-  return {5, 0, n}
-end
+local ck = KEYS[1]
+)lua") + client_step_lua + R"lua(
 return {1, 0, n}
 )lua";
 
@@ -213,11 +213,11 @@ struct RedisStore::Connection {
 
 namespace {
 const RedisStore::Script& greylist_script() {
-    static const RedisStore::Script s{greylist_lua, sha1_hex(greylist_lua), 3};
+    static const RedisStore::Script s{greylist_lua.c_str(), sha1_hex(greylist_lua.c_str()), 3};
     return s;
 }
 const RedisStore::Script& client_script() {
-    static const RedisStore::Script s{client_lua, sha1_hex(client_lua), 3};
+    static const RedisStore::Script s{client_lua.c_str(), sha1_hex(client_lua.c_str()), 3};
     return s;
 }
 const RedisStore::Script& count_script() {
