@@ -25,6 +25,10 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 ifeq ($(MAKELEVEL),0)
 MAKEFLAGS += -j$(JOBS)
 endif
+# `make clean all`: clean first, not beside the build.
+ifneq (,$(filter clean,$(MAKECMDGOALS)))
+.NOTPARALLEL:
+endif
 
 PREFIX     ?= /usr/local
 DESTDIR    ?=
